@@ -1,0 +1,5 @@
+"""``python -m cpgw_tray``."""
+
+from .cli import entry
+
+entry()

@@ -1,0 +1,282 @@
+"""Configuration: defaults -> TOML file -> environment -> command line, resolved once.
+
+The result is a frozen :class:`Config`. Every bad value raises :class:`ConfigError`
+with one line naming the key, and the file and line where it came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+APP_NAME = "cpgw-tray"
+ENV_PREFIX = "CPGW_TRAY_"
+DEFAULT_URL = "https://127.0.0.1:5000"
+
+
+class ConfigError(Exception):
+    """A bad setting; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings. ``url`` is the gateway's root URL."""
+
+    url: str = DEFAULT_URL
+    timeout: float = 10.0
+    ca_bundle: str | None = None
+    insecure: bool | None = None  # None: decided by the host (loopback -> insecure)
+    interval: float = 15.0
+    keepalive: float = 60.0
+    gateway_dir: str | None = None
+    notifications: bool = True
+    open_browser_on_launch: bool = True
+    auto_restart: bool = False
+    auto_reauth: bool = True
+    launch_timeout: float = 60.0
+    log_level: str = "INFO"
+    # Where things came from, for messages; not settable.
+    config_path: str | None = field(default=None, compare=False)
+    url_source: str = field(default="default", compare=False)
+
+    @property
+    def verify(self) -> bool | str:
+        """``requests``' verify: a CA file, False (not verified) or True (system CAs)."""
+        if self.ca_bundle:
+            return self.ca_bundle
+        if self.insecure is None:
+            from .gateway import is_loopback
+
+            return not is_loopback(self.url)
+        return not self.insecure
+
+
+_NOT_SETTABLE = {"config_path", "url_source"}
+KEYS: dict[str, Any] = {f.name: f.type for f in fields(Config) if f.name not in _NOT_SETTABLE}
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _as_number(
+    low: float, high: float | None = None, zero_ok: bool = False
+) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError("expected a number of seconds")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError("expected a number of seconds") from None
+        if zero_ok and number == 0:
+            return 0.0
+        if number < low or (high is not None and number > high):
+            span = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+            raise ValueError(f"must be {span}" + (" (or 0 to turn it off)" if zero_ok else ""))
+        return number
+
+    return check
+
+
+def _as_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a URL string")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not a URL like https://127.0.0.1:5000 (scheme and host)")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"{value!r} has a bad port number") from None
+    return value.strip().rstrip("/")
+
+
+def _as_file(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a file path")
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ValueError(f"file {str(path)!r} does not exist")
+    return str(path)
+
+
+def _as_dir(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a folder path")
+    return str(Path(value).expanduser())
+
+
+def _as_level(value: Any) -> str:
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR")
+    if not isinstance(value, str) or value.upper() not in levels:
+        raise ValueError(f"expected one of {', '.join(levels)}")
+    return value.upper()
+
+
+CHECKS: dict[str, Callable[[Any], Any]] = {
+    "url": _as_url,
+    "timeout": _as_number(0.1, 600),
+    "ca_bundle": _as_file,
+    "insecure": _as_bool,
+    "interval": _as_number(1, 86400),
+    "keepalive": _as_number(1, 3600, zero_ok=True),
+    "gateway_dir": _as_dir,
+    "notifications": _as_bool,
+    "open_browser_on_launch": _as_bool,
+    "auto_restart": _as_bool,
+    "auto_reauth": _as_bool,
+    "launch_timeout": _as_number(1, 3600),
+    "log_level": _as_level,
+}
+assert set(CHECKS) == set(KEYS), "every setting needs a check"
+
+
+# ---------------------------------------------------------------------------- sources
+
+
+def default_config_path() -> Path:
+    """``config.toml`` in the platform's user config folder."""
+    import platformdirs
+
+    return platformdirs.user_config_path(APP_NAME, appauthor=False) / "config.toml"
+
+
+def _line_of(text: str, key: str) -> int | None:
+    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)
+    match = pattern.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _where(path: Path, text: str, key: str) -> str:
+    line = _line_of(text, key)
+    return f"{path}" + (f" line {line}" if line else "")
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """Checked settings from a TOML file (raw values, keyed by setting name)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in CHECKS:
+            hint = difflib.get_close_matches(key, CHECKS, n=1)
+            maybe = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise ConfigError(
+                f"unknown key '{key}' in {_where(path, text, key)}{maybe}; "
+                f"known keys: {', '.join(sorted(CHECKS))}"
+            )
+        try:
+            out[key] = CHECKS[key](value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"bad value for '{key}' in {_where(path, text, key)}: {exc}"
+            ) from None
+    return out
+
+
+def read_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """Checked settings from ``CPGW_TRAY_*`` variables."""
+    out: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in CHECKS:
+            raise ConfigError(f"unknown environment variable {name}")
+        try:
+            out[key] = CHECKS[key](value)
+        except ValueError as exc:
+            raise ConfigError(f"bad value in environment variable {name}: {exc}") from None
+    return out
+
+
+def read_conf_yaml(gateway_dir: str) -> tuple[int, bool]:
+    """``listenPort`` and ``listenSsl`` from the gateway's ``root/conf.yaml``."""
+    import yaml
+
+    path = Path(gateway_dir) / "root" / "conf.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the gateway's {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected the gateway's settings, found no mapping")
+    port, ssl = data.get("listenPort", 5000), data.get("listenSsl", True)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{_where(path, text, 'listenPort')}: listenPort must be a port number")
+    if not isinstance(ssl, bool):
+        raise ConfigError(f"{_where(path, text, 'listenSsl')}: listenSsl must be true or false")
+    return port, ssl
+
+
+def load(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_path: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Resolve the settings once: defaults, file, environment, then ``overrides``
+    (command-line values; ``None`` means not given)."""
+    env = os.environ if env is None else env
+    explicit = config_path or env.get(ENV_PREFIX + "CONFIG")
+    path = Path(explicit).expanduser() if explicit else default_config_path()
+    from_file: dict[str, Any] = {}
+    if explicit or path.is_file():
+        from_file = read_file(path)
+    from_env = read_env(env)
+    from_cli: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        try:
+            from_cli[key] = CHECKS[key](value)
+        except ValueError as exc:
+            raise ConfigError(f"bad value for --{key.replace('_', '-')}: {exc}") from None
+
+    merged = {**from_file, **from_env, **from_cli}
+    url_source = (
+        "command line" if "url" in from_cli
+        else "environment" if "url" in from_env
+        else f"config file {path}" if "url" in from_file
+        else "default"
+    )  # fmt: skip
+    if "url" not in merged and merged.get("gateway_dir"):
+        port, ssl = read_conf_yaml(merged["gateway_dir"])
+        merged["url"] = f"{'https' if ssl else 'http'}://127.0.0.1:{port}"
+        url_source = f"{merged['gateway_dir']}/root/conf.yaml"
+    return Config(**merged, config_path=str(path), url_source=url_source)

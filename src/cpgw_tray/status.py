@@ -1,0 +1,403 @@
+"""The status model: states, their looks, and a pure classification of gateway replies.
+
+This module is the contract other tools rely on (state names, exit codes, JSON fields).
+It does no I/O, starts no threads and never imports pystray: everything it needs
+arrives as arguments, so the same reply always gives the same verdict.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class State(str, Enum):
+    """What the tray shows. The values are the contract's names."""
+
+    READY = "ready"
+    COMPETING = "competing"
+    DISCONNECTED = "disconnected"
+    NOT_AUTHENTICATED = "not_authenticated"
+    LOGGED_OUT = "logged_out"
+    GATEWAY_DOWN = "gateway_down"
+    NOT_RESPONDING = "not_responding"
+    ACCESS_DENIED = "access_denied"
+    RATE_LIMITED = "rate_limited"
+    ERROR = "error"
+    UNKNOWN = "unknown"
+
+
+class Glyph(str, Enum):
+    """Glyph classes: each colour group has its own shape, so no state relies on colour."""
+
+    CHECK = "check"
+    WARNING = "warning"
+    CROSS = "cross"
+    QUESTION = "question"
+
+
+GREEN = (46, 158, 68)
+ORANGE = (245, 124, 0)
+YELLOW = (242, 194, 0)
+RED = (211, 47, 47)
+GREY = (128, 128, 128)
+
+
+@dataclass(frozen=True)
+class Look:
+    """How a state is drawn and reported."""
+
+    colour: tuple[int, int, int]
+    glyph: Glyph
+    exit_code: int | None
+    label: str
+
+
+LOOKS: dict[State, Look] = {
+    State.READY: Look(GREEN, Glyph.CHECK, 0, "Ready"),
+    State.COMPETING: Look(ORANGE, Glyph.WARNING, 1, "Competing session"),
+    State.DISCONNECTED: Look(YELLOW, Glyph.WARNING, 1, "Disconnected from IBKR"),
+    State.NOT_AUTHENTICATED: Look(YELLOW, Glyph.WARNING, 1, "Brokerage session not started"),
+    State.LOGGED_OUT: Look(YELLOW, Glyph.WARNING, 1, "Logged out"),
+    State.GATEWAY_DOWN: Look(RED, Glyph.CROSS, 2, "Gateway not running"),
+    State.NOT_RESPONDING: Look(RED, Glyph.CROSS, 2, "Gateway not responding"),
+    State.ACCESS_DENIED: Look(RED, Glyph.CROSS, 3, "Access denied by the gateway"),
+    State.RATE_LIMITED: Look(ORANGE, Glyph.WARNING, 3, "Rate limited"),
+    State.ERROR: Look(RED, Glyph.CROSS, 3, "Gateway error"),
+    State.UNKNOWN: Look(GREY, Glyph.QUESTION, None, "Checking…"),
+}
+
+
+class Endpoint(str, Enum):
+    """Which reply shape is being classified."""
+
+    AUTH_STATUS = "auth_status"
+    TICKLE = "tickle"
+
+
+class Failure(str, Enum):
+    """Transport failures, as the gateway client sorts them."""
+
+    REFUSED = "refused"  # nothing listens on the port
+    TIMEOUT = "timeout"  # connect or read timeout
+    TLS_PLAINTEXT = "tls_plaintext"  # the port answers, but not with TLS
+    TLS_CERT = "tls_cert"  # certificate did not verify
+    TLS = "tls"  # any other TLS failure
+    CONNECTION = "connection"  # reset, DNS failure, no route, ...
+
+
+@dataclass(frozen=True)
+class Status:
+    """One check's outcome: a frozen snapshot handed from workers to the UI and the CLI.
+
+    The fields up to ``url`` are the contract's JSON fields; ``sso_expires_s`` is an
+    addition (seconds left on the SSO login, from a tickle).
+    """
+
+    state: State
+    label: str
+    detail: str
+    authenticated: bool | None = None
+    connected: bool | None = None
+    competing: bool | None = None
+    message: str | None = None
+    fail: str | None = None
+    server_name: str | None = None
+    server_version: str | None = None
+    http_status: int | None = None
+    latency_ms: float | None = None
+    checked_at: datetime | None = None
+    url: str = ""
+    sso_expires_s: float | None = None
+    retry_after_s: float | None = None
+
+    @property
+    def look(self) -> Look:
+        return LOOKS[self.state]
+
+    @property
+    def exit_code(self) -> int:
+        code = self.look.exit_code
+        return 3 if code is None else code
+
+    def view_key(self) -> tuple[object, ...]:
+        """What a person sees change: the state and the words that explain it."""
+        return (self.state, self.label, self.detail)
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's JSON object (every field present, ``null`` where unknown)."""
+        data = asdict(self)
+        data["state"] = self.state.value
+        data["checked_at"] = iso_utc(self.checked_at) if self.checked_at else None
+        data["latency_ms"] = None if self.latency_ms is None else round(self.latency_ms, 1)
+        return data
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix, to the millisecond."""
+    text = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Facts about a check that are not in the reply: where, when, how long."""
+
+    url: str
+    checked_at: datetime
+    latency_ms: float | None = None
+
+
+def unknown(url: str) -> Status:
+    """The state before any check has finished."""
+    return Status(State.UNKNOWN, LOOKS[State.UNKNOWN].label, "No check has finished yet.", url=url)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def gateway_root(url: str) -> str:
+    """``https://127.0.0.1:5000/v1/api/tickle`` -> ``https://127.0.0.1:5000/``."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
+def _port(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.port:
+        return str(parts.port)
+    return "443" if parts.scheme == "https" else "80"
+
+
+def _excerpt(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _make(state: State, detail: str, meta: Meta, **fields: Any) -> Status:
+    return Status(
+        state,
+        LOOKS[state].label,
+        detail,
+        url=meta.url,
+        checked_at=meta.checked_at,
+        latency_ms=meta.latency_ms,
+        **fields,
+    )
+
+
+def _with_reason(detail: str, *texts: str | None) -> str:
+    """Append the gateway's own ``fail``/``message`` words, which users need to see."""
+    said = [t.strip() for t in texts if t and t.strip()]
+    return detail if not said else f"{detail} Gateway says: {' / '.join(said)}"
+
+
+_LOGGED_OUT_WORDS = ("no session", "not logged in")
+_NOT_STARTED_WORDS = ("no bridge", "init session")
+
+
+def _error_text(body: Any) -> str | None:
+    """The ``error`` string of a JSON error reply, lower-cased, else None."""
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"]).lower()
+    return None
+
+
+# --------------------------------------------------------------------------- details
+
+
+def _detail(state: State, url: str) -> str:
+    root = gateway_root(url)
+    host_port = urlsplit(url).netloc
+    return {
+        State.READY: "Logged in; trading and market data are available.",
+        State.COMPETING: (
+            "Another session for this username is open (TWS, the mobile app or the "
+            "website). Close it, or reauthenticate here to take the session over."
+        ),
+        State.DISCONNECTED: (
+            "Logged in, but the gateway lost its link to IBKR. It usually comes back by "
+            "itself; if not, reauthenticate or restart the gateway."
+        ),
+        State.NOT_AUTHENTICATED: (
+            "The gateway is logged in but the brokerage session is not started. "
+            f"Reauthenticate, or log in again at {root}."
+        ),
+        State.LOGGED_OUT: (
+            f"No session. Log in at {root} and approve the prompt on your phone if asked."
+        ),
+        State.GATEWAY_DOWN: (
+            f"Nothing is listening on {host_port}. Start the gateway from its folder: "
+            "bin/run.sh root/conf.yaml (bin\\run.bat root\\conf.yaml on Windows)."
+        ),
+        State.ACCESS_DENIED: (
+            "The gateway refused this computer. Add 127.0.0.1 to ips.allow in the "
+            "gateway's root/conf.yaml, then restart the gateway."
+        ),
+    }[state]
+
+
+# --------------------------------------------------------------------------- classify
+
+
+def classify_failure(failure: Failure, reason: str, meta: Meta) -> Status:
+    """Classify a request that got no HTTP reply at all."""
+    port = _port(meta.url)
+    if failure is Failure.REFUSED:
+        return _make(State.GATEWAY_DOWN, _detail(State.GATEWAY_DOWN, meta.url), meta)
+    if failure is Failure.TIMEOUT:
+        detail = (
+            f"No reply ({reason}). The gateway hangs like this when it cannot reach IBKR: "
+            "check the internet connection, or restart the gateway."
+        )
+        return _make(State.NOT_RESPONDING, detail, meta)
+    if failure is Failure.TLS_PLAINTEXT:
+        detail = (
+            f"Port {port} answers without TLS, so it is not the gateway's HTTPS port: "
+            f"another program may hold port {port} (on macOS, AirPlay Receiver uses 5000). "
+            "If the gateway runs with listenSsl: false, use an http:// URL."
+        )
+        return _make(State.ERROR, detail, meta)
+    if failure is Failure.TLS_CERT:
+        detail = (
+            f"The gateway's certificate did not verify ({reason}). Check the file given "
+            "with --ca-bundle, or use --insecure on a trusted network."
+        )
+        return _make(State.ERROR, detail, meta)
+    if failure is Failure.TLS:
+        return _make(State.ERROR, f"TLS handshake on port {port} failed ({reason}).", meta)
+    return _make(State.ERROR, f"Could not connect: {reason}.", meta)
+
+
+def classify_reply(
+    endpoint: Endpoint,
+    http_status: int,
+    body: str,
+    meta: Meta,
+    retry_after_s: float | None = None,
+) -> Status:
+    """Classify an HTTP reply from auth/status or tickle, by the contract's rules in order."""
+    code = http_status
+
+    def make(state: State, detail: str | None = None, **fields: Any) -> Status:
+        text = _detail(state, meta.url) if detail is None else detail
+        return _make(state, text, meta, http_status=code, **fields)
+
+    if body.lstrip().startswith("Access Denied"):
+        return make(State.ACCESS_DENIED)
+    try:
+        parsed: Any = json.loads(body) if body.strip() else None
+    except ValueError:
+        parsed = None
+        is_json = False
+    else:
+        is_json = parsed is not None
+    error = _error_text(parsed)
+
+    if code == 401:
+        return make(State.LOGGED_OUT)
+    if code == 403:
+        return make(State.ACCESS_DENIED)
+    if code == 429:
+        wait = "" if retry_after_s is None else f" The gateway asks to wait {retry_after_s:g} s."
+        detail = (
+            "Too many requests: the gateway answered 429 and may refuse requests for up to "
+            f"15 minutes.{wait} Checks slow down until it recovers."
+        )
+        return make(State.RATE_LIMITED, detail, retry_after_s=retry_after_s)
+    if error is not None and any(w in error for w in _NOT_STARTED_WORDS) and code in (200, 400):
+        return make(State.NOT_AUTHENTICATED)
+    if code == 400:
+        return make(State.ERROR, f"The gateway answered HTTP 400: {_excerpt(body)}")
+    if code >= 500:
+        hint = (
+            "IBKR is not ready yet; wait a few minutes."
+            if code == 503
+            else "After an IBKR server restart this repeats for a while; "
+            "restart the gateway if it persists."
+        )
+        return make(State.ERROR, f"The gateway answered HTTP {code}. {hint} {_excerpt(body)}")
+    if not 200 <= code < 300:
+        return make(State.ERROR, f"Unexpected HTTP {code}: {_excerpt(body)}")
+    if not is_json:
+        port = _port(meta.url)
+        detail = (
+            f"The reply is not the gateway's (not JSON): {_excerpt(body) or 'empty'}. "
+            f"Another program may hold port {port}."
+        )
+        return make(State.ERROR, detail)
+    if error is not None and any(w in error for w in _LOGGED_OUT_WORDS):
+        return make(State.LOGGED_OUT)
+
+    sso_expires_s: float | None = None
+    auth: Any = parsed
+    if endpoint is Endpoint.TICKLE and isinstance(parsed, dict):
+        expires = parsed.get("ssoExpires")
+        if isinstance(expires, (int, float)) and not isinstance(expires, bool):
+            sso_expires_s = expires / 1000.0
+        iserver = parsed.get("iserver")
+        auth = iserver.get("authStatus") if isinstance(iserver, dict) else None
+    if not isinstance(auth, dict):
+        return make(State.ERROR, f"Unexpected reply: {_excerpt(body)}")
+    return _classify_auth(auth, body, meta, code, sso_expires_s)
+
+
+def _classify_auth(
+    auth: dict[str, Any], body: str, meta: Meta, code: int, sso_expires_s: float | None
+) -> Status:
+    """Classify an ``authStatus`` object; booleans must be real JSON booleans."""
+
+    def flag(name: str) -> bool | None:
+        value = auth.get(name)
+        return value if isinstance(value, bool) else None
+
+    def text(source: dict[str, Any], name: str) -> str | None:
+        value = source.get(name)
+        return value if isinstance(value, str) else None
+
+    server = auth.get("serverInfo")
+    server = server if isinstance(server, dict) else {}
+    authenticated, connected, competing = (
+        flag("authenticated"),
+        flag("connected"),
+        flag("competing"),
+    )
+    fields: dict[str, Any] = {
+        "authenticated": authenticated,
+        "connected": connected,
+        "competing": competing,
+        "message": text(auth, "message"),
+        "fail": text(auth, "fail"),
+        "server_name": text(server, "serverName"),
+        "server_version": text(server, "serverVersion"),
+        "sso_expires_s": sso_expires_s,
+        "http_status": code,
+    }
+
+    def make(state: State, detail: str | None = None) -> Status:
+        words = _detail(state, meta.url) if detail is None else detail
+        if detail is None:
+            words = _with_reason(words, fields["fail"], fields["message"])
+        return _make(state, words, meta, **fields)
+
+    not_bool = [
+        name
+        for name in ("authenticated", "connected", "competing")
+        if name in auth and not isinstance(auth[name], bool)
+    ]
+    if competing is True:
+        return make(State.COMPETING)
+    if not_bool or authenticated is None:
+        what = ", ".join(not_bool) or "authenticated"
+        return make(State.ERROR, f"Unexpected reply ({what} not true/false): {_excerpt(body)}")
+    if authenticated is False:
+        return make(State.NOT_AUTHENTICATED)
+    if connected is False:
+        return make(State.DISCONNECTED)
+    if connected is True and competing is False:
+        return make(State.READY)
+    return make(State.ERROR, f"Unexpected reply (connected/competing missing): {_excerpt(body)}")

@@ -34,7 +34,12 @@ READY = {
     "serverInfo": {"serverName": "JifC11113",
                    "serverVersion": "Build 10.25.0m, Nov 17, 2023 11:29:27 AM"},
 }  # fmt: skip
-TIMED_OUT = {"authenticated": False, "competing": False, "connected": False, "MAC": "98:B2:C3:45:DE:F6"}
+TIMED_OUT = {
+    "authenticated": False,
+    "competing": False,
+    "connected": False,
+    "MAC": "98:B2:C3:45:DE:F6",
+}
 FAILED = {
     "authenticated": False, "competing": False, "connected": True, "message": "",
     "serverInfo": {"serverName": None, "serverVersion": None},
@@ -54,38 +59,99 @@ TICKLE = {
 ROWS = [
     pytest.param(A, 200, READY, State.READY, id="auth-status-ready"),
     pytest.param(A, 200, TIMED_OUT, State.NOT_AUTHENTICATED, id="auth-status-timed-out-documented"),
-    pytest.param(A, 200, FAILED, State.NOT_AUTHENTICATED, id="auth-status-brokerage-failed-ibeam73"),
-    pytest.param(A, 200, {**READY, "competing": True}, State.COMPETING, id="competing-while-authenticated"),
-    pytest.param(A, 200, {**FAILED, "competing": True}, State.COMPETING, id="competing-not-authenticated"),
-    pytest.param(A, 200, {**READY, "connected": False}, State.DISCONNECTED, id="authenticated-not-connected"),
-    pytest.param(A, 200, {**READY, "lastTickle": 1, "established": True}, State.READY, id="extra-fields-tolerated"),
-    pytest.param(A, 200, {"passed": True, "authenticated": True, "connected": True, "competing": False,
-                          "hardware_info": "x"}, State.READY, id="iserver-init-reply"),  # fmt: skip
+    pytest.param(
+        A, 200, FAILED, State.NOT_AUTHENTICATED, id="auth-status-brokerage-failed-ibeam73"
+    ),
+    pytest.param(
+        A, 200, {**READY, "competing": True}, State.COMPETING, id="competing-while-authenticated"
+    ),
+    pytest.param(
+        A, 200, {**FAILED, "competing": True}, State.COMPETING, id="competing-not-authenticated"
+    ),
+    pytest.param(
+        A, 200, {**READY, "connected": False}, State.DISCONNECTED, id="authenticated-not-connected"
+    ),
+    pytest.param(
+        A,
+        200,
+        {**READY, "lastTickle": 1, "established": True},
+        State.READY,
+        id="extra-fields-tolerated",
+    ),
+    pytest.param(
+        A,
+        200,
+        {
+            "passed": True,
+            "authenticated": True,
+            "connected": True,
+            "competing": False,
+            "hardware_info": "x",
+        },
+        State.READY,
+        id="iserver-init-reply",
+    ),  # fmt: skip
     pytest.param(T, 200, TICKLE, State.READY, id="tickle-ready"),
-    pytest.param(T, 200, {**TICKLE, "iserver": {"tickle": True, "authStatus": TICKLE["iserver"]["authStatus"]}},  # type: ignore[index]
-                 State.READY, id="tickle-older-build-tickle-true"),  # fmt: skip
-    pytest.param(T, 200, {**TICKLE, "iserver": {"established": True, "authStatus": TICKLE["iserver"]["authStatus"]}},  # type: ignore[index]
-                 State.READY, id="tickle-established"),  # fmt: skip
-    pytest.param(T, 200, {**TICKLE, "hmds": {"authStatus": {"authenticated": False, "connected": True}}},
-                 State.READY, id="tickle-hmds-not-authenticated-is-not-brokerage"),  # fmt: skip
-    pytest.param(T, 200, {**TICKLE, "iserver": {"authStatus": TIMED_OUT}}, State.NOT_AUTHENTICATED,
-                 id="tickle-iserver-logged-out"),  # fmt: skip
-    pytest.param(T, 200, {**TICKLE, "lastTickle": 1762317916425}, State.READY, id="tickle-last-tickle"),
+    pytest.param(
+        T,
+        200,
+        {**TICKLE, "iserver": {"tickle": True, "authStatus": TICKLE["iserver"]["authStatus"]}},  # type: ignore[index]
+        State.READY,
+        id="tickle-older-build-tickle-true",
+    ),  # fmt: skip
+    pytest.param(
+        T,
+        200,
+        {**TICKLE, "iserver": {"established": True, "authStatus": TICKLE["iserver"]["authStatus"]}},  # type: ignore[index]
+        State.READY,
+        id="tickle-established",
+    ),  # fmt: skip
+    pytest.param(
+        T,
+        200,
+        {**TICKLE, "hmds": {"authStatus": {"authenticated": False, "connected": True}}},
+        State.READY,
+        id="tickle-hmds-not-authenticated-is-not-brokerage",
+    ),  # fmt: skip
+    pytest.param(
+        T,
+        200,
+        {**TICKLE, "iserver": {"authStatus": TIMED_OUT}},
+        State.NOT_AUTHENTICATED,
+        id="tickle-iserver-logged-out",
+    ),  # fmt: skip
+    pytest.param(
+        T, 200, {**TICKLE, "lastTickle": 1762317916425}, State.READY, id="tickle-last-tickle"
+    ),
     pytest.param(T, 200, {"error": "no session"}, State.LOGGED_OUT, id="tickle-no-session"),
     pytest.param(T, 401, {"error": "no session"}, State.LOGGED_OUT, id="tickle-no-session-401"),
     pytest.param(T, 200, {"session": "x"}, State.ERROR, id="tickle-without-authstatus"),
     pytest.param(A, 401, "", State.LOGGED_OUT, id="401-empty"),
-    pytest.param(A, 401, {"error": "whatever words", "statusCode": 401}, State.LOGGED_OUT, id="401-json"),
+    pytest.param(
+        A, 401, {"error": "whatever words", "statusCode": 401}, State.LOGGED_OUT, id="401-json"
+    ),
     pytest.param(A, 401, "Access Denied", State.ACCESS_DENIED, id="access-denied-beats-401"),
     pytest.param(A, 404, "Access Denied", State.ACCESS_DENIED, id="access-denied-real-404"),
     pytest.param(A, 200, "Access Denied", State.ACCESS_DENIED, id="access-denied-any-status"),
     pytest.param(A, 403, "", State.ACCESS_DENIED, id="403"),
     pytest.param(A, 429, "", State.RATE_LIMITED, id="429"),
-    pytest.param(A, 400, {"error": "Init session first", "statusCode": 400}, State.NOT_AUTHENTICATED,
-                 id="400-init-session-first"),  # fmt: skip
-    pytest.param(A, 400, {"error": "Bad Request: no bridge", "statusCode": 400}, State.NOT_AUTHENTICATED,
-                 id="400-no-bridge"),  # fmt: skip
-    pytest.param(A, 400, {"error": "something else", "statusCode": 400}, State.ERROR, id="400-other"),
+    pytest.param(
+        A,
+        400,
+        {"error": "Init session first", "statusCode": 400},
+        State.NOT_AUTHENTICATED,
+        id="400-init-session-first",
+    ),  # fmt: skip
+    pytest.param(
+        A,
+        400,
+        {"error": "Bad Request: no bridge", "statusCode": 400},
+        State.NOT_AUTHENTICATED,
+        id="400-no-bridge",
+    ),  # fmt: skip
+    pytest.param(
+        A, 400, {"error": "something else", "statusCode": 400}, State.ERROR, id="400-other"
+    ),
     pytest.param(A, 200, {"error": "not logged in"}, State.LOGGED_OUT, id="json-not-logged-in"),
     pytest.param(A, 200, {"error": "mystery"}, State.ERROR, id="json-other-error"),
     pytest.param(A, 500, {"error": "Internal Server Error"}, State.ERROR, id="500"),
@@ -94,12 +160,24 @@ ROWS = [
     pytest.param(A, 200, "<html>AirPlay</html>", State.ERROR, id="not-json"),
     pytest.param(A, 200, "", State.ERROR, id="empty-200"),
     pytest.param(A, 200, [1, 2], State.ERROR, id="json-array"),
-    pytest.param(A, 200, {**READY, "authenticated": "true"}, State.ERROR, id="authenticated-string"),
-    pytest.param(A, 200, {k: v for k, v in READY.items() if k != "authenticated"}, State.ERROR,
-                 id="authenticated-missing"),  # fmt: skip
+    pytest.param(
+        A, 200, {**READY, "authenticated": "true"}, State.ERROR, id="authenticated-string"
+    ),
+    pytest.param(
+        A,
+        200,
+        {k: v for k, v in READY.items() if k != "authenticated"},
+        State.ERROR,
+        id="authenticated-missing",
+    ),  # fmt: skip
     pytest.param(A, 200, {**READY, "connected": 1}, State.ERROR, id="connected-not-bool"),
-    pytest.param(A, 200, {k: v for k, v in READY.items() if k != "competing"}, State.ERROR,
-                 id="competing-missing-not-guessed"),  # fmt: skip
+    pytest.param(
+        A,
+        200,
+        {k: v for k, v in READY.items() if k != "competing"},
+        State.ERROR,
+        id="competing-missing-not-guessed",
+    ),  # fmt: skip
 ]
 
 
@@ -174,7 +252,9 @@ def test_what_to_do_next() -> None:
         return classify_reply(A, code, text, META).detail
 
     assert "Log in at https://127.0.0.1:5000/" in detail(401, "")
-    assert "ips.allow" in detail(404, "Access Denied") and "root/conf.yaml" in detail(404, "Access Denied")
+    assert "ips.allow" in detail(404, "Access Denied") and "root/conf.yaml" in detail(
+        404, "Access Denied"
+    )
     assert "Reauthenticate" in detail(200, TIMED_OUT)
     assert "TWS" in detail(200, {**READY, "competing": True})
 
@@ -212,7 +292,11 @@ def test_glyph_differs_between_colour_groups() -> None:
     glyphs = {colour: next(iter(g)) for colour, g in by_colour.items()}
     assert all(len(g) == 1 for g in by_colour.values())
     # orange and yellow share "warning"; every other colour has its own shape
-    assert glyphs[GREEN] is Glyph.CHECK and glyphs[RED] is Glyph.CROSS and glyphs[GREY] is Glyph.QUESTION
+    assert (
+        glyphs[GREEN] is Glyph.CHECK
+        and glyphs[RED] is Glyph.CROSS
+        and glyphs[GREY] is Glyph.QUESTION
+    )
 
 
 JSON_FIELDS = {

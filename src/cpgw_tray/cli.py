@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 EXIT_USAGE = 64  # EX_USAGE: a usage or config error
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: no display for the tray
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s"
 
 EPILOG = """\
 examples:
@@ -49,11 +50,31 @@ def _shared(parser: argparse.ArgumentParser, suppress: bool) -> None:
     they do not overwrite a value given before the subcommand."""
     default = argparse.SUPPRESS if suppress else None
     group = parser.add_argument_group("gateway options")
-    group.add_argument("--url", default=default, help="gateway root URL (default: https://127.0.0.1:5000)")
-    group.add_argument("--timeout", type=float, default=default, metavar="S", help="seconds to wait for a reply (10)")
-    group.add_argument("--ca-bundle", default=default, metavar="PATH", help="verify TLS against this CA or certificate")
-    group.add_argument("--insecure", action="store_true", default=default, help="do not verify TLS (the default for loopback)")
-    group.add_argument("--config", default=default, metavar="PATH", help="config file (default: user config dir)")
+    group.add_argument(
+        "--url", default=default, help="gateway root URL (default: https://127.0.0.1:5000)"
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=default,
+        metavar="S",
+        help="seconds to wait for a reply (10)",
+    )
+    group.add_argument(
+        "--ca-bundle",
+        default=default,
+        metavar="PATH",
+        help="verify TLS against this CA or certificate",
+    )
+    group.add_argument(
+        "--insecure",
+        action="store_true",
+        default=default,
+        help="do not verify TLS (the default for loopback)",
+    )
+    group.add_argument(
+        "--config", default=default, metavar="PATH", help="config file (default: user config dir)"
+    )
     group.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0, help="more log detail")  # fmt: skip
 
 
@@ -75,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tray = command("tray", "show the tray icon (the default)")
     tray.add_argument("--interval", type=float, metavar="S", help="seconds between checks (15)")
-    tray.add_argument("--keepalive", type=float, metavar="S", help="seconds between tickles, 0 = off (60)")
+    tray.add_argument(
+        "--keepalive", type=float, metavar="S", help="seconds between tickles, 0 = off (60)"
+    )
 
     status = command("status", "check once, print the state, exit with its code")
     status.add_argument("--json", action="store_true", help="print one JSON object")
@@ -83,29 +106,53 @@ def build_parser() -> argparse.ArgumentParser:
     watch = command("watch", "check repeatedly and print a line at each change")
     watch.add_argument("--json", action="store_true", help="print JSON Lines")
     watch.add_argument("--interval", type=float, metavar="S", help="seconds between checks (15)")
-    watch.add_argument("--keepalive", type=float, metavar="S", help="seconds between tickles, 0 = off (60)")
+    watch.add_argument(
+        "--keepalive", type=float, metavar="S", help="seconds between tickles, 0 = off (60)"
+    )
 
     sim = sub.add_parser("sim", help="run the built-in gateway simulator", description="Run a simulated gateway on 127.0.0.1 (HTTPS, self-signed).")  # fmt: skip
-    sim.add_argument("--port", type=int, default=5000, help="port to listen on; 0 = any free port (5000)")
-    sim.add_argument("--state", default="logged_out", metavar="S", help="starting scenario (logged_out)")
-    sim.add_argument("--session-timeout", type=float, default=360.0, metavar="S", help="idle seconds before the session drops, 0 = never (360)")
-    sim.add_argument("--penalty", type=float, default=900.0, metavar="S", help="seconds in the penalty box after a rate-limit breach (900)")
-    sim.add_argument("--no-rate-limit", action="store_true", help="do not enforce the gateway's rate limits")
+    sim.add_argument(
+        "--port", type=int, default=5000, help="port to listen on; 0 = any free port (5000)"
+    )
+    sim.add_argument(
+        "--state", default="logged_out", metavar="S", help="starting scenario (logged_out)"
+    )
+    sim.add_argument(
+        "--session-timeout",
+        type=float,
+        default=360.0,
+        metavar="S",
+        help="idle seconds before the session drops, 0 = never (360)",
+    )
+    sim.add_argument(
+        "--penalty",
+        type=float,
+        default=900.0,
+        metavar="S",
+        help="seconds in the penalty box after a rate-limit breach (900)",
+    )
+    sim.add_argument(
+        "--no-rate-limit", action="store_true", help="do not enforce the gateway's rate limits"
+    )
     sim.add_argument("-v", "--verbose", action="count", default=0, help="log every request")
 
     demo = command("demo", "the tray with a simulated gateway, for a first look")
-    demo.add_argument("--interval", type=float, metavar="S", help="seconds between checks (5 in the demo)")
+    demo.add_argument(
+        "--interval", type=float, metavar="S", help="seconds between checks (5 in the demo)"
+    )
     demo.add_argument("--keepalive", type=float, metavar="S", help="seconds between tickles (60)")
     return parser
 
 
 def setup_logging(verbosity: int, stream: TextIO | None = None) -> None:
+    """Log to stderr: warnings by default, ``-v`` info, ``-vv`` debug."""
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level,
-        stream=stream or sys.stderr,
-        format="%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 def resolve(args: argparse.Namespace, **extra: Any) -> Config:
@@ -158,7 +205,9 @@ def cmd_watch(config: Config, as_json: bool, out: TextIO) -> int:
             if as_json:
                 out.write(json.dumps(status.to_json()) + "\n")
             else:
-                stamp = status.checked_at.astimezone().strftime("%H:%M:%S") if status.checked_at else ""
+                stamp = (
+                    status.checked_at.astimezone().strftime("%H:%M:%S") if status.checked_at else ""
+                )
                 out.write(f"{stamp} {human(status)}\n")
             out.flush()
 
@@ -195,12 +244,14 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
     try:
         sim.start()
     except OSError as exc:
-        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}; try --port 0") from None
+        raise UsageError(
+            f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}; try --port 0"
+        ) from None
     out.write(
         f"Simulated gateway on {sim.url} (scenario: {sim.session.scenario})\n"
         f"  log in:       {sim.url}/\n"
         f"  check it:     cpgw-tray --url {sim.url} status\n"
-        f"  switch state: curl -sk -X POST {sim.url}/sim/state -d '{{\"scenario\":\"ready\"}}'\n"
+        f'  switch state: curl -sk -X POST {sim.url}/sim/state -d \'{{"scenario":"ready"}}\'\n'
         f"  scenarios:    {', '.join(SCENARIOS)}\n"
         "Ctrl-C stops it.\n"
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import selectors
 import socket
 import ssl
 import tempfile
@@ -180,21 +181,33 @@ class Simulator:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Simulator:
         self._server = _Server(("127.0.0.1", self.requested_port), _Handler, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-            name="simulator", daemon=True,
-        )  # fmt: skip
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, name="simulator", daemon=True)
         self._thread.start()
         log.info("simulated gateway on %s", self.url)
         return self
+
+    def _serve(self) -> None:
+        """Accept loop with no timeout: idle means asleep, and stop() wakes it at once."""
+        assert self._server is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._server, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self.stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._server and not self.stopping.is_set():
+                        self._server._handle_request_noblock()
 
     def stop(self) -> None:
         """Stop listening and drop every open connection (hung requests too)."""
         self.stopping.set()
         self.released.set()
-        if self._server is not None:
-            self._server.shutdown()
+        if self._server is not None and self._thread is not None:
+            self._wake_w.send(b"x")
+            self._thread.join(timeout=5)
             self._server.server_close()
+            self._wake_r.close()
+            self._wake_w.close()
         with self.lock:
             for conn in list(self._connections):
                 try:
@@ -203,8 +216,6 @@ class Simulator:
                     pass
                 conn.close()
             self._connections.clear()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
 
     def __enter__(self) -> Simulator:
         return self.start()

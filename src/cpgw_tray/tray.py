@@ -1,0 +1,575 @@
+"""The tray: icon, tooltip and menu, changed in one place on the tray's own thread.
+
+:class:`TrayApp` holds the product's behaviour and talks to a small :class:`Backend`
+interface; :class:`PystrayBackend` is the real one (pystray is imported only here, and
+only when the tray starts), tests use a fake. The poller hands each result to
+:meth:`TrayApp.on_status` on its own thread; that only *posts* :meth:`TrayApp.apply` to
+the tray's thread, which changes the icon when the state changes, the tooltip after
+each check and the menu when what it shows changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sys
+import textwrap
+import threading
+import webbrowser
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .icons import icon_image
+from .poller import Poller
+from .status import State, Status, gateway_root, unknown
+
+if TYPE_CHECKING:
+    import argparse
+
+    from PIL import Image
+
+    from .config import Config
+    from .gateway import GatewayClient
+
+log = logging.getLogger(__name__)
+
+TOOLTIP_LIMIT = 127  # win32 raises ValueError beyond this
+NATIVE_MENU_HELP = (
+    "This tray has no native menu (pystray's xorg backend: PyGObject is missing). "
+    "Click the icon for the menu. For native menus install python3-gi and the "
+    "AppIndicator package, then `pipx install --system-site-packages cpgw-tray`."
+)
+
+
+# ------------------------------------------------------------------------ menu model
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A menu entry as plain data, rendered by pystray or by the popup fallback."""
+
+    text: str
+    action: Callable[[], None] | None = field(default=None, compare=False)
+    enabled: bool = True
+    checked: bool | None = None  # None: not a check item
+    radio: bool = False
+    default: bool = False
+    submenu: tuple[Entry, ...] = ()
+
+    @property
+    def separator(self) -> bool:
+        return self.text == "-"
+
+
+SEPARATOR = Entry("-", enabled=False)
+
+
+def signature(entries: Sequence[Entry]) -> tuple[Any, ...]:
+    """What the user sees of a menu (texts, enabled and checked marks), without actions."""
+    return tuple(
+        (e.text, e.enabled, e.checked, e.radio, e.default, signature(e.submenu)) for e in entries
+    )
+
+
+def tooltip(status: Status) -> str:
+    """``IBKR gateway: Ready — checked 12:01:05 (3 ms)``, cut to the win32 limit."""
+    text = f"IBKR gateway: {status.label}"
+    if status.checked_at is not None:
+        text += f" — checked {status.checked_at.astimezone().strftime('%H:%M:%S')}"
+    if status.latency_ms is not None:
+        text += f" ({status.latency_ms:.0f} ms)"
+    return text if len(text) <= TOOLTIP_LIMIT else text[: TOOLTIP_LIMIT - 1] + "…"
+
+
+# ------------------------------------------------------------------------ backend
+
+
+class Backend(Protocol):
+    """What :class:`TrayApp` needs of a tray. Methods run on the tray's thread except
+    :meth:`post`, which any thread may call to get there."""
+
+    name: str
+    has_menu: bool
+    has_notification: bool
+
+    def post(self, fn: Callable[[], None]) -> None: ...
+    def set_icon(self, image: Image.Image) -> None: ...
+    def set_title(self, text: str) -> None: ...
+    def set_menu(self, entries: Sequence[Entry]) -> None: ...
+    def notify(self, message: str, title: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class SerialThread:
+    """Runs posted functions one at a time on a daemon thread: the "tray thread" for
+    backends without a main loop of their own to post to (pystray marshals their
+    calls itself)."""
+
+    def __init__(self, name: str = "tray-ui") -> None:
+        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def post(self, fn: Callable[[], None]) -> None:
+        self._queue.put(fn)
+
+    def _run(self) -> None:
+        while True:
+            fn = self._queue.get()  # blocks: no wake-ups while idle
+            try:
+                fn()
+            except Exception:
+                log.exception("tray update failed")
+
+
+# ------------------------------------------------------------------------ the app
+
+
+class TrayApp:
+    """The tray's behaviour, independent of any toolkit."""
+
+    def __init__(
+        self,
+        config: Config,
+        client: GatewayClient,
+        *,
+        extra_entries: Callable[[], list[Entry]] | None = None,
+        on_quit: Callable[[], None] | None = None,
+        open_url: Callable[[str], Any] = webbrowser.open,
+        now: Callable[[], datetime] = datetime.now,
+        poller: Poller | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.extra_entries = extra_entries
+        self._on_quit = on_quit
+        self._open_url = open_url
+        self._now = now
+        self.notifications = config.notifications
+        self.status = unknown(config.url)
+        self.since = now()
+        self.backend: Backend | None = None
+        self.poller = poller or Poller(
+            client.auth_status,
+            self.on_status,
+            interval=config.interval,
+            tickle=client.tickle,
+            keepalive=config.keepalive,
+        )
+        self._shown_state: State | None = None
+        self._shown_title: str | None = None
+        self._shown_menu: tuple[Any, ...] | None = None
+        self.quitting = threading.Event()
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self, backend: Backend) -> None:
+        """Show the first icon and start polling. Returns at once (pystray's ``stop()``
+        waits for the setup thread, so nothing here may block)."""
+        self.backend = backend
+        backend.post(self.refresh)
+        self.poller.start()
+
+    def quit(self) -> None:
+        """Stop everything now; a hung request is abandoned, never awaited."""
+        if self.quitting.is_set():
+            return
+        self.quitting.set()
+        log.info("quitting")
+        self.poller.stop()
+        if self._on_quit is not None:
+            self._on_quit()
+        if self.backend is not None:
+            self.backend.stop()
+
+    # ---------------------------------------------------------------- threads
+    def on_status(self, status: Status) -> None:
+        """Poller thread: hand the snapshot to the tray's thread."""
+        if self.backend is not None and not self.quitting.is_set():
+            self.backend.post(lambda: self.apply(status))
+
+    def refresh(self) -> None:
+        """Tray thread: re-apply the current snapshot (after a menu toggle)."""
+        self.apply(self.status)
+
+    def apply(self, status: Status) -> None:
+        """Tray thread: the one place that changes the tray."""
+        backend = self.backend
+        if backend is None or self.quitting.is_set():
+            return
+        previous = self.status
+        if status.state is not previous.state:
+            self.since = self._now()
+        self.status = status
+        if status.state is not self._shown_state:
+            backend.set_icon(icon_image(status.state))
+            self._shown_state = status.state
+        title = tooltip(status)
+        if title != self._shown_title:
+            backend.set_title(title)
+            self._shown_title = title
+        entries = self.entries()
+        menu = signature(entries)
+        if menu != self._shown_menu:
+            backend.set_menu(entries)
+            self._shown_menu = menu
+        if self._should_notify(previous, status):
+            backend.notify(f"{status.label}. {status.detail}", "IBKR gateway")
+
+    def _should_notify(self, previous: Status, status: Status) -> bool:
+        """Changes into and out of ``ready``, not the first verdict after start."""
+        if not self.notifications or self.backend is None or not self.backend.has_notification:
+            return False
+        if previous.state is State.UNKNOWN or previous.state is status.state:
+            return False
+        return State.READY in (previous.state, status.state)
+
+    # ---------------------------------------------------------------- menu
+    def entries(self) -> list[Entry]:
+        """The menu, as a function of the current snapshot."""
+        status = self.status
+        lines = textwrap.wrap(status.detail, 60)
+        if len(lines) > 4:
+            lines = [*lines[:3], lines[3][:57] + "…"]
+        items: list[Entry] = [Entry(f"Gateway: {status.label}", enabled=False)]
+        items += [Entry(line, enabled=False) for line in lines]
+        if status.state is not State.UNKNOWN:
+            items.append(Entry(f"Since {self.since.strftime('%H:%M')}", enabled=False))
+        items += [
+            SEPARATOR,
+            Entry("Check now", self.check_now, default=True),
+            Entry("Open login page", self.open_login),
+            SEPARATOR,
+        ]
+        if self.extra_entries is not None:
+            items += [*self.extra_entries(), SEPARATOR]
+        items += [
+            Entry("Notifications", self.toggle_notifications, checked=self.notifications),
+            Entry("Quit", self.quit),
+        ]
+        return items
+
+    def check_now(self) -> None:
+        """Menu: check at once (coalesced with a check already running)."""
+        self.poller.check_now()
+
+    def open_login(self) -> None:
+        """Menu: the gateway's login page in the default browser."""
+        url = gateway_root(self.config.url)
+        threading.Thread(target=self._open_url, args=(url,), name="browser", daemon=True).start()
+
+    def toggle_notifications(self) -> None:
+        self.notifications = not self.notifications
+        if self.backend is not None:
+            self.backend.post(self.refresh)
+
+
+# ------------------------------------------------------------------------ pystray
+
+
+class PystrayBackend:
+    """The real tray, through pystray. Create and :meth:`run` on the main thread."""
+
+    def __init__(self, title: str) -> None:
+        import pystray  # connects to the display on Linux: only when the tray starts
+
+        self._pystray = pystray
+        self.name = pystray.Icon.__module__.rsplit("_", 1)[-1]  # pystray._gtk -> gtk
+        self.icon = pystray.Icon("cpgw-tray", icon_image(State.UNKNOWN), self._text(title))
+        self.has_menu = bool(self.icon.HAS_MENU)
+        self.has_notification = bool(self.icon.HAS_NOTIFICATION)
+        self._entries: Sequence[Entry] = ()
+        self.popup: PopupMenu | None = None
+        self._post = self._dispatcher()
+        if self.name == "xorg":
+            self._fix_xorg_clicks()
+            self.popup = PopupMenu.create()
+        log.info("pystray backend: %s (menu: %s)", self.name, self.has_menu)
+
+    def _dispatcher(self) -> Callable[[Callable[[], None]], None]:
+        """How to run a function on the tray's thread for this backend."""
+        if self.name in ("gtk", "appindicator"):
+            from gi.repository import GLib
+
+            def post(fn: Callable[[], None]) -> None:
+                GLib.idle_add(lambda: fn() and False)
+
+            return post
+        if self.name == "darwin":  # AppKit: the main thread only (pystray issue 60)
+            from PyObjCTools import AppHelper
+
+            return AppHelper.callAfter  # type: ignore[no-any-return]
+        return SerialThread().post
+
+    def _fix_xorg_clicks(self) -> None:
+        """pystray 0.19.5's xorg backend never selects ButtonPress, so clicks are lost
+        (pystray issue 151): add it to the icon window's event mask."""
+        try:
+            import Xlib.X
+
+            mask = Xlib.X.ExposureMask | Xlib.X.StructureNotifyMask | Xlib.X.ButtonPressMask
+            self.icon._window.change_attributes(event_mask=mask)
+            self.icon._display.flush()
+        except Exception:  # private API: degrade to an icon without clicks, say so
+            log.warning("could not enable clicks on the xorg tray icon", exc_info=True)
+
+    # Backend interface -------------------------------------------------------
+    def post(self, fn: Callable[[], None]) -> None:
+        self._post(fn)
+
+    def set_icon(self, image: Image.Image) -> None:
+        self.icon.icon = image
+
+    def set_title(self, text: str) -> None:
+        self.icon.title = self._text(text)
+
+    def _text(self, text: str) -> str:
+        """xorg sets the window name as Latin-1: spell out what it cannot encode."""
+        if self.name != "xorg":
+            return text
+        text = text.replace("—", "-").replace("…", "...")
+        return text.encode("latin-1", errors="replace").decode("latin-1")
+
+    def set_menu(self, entries: Sequence[Entry]) -> None:
+        self._entries = entries
+        if self.popup is not None:  # no native menu: a click opens the popup
+            item = self._pystray.MenuItem("Menu", lambda: self._show_popup(), default=True)
+            if self.icon.menu is None:
+                self.icon.menu = self._pystray.Menu(item)
+            return
+        self.icon.menu = self._pystray.Menu(*[self._item(e) for e in entries])
+
+    def _show_popup(self) -> None:
+        if self.popup is not None:
+            self.popup.show(self._entries)
+
+    def _item(self, entry: Entry) -> Any:
+        pystray = self._pystray
+        if entry.separator:
+            return pystray.Menu.SEPARATOR
+        if entry.submenu:
+            return pystray.MenuItem(
+                entry.text, pystray.Menu(*[self._item(e) for e in entry.submenu])
+            )
+        action = entry.action
+        return pystray.MenuItem(
+            entry.text,
+            (lambda: action()) if action is not None else None,
+            checked=(lambda _item: entry.checked) if entry.checked is not None else None,
+            radio=entry.radio,
+            default=entry.default,
+            enabled=entry.enabled,
+        )
+
+    def notify(self, message: str, title: str) -> None:
+        def send() -> None:
+            try:
+                self.icon.notify(message, title)
+            except Exception:  # no notification service: not worth more than a log line
+                log.warning("notification failed", exc_info=True)
+
+        if self.name == "darwin":  # pystray runs osascript and waits: keep it off the UI
+            threading.Thread(target=send, name="notify", daemon=True).start()
+        else:
+            send()
+
+    def stop(self) -> None:
+        self.icon.stop()
+
+    def run(self, setup: Callable[[], None]) -> None:
+        def on_setup(icon: Any) -> None:
+            icon.visible = True
+            setup()
+
+        self.icon.run(setup=on_setup)
+
+
+class PopupMenu:
+    """The menu for trays without one (xorg): a Tk popup at the pointer, on its own
+    thread that sleeps on a queue between clicks."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Sequence[Entry] | str] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="popup-menu", daemon=True).start()
+
+    @classmethod
+    def create(cls) -> PopupMenu | None:
+        try:
+            import tkinter  # noqa: F401 - only checking that it is there
+        except ImportError:
+            log.warning("tkinter is missing: the tray icon has no menu; install python3-tk")
+            return None
+        return cls()
+
+    def show(self, entries: Sequence[Entry]) -> None:
+        self._queue.put(entries)
+
+    def notice(self, text: str) -> None:
+        self._queue.put(text)
+
+    def _run(self) -> None:
+        import tkinter
+
+        while True:
+            job = self._queue.get()
+            try:
+                root = tkinter.Tk(className="cpgw-tray")
+            except tkinter.TclError:
+                log.exception("cannot open the popup menu")
+                continue
+            root.withdraw()
+            try:
+                if isinstance(job, str):
+                    self._notice(root, job)
+                else:
+                    self._popup(root, job)
+                root.mainloop()
+            finally:
+                root.destroy()
+
+    @staticmethod
+    def _notice(root: Any, text: str) -> None:
+        from tkinter import messagebox
+
+        root.after(0, lambda: (messagebox.showinfo("cpgw-tray", text, parent=root), root.quit()))
+
+    def _popup(self, root: Any, entries: Sequence[Entry]) -> None:
+        import tkinter
+
+        def build(parent: Any, items: Sequence[Entry]) -> Any:
+            menu = tkinter.Menu(parent, tearoff=False)
+            for e in items:
+                if e.separator:
+                    menu.add_separator()
+                elif e.submenu:
+                    menu.add_cascade(label=e.text, menu=build(menu, e.submenu))
+                elif e.checked is not None:
+                    var = tkinter.BooleanVar(master=root, value=e.checked)
+                    add = menu.add_radiobutton if e.radio else menu.add_checkbutton
+                    if e.radio:
+                        add(label=e.text, command=e.action, variable=var, value=True)
+                    else:
+                        add(label=e.text, command=e.action, variable=var)
+                else:
+                    menu.add_command(label=e.text, command=e.action,
+                                     state="normal" if e.enabled else "disabled")  # fmt: skip
+            return menu
+
+        menu = build(root, entries)
+        menu.bind("<Unmap>", lambda _event: root.after(50, root.quit))
+        x, y = root.winfo_pointerxy()
+        root.after(0, lambda: menu.tk_popup(x, y))
+
+
+# ------------------------------------------------------------------------ entry points
+
+
+def _no_display_message() -> str | None:
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return "no display found (DISPLAY is not set): the tray needs a desktop; use `cpgw-tray watch` in a terminal"
+    return None
+
+
+def setup_file_logging(level: str) -> Path:
+    """Log to a rotating file in the platform's log folder."""
+    import logging.handlers
+
+    import platformdirs
+
+    folder = platformdirs.user_log_path("cpgw-tray", appauthor=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    from .cli import LOG_FORMAT
+
+    path = folder / "cpgw-tray.log"
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setLevel(getattr(logging, level))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(min(root.level, handler.level))
+    return path
+
+
+def _marker(name: str) -> Path:
+    import platformdirs
+
+    return platformdirs.user_state_path("cpgw-tray", appauthor=False) / name
+
+
+def run_tray(
+    config: Config,
+    *,
+    extra_entries: Callable[[TrayApp], list[Entry]] | None = None,
+    on_quit: Callable[[], None] | None = None,
+) -> int:
+    """Run the tray on this (main) thread until Quit. Exit 69 without a display."""
+    from .cli import EXIT_UNAVAILABLE, make_client
+
+    problem = _no_display_message()
+    if problem:
+        print(f"cpgw-tray: {problem}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    setup_file_logging(config.log_level)
+    client = make_client(config)
+    app = TrayApp(config, client, on_quit=on_quit)
+    if extra_entries is not None:
+        app.extra_entries = lambda: extra_entries(app)
+    try:
+        backend = PystrayBackend(tooltip(app.status))
+    except Exception as exc:  # Xlib.error.DisplayNameError and friends are not ImportError
+        print(
+            f"cpgw-tray: cannot show a tray icon ({type(exc).__name__}: {exc}). "
+            "On GNOME install the AppIndicator extension; without a desktop use `cpgw-tray watch`.",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
+    if backend.popup is not None:
+        log.warning(NATIVE_MENU_HELP)
+        marker = _marker("native-menu-notice")
+        if not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("shown\n")
+            backend.popup.notice(NATIVE_MENU_HELP)
+    backend.run(lambda: app.start(backend))
+    app.quit()
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """The tray against a simulator started in this process, with a Simulate menu."""
+    from .cli import resolve
+    from .simulator import SCENARIOS, Simulator
+
+    problem = _no_display_message()
+    if problem:
+        print(f"cpgw-tray: {problem}", file=sys.stderr)
+        from .cli import EXIT_UNAVAILABLE
+
+        return EXIT_UNAVAILABLE
+    sim = Simulator(0, scenario="logged_out", penalty=60).start()
+    interval = getattr(args, "interval", None) or 5.0
+    config = resolve(args, url=sim.url, interval=interval, ca_bundle=None, insecure=True)
+    print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
+
+    def simulate(app: TrayApp) -> list[Entry]:
+        def switch(name: str) -> Callable[[], None]:
+            def go() -> None:
+                sim.set_scenario(name)
+                app.check_now()
+
+            return go
+
+        choices = tuple(
+            Entry(f"{name}: {what}", switch(name), checked=sim.session.scenario == name, radio=True)
+            for name, what in SCENARIOS.items()
+        )
+        return [Entry("Simulate", submenu=choices)]
+
+    try:
+        return run_tray(config, extra_entries=simulate, on_quit=sim.stop)
+    finally:
+        sim.stop()

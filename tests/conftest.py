@@ -1,0 +1,107 @@
+"""Shared fixtures: an isolated environment, the simulator over real HTTPS, test CAs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import ssl
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cpgw_tray.cli import main
+from cpgw_tray.simulator import Simulator
+
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads the user's config or environment."""
+    for name in list(os.environ):
+        if name.startswith("CPGW_TRAY_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    return home
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    """A simulated gateway over HTTPS on 127.0.0.1, rate limits off (tests that check
+    them turn them on)."""
+    with Simulator(port=0, rate_limit=False, scenario="ready") as simulator:
+        yield simulator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def status_json(url: str, *extra: str) -> tuple[int, dict[str, Any]]:
+    code, text = run_cli("--url", url, "status", "--json", *extra)
+    return code, json.loads(text)
+
+
+def control(
+    sim_url: str, path: str, body: dict[str, Any] | None = None, method: str = "POST"
+) -> Any:
+    """Call the simulator's control API over real HTTPS, as an outside tool would."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(sim_url + path, data=data, method=method)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(request, context=context, timeout=5) as reply:
+        return json.loads(reply.read())
+
+
+class PlainHTTPServer:
+    """Another program on the port: answers plain HTTP, as on macOS port 5000."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"hello")
+
+            do_POST = do_GET
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def plain_http() -> Iterator[PlainHTTPServer]:
+    server = PlainHTTPServer()
+    yield server
+    server.close()

@@ -1,0 +1,239 @@
+"""A virtual desktop for end-to-end tray tests: Xvfb, a private session bus and a real
+tray host (trayer for XEmbed icons, xfce4-panel for StatusNotifier/AppIndicator ones).
+
+Every process this starts is remembered and stopped in reverse order; helpers that the
+private bus activated are found with ``busctl --user list`` and stopped too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageChops
+
+HOSTS = {"trayer", "xfce4-panel"}
+TOOLS = ["Xvfb", "dbus-daemon", "xdotool", "import", "busctl"]
+
+XFCE_PANEL = """<?xml version="1.0" encoding="UTF-8"?>
+<channel name="xfce4-panel" version="1.0">
+  <property name="configver" type="int" value="2"/>
+  <property name="panels" type="array">
+    <value type="int" value="1"/>
+    <property name="panel-1" type="empty">
+      <property name="position" type="string" value="p=6;x=0;y=0"/>
+      <property name="position-locked" type="bool" value="true"/>
+      <property name="length" type="uint" value="100"/>
+      <property name="size" type="uint" value="64"/>
+      <property name="plugin-ids" type="array"><value type="int" value="1"/></property>
+    </property>
+  </property>
+  <property name="plugins" type="empty">
+    <property name="plugin-1" type="string" value="systray">
+      <property name="icon-size" type="uint" value="48"/>
+      <property name="square-icons" type="bool" value="true"/>
+    </property>
+  </property>
+</channel>
+"""
+
+
+def missing_tools(host: str) -> list[str]:
+    return [t for t in [*TOOLS, host] if shutil.which(t) is None]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+class Desktop:
+    """Xvfb + session bus + tray host, in a private HOME and runtime dir."""
+
+    def __init__(self, workdir: Path, host: str) -> None:
+        assert host in HOSTS
+        self.workdir = workdir
+        self.host = host
+        self.procs: list[subprocess.Popen[bytes]] = []
+        home = workdir / "home"
+        runtime = workdir / "xdg-run"
+        for d in (home, runtime, workdir / "config", workdir / "cache", workdir / "state"):
+            d.mkdir(parents=True, exist_ok=True)
+        runtime.chmod(0o700)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("DBUS_SESSION_BUS_ADDRESS", "WAYLAND_DISPLAY", "SESSION_MANAGER",
+                            "DISPLAY", "PYSTRAY_BACKEND")}  # fmt: skip
+        env.update(HOME=str(home), XDG_RUNTIME_DIR=str(runtime),
+                   XDG_CONFIG_HOME=str(workdir / "config"), XDG_CACHE_HOME=str(workdir / "cache"),
+                   XDG_STATE_HOME=str(workdir / "state"), NO_AT_BRIDGE="1", GTK_THEME="Adwaita")  # fmt: skip
+        self.env = env
+
+    # ---------------------------------------------------------------- lifecycle
+    def _spawn(self, args: list[str], log_name: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / log_name, "wb")  # noqa: SIM115 - lives as long as the process
+        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, **kwargs)  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def start(self) -> Desktop:
+        display_file = self.workdir / "display"
+        with open(display_file, "w") as out:
+            self.procs.append(subprocess.Popen(
+                ["Xvfb", "-displayfd", str(out.fileno()), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                pass_fds=(out.fileno(),), stderr=subprocess.DEVNULL, start_new_session=True,
+            ))  # fmt: skip
+        number = wait_for(lambda: display_file.read_text().strip(), 10, "Xvfb")
+        self.env["DISPLAY"] = f":{number}"
+        bus_file = self.workdir / "bus"
+        with open(bus_file, "w") as out:
+            self.procs.append(subprocess.Popen(
+                ["dbus-daemon", "--session", "--nofork", "--nopidfile", f"--print-address={out.fileno()}"],
+                pass_fds=(out.fileno(),), env=self.env, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True,
+            ))  # fmt: skip
+        address = wait_for(lambda: bus_file.read_text().strip(), 10, "session bus")
+        self.env["DBUS_SESSION_BUS_ADDRESS"] = address.splitlines()[0]
+        if self.host == "xfce4-panel":
+            conf = Path(self.env["XDG_CONFIG_HOME"]) / "xfce4/xfconf/xfce-perchannel-xml"
+            conf.mkdir(parents=True, exist_ok=True)
+            (conf / "xfce4-panel.xml").write_text(XFCE_PANEL)
+            self._spawn(["xfce4-panel", "--disable-wm-check"], "host.log")
+            wait_for(lambda: self._busctl("status", "org.kde.StatusNotifierWatcher").returncode == 0,
+                     15, "StatusNotifierWatcher", step=0.1)  # fmt: skip
+        else:
+            self._spawn(["trayer", "--edge", "top", "--align", "left", "--widthtype", "request",
+                         "--height", "64", "--heighttype", "pixel", "--SetDockType", "true",
+                         "--transparent", "false", "--tint", "0x000000"], "host.log")  # fmt: skip
+        wait_for(self._tray_owned, 15, "the tray selection _NET_SYSTEM_TRAY_S0")
+        return self
+
+    def _tray_owned(self) -> bool:
+        from Xlib import display
+
+        d = display.Display(self.env["DISPLAY"])
+        try:
+            return bool(d.get_selection_owner(d.intern_atom("_NET_SYSTEM_TRAY_S0")))
+        finally:
+            d.close()
+
+    def _busctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["busctl", "--user", *args], env=self.env, capture_output=True,
+                              text=True, timeout=10)  # fmt: skip
+
+    def stop(self) -> None:
+        helpers: list[int] = []
+        if "DBUS_SESSION_BUS_ADDRESS" in self.env:
+            listing = self._busctl("--no-legend", "list")
+            for line in listing.stdout.splitlines():
+                fields = line.split()
+                if len(fields) > 2 and fields[1].isdigit() and fields[2] != "busctl":
+                    helpers.append(int(fields[1]))
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for pid in set(helpers) - {os.getpid()}:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    # ---------------------------------------------------------------- looking and clicking
+    def screenshot(self, path: Path) -> Image.Image:
+        subprocess.run(["import", "-window", "root", str(path)], env=self.env, check=True, timeout=10)
+        return Image.open(path).convert("RGB")
+
+    def click(self, x: int, y: int, button: int = 1) -> None:
+        subprocess.run(["xdotool", "mousemove", str(x), str(y), "click", str(button)],
+                       env=self.env, check=True, timeout=10)  # fmt: skip
+
+    def move_away(self) -> None:
+        subprocess.run(["xdotool", "mousemove", "600", "460"], env=self.env, check=True, timeout=10)
+
+    def dbusmenu_labels(self) -> list[str]:
+        """Labels of the first StatusNotifierItem's menu, read over D-Bus (appindicator)."""
+        items = self._busctl("get-property", "org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher",
+                             "org.kde.StatusNotifierWatcher", "RegisteredStatusNotifierItems")  # fmt: skip
+        entry = items.stdout.split('"')[1]
+        service, path = entry.split("/", 1)
+        menu = self._busctl("get-property", service, "/" + path, "org.kde.StatusNotifierItem", "Menu")
+        menu_path = menu.stdout.split()[1].strip('"')
+        layout = self._busctl("--json=short", "call", service, menu_path, "com.canonical.dbusmenu",
+                              "GetLayout", "iias", "0", "--", "-1", "1", "label")  # fmt: skip
+        labels: list[str] = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                if node.get("type") == "s" and isinstance(node.get("data"), str):
+                    return
+                label = node.get("label")
+                if isinstance(label, dict) and isinstance(label.get("data"), str):
+                    labels.append(label["data"])
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(json.loads(layout.stdout))
+        return labels
+
+
+def colour_box(image: Image.Image, rgb: tuple[int, int, int], tolerance: int = 10,
+               top: int = 120, minimum: int = 100) -> tuple[int, int, int, int] | None:  # fmt: skip
+    """Bounding box (x0, y0, x1, y1) of pixels near ``rgb`` in the top strip, if enough."""
+    strip = image.crop((0, 0, image.width, min(image.height, top)))
+    bands = [band.point(lambda v, c=c: 255 if abs(v - c) <= tolerance else 0)
+             for band, c in zip(strip.split(), rgb, strict=True)]  # fmt: skip
+    mask = ImageChops.multiply(ImageChops.multiply(bands[0], bands[1]), bands[2])
+    if mask.histogram()[255] < minimum:
+        return None
+    return mask.getbbox()
+
+
+def changed_region(before: Image.Image, after: Image.Image, below: int) -> tuple[int, int, int, int] | None:
+    """Where ``after`` differs from ``before`` below row ``below`` (a popup menu)."""
+    diff = ImageChops.difference(after, before).convert("L").point(lambda v: 255 if v > 16 else 0)
+    diff.paste(0, (0, 0, diff.width, below))
+    return diff.getbbox()
+
+
+def ocr_lines(image: Image.Image, workdir: Path, scale: int = 3) -> list[tuple[str, int, int]]:
+    """Text lines in ``image`` with their centre points, by tesseract."""
+    big = image.resize((image.width * scale, image.height * scale), Image.Resampling.LANCZOS).convert("L")
+    path = workdir / "ocr.png"
+    big.save(path)
+    tsv = subprocess.run(["tesseract", str(path), "-", "--psm", "6", "tsv"], capture_output=True,
+                         text=True, check=True, timeout=30).stdout  # fmt: skip
+    lines: dict[int, list[tuple[str, int, int, int, int]]] = {}
+    for row in tsv.splitlines()[1:]:
+        f = row.split("\t")
+        if len(f) == 12 and f[11].strip():
+            left, top, width, height = (int(v) // scale for v in f[6:10])
+            lines.setdefault(int(f[4]) * 1000 + int(f[2]) * 100 + int(f[3]), []).append(
+                (f[11], left, top, width, height))
+    out = []
+    for _, words in sorted(lines.items()):
+        text = " ".join(w[0] for w in words)
+        cx = (words[0][1] + words[-1][1] + words[-1][3]) // 2
+        cy = words[0][2] + words[0][4] // 2
+        out.append((text, cx, cy))
+    return out

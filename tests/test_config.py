@@ -1,0 +1,143 @@
+"""Config: sources in order, and every bad value named with its key, file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cpgw_tray.config import ConfigError, default_config_path, load, read_conf_yaml
+
+from .conftest import run_cli
+
+STOCK_CONF = """\
+    ip2loc: "US"
+    proxyRemoteSsl: true
+    proxyRemoteHost: "https://api.ibkr.com"
+    listenPort: {port}
+    listenSsl: {ssl}
+    sslCert: "vertx.jks"
+    sslPwd: "mywebapi"
+    ips:
+      allow:
+        - 192.*
+        - 131.216.*
+        - 127.0.0.1
+      deny:
+        - 212.90.324.10
+"""
+
+
+def gateway_dir(tmp_path: Path, port: int = 5001, ssl: str = "true") -> Path:
+    root = tmp_path / "clientportal.gw" / "root"
+    root.mkdir(parents=True)
+    (root / "conf.yaml").write_text(STOCK_CONF.format(port=port, ssl=ssl))
+    return root.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults() -> None:
+    config = load({}, env={})
+    assert config.url == "https://127.0.0.1:5000" and config.url_source == "default"
+    assert config.timeout == 10 and config.interval == 15 and config.keepalive == 60
+    assert config.verify is False  # loopback
+
+
+def test_precedence_file_env_cli(tmp_path: Path) -> None:
+    path = write(tmp_path, 'url = "https://127.0.0.1:5001"\ntimeout = 3\ninterval = 20\n')
+    env = {"CPGW_TRAY_TIMEOUT": "4", "CPGW_TRAY_INTERVAL": "25"}
+    config = load({"interval": 30, "url": None}, config_path=str(path), env=env)
+    assert config.url == "https://127.0.0.1:5001" and "config file" in config.url_source
+    assert config.timeout == 4 and config.interval == 30
+
+
+def test_default_file_in_user_config_dir(isolated_env: Path) -> None:
+    path = default_config_path()
+    assert str(path).startswith(str(isolated_env))
+    path.parent.mkdir(parents=True)
+    path.write_text("timeout = 7\n")
+    assert load({}, env={}).timeout == 7
+
+
+def test_config_env_var_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "keepalive = 0\n")
+    assert load({}, env={"CPGW_TRAY_CONFIG": str(path)}).keepalive == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            'url = "https://127.0.0.1:5000"\nintervall = 5\n',
+            "unknown key 'intervall' in {path} line 2 (did you mean 'interval'?)",
+        ),
+        ('timeout = "ten"\n', "bad value for 'timeout' in {path} line 1: expected a number"),
+        ('\n\nurl = "127.0.0.1:5000"\n', "bad value for 'url' in {path} line 3"),
+        (
+            'ca_bundle = "/nope/ca.pem"\n',
+            "bad value for 'ca_bundle' in {path} line 1: file '/nope/ca.pem' does not exist",
+        ),
+        ("insecure = 3\n", "bad value for 'insecure' in {path} line 1: expected true or false"),
+        ("interval = 0.1\n", "must be between 1 and 86400"),
+        ("timeout = \n", "{path}: Invalid value (at line 1, column 11)"),
+    ],
+)
+def test_bad_file_values_name_key_file_and_line(tmp_path: Path, text: str, words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load({}, config_path=str(path), env={})
+    assert words.format(path=path) in str(info.value)
+
+
+def test_typo_is_exit_64_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "# my settings\ntimout = 5\n")
+    code, out = run_cli("--config", str(path), "status")
+    err = capsys.readouterr().err
+    assert code == 64 and out == ""
+    assert err.count("\n") == 1
+    assert f"unknown key 'timout' in {path} line 2" in err
+
+
+def test_missing_explicit_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli("--config", str(tmp_path / "nope.toml"), "status")
+    assert code == 64 and "cannot read config file" in capsys.readouterr().err
+
+
+def test_bad_env_and_cli_values(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError, match="CPGW_TRAY_TIMEOUT"):
+        load({}, env={"CPGW_TRAY_TIMEOUT": "soon"})
+    with pytest.raises(ConfigError, match="unknown environment variable CPGW_TRAY_COLOUR"):
+        load({}, env={"CPGW_TRAY_COLOUR": "red"})
+    code, _ = run_cli("--url", "127.0.0.1:5000", "status")
+    assert code == 64 and "bad value for --url" in capsys.readouterr().err
+    code, _ = run_cli("--ca-bundle", "/nope.pem", "status")
+    assert code == 64 and "/nope.pem" in capsys.readouterr().err
+
+
+def test_gateway_dir_supplies_port_and_scheme(tmp_path: Path) -> None:
+    directory = gateway_dir(tmp_path, port=5002, ssl="false")
+    config = load({}, env={"CPGW_TRAY_GATEWAY_DIR": str(directory)})
+    assert config.url == "http://127.0.0.1:5002" and "conf.yaml" in config.url_source
+    # an explicit URL still wins
+    assert load(
+        {"url": "https://127.0.0.1:5009"}, env={"CPGW_TRAY_GATEWAY_DIR": str(directory)}
+    ).url.endswith("5009")
+
+
+def test_conf_yaml_errors_name_file_and_line(tmp_path: Path) -> None:
+    directory = gateway_dir(tmp_path)
+    conf = directory / "root" / "conf.yaml"
+    assert read_conf_yaml(str(directory)) == (5001, True)
+    conf.write_text("    listenPort: 5000\n    listenSsl: [oops\n")
+    with pytest.raises(ConfigError, match=r"conf.yaml line \d"):
+        read_conf_yaml(str(directory))
+    conf.write_text("    listenPort: five\n")
+    with pytest.raises(ConfigError, match="conf.yaml line 1: listenPort must be a port number"):
+        read_conf_yaml(str(directory))
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_conf_yaml(str(tmp_path / "elsewhere"))

@@ -1,0 +1,215 @@
+"""The gateway client and `status` against the simulator over real HTTPS on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import trustme
+
+from cpgw_tray.gateway import GatewayClient, RateGovernor, api_base, is_loopback, parse_retry_after
+from cpgw_tray.simulator import Simulator
+
+from .conftest import SYSTEM_CA, PlainHTTPServer, control, free_port, status_json
+from .test_status import JSON_FIELDS
+
+# scenario -> (state, exit code)
+SCENARIO_STATES = {
+    "ready": ("ready", 0),
+    "competing": ("competing", 1),
+    "disconnected": ("disconnected", 1),
+    "not_authenticated": ("not_authenticated", 1),
+    "no_bridge": ("not_authenticated", 1),
+    "logged_out": ("logged_out", 1),
+    "access_denied": ("access_denied", 3),
+    "rate_limited": ("rate_limited", 3),
+    "server_error": ("error", 3),
+    "unavailable": ("error", 3),
+    "not_json": ("error", 3),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIO_STATES))
+def test_status_json_per_scenario(sim: Simulator, scenario: str) -> None:
+    control(sim.url, "/sim/state", {"scenario": scenario})
+    code, data = status_json(sim.url)
+    state, exit_code = SCENARIO_STATES[scenario]
+    assert data["state"] == state, data["detail"]
+    assert code == exit_code
+    assert JSON_FIELDS <= set(data)
+    assert data["url"] == sim.url + "/v1/api/iserver/auth/status"
+    assert data["checked_at"].endswith("Z") and data["latency_ms"] > 0
+    assert isinstance(data["http_status"], int)
+    if state == "ready":
+        assert (data["authenticated"], data["connected"], data["competing"]) == (True, True, False)
+        assert data["server_name"] == "SimGw01" and data["server_version"].startswith("Build")
+
+
+def test_fail_text_reaches_the_user(sim: Simulator) -> None:
+    fail = "Force compete capability must be used together with compete flag"
+    control(sim.url, "/sim/state", {"scenario": "not_authenticated", "fail": fail})
+    code, data = status_json(sim.url)
+    assert code == 1 and data["fail"] == fail and fail in data["detail"]
+
+
+def test_hanging_gateway_is_not_responding_within_timeout(sim: Simulator) -> None:
+    control(sim.url, "/sim/state", {"scenario": "hang"})
+    started = time.monotonic()
+    code, data = status_json(sim.url, "--timeout", "2")
+    assert time.monotonic() - started < 4
+    assert data["state"] == "not_responding" and code == 2
+    assert "2 s" in data["detail"]
+
+
+def test_nothing_listening_is_gateway_down() -> None:
+    code, data = status_json(f"https://127.0.0.1:{free_port()}")
+    assert data["state"] == "gateway_down" and code == 2
+
+
+def test_plain_http_on_the_port_is_error_without_tls(plain_http: PlainHTTPServer) -> None:
+    code, data = status_json(f"https://127.0.0.1:{plain_http.port}")
+    assert data["state"] == "error" and code == 3
+    assert "without TLS" in data["detail"]
+
+
+@pytest.fixture
+def ca_sim(tmp_path: Path) -> tuple[Simulator, trustme.CA]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    sim = Simulator(
+        0, scenario="ready", rate_limit=False, certfile=str(cert_file), keyfile=str(key_file)
+    )
+    return sim.start(), ca
+
+
+@pytest.mark.parametrize("env_var", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_ca_bundle_verifies_and_rejects(
+    ca_sim: tuple[Simulator, trustme.CA],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    env_var: str,
+) -> None:
+    sim, ca = ca_sim
+    monkeypatch.setenv(env_var, SYSTEM_CA)  # as on many machines: must not override ours
+    try:
+        right, wrong = tmp_path / "right.pem", tmp_path / "wrong.pem"
+        ca.cert_pem.write_to_path(str(right))
+        trustme.CA().cert_pem.write_to_path(str(wrong))
+        code, data = status_json(sim.url, "--ca-bundle", str(right))
+        assert data["state"] == "ready" and code == 0
+        code, data = status_json(sim.url, "--ca-bundle", str(wrong))
+        assert data["state"] == "error" and code == 3
+        assert "did not verify" in data["detail"]
+    finally:
+        sim.stop()
+
+
+def test_loopback_is_unverified_by_default_and_quiet(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", SYSTEM_CA)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        code, data = status_json(sim.url)
+    assert data["state"] == "ready"
+    assert not [w for w in caught if "Unverified HTTPS" in str(w.message)]
+
+
+def test_remote_host_is_verified_by_default() -> None:
+    from cpgw_tray.config import load
+
+    assert load({"url": "https://gw.example.com:5000"}, env={}).verify is True
+    assert load({"url": "https://127.0.0.1:5000"}, env={}).verify is False
+    assert load({"url": "https://localhost:5000"}, env={}).verify is False
+    assert load({"url": "https://gw.example.com", "insecure": True}, env={}).verify is False
+
+
+def test_one_connection_is_reused(sim: Simulator) -> None:
+    client = GatewayClient(sim.url, verify=False, governor=RateGovernor(spacing=0))
+    try:
+        for _ in range(3):
+            assert client.auth_status().state.value == "ready"
+        client.tickle()
+    finally:
+        client.close()
+    ports = {r.peer_port for r in sim.requests()}
+    assert len(sim.requests()) == 4 and len(ports) == 1
+
+
+def test_portal_alias_and_post_without_length(sim: Simulator) -> None:
+    import socket
+    import ssl
+
+    import requests
+
+    reply = requests.post(
+        sim.url + "/v1/portal/iserver/auth/status", json={}, verify=False, timeout=5
+    )
+    assert reply.status_code == 200 and reply.json()["authenticated"] is True
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as raw:
+        with context.wrap_socket(raw) as tls:
+            tls.sendall(b"POST /v1/api/iserver/auth/status HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert tls.recv(100).startswith(b"HTTP/1.1 411")
+
+
+def test_tickle_status_has_sso_expiry(sim: Simulator) -> None:
+    client = GatewayClient(sim.url, verify=False)
+    status = client.tickle()
+    client.close()
+    assert status.state.value == "ready" and status.sso_expires_s is not None
+    assert status.url.endswith("/v1/api/tickle")
+
+
+# ------------------------------------------------------------------ governor, helpers
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_governor_spaces_each_endpoint() -> None:
+    clock = FakeClock()
+    gov = RateGovernor(spacing=1.1, clock=clock)
+    assert gov.reserve("tickle") == 0
+    assert gov.reserve("iserver/auth/status") == 0  # another endpoint: no wait
+    assert gov.reserve("tickle") == pytest.approx(1.1)
+    assert gov.reserve("tickle") == pytest.approx(2.2)  # queued behind the booked slot
+    clock.now += 5
+    assert gov.reserve("tickle") == 0
+
+
+def test_governor_caps_overall_rate() -> None:
+    clock = FakeClock()
+    gov = RateGovernor(spacing=0, per_second=10, clock=clock)
+    waits = [gov.reserve(f"e{i}") for i in range(11)]
+    assert waits[:10] == [0] * 10
+    assert waits[10] > 1.0
+
+
+def test_client_waits_through_injected_sleep(sim: Simulator) -> None:
+    slept: list[float] = []
+    client = GatewayClient(sim.url, verify=False, sleep=slept.append)
+    client.auth_status()
+    client.auth_status()
+    client.close()
+    assert len(slept) == 1 and 0.9 < slept[0] <= 1.1
+
+
+def test_helpers() -> None:
+    assert api_base("https://127.0.0.1:5000") == "https://127.0.0.1:5000/v1/api/"
+    assert api_base("https://127.0.0.1:5000/v1/api/") == "https://127.0.0.1:5000/v1/api/"
+    assert is_loopback("https://127.0.0.2:1") and is_loopback("https://[::1]:5000")
+    assert not is_loopback("https://192.168.1.5:5000")
+    assert parse_retry_after("30") == 30
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None

@@ -20,6 +20,7 @@ from typing import Any
 from PIL import Image, ImageChops
 
 HOSTS = {"trayer", "xfce4-panel"}
+SETTLE = float(os.environ.get("CPGW_E2E_SETTLE", "0.5"))  # host owns the tray before it can embed
 TOOLS = ["Xvfb", "dbus-daemon", "xdotool", "import", "busctl"]
 
 XFCE_PANEL = """<?xml version="1.0" encoding="UTF-8"?>
@@ -118,6 +119,7 @@ class Desktop:
                          "--height", "64", "--heighttype", "pixel", "--SetDockType", "true",
                          "--transparent", "false", "--tint", "0x000000"], "host.log")  # fmt: skip
         wait_for(self._tray_owned, 15, "the tray selection _NET_SYSTEM_TRAY_S0")
+        time.sleep(SETTLE)
         return self
 
     def _tray_owned(self) -> bool:

@@ -208,6 +208,7 @@ class Simulator:
             self._server.server_close()
             self._wake_r.close()
             self._wake_w.close()
+            self._thread = None
         with self.lock:
             for conn in list(self._connections):
                 try:

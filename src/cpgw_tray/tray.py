@@ -10,6 +10,7 @@ each check and the menu when what it shows changed.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -43,6 +44,13 @@ NATIVE_MENU_HELP = (
     "Click the icon for the menu. For native menus install python3-gi and the "
     "AppIndicator package, then `pipx install --system-site-packages cpgw-tray`."
 )
+
+NATIVE_MENU_NOTICE = [
+    "No native tray menu here (PyGObject is missing).",
+    "For one: install python3-gi and the AppIndicator",
+    "package, then pipx install --system-site-packages",
+    "cpgw-tray (see README). Shown once.",
+]
 
 
 # ------------------------------------------------------------------------ menu model
@@ -204,6 +212,7 @@ class TrayApp:
             self.since = self._now()
         self.status = status
         if status.state is not self._shown_state:
+            log.debug("icon: %s", status.state.value)
             backend.set_icon(icon_image(status.state))
             self._shown_state = status.state
         title = tooltip(status)
@@ -283,6 +292,7 @@ class PystrayBackend:
         self._entries: Sequence[Entry] = ()
         self.popup: PopupMenu | None = None
         self._post = self._dispatcher()
+        self._notifier = DbusNotifier.create() if self.name in ("gtk", "appindicator") else None
         if self.name == "xorg":
             self._fix_xorg_clicks()
             self.popup = PopupMenu.create()
@@ -364,6 +374,10 @@ class PystrayBackend:
         )
 
     def notify(self, message: str, title: str) -> None:
+        if self._notifier is not None:  # gtk, appindicator: asynchronous D-Bus call
+            self._notifier.notify(title, message)
+            return
+
         def send() -> None:
             try:
                 self.icon.notify(message, title)
@@ -383,7 +397,48 @@ class PystrayBackend:
             icon.visible = True
             setup()
 
-        self.icon.run(setup=on_setup)
+        try:
+            self.icon.run(setup=on_setup)
+        except Exception:
+            # pystray's gtk clean-up closes its notification over D-Bus and raises when
+            # the desktop has no notification service; by then the icon is gone.
+            log.debug("tray clean-up failed", exc_info=True)
+
+
+class DbusNotifier:
+    """Desktop notifications over D-Bus without waiting for the answer: pystray's own
+    call is synchronous and would block the tray's thread if the service is slow."""
+
+    def __init__(self) -> None:
+        from gi.repository import Gio, GLib
+
+        self._gio, self._glib = Gio, GLib
+        self._bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
+        self._id = 0  # replace our previous notification instead of stacking them
+
+    @classmethod
+    def create(cls) -> DbusNotifier | None:
+        try:
+            return cls()
+        except Exception:
+            log.info("no session bus: notifications off", exc_info=True)
+            return None
+
+    def notify(self, title: str, message: str) -> None:
+        params = self._glib.Variant(
+            "(susssasa{sv}i)", ("cpgw-tray", self._id, "", title, message, [], {}, -1)
+        )
+        self._bus.call(
+            "org.freedesktop.Notifications", "/org/freedesktop/Notifications",
+            "org.freedesktop.Notifications", "Notify", params,
+            self._glib.VariantType("(u)"), self._gio.DBusCallFlags.NONE, 5000, None, self._done,
+        )  # fmt: skip
+
+    def _done(self, bus: Any, result: Any) -> None:
+        try:
+            self._id = bus.call_finish(result).unpack()[0]
+        except self._glib.Error as exc:
+            log.info("notification not shown: %s", exc.message)
 
 
 class PopupMenu:
@@ -391,7 +446,9 @@ class PopupMenu:
     thread that sleeps on a queue between clicks."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Sequence[Entry] | str] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Sequence[Entry]] = queue.SimpleQueue()
+        self.notice: list[str] = []  # lines shown atop the next popup, once
+        self.on_notice_shown: Callable[[], None] | None = None
         threading.Thread(target=self._run, name="popup-menu", daemon=True).start()
 
     @classmethod
@@ -404,39 +461,42 @@ class PopupMenu:
         return cls()
 
     def show(self, entries: Sequence[Entry]) -> None:
+        if self.notice:
+            entries = [*(Entry(line, enabled=False) for line in self.notice), SEPARATOR, *entries]
+            self.notice = []
+            if self.on_notice_shown is not None:
+                self.on_notice_shown()
         self._queue.put(entries)
 
-    def notice(self, text: str) -> None:
-        self._queue.put(text)
-
     def _run(self) -> None:
-        import tkinter
-
         while True:
-            job = self._queue.get()
-            try:
-                root = tkinter.Tk(className="cpgw-tray")
-            except tkinter.TclError:
-                log.exception("cannot open the popup menu")
-                continue
-            root.withdraw()
-            try:
-                if isinstance(job, str):
-                    self._notice(root, job)
-                else:
-                    self._popup(root, job)
-                root.mainloop()
-            finally:
-                root.destroy()
+            entries = self._queue.get()  # blocks: no Tk loop and no wake-ups while idle
+            chosen: list[Callable[[], None]] = []
+            self._popup(entries, chosen)
+            # Tk objects must die on the thread that made them: collect the cycles
+            # here, before an action such as Quit lets the main thread finish.
+            gc.collect()
+            for action in chosen:
+                try:
+                    action()
+                except Exception:
+                    log.exception("menu action failed")
 
     @staticmethod
-    def _notice(root: Any, text: str) -> None:
-        from tkinter import messagebox
-
-        root.after(0, lambda: (messagebox.showinfo("cpgw-tray", text, parent=root), root.quit()))
-
-    def _popup(self, root: Any, entries: Sequence[Entry]) -> None:
+    def _popup(entries: Sequence[Entry], chosen: list[Callable[[], None]]) -> None:
+        """Show the menu at the pointer until it closes; collect the chosen action."""
         import tkinter
+
+        try:
+            root = tkinter.Tk(className="cpgw-tray")
+        except tkinter.TclError:
+            log.exception("cannot open the popup menu")
+            return
+        root.withdraw()
+        counter = iter(range(10_000))
+
+        def command(action: Callable[[], None] | None) -> Callable[[], None] | None:
+            return None if action is None else lambda: chosen.append(action)
 
         def build(parent: Any, items: Sequence[Entry]) -> Any:
             menu = tkinter.Menu(parent, tearoff=False)
@@ -446,21 +506,26 @@ class PopupMenu:
                 elif e.submenu:
                     menu.add_cascade(label=e.text, menu=build(menu, e.submenu))
                 elif e.checked is not None:
-                    var = tkinter.BooleanVar(master=root, value=e.checked)
-                    add = menu.add_radiobutton if e.radio else menu.add_checkbutton
-                    if e.radio:
-                        add(label=e.text, command=e.action, variable=var, value=True)
-                    else:
-                        add(label=e.text, command=e.action, variable=var)
+                    # A plain Tcl variable name: tkinter.Variable objects delete
+                    # themselves from whichever thread collects them, which Tk forbids.
+                    name = f"cpgw_tray_check_{next(counter)}"
+                    root.setvar(name, "1" if e.checked else "0")
+                    kind = "radiobutton" if e.radio else "checkbutton"
+                    options = {"value": "1"} if e.radio else {"onvalue": "1", "offvalue": "0"}
+                    menu.add(kind, label=e.text, command=command(e.action), variable=name, **options)
                 else:
-                    menu.add_command(label=e.text, command=e.action,
-                                     state="normal" if e.enabled else "disabled")  # fmt: skip
+                    state = "normal" if e.enabled else "disabled"
+                    menu.add_command(label=e.text, command=command(e.action), state=state)
             return menu
 
-        menu = build(root, entries)
-        menu.bind("<Unmap>", lambda _event: root.after(50, root.quit))
-        x, y = root.winfo_pointerxy()
-        root.after(0, lambda: menu.tk_popup(x, y))
+        try:
+            menu = build(root, entries)
+            menu.bind("<Unmap>", lambda _event: root.after(50, root.quit))
+            x, y = root.winfo_pointerxy()
+            root.after(0, lambda: menu.tk_popup(x, y))
+            root.mainloop()  # until the menu closes
+        finally:
+            root.destroy()
 
 
 # ------------------------------------------------------------------------ entry points
@@ -530,10 +595,14 @@ def run_tray(
     if backend.popup is not None:
         log.warning(NATIVE_MENU_HELP)
         marker = _marker("native-menu-notice")
-        if not marker.exists():
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text("shown\n")
-            backend.popup.notice(NATIVE_MENU_HELP)
+        if not marker.exists():  # once: atop the first popup
+            backend.popup.notice = NATIVE_MENU_NOTICE
+
+            def shown() -> None:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text("shown\n")
+
+            backend.popup.on_notice_shown = shown
     backend.run(lambda: app.start(backend))
     app.quit()
     return 0

@@ -1,0 +1,224 @@
+"""End-to-end: the real tray in a real X tray host, driven through the simulator.
+
+Each backend runs where users meet it: appindicator (a desktop with PyGObject) in
+xfce4-panel's StatusNotifier host, xorg (a plain pip install: no menu, our popup) and
+gtk in trayer. Screenshots land in ``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cpgw_tray.simulator import Simulator
+from cpgw_tray.status import GREEN, RED, YELLOW
+
+from .desktop import Desktop, changed_region, colour_box, missing_tools, ocr_lines, wait_for
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+HOST = {"appindicator": "xfce4-panel", "xorg": "trayer", "gtk": "trayer"}
+MENU_WORDS = ["Check now", "Open login page", "Notifications", "Quit"]
+
+
+def need(backend: str) -> None:
+    missing = missing_tools(HOST[backend])
+    if backend == "xorg":
+        missing += [] if _has("tkinter") else ["python3-tk"]
+    else:
+        missing += [] if _has("gi") else ["python3-gi"]
+    if backend in ("xorg", "gtk", "appindicator") and not shutil_which("tesseract"):
+        missing.append("tesseract")
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (see .ci/run)")
+
+
+def shutil_which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)
+
+
+def _has(module: str) -> bool:
+    probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
+    return probe.returncode == 0
+
+
+class TrayRun:
+    """The tray app as a subprocess on the virtual desktop."""
+
+    def __init__(self, desktop: Desktop, backend: str, sim: Simulator, interval: float, name: str) -> None:
+        self.desktop, self.backend, self.sim = desktop, backend, sim
+        self.shots = ARTIFACTS / name
+        self.shots.mkdir(parents=True, exist_ok=True)
+        self.log_path = desktop.workdir / "app.log"
+        env = dict(desktop.env, PYSTRAY_BACKEND=backend, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cpgw_tray", "--url", sim.url, "tray", "--interval", str(interval), "-vv"],
+            env=env, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        )  # fmt: skip
+        self.shot_no = 0
+
+    def shot(self, label: str) -> tuple[Path, object]:
+        self.shot_no += 1
+        path = self.shots / f"{self.shot_no:02d}-{label}.png"
+        return path, self.desktop.screenshot(path)
+
+    def wait_colour(self, rgb: tuple[int, int, int], label: str, timeout: float) -> tuple[int, int, int, int]:
+        last: list[Path] = []
+
+        def found() -> tuple[int, int, int, int] | None:
+            path, image = self.shot(label)
+            box = colour_box(image, rgb)  # type: ignore[arg-type]
+            if last:
+                last.pop().unlink()  # keep only the newest miss, for the record
+            if box is None:
+                last.append(path)
+            return box
+
+        box: tuple[int, int, int, int] = wait_for(found, timeout, f"{label} icon", step=0.02)
+        print(f"screenshot: {self.shots}/{self.shot_no:02d}-{label}.png")
+        return box
+
+    def open_menu(self, box: tuple[int, int, int, int], label: str) -> list[tuple[str, int, int]]:
+        """Click the icon so its menu opens; read the menu from the screen by OCR."""
+        self.desktop.move_away()
+        time.sleep(0.2)
+        _, before = self.shot(f"{label}-before")
+        cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+        button = 3 if self.backend == "gtk" else 1
+        self.desktop.click(cx, cy, button)
+
+        def menu_read() -> list[tuple[str, int, int]] | None:
+            path, after = self.shot(label)
+            region = changed_region(before, after, box[3] + 2)  # type: ignore[arg-type]
+            if region is None:
+                path.unlink()
+                return None
+            lines = ocr_lines(after.crop(region), self.desktop.workdir)  # type: ignore[attr-defined]
+            text = " | ".join(t for t, _, _ in lines)
+            if "Quit" not in text:
+                path.unlink()
+                return None
+            return [(t, x + region[0], y + region[1]) for t, x, y in lines]
+
+        lines: list[tuple[str, int, int]] = wait_for(menu_read, 10, "the menu on screen", step=0.2)
+        print(f"menu screenshot: {self.shots}/{self.shot_no:02d}-{label}.png: {[t for t, _, _ in lines]}")
+        return lines
+
+    def click_entry(self, lines: list[tuple[str, int, int]], words: str) -> None:
+        match = [(x, y) for t, x, y in lines if words in t]
+        assert match, f"no menu line with {words!r} in {[t for t, _, _ in lines]}"
+        x, y = match[0]
+        subprocess.run(["xdotool", "mousemove", str(x), str(y)], env=self.desktop.env, check=True)
+        time.sleep(0.2)
+        subprocess.run(["xdotool", "click", "1"], env=self.desktop.env, check=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def desktop_for(tmp_path: Path) -> Iterator[object]:
+    started: list[Desktop] = []
+
+    def start(backend: str) -> Desktop:
+        need(backend)
+        desktop = Desktop(tmp_path / "desk", HOST[backend]).start()
+        started.append(desktop)
+        return desktop
+
+    yield start
+    for desktop in started:
+        desktop.stop()
+
+
+def auth_requests(sim: Simulator) -> list[float]:
+    return [r.t for r in sim.requests() if r.path.endswith("/iserver/auth/status")]
+
+
+@pytest.mark.parametrize("backend", ["appindicator", "xorg", "gtk"])
+def test_icon_colour_follows_the_gateway(desktop_for, backend: str) -> None:  # type: ignore[no-untyped-def]
+    desktop = desktop_for(backend)
+    interval = 1.0
+    with Simulator(0, scenario="ready") as sim:
+        run = TrayRun(desktop, backend, sim, interval, f"{backend}-colours")
+        try:
+            run.wait_colour(GREEN, "green-ready", timeout=10)
+            assert f"pystray backend: {backend}" in run.log()
+            switched = time.monotonic()
+            sim.set_scenario("logged_out")
+            run.wait_colour(YELLOW, "yellow-logged-out", timeout=interval + 1)
+            print(f"{backend}: yellow {time.monotonic() - switched:.2f} s after the switch")
+            stopped = time.monotonic()
+            sim.stop()
+            run.wait_colour(RED, "red-gateway-down", timeout=interval + 1)
+            print(f"{backend}: red {time.monotonic() - stopped:.2f} s after the stop")
+        finally:
+            run.stop()
+        assert "Traceback" not in run.log(), run.log()
+
+
+@pytest.mark.parametrize("backend", ["appindicator", "xorg", "gtk"])
+def test_menu_reads_status_check_now_and_quit_while_hung(desktop_for, backend: str) -> None:  # type: ignore[no-untyped-def]
+    desktop = desktop_for(backend)
+    with Simulator(0, scenario="ready") as sim:
+        run = TrayRun(desktop, backend, sim, 120, f"{backend}-menu")  # no poll during the test
+        try:
+            box = run.wait_colour(GREEN, "green", timeout=10)
+            if backend == "appindicator":
+                labels = desktop.dbusmenu_labels()
+                assert "Gateway: Ready" in labels
+                assert all(w in labels for w in MENU_WORDS), labels
+            lines = run.open_menu(box, "menu-open")
+            text = " | ".join(t for t, _, _ in lines)
+            assert "Gateway: Ready" in text or "Ready" in text
+            for words in MENU_WORDS:
+                assert words.split()[0] in text, text
+            before = len(auth_requests(sim))
+            clicked = time.monotonic()
+            run.click_entry(lines, "Check now")
+            wait_for(lambda: len(auth_requests(sim)) > before, 3, "a check after 'Check now'")
+            print(f"{backend}: Check now -> request in {time.monotonic() - clicked:.2f} s")
+
+            # The gateway hangs; a check is in flight; Quit must still be immediate.
+            sim.set_scenario("hang")
+            lines = run.open_menu(box, "menu-hang")
+            run.click_entry(lines, "Check now")
+            time.sleep(1.5)  # the check is now stuck in the hung gateway
+            lines = run.open_menu(box, "menu-quit")
+            clicked = time.monotonic()
+            run.click_entry(lines, "Quit")
+            run.proc.wait(timeout=5)
+            took = time.monotonic() - clicked
+            print(f"{backend}: Quit during a hung request exited in {took:.2f} s")
+            assert took < 1.5  # 1 s, plus the 0.2 s the click helper pauses
+            assert run.proc.returncode == 0
+        finally:
+            run.stop()
+        assert "Traceback" not in run.log(), run.log()
+
+
+def test_no_display_exits_69_and_suggests_watch(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["HOME"] = str(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "cpgw_tray"], env=env, capture_output=True,
+                          text=True, timeout=30)  # fmt: skip
+    assert proc.returncode == 69
+    assert "cpgw-tray watch" in proc.stderr and proc.stderr.count("\n") == 1

@@ -7,6 +7,7 @@ private bus activated are found with ``busctl --user list`` and stopped too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -73,38 +74,83 @@ class Desktop:
         for d in (home, runtime, workdir / "config", workdir / "cache", workdir / "state"):
             d.mkdir(parents=True, exist_ok=True)
         runtime.chmod(0o700)
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("DBUS_SESSION_BUS_ADDRESS", "WAYLAND_DISPLAY", "SESSION_MANAGER",
-                            "DISPLAY", "PYSTRAY_BACKEND")}  # fmt: skip
-        env.update(HOME=str(home), XDG_RUNTIME_DIR=str(runtime),
-                   XDG_CONFIG_HOME=str(workdir / "config"), XDG_CACHE_HOME=str(workdir / "cache"),
-                   XDG_STATE_HOME=str(workdir / "state"), NO_AT_BRIDGE="1", GTK_THEME="Adwaita")  # fmt: skip
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k
+            not in (
+                "DBUS_SESSION_BUS_ADDRESS",
+                "WAYLAND_DISPLAY",
+                "SESSION_MANAGER",
+                "DISPLAY",
+                "PYSTRAY_BACKEND",
+            )
+        }
+        env.update(
+            HOME=str(home),
+            XDG_RUNTIME_DIR=str(runtime),
+            XDG_CONFIG_HOME=str(workdir / "config"),
+            XDG_CACHE_HOME=str(workdir / "cache"),
+            XDG_STATE_HOME=str(workdir / "state"),
+            NO_AT_BRIDGE="1",
+            GTK_THEME="Adwaita",
+        )
         self.env = env
 
     # ---------------------------------------------------------------- lifecycle
     def _spawn(self, args: list[str], log_name: str, **kwargs: Any) -> subprocess.Popen[bytes]:
         log = open(self.workdir / log_name, "wb")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, **kwargs)  # fmt: skip
+        proc = subprocess.Popen(
+            args,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **kwargs,
+        )
         self.procs.append(proc)
         return proc
 
     def start(self) -> Desktop:
         display_file = self.workdir / "display"
         with open(display_file, "w") as out:
-            self.procs.append(subprocess.Popen(
-                ["Xvfb", "-displayfd", str(out.fileno()), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
-                pass_fds=(out.fileno(),), stderr=subprocess.DEVNULL, start_new_session=True,
-            ))  # fmt: skip
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        "Xvfb",
+                        "-displayfd",
+                        str(out.fileno()),
+                        "-screen",
+                        "0",
+                        "640x480x24",
+                        "-nolisten",
+                        "tcp",
+                    ],
+                    pass_fds=(out.fileno(),),
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
         number = wait_for(lambda: display_file.read_text().strip(), 10, "Xvfb")
         self.env["DISPLAY"] = f":{number}"
         bus_file = self.workdir / "bus"
         with open(bus_file, "w") as out:
-            self.procs.append(subprocess.Popen(
-                ["dbus-daemon", "--session", "--nofork", "--nopidfile", f"--print-address={out.fileno()}"],
-                pass_fds=(out.fileno(),), env=self.env, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True,
-            ))  # fmt: skip
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        "dbus-daemon",
+                        "--session",
+                        "--nofork",
+                        "--nopidfile",
+                        f"--print-address={out.fileno()}",
+                    ],
+                    pass_fds=(out.fileno(),),
+                    env=self.env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
         address = wait_for(lambda: bus_file.read_text().strip(), 10, "session bus")
         self.env["DBUS_SESSION_BUS_ADDRESS"] = address.splitlines()[0]
         if self.host == "xfce4-panel":
@@ -112,12 +158,35 @@ class Desktop:
             conf.mkdir(parents=True, exist_ok=True)
             (conf / "xfce4-panel.xml").write_text(XFCE_PANEL)
             self._spawn(["xfce4-panel", "--disable-wm-check"], "host.log")
-            wait_for(lambda: self._busctl("status", "org.kde.StatusNotifierWatcher").returncode == 0,
-                     15, "StatusNotifierWatcher", step=0.1)  # fmt: skip
+            wait_for(
+                lambda: self._busctl("status", "org.kde.StatusNotifierWatcher").returncode == 0,
+                15,
+                "StatusNotifierWatcher",
+                step=0.1,
+            )
         else:
-            self._spawn(["trayer", "--edge", "top", "--align", "left", "--widthtype", "request",
-                         "--height", "64", "--heighttype", "pixel", "--SetDockType", "true",
-                         "--transparent", "false", "--tint", "0x000000"], "host.log")  # fmt: skip
+            self._spawn(
+                [
+                    "trayer",
+                    "--edge",
+                    "top",
+                    "--align",
+                    "left",
+                    "--widthtype",
+                    "request",
+                    "--height",
+                    "64",
+                    "--heighttype",
+                    "pixel",
+                    "--SetDockType",
+                    "true",
+                    "--transparent",
+                    "false",
+                    "--tint",
+                    "0x000000",
+                ],
+                "host.log",
+            )
         wait_for(self._tray_owned, 15, "the tray selection _NET_SYSTEM_TRAY_S0")
         time.sleep(SETTLE)
         return self
@@ -132,8 +201,9 @@ class Desktop:
             d.close()
 
     def _busctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["busctl", "--user", *args], env=self.env, capture_output=True,
-                              text=True, timeout=10)  # fmt: skip
+        return subprocess.run(
+            ["busctl", "--user", *args], env=self.env, capture_output=True, text=True, timeout=10
+        )
 
     def stop(self) -> None:
         helpers: list[int] = []
@@ -147,10 +217,8 @@ class Desktop:
             if proc.poll() is None:
                 proc.terminate()
         for pid in set(helpers) - {os.getpid()}:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         for proc in self.procs:
             try:
                 proc.wait(timeout=2)
@@ -160,26 +228,51 @@ class Desktop:
 
     # ---------------------------------------------------------------- looking and clicking
     def screenshot(self, path: Path) -> Image.Image:
-        subprocess.run(["import", "-window", "root", str(path)], env=self.env, check=True, timeout=10)
+        subprocess.run(
+            ["import", "-window", "root", str(path)], env=self.env, check=True, timeout=10
+        )
         return Image.open(path).convert("RGB")
 
     def click(self, x: int, y: int, button: int = 1) -> None:
-        subprocess.run(["xdotool", "mousemove", str(x), str(y), "click", str(button)],
-                       env=self.env, check=True, timeout=10)  # fmt: skip
+        subprocess.run(
+            ["xdotool", "mousemove", str(x), str(y), "click", str(button)],
+            env=self.env,
+            check=True,
+            timeout=10,
+        )
 
     def move_away(self) -> None:
         subprocess.run(["xdotool", "mousemove", "600", "460"], env=self.env, check=True, timeout=10)
 
     def dbusmenu_labels(self) -> list[str]:
         """Labels of the first StatusNotifierItem's menu, read over D-Bus (appindicator)."""
-        items = self._busctl("get-property", "org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher",
-                             "org.kde.StatusNotifierWatcher", "RegisteredStatusNotifierItems")  # fmt: skip
+        items = self._busctl(
+            "get-property",
+            "org.kde.StatusNotifierWatcher",
+            "/StatusNotifierWatcher",
+            "org.kde.StatusNotifierWatcher",
+            "RegisteredStatusNotifierItems",
+        )
         entry = items.stdout.split('"')[1]
         service, path = entry.split("/", 1)
-        menu = self._busctl("get-property", service, "/" + path, "org.kde.StatusNotifierItem", "Menu")
+        menu = self._busctl(
+            "get-property", service, "/" + path, "org.kde.StatusNotifierItem", "Menu"
+        )
         menu_path = menu.stdout.split()[1].strip('"')
-        layout = self._busctl("--json=short", "call", service, menu_path, "com.canonical.dbusmenu",
-                              "GetLayout", "iias", "0", "--", "-1", "1", "label")  # fmt: skip
+        layout = self._busctl(
+            "--json=short",
+            "call",
+            service,
+            menu_path,
+            "com.canonical.dbusmenu",
+            "GetLayout",
+            "iias",
+            "0",
+            "--",
+            "-1",
+            "1",
+            "label",
+        )
         labels: list[str] = []
 
         def walk(node: Any) -> None:
@@ -199,19 +292,28 @@ class Desktop:
         return labels
 
 
-def colour_box(image: Image.Image, rgb: tuple[int, int, int], tolerance: int = 10,
-               top: int = 120, minimum: int = 100) -> tuple[int, int, int, int] | None:  # fmt: skip
+def colour_box(
+    image: Image.Image,
+    rgb: tuple[int, int, int],
+    tolerance: int = 10,
+    top: int = 120,
+    minimum: int = 100,
+) -> tuple[int, int, int, int] | None:
     """Bounding box (x0, y0, x1, y1) of pixels near ``rgb`` in the top strip, if enough."""
     strip = image.crop((0, 0, image.width, min(image.height, top)))
-    bands = [band.point(lambda v, c=c: 255 if abs(v - c) <= tolerance else 0)
-             for band, c in zip(strip.split(), rgb, strict=True)]  # fmt: skip
+    bands = [
+        band.point(lambda v, c=c: 255 if abs(v - c) <= tolerance else 0)
+        for band, c in zip(strip.split(), rgb, strict=True)
+    ]
     mask = ImageChops.multiply(ImageChops.multiply(bands[0], bands[1]), bands[2])
     if mask.histogram()[255] < minimum:
         return None
     return mask.getbbox()
 
 
-def changed_region(before: Image.Image, after: Image.Image, below: int) -> tuple[int, int, int, int] | None:
+def changed_region(
+    before: Image.Image, after: Image.Image, below: int
+) -> tuple[int, int, int, int] | None:
     """Where ``after`` differs from ``before`` below row ``below`` (a popup menu)."""
     diff = ImageChops.difference(after, before).convert("L").point(lambda v: 255 if v > 16 else 0)
     diff.paste(0, (0, 0, diff.width, below))
@@ -220,18 +322,26 @@ def changed_region(before: Image.Image, after: Image.Image, below: int) -> tuple
 
 def ocr_lines(image: Image.Image, workdir: Path, scale: int = 3) -> list[tuple[str, int, int]]:
     """Text lines in ``image`` with their centre points, by tesseract."""
-    big = image.resize((image.width * scale, image.height * scale), Image.Resampling.LANCZOS).convert("L")
+    big = image.resize(
+        (image.width * scale, image.height * scale), Image.Resampling.LANCZOS
+    ).convert("L")
     path = workdir / "ocr.png"
     big.save(path)
-    tsv = subprocess.run(["tesseract", str(path), "-", "--psm", "6", "tsv"], capture_output=True,
-                         text=True, check=True, timeout=30).stdout  # fmt: skip
+    tsv = subprocess.run(
+        ["tesseract", str(path), "-", "--psm", "6", "tsv"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
     lines: dict[int, list[tuple[str, int, int, int, int]]] = {}
     for row in tsv.splitlines()[1:]:
         f = row.split("\t")
         if len(f) == 12 and f[11].strip():
             left, top, width, height = (int(v) // scale for v in f[6:10])
             lines.setdefault(int(f[4]) * 1000 + int(f[2]) * 100 + int(f[3]), []).append(
-                (f[11], left, top, width, height))
+                (f[11], left, top, width, height)
+            )
     out = []
     for _, words in sorted(lines.items()):
         text = " ".join(w[0] for w in words)

@@ -137,7 +137,7 @@ def test_conf_yaml_errors_name_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"conf.yaml line \d"):
         read_conf_yaml(str(directory))
     conf.write_text("    listenPort: five\n")
-    with pytest.raises(ConfigError, match="conf.yaml line 1: listenPort must be a port number"):
+    with pytest.raises(ConfigError, match=r"conf\.yaml line 1: listenPort must be a port number"):
         read_conf_yaml(str(directory))
     with pytest.raises(ConfigError, match="cannot read"):
         read_conf_yaml(str(tmp_path / "elsewhere"))

@@ -54,16 +54,30 @@ def _has(module: str) -> bool:
 class TrayRun:
     """The tray app as a subprocess on the virtual desktop."""
 
-    def __init__(self, desktop: Desktop, backend: str, sim: Simulator, interval: float, name: str) -> None:
+    def __init__(
+        self, desktop: Desktop, backend: str, sim: Simulator, interval: float, name: str
+    ) -> None:
         self.desktop, self.backend, self.sim = desktop, backend, sim
         self.shots = ARTIFACTS / name
         self.shots.mkdir(parents=True, exist_ok=True)
         self.log_path = desktop.workdir / "app.log"
         env = dict(desktop.env, PYSTRAY_BACKEND=backend, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cpgw_tray", "--url", sim.url, "tray", "--interval", str(interval), "-vv"],
-            env=env, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "cpgw_tray",
+                "--url",
+                sim.url,
+                "tray",
+                "--interval",
+                str(interval),
+                "-vv",
+            ],
+            env=env,
+            stdout=open(self.log_path, "wb"),  # noqa: SIM115 - open as long as the app runs
+            stderr=subprocess.STDOUT,
+        )
         self.shot_no = 0
 
     def shot(self, label: str) -> tuple[Path, object]:
@@ -71,7 +85,9 @@ class TrayRun:
         path = self.shots / f"{self.shot_no:02d}-{label}.png"
         return path, self.desktop.screenshot(path)
 
-    def wait_colour(self, rgb: tuple[int, int, int], label: str, timeout: float) -> tuple[int, int, int, int]:
+    def wait_colour(
+        self, rgb: tuple[int, int, int], label: str, timeout: float
+    ) -> tuple[int, int, int, int]:
         last: list[Path] = []
 
         def found() -> tuple[int, int, int, int] | None:
@@ -110,7 +126,9 @@ class TrayRun:
             return [(t, x + region[0], y + region[1]) for t, x, y in lines]
 
         lines: list[tuple[str, int, int]] = wait_for(menu_read, 10, "the menu on screen", step=0.2)
-        print(f"menu screenshot: {self.shots}/{self.shot_no:02d}-{label}.png: {[t for t, _, _ in lines]}")
+        print(
+            f"menu screenshot: {self.shots}/{self.shot_no:02d}-{label}.png: {[t for t, _, _ in lines]}"
+        )
         return lines
 
     def click_entry(self, lines: list[tuple[str, int, int]], words: str) -> None:
@@ -218,7 +236,8 @@ def test_menu_reads_status_check_now_and_quit_while_hung(desktop_for, backend: s
 def test_no_display_exits_69_and_suggests_watch(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["HOME"] = str(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "cpgw_tray"], env=env, capture_output=True,
-                          text=True, timeout=30)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "cpgw_tray"], env=env, capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 69
     assert "cpgw-tray watch" in proc.stderr and proc.stderr.count("\n") == 1

@@ -38,7 +38,7 @@ def test_status_json_per_scenario(sim: Simulator, scenario: str) -> None:
     state, exit_code = SCENARIO_STATES[scenario]
     assert data["state"] == state, data["detail"]
     assert code == exit_code
-    assert JSON_FIELDS <= set(data)
+    assert set(data) >= JSON_FIELDS
     assert data["url"] == sim.url + "/v1/api/iserver/auth/status"
     assert data["checked_at"].endswith("Z") and data["latency_ms"] > 0
     assert isinstance(data["http_status"], int)
@@ -115,7 +115,7 @@ def test_loopback_is_unverified_by_default_and_quiet(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", SYSTEM_CA)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        code, data = status_json(sim.url)
+        _code, data = status_json(sim.url)
     assert data["state"] == "ready"
     assert not [w for w in caught if "Unverified HTTPS" in str(w.message)]
 
@@ -153,10 +153,12 @@ def test_portal_alias_and_post_without_length(sim: Simulator) -> None:
     assert reply.status_code == 200 and reply.json()["authenticated"] is True
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as raw:
-        with context.wrap_socket(raw) as tls:
-            tls.sendall(b"POST /v1/api/iserver/auth/status HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert tls.recv(100).startswith(b"HTTP/1.1 411")
+    with (
+        socket.create_connection(("127.0.0.1", sim.port), timeout=5) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        tls.sendall(b"POST /v1/api/iserver/auth/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert tls.recv(100).startswith(b"HTTP/1.1 411")
 
 
 def test_tickle_status_has_sso_expiry(sim: Simulator) -> None:

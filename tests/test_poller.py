@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import datetime, timezone
 
@@ -35,8 +36,9 @@ def setup(interval: float = 15, keepalive: float = 60, state: State = State.READ
     clock = FakeClock()
     gw = Gateway(clock, state)
     seen: list[Status] = []
-    poller = Poller(gw.check, seen.append, interval=interval, tickle=gw.tickle,
-                    keepalive=keepalive, clock=clock)  # fmt: skip
+    poller = Poller(
+        gw.check, seen.append, interval=interval, tickle=gw.tickle, keepalive=keepalive, clock=clock
+    )
     return clock, gw, seen, poller
 
 
@@ -66,14 +68,14 @@ def test_keepalive_tickles_instead_of_checking() -> None:
     assert kinds.count("tickle") == 2 and kinds.count("check") == 7
     # a tickle replaces the check that was due: never more requests than the interval asks
     times = [t for _, t in gw.calls]
-    assert all(b - a >= 15 for a, b in zip(times, times[1:]))
+    assert all(b - a >= 15 for a, b in itertools.pairwise(times))
 
 
 def test_fast_keepalive_keeps_session_between_slow_checks() -> None:
     clock, gw, _, poller = setup(interval=30, keepalive=2)
     run_for(clock, poller, 60)
     tickles = [t for kind, t in gw.calls if kind == "tickle"]
-    assert len(tickles) == 30 and all(b - a == 2 for a, b in zip(tickles, tickles[1:]))
+    assert len(tickles) == 30 and all(b - a == 2 for a, b in itertools.pairwise(tickles))
 
 
 def test_no_tickle_without_a_session() -> None:

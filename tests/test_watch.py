@@ -53,8 +53,12 @@ def test_watch_prints_one_line_per_change_and_exits_on_ctrl_c() -> None:
         try:
             lines = reader(proc.stdout)
             seen = [json.loads(lines.get(timeout=10))["state"]]
-            for scenario, state in [("logged_out", "logged_out"), ("competing", "competing"),
-                                    ("server_error", "error"), ("ready", "ready")]:  # fmt: skip
+            for scenario, state in [
+                ("logged_out", "logged_out"),
+                ("competing", "competing"),
+                ("server_error", "error"),
+                ("ready", "ready"),
+            ]:
                 control(sim.url, "/sim/state", {"scenario": scenario})
                 seen.append(json.loads(lines.get(timeout=5))["state"])
                 assert seen[-1] == state

@@ -75,7 +75,13 @@ def _shared(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument(
         "--config", default=default, metavar="PATH", help="config file (default: user config dir)"
     )
-    group.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0, help="more log detail")  # fmt: skip
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS if suppress else 0,
+        help="more log detail",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--keepalive", type=float, metavar="S", help="seconds between tickles, 0 = off (60)"
     )
 
-    sim = sub.add_parser("sim", help="run the built-in gateway simulator", description="Run a simulated gateway on 127.0.0.1 (HTTPS, self-signed).")  # fmt: skip
+    sim = sub.add_parser(
+        "sim",
+        help="run the built-in gateway simulator",
+        description="Run a simulated gateway on 127.0.0.1 (HTTPS, self-signed).",
+    )
     sim.add_argument(
         "--port", type=int, default=5000, help="port to listen on; 0 = any free port (5000)"
     )

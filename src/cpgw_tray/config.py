@@ -270,11 +270,14 @@ def load(
 
     merged = {**from_file, **from_env, **from_cli}
     url_source = (
-        "command line" if "url" in from_cli
-        else "environment" if "url" in from_env
-        else f"config file {path}" if "url" in from_file
+        "command line"
+        if "url" in from_cli
+        else "environment"
+        if "url" in from_env
+        else f"config file {path}"
+        if "url" in from_file
         else "default"
-    )  # fmt: skip
+    )
     if "url" not in merged and merged.get("gateway_dir"):
         port, ssl = read_conf_yaml(merged["gateway_dir"])
         merged["url"] = f"{'https' if ssl else 'http'}://127.0.0.1:{port}"

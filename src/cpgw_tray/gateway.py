@@ -154,8 +154,13 @@ def sort_failure(exc: requests.RequestException) -> tuple[Failure, str]:
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
             detail = text.split("certificate verify failed:")[-1].strip(" ')\"")
             return Failure.TLS_CERT, detail or "certificate verify failed"
-        plain = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure",
-                 "packet length too long", "http request")  # fmt: skip
+        plain = (
+            "WRONG_VERSION_NUMBER",
+            "wrong version number",
+            "record layer failure",
+            "packet length too long",
+            "http request",
+        )
         if any(marker in text for marker in plain):
             return Failure.TLS_PLAINTEXT, "the port answered without TLS"
         return Failure.TLS, text

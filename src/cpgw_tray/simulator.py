@@ -21,6 +21,7 @@ From tests: ``with Simulator(port=0) as sim: sim.url ...``.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -57,8 +58,15 @@ SCENARIOS: dict[str, str] = {
     "hang": "requests kept open, as when IBKR is unreachable",
 }
 ALIASES = {"not_responding": "hang", "error": "server_error"}
-FAULTS = {"no_bridge", "access_denied", "rate_limited", "server_error", "unavailable",
-          "not_json", "hang"}  # fmt: skip
+FAULTS = {
+    "no_bridge",
+    "access_denied",
+    "rate_limited",
+    "server_error",
+    "unavailable",
+    "not_json",
+    "hang",
+}
 LIMITED = ("iserver/auth/status", "tickle")  # 1 request/s each
 MAC = "F4:03:43:CD:BD:C0"
 
@@ -157,8 +165,9 @@ class Simulator:
         self.requested_port = port
         self.clock = clock
         self.lock = threading.RLock()
-        self.session = Session(session_timeout=session_timeout, rate_limit=rate_limit,
-                               penalty=penalty)  # fmt: skip
+        self.session = Session(
+            session_timeout=session_timeout, rate_limit=rate_limit, penalty=penalty
+        )
         self.log: list[Logged] = []
         self.released = threading.Event()
         self.stopping = threading.Event()
@@ -196,7 +205,8 @@ class Simulator:
             while not self.stopping.is_set():
                 for key, _ in selector.select():
                     if key.fileobj is self._server and not self.stopping.is_set():
-                        self._server._handle_request_noblock()
+                        # socketserver's own loop step (serve_forever calls it)
+                        self._server._handle_request_noblock()  # type: ignore[attr-defined]
 
     def stop(self) -> None:
         """Stop listening and drop every open connection (hung requests too)."""
@@ -211,10 +221,8 @@ class Simulator:
             self._thread = None
         with self.lock:
             for conn in list(self._connections):
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 conn.close()
             self._connections.clear()
 
@@ -389,8 +397,16 @@ class Simulator:
             if not s.authenticated:
                 return 400, {"error": "Init session first", "statusCode": 400}, {}
             account = self.account
-            return 200, {"accounts": [account], "selectedAccount": account,
-                         "isPaper": s.paper, "aliases": {account: account}}, {}  # fmt: skip
+            return (
+                200,
+                {
+                    "accounts": [account],
+                    "selectedAccount": account,
+                    "isPaper": s.paper,
+                    "aliases": {account: account},
+                },
+                {},
+            )
         return (
             404,
             {"error": f"no such endpoint: {method} /v1/api/{endpoint}", "statusCode": 404},
@@ -420,8 +436,10 @@ class Simulator:
         s = self.session
         reply: dict[str, Any] = {**self._flags(), "message": s.message, "MAC": MAC}
         if s.connected:
-            reply["serverInfo"] = {"serverName": "SimGw01",
-                                   "serverVersion": "Build 10.33.1f, Feb 5, 2025 10:21:09 AM"}  # fmt: skip
+            reply["serverInfo"] = {
+                "serverName": "SimGw01",
+                "serverVersion": "Build 10.33.1f, Feb 5, 2025 10:21:09 AM",
+            }
             reply["hardware_info"] = f"1c4558e8|{MAC}"
         else:
             reply["serverInfo"] = {"serverName": None, "serverVersion": None}
@@ -444,11 +462,17 @@ class Simulator:
     def _validate(self, now: float) -> dict[str, Any]:
         s = self.session
         return {
-            "USER_ID": 132329622, "USER_NAME": "simuser", "RESULT": True,
-            "AUTH_TIME": int(time.time() * 1000), "LOGIN_TYPE": 2 if s.paper else 1,
-            "SF_ENABLED": False, "IS_FREE_TRIAL": False, "IP": "127.0.0.1",
-            "EXPIRES": int(max(0.0, s.session_timeout) * 1000), "LANDING_APP": "PORTAL",
-        }  # fmt: skip
+            "USER_ID": 132329622,
+            "USER_NAME": "simuser",
+            "RESULT": True,
+            "AUTH_TIME": int(time.time() * 1000),
+            "LOGIN_TYPE": 2 if s.paper else 1,
+            "SF_ENABLED": False,
+            "IS_FREE_TRIAL": False,
+            "IP": "127.0.0.1",
+            "EXPIRES": int(max(0.0, s.session_timeout) * 1000),
+            "LANDING_APP": "PORTAL",
+        }
 
     def record(self, method: str, path: str, status: int | None, peer: tuple[str, int]) -> None:
         with self.lock:
@@ -465,7 +489,8 @@ def _too_many() -> dict[str, Any]:
     return {"error": "Too Many Requests", "statusCode": 429}
 
 
-LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Client Portal (simulated)</title>
+LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<title>Client Portal (simulated)</title>
 <style>body{{font-family:sans-serif;max-width:30em;margin:4em auto}}</style></head><body>
 <h1>Client Portal Gateway — simulator</h1><p>{note}</p>
 <form method="post" action="/sso/Login"><label>Username <input name="user" value="simuser"></label>
@@ -499,7 +524,7 @@ class _Server(ThreadingHTTPServer):
                     return
                 with sim.lock:
                     sim._connections.add(request)
-            self.RequestHandlerClass(request, client_address, self)
+            self.RequestHandlerClass(request, client_address, self)  # type: ignore[arg-type]
         finally:
             with sim.lock:
                 sim._connections.discard(request)
@@ -601,8 +626,11 @@ class _Handler(BaseHTTPRequestHandler):
             return 200
         if path == "/sso/Login" and self.command == "POST":
             sim.login()
-            self._send(200, "<!doctype html><p>Client login succeeds</p>",
-                       {"Content-Type": "text/html;charset=utf-8"})  # fmt: skip
+            self._send(
+                200,
+                "<!doctype html><p>Client login succeeds</p>",
+                {"Content-Type": "text/html;charset=utf-8"},
+            )
             return 200
         self._send(404, {"error": "Not Found", "statusCode": 404})
         return 404
@@ -617,9 +645,11 @@ class _Handler(BaseHTTPRequestHandler):
                 body = body or {}
                 if "paper" in body:
                     sim.configure(paper=body["paper"])
-                sim.set_scenario(str(body.get("scenario", sim.session.scenario)),
-                                 fail=str(body.get("fail", "")),
-                                 message=str(body.get("message", "")))  # fmt: skip
+                sim.set_scenario(
+                    str(body.get("scenario", sim.session.scenario)),
+                    fail=str(body.get("fail", "")),
+                    message=str(body.get("message", "")),
+                )
                 self._send(200, sim.state())
             elif route == ("POST", "/sim/config"):
                 sim.configure(**(body or {}))

@@ -8,7 +8,7 @@ arrives as arguments, so the same reply always gives the same verdict.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any

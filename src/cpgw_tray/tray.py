@@ -304,7 +304,11 @@ class PystrayBackend:
             from gi.repository import GLib
 
             def post(fn: Callable[[], None]) -> None:
-                GLib.idle_add(lambda: fn() and False)
+                def once() -> bool:
+                    fn()
+                    return False  # run once, not again on the next idle
+
+                GLib.idle_add(once)
 
             return post
         if self.name == "darwin":  # AppKit: the main thread only (pystray issue 60)
@@ -367,7 +371,7 @@ class PystrayBackend:
         return pystray.MenuItem(
             entry.text,
             (lambda: action()) if action is not None else None,
-            checked=(lambda _item: entry.checked) if entry.checked is not None else None,
+            checked=(lambda _item: bool(entry.checked)) if entry.checked is not None else None,
             radio=entry.radio,
             default=entry.default,
             enabled=entry.enabled,
@@ -399,10 +403,10 @@ class PystrayBackend:
 
         try:
             self.icon.run(setup=on_setup)
-        except Exception:
+        except Exception as exc:
             # pystray's gtk clean-up closes its notification over D-Bus and raises when
             # the desktop has no notification service; by then the icon is gone.
-            log.debug("tray clean-up failed", exc_info=True)
+            log.debug("tray clean-up failed: %s", exc)
 
 
 class DbusNotifier:
@@ -429,10 +433,17 @@ class DbusNotifier:
             "(susssasa{sv}i)", ("cpgw-tray", self._id, "", title, message, [], {}, -1)
         )
         self._bus.call(
-            "org.freedesktop.Notifications", "/org/freedesktop/Notifications",
-            "org.freedesktop.Notifications", "Notify", params,
-            self._glib.VariantType("(u)"), self._gio.DBusCallFlags.NONE, 5000, None, self._done,
-        )  # fmt: skip
+            "org.freedesktop.Notifications",
+            "/org/freedesktop/Notifications",
+            "org.freedesktop.Notifications",
+            "Notify",
+            params,
+            self._glib.VariantType("(u)"),
+            self._gio.DBusCallFlags.NONE,
+            5000,
+            None,
+            self._done,
+        )
 
     def _done(self, bus: Any, result: Any) -> None:
         try:
@@ -495,8 +506,15 @@ class PopupMenu:
         root.withdraw()
         counter = iter(range(10_000))
 
-        def command(action: Callable[[], None] | None) -> Callable[[], None] | None:
-            return None if action is None else lambda: chosen.append(action)
+        def options(e: Entry) -> dict[str, Any]:
+            action = e.action
+            found: dict[str, Any] = {
+                "label": e.text,
+                "state": "normal" if e.enabled else "disabled",
+            }
+            if action is not None:
+                found["command"] = lambda: chosen.append(action)
+            return found
 
         def build(parent: Any, items: Sequence[Entry]) -> Any:
             menu = tkinter.Menu(parent, tearoff=False)
@@ -510,12 +528,13 @@ class PopupMenu:
                     # themselves from whichever thread collects them, which Tk forbids.
                     name = f"cpgw_tray_check_{next(counter)}"
                     root.setvar(name, "1" if e.checked else "0")
-                    kind = "radiobutton" if e.radio else "checkbutton"
-                    options = {"value": "1"} if e.radio else {"onvalue": "1", "offvalue": "0"}
-                    menu.add(kind, label=e.text, command=command(e.action), variable=name, **options)
+                    marks: dict[str, Any] = {"variable": name}
+                    if e.radio:
+                        menu.add_radiobutton(**options(e), **marks, value="1")
+                    else:
+                        menu.add_checkbutton(**options(e), **marks, onvalue="1", offvalue="0")
                 else:
-                    state = "normal" if e.enabled else "disabled"
-                    menu.add_command(label=e.text, command=command(e.action), state=state)
+                    menu.add_command(**options(e))
             return menu
 
         try:
@@ -535,7 +554,10 @@ def _no_display_message() -> str | None:
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
-        return "no display found (DISPLAY is not set): the tray needs a desktop; use `cpgw-tray watch` in a terminal"
+        return (
+            "no display found (DISPLAY is not set): the tray needs a desktop; "
+            "use `cpgw-tray watch` in a terminal"
+        )
     return None
 
 

@@ -141,6 +141,7 @@ def test_one_connection_is_reused(sim: Simulator) -> None:
     assert len(sim.requests()) == 4 and len(ports) == 1
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_portal_alias_and_post_without_length(sim: Simulator) -> None:
     import socket
     import ssl

@@ -141,7 +141,7 @@ def test_menu_per_state(app: tuple[TrayApp, FakeBackend], state: State) -> None:
     items = texts(backend.menu)
     assert items[0] == f"Gateway: {LOOKS[state].label}"
     assert f"Do this for {state.value}." in items
-    assert any(t.startswith("Since ") for t in items)
+    assert any(t.startswith(("Since ", "Authenticated since ")) for t in items)
     for words in ("Check now", "Open login page", "Notifications", "Quit"):
         assert words in items
     check_now = next(e for e in backend.menu if e.text == "Check now")

@@ -27,6 +27,8 @@ examples:
   cpgw-tray status                  one check; exit 0 ready, 1 needs login, 2 down, 3 error
   cpgw-tray status --json           the same as one JSON object
   cpgw-tray watch --json            a JSON line at every change, until Ctrl-C
+  cpgw-tray reauth                  restart the brokerage session; `logout` ends it
+  cpgw-tray open                    the gateway's login page in the browser
   cpgw-tray --url https://127.0.0.1:5001 status
   cpgw-tray sim --port 5000         a simulated gateway to try things against
   cpgw-tray demo                    the tray and a simulated gateway together
@@ -109,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", "check once, print the state, exit with its code")
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
+    command("reauth", "start the brokerage session again (ssodh/init)")
+    command("logout", "end the gateway session")
+    command("open", "open the gateway's login page in the browser")
+
     watch = command("watch", "check repeatedly and print a line at each change")
     watch.add_argument("--json", action="store_true", help="print JSON Lines")
     watch.add_argument("--interval", type=float, metavar="S", help="seconds between checks (15)")
@@ -190,9 +196,13 @@ def human(status: Status) -> str:
 
 
 def cmd_status(config: Config, as_json: bool, out: TextIO) -> int:
+    from .session import SessionCare
+
     client = make_client(config)
     try:
-        status = client.auth_status()
+        # One check: no automatic reauthentication, and no /sso/validate (limited to
+        # one a minute, which scripts calling `status` in a loop would exceed).
+        status = SessionCare(client, auto_reauth=False, validate=False).check()
     finally:
         client.close()
     out.write((json.dumps(status.to_json()) if as_json else human(status)) + "\n")
@@ -202,6 +212,7 @@ def cmd_status(config: Config, as_json: bool, out: TextIO) -> int:
 def cmd_watch(config: Config, as_json: bool, out: TextIO) -> int:
     """Print a line at each change until Ctrl-C; keeps the session alive like the tray."""
     from .poller import Poller
+    from .session import SessionCare
 
     client = make_client(config)
     last: list[tuple[object, ...]] = []
@@ -221,11 +232,12 @@ def cmd_watch(config: Config, as_json: bool, out: TextIO) -> int:
                 out.write(f"{stamp} {human(status)}\n")
             out.flush()
 
+    care = SessionCare(client, auto_reauth=config.auto_reauth)
     poller = Poller(
-        client.auth_status,
+        care.check,
         on_status,
         interval=config.interval,
-        tickle=client.tickle,
+        tickle=care.tickle,
         keepalive=config.keepalive,
     )
     poller.start()
@@ -236,6 +248,27 @@ def cmd_watch(config: Config, as_json: bool, out: TextIO) -> int:
     finally:
         poller.stop()
     return 0
+
+
+def cmd_action(config: Config, command: str, out: TextIO) -> int:
+    """``reauth`` or ``logout``: exit 0 when the gateway took it, 1 when not."""
+    client = make_client(config)
+    try:
+        outcome = client.reauthenticate() if command == "reauth" else client.logout()
+    finally:
+        client.close()
+    out.write(outcome.message + "\n")
+    return 0 if outcome.ok else 1
+
+
+def cmd_open(config: Config, out: TextIO) -> int:
+    import webbrowser
+
+    from .status import gateway_root
+
+    url = gateway_root(config.url)
+    out.write(f"Opening {url}\n")
+    return 0 if webbrowser.open(url) else 1
 
 
 def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
@@ -289,6 +322,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_status(resolve(args), args.json, out)
         if command == "watch":
             return cmd_watch(resolve(args), args.json, out)
+        if command in ("reauth", "logout"):
+            return cmd_action(resolve(args), command, out)
+        if command == "open":
+            return cmd_open(resolve(args), out)
         if command in ("tray", "demo"):
             from .tray import run_demo, run_tray
 

@@ -46,6 +46,7 @@ class Config:
     auto_restart: bool = False
     auto_reauth: bool = True
     launch_timeout: float = 60.0
+    reset_timezone: str = "America/New_York"  # where the account's server resets at midnight
     log_level: str = "INFO"
     # Where things came from, for messages; not settable.
     config_path: str | None = field(default=None, compare=False)
@@ -128,6 +129,21 @@ def _as_dir(value: Any) -> str:
     return str(Path(value).expanduser())
 
 
+def _as_zone(value: Any) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not isinstance(value, str):
+        raise ValueError("expected a time zone name such as America/New_York")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}; the gateway resets at midnight in "
+            "America/New_York, Europe/Zurich or Asia/Hong_Kong"
+        ) from None
+    return value
+
+
 def _as_level(value: Any) -> str:
     levels = ("DEBUG", "INFO", "WARNING", "ERROR")
     if not isinstance(value, str) or value.upper() not in levels:
@@ -148,6 +164,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "auto_restart": _as_bool,
     "auto_reauth": _as_bool,
     "launch_timeout": _as_number(1, 3600),
+    "reset_timezone": _as_zone,
     "log_level": _as_level,
 }
 assert set(CHECKS) == set(KEYS), "every setting needs a check"

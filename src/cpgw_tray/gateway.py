@@ -9,6 +9,7 @@ a :class:`RateGovernor` that every request passes through. No retries: callers d
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import threading
 import time
@@ -24,7 +25,16 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from .status import Endpoint, Failure, Meta, Status, classify_failure, classify_reply
+from .status import (
+    Account,
+    Endpoint,
+    Failure,
+    Meta,
+    Status,
+    classify_failure,
+    classify_reply,
+    parse_account,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +80,19 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
+BACKOFF_START = 60.0  # after a 429 without Retry-After
+BACKOFF_MAX = 900.0  # the gateway's penalty box lasts 15 minutes
+SLOW_ENDPOINTS = {"sso/validate": 61.0}  # documented limit: 1 request a minute
+
+
 class RateGovernor:
-    """Paces requests: at most one per ``spacing`` seconds to each endpoint and at most
-    ``per_second`` overall. Thread-safe; :meth:`reserve` books a slot and says how long
-    to wait for it, so concurrent callers queue instead of bursting.
+    """The one place every request passes. Paces requests (at most one per ``spacing``
+    seconds to each endpoint, slower where the gateway documents it, and ``per_second``
+    overall) and, after a 429, holds every request back: ``Retry-After`` if given, else
+    60 s doubling up to 15 min, reset by the next good reply.
+
+    Thread-safe; :meth:`reserve` books a slot and says how long to wait for it, so
+    concurrent callers queue instead of bursting.
     """
 
     def __init__(
@@ -88,15 +107,38 @@ class RateGovernor:
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._recent: deque[float] = deque()
+        self._blocked_until = 0.0
+        self._backoff = 0.0
+
+    def blocked_for(self) -> float:
+        """Seconds left in a back-off after a 429 (0 when requests may go)."""
+        with self._lock:
+            return max(0.0, self._blocked_until - self._clock())
+
+    def rate_limited(self, retry_after: float | None) -> float:
+        """Note a 429; return how long every request now waits."""
+        with self._lock:
+            if retry_after is not None:
+                wait = min(max(retry_after, 1.0), BACKOFF_MAX)
+            else:
+                wait = BACKOFF_START if not self._backoff else min(self._backoff * 2, BACKOFF_MAX)
+            self._backoff = wait
+            self._blocked_until = self._clock() + wait
+            return wait
+
+    def answered(self) -> None:
+        """A reply that was not a 429: the back-off starts afresh next time."""
+        with self._lock:
+            self._backoff = 0.0
 
     def reserve(self, endpoint: str) -> float:
         """Book the earliest allowed slot for ``endpoint``; return seconds until it."""
         with self._lock:
             now = self._clock()
-            at = now
+            at = max(now, self._blocked_until)
             last = self._last.get(endpoint)
             if last is not None:
-                at = max(at, last + self.spacing)
+                at = max(at, last + SLOW_ENDPOINTS.get(endpoint, self.spacing))
             while self._recent and self._recent[0] <= at - 1.0:
                 self._recent.popleft()
             if len(self._recent) >= self.per_second:
@@ -114,11 +156,15 @@ class Reply:
     text: str
     headers: dict[str, str]
     meta: Meta
+    backoff_s: float | None = None  # after a 429: how long the governor now holds requests
 
-    def json(self) -> Any:
-        import json
 
-        return json.loads(self.text)
+class Deferred(Exception):
+    """The governor holds the request back longer than the caller will wait; not sent."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"held back for {wait:.0f} s")
+        self.wait = wait
 
 
 class Unreachable(Exception):
@@ -210,11 +256,17 @@ class GatewayClient:
     def url_for(self, path: str) -> str:
         return self.base + path.lstrip("/")
 
-    def call(self, method: str, path: str, body: Any = None) -> Reply:
-        """One request, paced by the governor. Raises :class:`Unreachable` on transport
-        failure; HTTP errors are replies, not exceptions."""
+    def call(self, method: str, path: str, body: Any = None, max_wait: float = 5.0) -> Reply:
+        """One request, paced by the governor. Raises :class:`Deferred` (nothing sent)
+        when the governor would hold it longer than ``max_wait``, :class:`Unreachable` on
+        transport failure; HTTP errors are replies, not exceptions."""
         url = self.url_for(path)
+        blocked = self.governor.blocked_for()
+        if blocked > max_wait:
+            raise Deferred(blocked)
         wait = self.governor.reserve(path)
+        if wait > max_wait:
+            raise Deferred(wait)
         if wait > 0:
             self._sleep(wait)
         started = time.perf_counter()
@@ -237,17 +289,25 @@ class GatewayClient:
             log.debug("%s %s failed: %s (%s)", method, url, failure.value, exc)
             raise Unreachable(failure, reason, meta) from exc
         meta = Meta(url, checked_at, (time.perf_counter() - started) * 1000)
+        backoff = None
+        if response.status_code == 429:
+            asked = parse_retry_after(response.headers.get("Retry-After"))
+            backoff = self.governor.rate_limited(asked)
+        else:
+            self.governor.answered()
         text = raw.decode("utf-8", errors="replace")
         log.debug("%s %s -> %s in %.1f ms", method, url, response.status_code, meta.latency_ms)
-        return Reply(response.status_code, text, dict(response.headers), meta)
+        return Reply(response.status_code, text, dict(response.headers), meta, backoff)
 
     def _check(self, endpoint: Endpoint, path: str) -> Status:
         try:
             reply = self.call("POST", path, {})
+        except Deferred as exc:  # still in the back-off after a 429: ask nothing
+            meta = Meta(self.url_for(path), self._now())
+            return classify_reply(endpoint, 429, "", meta, exc.wait)
         except Unreachable as exc:
             return classify_failure(exc.failure, exc.reason, exc.meta)
-        retry_after = parse_retry_after(reply.headers.get("Retry-After"))
-        return classify_reply(endpoint, reply.http_status, reply.text, reply.meta, retry_after)
+        return classify_reply(endpoint, reply.http_status, reply.text, reply.meta, reply.backoff_s)
 
     def auth_status(self) -> Status:
         """``POST /iserver/auth/status`` with ``{}``, classified."""
@@ -257,5 +317,70 @@ class GatewayClient:
         """``POST /tickle`` (keep-alive), classified from its ``iserver.authStatus``."""
         return self._check(Endpoint.TICKLE, TICKLE)
 
+    def reauthenticate(self) -> Outcome:
+        """Start the brokerage session: ``ssodh/init`` (``publish`` must be true or the
+        gateway answers 500), else the older, deprecated ``iserver/reauthenticate``."""
+        try:
+            reply = self.call("POST", "iserver/auth/ssodh/init", {"publish": True, "compete": True})
+            if reply.http_status in (404, 405):
+                reply = self.call("POST", "iserver/reauthenticate", {})
+        except (Deferred, Unreachable) as exc:
+            return Outcome(False, f"Reauthenticate failed: {exc}")
+        body = _json_or_none(reply.text)
+        error = body.get("error") if isinstance(body, dict) else None
+        if (
+            reply.http_status != 200
+            or error
+            or (isinstance(body, dict) and body.get("passed") is False)
+        ):
+            return Outcome(
+                False,
+                f"Reauthenticate failed: HTTP {reply.http_status} {error or reply.text[:120]}",
+            )
+        return Outcome(True, "Reauthentication started.")
+
+    def logout(self) -> Outcome:
+        """End the session (``POST /logout``)."""
+        try:
+            reply = self.call("POST", "logout", {})
+        except (Deferred, Unreachable) as exc:
+            return Outcome(False, f"Log out failed: {exc}")
+        body = _json_or_none(reply.text)
+        if reply.http_status == 200 and isinstance(body, dict) and body.get("status") is True:
+            return Outcome(True, "Logged out.")
+        return Outcome(False, f"Log out failed: HTTP {reply.http_status} {reply.text[:120]}")
+
+    def account(self, validate: bool = True) -> Account | None:
+        """Account ids and paper/live. ``/sso/validate`` is limited to one request a
+        minute: it is asked only if ``validate`` and the governor allows it now."""
+        try:
+            accounts = self.call("GET", "iserver/accounts")
+        except (Deferred, Unreachable):
+            return None
+        found = _json_or_none(accounts.text) if accounts.http_status == 200 else None
+        details = None
+        if validate and not (isinstance(found, dict) and isinstance(found.get("isPaper"), bool)):
+            try:
+                reply = self.call("GET", "sso/validate", max_wait=0.0)
+                details = _json_or_none(reply.text) if reply.http_status == 200 else None
+            except (Deferred, Unreachable):
+                pass
+        return parse_account(found, details)
+
     def close(self) -> None:
         self.session.close()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an action (reauthenticate, log out) achieved, in words for the user."""
+
+    ok: bool
+    message: str
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

@@ -124,9 +124,13 @@ class Poller:
         finished = self._clock()
         with self._lock:
             self._busy = self._now_requested = False
-        self._next_check = finished + self.interval
+        # After a 429 nothing is sent until the back-off ends: schedule past it.
+        hold = status.retry_after_s if status.state is State.RATE_LIMITED else None
+        self._next_check = finished + max(self.interval, hold or 0.0)
         if action == "tickle" or self._next_tickle is None:
             self._next_tickle = finished + self.keepalive
+        if hold:
+            self._next_tickle = max(self._next_tickle, finished + hold)
         self.latest = status
         if not self._stopped.is_set():
             self._on_status(status)

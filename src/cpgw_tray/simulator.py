@@ -11,7 +11,8 @@ and reads the request log::
     GET    /sim/state                 the simulated session, as JSON
     POST   /sim/state     {"scenario": "ready", "fail": "...", "message": "...",
                            "paper": true}
-    POST   /sim/config    {"session_timeout": 360, "rate_limit": true, "penalty": 900}
+    POST   /sim/config    {"session_timeout": 360, "max_session": 86400,
+                           "rate_limit": true, "penalty": 900, "paper": true}
     GET    /sim/requests              the request log (gateway paths only)
     DELETE /sim/requests              clear it
     POST   /sim/release               let hung requests go (they get no reply)
@@ -137,6 +138,7 @@ class Session:
     fault: str | None = None
     paper: bool = True
     session_timeout: float = 360.0  # the real gateway: about 6 minutes without requests
+    max_session: float = 86400.0  # the daily reset: a login lasts at most 24 hours
     rate_limit: bool = True
     penalty: float = 900.0  # the real penalty box: 15 minutes
     penalty_until: float = 0.0
@@ -271,8 +273,15 @@ class Simulator:
                 s.login_at = None
 
     def configure(self, **settings: Any) -> None:
-        """Change ``session_timeout``, ``rate_limit``, ``penalty`` or ``paper``."""
-        allowed = {"session_timeout": float, "rate_limit": bool, "penalty": float, "paper": bool}
+        """Change ``session_timeout``, ``max_session``, ``rate_limit``, ``penalty`` or
+        ``paper``."""
+        allowed = {
+            "session_timeout": float,
+            "max_session": float,
+            "rate_limit": bool,
+            "penalty": float,
+            "paper": bool,
+        }
         with self.lock:
             for key, value in settings.items():
                 if key not in allowed:
@@ -300,10 +309,18 @@ class Simulator:
     # ------------------------------------------------------------------ gateway logic
     def _expire(self, now: float) -> None:
         s = self.session
-        if s.logged_in and s.session_timeout > 0 and now - s.last_request > s.session_timeout:
-            log.info("simulated session timed out after %.1f s idle", now - s.last_request)
-            s.logged_in = s.authenticated = s.connected = s.competing = False
-            s.scenario, s.login_at = "logged_out", None
+        if not s.logged_in:
+            return
+        idle = s.session_timeout > 0 and now - s.last_request > s.session_timeout
+        reset = s.login_at is not None and s.max_session > 0 and now - s.login_at >= s.max_session
+        if idle or reset:
+            log.info("simulated session ended: %s", "idle timeout" if idle else "daily reset")
+            self._end_session()
+
+    def _end_session(self) -> None:
+        s = self.session
+        s.logged_in = s.authenticated = s.connected = s.competing = False
+        s.scenario, s.login_at = "logged_out", None
 
     def _over_limit(self, client: str, endpoint: str, now: float) -> bool:
         """Record the request; True if it breaks a rate limit."""
@@ -384,8 +401,7 @@ class Simulator:
             self._start_brokerage()
             return 200, {"message": "triggered"}, {}
         if endpoint == "logout" and method == "POST":
-            s.logged_in = s.authenticated = s.connected = s.competing = False
-            s.scenario, s.login_at = "logged_out", None
+            self._end_session()
             return 200, {"status": True}, {}
         if endpoint == "sso/validate" and method == "GET":
             if not s.logged_in:
@@ -449,10 +465,11 @@ class Simulator:
 
     def _tickle(self) -> dict[str, Any]:
         s = self.session
-        lifetime = s.session_timeout if s.session_timeout > 0 else 444.936
+        now = self.clock()
+        left = s.max_session - (now - s.login_at) if s.login_at is not None else s.max_session
         return {
             "session": "9fe1c272dc44e023a3aefe52b71d42bd",
-            "ssoExpires": int(lifetime * 1000),
+            "ssoExpires": int(max(0.0, left) * 1000),
             "collission": False,
             "userId": 132329622,
             "hmds": {"error": "no bridge"},

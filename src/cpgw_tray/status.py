@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
@@ -94,8 +94,9 @@ class Failure(str, Enum):
 class Status:
     """One check's outcome: a frozen snapshot handed from workers to the UI and the CLI.
 
-    The fields up to ``url`` are the contract's JSON fields; ``sso_expires_s`` is an
-    addition (seconds left on the SSO login, from a tickle).
+    The fields up to ``url`` are the contract's JSON fields; the rest are additions:
+    ``sso_expires_s`` (seconds left on the login, from a tickle), ``retry_after_s``
+    (after a 429: seconds until the next request), ``account`` and ``paper``.
     """
 
     state: State
@@ -114,6 +115,8 @@ class Status:
     url: str = ""
     sso_expires_s: float | None = None
     retry_after_s: float | None = None
+    account: str | None = None
+    paper: bool | None = None
 
     @property
     def look(self) -> Look:
@@ -303,10 +306,13 @@ def classify_reply(
     if code == 403:
         return make(State.ACCESS_DENIED)
     if code == 429:
-        wait = "" if retry_after_s is None else f" The gateway asks to wait {retry_after_s:g} s."
+        wait = ""
+        if retry_after_s is not None:
+            at = (meta.checked_at + timedelta(seconds=retry_after_s)).astimezone()
+            wait = f" Next check in {retry_after_s:.0f} s, at {at.strftime('%H:%M:%S')}."
         detail = (
             "Too many requests: the gateway answered 429 and may refuse requests for up to "
-            f"15 minutes.{wait} Checks slow down until it recovers."
+            f"15 minutes; checks pause until then.{wait}"
         )
         return make(State.RATE_LIMITED, detail, retry_after_s=retry_after_s)
     if error is not None and any(w in error for w in _NOT_STARTED_WORDS) and code in (200, 400):
@@ -401,3 +407,39 @@ def _classify_auth(
     if connected is True and competing is False:
         return make(State.READY)
     return make(State.ERROR, f"Unexpected reply (connected/competing missing): {_excerpt(body)}")
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+@dataclass(frozen=True)
+class Account:
+    """Which account is logged in, from ``/iserver/accounts`` and ``/sso/validate``."""
+
+    ids: tuple[str, ...]
+    paper: bool | None
+
+    @property
+    def kind(self) -> str:
+        return "Paper" if self.paper else "Live" if self.paper is False else "Paper or live unknown"
+
+
+def parse_account(accounts: Any, validate: Any = None) -> Account | None:
+    """Account facts from the two replies (either may be missing or odd).
+
+    Paper or live, in order of trust: ``isPaper``; ``LOGIN_TYPE`` (1 live, 2 paper);
+    the id prefix (paper account ids start with ``DU``)."""
+    if not isinstance(accounts, dict):
+        return None
+    raw = accounts.get("accounts")
+    ids = tuple(a for a in raw if isinstance(a, str)) if isinstance(raw, list) else ()
+    paper: bool | None = None
+    if isinstance(accounts.get("isPaper"), bool):
+        paper = accounts["isPaper"]
+    elif isinstance(validate, dict) and validate.get("LOGIN_TYPE") in (1, 2):
+        paper = validate["LOGIN_TYPE"] == 2
+    elif ids:
+        paper = all(a.startswith("DU") for a in ids)
+    if not ids and paper is None:
+        return None
+    return Account(ids, paper)

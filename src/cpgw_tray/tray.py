@@ -20,12 +20,14 @@ import threading
 import webbrowser
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
 from .icons import icon_image
-from .poller import Poller
+from .poller import SESSION_STATES, Poller
+from .session import SessionCare, reset_warning
 from .status import State, Status, gateway_root, unknown
 
 if TYPE_CHECKING:
@@ -34,11 +36,12 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from .config import Config
-    from .gateway import GatewayClient
+    from .gateway import GatewayClient, Outcome
 
 log = logging.getLogger(__name__)
 
 TOOLTIP_LIMIT = 127  # win32 raises ValueError beyond this
+RESET_WARNING = timedelta(minutes=60)  # warn this long before the daily session reset
 NATIVE_MENU_HELP = (
     "This tray has no native menu (pystray's xorg backend: PyGObject is missing). "
     "Click the icon for the menu. For native menus install python3-gi and the "
@@ -160,13 +163,15 @@ class TrayApp:
         self.status = unknown(config.url)
         self.since = now()
         self.backend: Backend | None = None
+        self.care = SessionCare(client, auto_reauth=config.auto_reauth)
         self.poller = poller or Poller(
-            client.auth_status,
+            self.care.check,
             self.on_status,
             interval=config.interval,
-            tickle=client.tickle,
+            tickle=self.care.tickle,
             keepalive=config.keepalive,
         )
+        self.last_action: str | None = None  # the outcome of the last menu action
         self._shown_state: State | None = None
         self._shown_title: str | None = None
         self._shown_menu: tuple[Any, ...] | None = None
@@ -210,6 +215,7 @@ class TrayApp:
         previous = self.status
         if status.state is not previous.state:
             self.since = self._now()
+            self.last_action = None  # the new state says how the action went
         self.status = status
         if status.state is not self._shown_state:
             log.debug("icon: %s", status.state.value)
@@ -239,19 +245,26 @@ class TrayApp:
     def entries(self) -> list[Entry]:
         """The menu, as a function of the current snapshot."""
         status = self.status
+        state = status.state
         lines = textwrap.wrap(status.detail, 60)
         if len(lines) > 4:
             lines = [*lines[:3], lines[3][:57] + "…"]
         items: list[Entry] = [Entry(f"Gateway: {status.label}", enabled=False)]
         items += [Entry(line, enabled=False) for line in lines]
-        if status.state is not State.UNKNOWN:
-            items.append(Entry(f"Since {self.since.strftime('%H:%M')}", enabled=False))
-        items += [
-            SEPARATOR,
-            Entry("Check now", self.check_now, default=True),
-            Entry("Open login page", self.open_login),
-            SEPARATOR,
-        ]
+        items += [Entry(line, enabled=False) for line in self._facts()]
+        items += [SEPARATOR, Entry("Check now", self.check_now, default=True)]
+        items.append(Entry("Open login page", self.open_login))
+        if state is State.COMPETING:  # taking over logs the user out elsewhere: ask first
+            take_over = Entry(
+                "Take the session over (logs out TWS / the phone)", self.reauthenticate
+            )
+            items.append(Entry("Reauthenticate…", submenu=(take_over,)))
+        else:
+            can = state in (State.NOT_AUTHENTICATED, State.DISCONNECTED)
+            items.append(Entry("Reauthenticate", self.reauthenticate, enabled=can))
+        end = Entry("Yes, end the session", self.logout)
+        items.append(Entry("Log out…", submenu=(end,), enabled=state in SESSION_STATES))
+        items.append(SEPARATOR)
         if self.extra_entries is not None:
             items += [*self.extra_entries(), SEPARATOR]
         items += [
@@ -259,6 +272,37 @@ class TrayApp:
             Entry("Quit", self.quit),
         ]
         return items
+
+    def _facts(self) -> list[str]:
+        """Lines about the session: since when, which account, time left."""
+        status = self.status
+        if status.state is State.UNKNOWN:
+            return []
+        since = self.since.strftime("%H:%M")
+        facts = [
+            f"Authenticated since {since}" if status.state is State.READY else f"Since {since}"
+        ]
+        if status.account:
+            kind = (
+                "Paper"
+                if status.paper
+                else "Live"
+                if status.paper is False
+                else "paper/live unknown"
+            )
+            facts.append(f"Account {status.account} — {kind}")
+        if status.server_name:
+            facts.append(f"Server {status.server_name}")
+        if status.sso_expires_s is not None and status.state in SESSION_STATES:
+            facts.append(f"Login expires in {max(1, round(status.sso_expires_s / 60))} min")
+        if status.state in SESSION_STATES:
+            zone = self.config.reset_timezone
+            warning = reset_warning(self._now().astimezone(), ZoneInfo(zone), zone, RESET_WARNING)
+            if warning:
+                facts.append(warning)
+        if self.last_action:
+            facts.append(self.last_action)
+        return facts
 
     def check_now(self) -> None:
         """Menu: check at once (coalesced with a check already running)."""
@@ -268,6 +312,26 @@ class TrayApp:
         """Menu: the gateway's login page in the default browser."""
         url = gateway_root(self.config.url)
         threading.Thread(target=self._open_url, args=(url,), name="browser", daemon=True).start()
+
+    def reauthenticate(self) -> None:
+        """Menu: start the brokerage session again (off the tray's thread)."""
+        self._act(self.client.reauthenticate)
+
+    def logout(self) -> None:
+        """Menu: end the session (off the tray's thread)."""
+        self._act(self.client.logout)
+
+    def _act(self, action: Callable[[], Outcome]) -> None:
+        def run() -> None:
+            outcome = action()
+            log.info("%s", outcome.message)
+            self.last_action = outcome.message
+            self.care.forget()
+            self.poller.check_now()
+            if self.backend is not None:
+                self.backend.post(self.refresh)
+
+        threading.Thread(target=run, name="action", daemon=True).start()
 
     def toggle_notifications(self) -> None:
         self.notifications = not self.notifications

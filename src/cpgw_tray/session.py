@@ -1,0 +1,107 @@
+"""Session care around the gateway client, shared by the tray and ``watch``.
+
+Runs on the poller's thread: each check's status is enriched with what a trader wants
+to know of the session (account, paper or live, time left on the login), the account
+facts are asked once per session, and a brokerage session that drops while the login
+lives is restarted automatically — at most once per 5 minutes, never in ``competing``
+(taking a session over logs the user out of TWS or the phone), never in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta, tzinfo
+
+from .gateway import GatewayClient
+from .poller import SESSION_STATES
+from .status import Account, State, Status
+
+log = logging.getLogger(__name__)
+
+AUTO_REAUTH_EVERY = 300.0  # seconds between automatic reauthentications, at most
+
+
+class SessionCare:
+    """``check()``/``tickle()`` for the poller, with session facts and auto-reauth."""
+
+    def __init__(
+        self,
+        client: GatewayClient,
+        *,
+        auto_reauth: bool = True,
+        validate: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.auto_reauth = auto_reauth
+        self.validate = validate
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.account: Account | None = None
+        self._sso: tuple[float, float] | None = None  # (seconds left, when read)
+        self._last_auto: float | None = None
+
+    def check(self) -> Status:
+        return self._care(self.client.auth_status())
+
+    def tickle(self) -> Status:
+        return self._care(self.client.tickle())
+
+    def _care(self, status: Status) -> Status:
+        now = self._clock()
+        if status.state not in SESSION_STATES and status.state is not State.RATE_LIMITED:
+            with self._lock:  # no session: facts of the last one no longer hold
+                self.account, self._sso = None, None
+        if status.sso_expires_s is not None:
+            self._sso = (status.sso_expires_s, now)
+        if self._should_reauthenticate(status, now):
+            self._last_auto = now
+            outcome = self.client.reauthenticate()
+            log.info("brokerage session dropped; automatic reauthentication: %s", outcome.message)
+            if outcome.ok:
+                status = self.client.auth_status()
+        if status.state is State.READY and self.account is None:
+            self.account = self.client.account(validate=self.validate)
+        return self.enrich(status, now)
+
+    def _should_reauthenticate(self, status: Status, now: float) -> bool:
+        """The brokerage session is down while the login lives: a gateway that says
+        connected but not authenticated, and not because of a competing session."""
+        if not self.auto_reauth or status.state is not State.NOT_AUTHENTICATED:
+            return False
+        if status.connected is not True or status.competing is True:
+            return False
+        return self._last_auto is None or now - self._last_auto >= AUTO_REAUTH_EVERY
+
+    def enrich(self, status: Status, now: float | None = None) -> Status:
+        """The status with the session facts known so far."""
+        now = self._clock() if now is None else now
+        account, sso = self.account, self._sso
+        fields: dict[str, object] = {}
+        if account is not None and status.state in SESSION_STATES:
+            fields["account"] = ", ".join(account.ids) or None
+            fields["paper"] = account.paper
+        if sso is not None and status.sso_expires_s is None and status.state in SESSION_STATES:
+            fields["sso_expires_s"] = max(0.0, sso[0] - (now - sso[1]))
+        return replace(status, **fields) if fields else status  # type: ignore[arg-type]
+
+    def forget(self) -> None:
+        """After a log out or a new login: ask the account facts again."""
+        with self._lock:
+            self.account, self._sso = None, None
+
+
+def reset_warning(now: datetime, zone: tzinfo, zone_name: str, within: timedelta) -> str | None:
+    """A warning when the daily session reset (midnight where the account's server is)
+    is less than ``within`` away; else None."""
+    local = now.astimezone(zone)
+    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    left = midnight - local
+    if left > within:
+        return None
+    minutes = max(1, round(left.total_seconds() / 60))
+    return f"Daily reset in {minutes} min (midnight {zone_name}): log in again after it"

@@ -1,0 +1,320 @@
+"""Session care against the simulator: rate governor, keep-alive, reauthenticate,
+log out, account facts, back-off after 429."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cpgw_tray.config import load
+from cpgw_tray.gateway import GatewayClient, RateGovernor
+from cpgw_tray.poller import Poller
+from cpgw_tray.session import SessionCare, reset_warning
+from cpgw_tray.simulator import Logged, Simulator
+from cpgw_tray.status import Account, State, Status, parse_account
+from cpgw_tray.tray import TrayApp
+
+from .conftest import run_cli
+from .test_tray import FakeBackend
+
+
+class SharedClock:
+    """One fake clock for the simulator, the governor and the poller: "sleeping"
+    advances it, so a minute of session passes in milliseconds."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def per_endpoint_gaps(log: list[Logged]) -> dict[str, float]:
+    by_path: dict[str, list[float]] = {}
+    for r in log:
+        by_path.setdefault(r.path, []).append(r.t)
+    return {
+        path: min((b - a for a, b in itertools.pairwise(times)), default=99.0)
+        for path, times in by_path.items()
+    }
+
+
+def max_per_second(log: list[Logged]) -> int:
+    times = sorted(r.t for r in log)
+    return max((sum(1 for u in times if t <= u < t + 1.0) for t in times), default=0)
+
+
+def test_check_now_storm_is_paced_and_coalesced() -> None:
+    with Simulator(0, scenario="ready", rate_limit=True) as sim:
+        client = GatewayClient(sim.url, verify=False)
+        results: list[Status] = []
+        poller = Poller(
+            client.auth_status, results.append, interval=15, tickle=client.tickle, keepalive=60
+        )
+        poller.start()
+        deadline = time.monotonic() + 5
+        while not results and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sim.clear_requests()
+        for _ in range(50):  # 50 clicks within one second
+            poller.check_now()
+            time.sleep(0.02)
+        time.sleep(1.5)  # let whatever the storm started finish
+        poller.stop()
+        client.close()
+        log = sim.requests()
+    checks = [r for r in log if r.path.endswith("auth/status")]
+    assert 1 <= len(checks) <= 2
+    assert all(r.status == 200 for r in log), Counter(r.status for r in log)
+    assert all(gap >= 1.0 for gap in per_endpoint_gaps(log).values())
+    assert max_per_second(log) <= 10
+
+
+def keepalive_run(keepalive: float, seconds: float) -> list[Status]:
+    clock = SharedClock()
+    with Simulator(0, scenario="ready", session_timeout=5, clock=clock) as sim:
+        client = GatewayClient(
+            sim.url, verify=False, governor=RateGovernor(clock=clock), sleep=clock.sleep
+        )
+        seen: list[Status] = []
+        poller = Poller(
+            client.auth_status,
+            seen.append,
+            interval=30,
+            tickle=client.tickle,
+            keepalive=keepalive,
+            clock=clock,
+        )
+        end = clock.now + seconds
+        while clock.now < end:
+            clock.sleep(poller.step())
+        client.close()
+        assert all(r.status != 429 for r in sim.requests())
+    return seen
+
+
+def test_keepalive_keeps_a_short_session_alive() -> None:
+    seen = keepalive_run(keepalive=2, seconds=60)
+    assert len(seen) >= 25
+    assert {s.state for s in seen} == {State.READY}
+
+
+def test_without_keepalive_the_session_times_out() -> None:
+    seen = keepalive_run(keepalive=0, seconds=60)
+    assert seen[0].state is State.READY
+    assert seen[-1].state is State.LOGGED_OUT
+
+
+def test_default_settings_send_no_more_than_asked() -> None:
+    clock = SharedClock()
+    with Simulator(0, scenario="ready", clock=clock) as sim:
+        client = GatewayClient(
+            sim.url, verify=False, governor=RateGovernor(clock=clock), sleep=clock.sleep
+        )
+        config = load({}, env={})
+        poller = Poller(
+            client.auth_status,
+            lambda s: None,
+            interval=config.interval,
+            tickle=client.tickle,
+            keepalive=config.keepalive,
+            clock=clock,
+        )
+        end = clock.now + 600
+        while clock.now < end:
+            clock.sleep(poller.step())
+        client.close()
+        paths = Counter(r.path for r in sim.requests())
+    # ten minutes (0 to 585 s): one request per 15 s interval, every fourth a tickle
+    assert paths["/v1/api/tickle"] == 9
+    assert paths["/v1/api/iserver/auth/status"] + paths["/v1/api/tickle"] == 40
+
+
+def test_reauthenticate_and_logout_from_the_cli(sim: Simulator) -> None:
+    sim.set_scenario("not_authenticated")
+    code, out = run_cli("--url", sim.url, "reauth")
+    assert code == 0 and "Reauthentication started" in out
+    assert run_cli("--url", sim.url, "status")[0] == 0
+    code, out = run_cli("--url", sim.url, "logout")
+    assert code == 0 and out == "Logged out.\n"
+    code, out = run_cli("--url", sim.url, "status")
+    assert code == 1 and out.startswith("logged_out")
+    code, out = run_cli("--url", sim.url, "reauth")  # no login: the gateway refuses
+    assert code == 1 and "failed" in out
+
+
+def test_reauthenticate_falls_back_to_the_old_endpoint(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = sim._route
+
+    def without_ssodh(method: str, endpoint: str, body: object, now: float):  # type: ignore[no-untyped-def]
+        if endpoint == "iserver/auth/ssodh/init":
+            return 404, {"error": "not found"}, {}
+        return original(method, endpoint, body, now)
+
+    monkeypatch.setattr(sim, "_route", without_ssodh)
+    sim.set_scenario("not_authenticated")
+    client = GatewayClient(sim.url, verify=False)
+    outcome = client.reauthenticate()
+    client.close()
+    assert outcome.ok
+    assert [r.path for r in sim.requests()][-2:] == [
+        "/v1/api/iserver/auth/ssodh/init",
+        "/v1/api/iserver/reauthenticate",
+    ]
+    assert sim.session.authenticated
+
+
+def test_auto_reauth_once_per_five_minutes_never_when_competing(sim: Simulator) -> None:
+    clock = SharedClock()
+    client = GatewayClient(
+        sim.url, verify=False, governor=RateGovernor(clock=clock), sleep=clock.sleep
+    )
+    care = SessionCare(client, clock=clock)
+    sim.set_scenario("not_authenticated")
+    assert care.check().state is State.READY  # restarted automatically
+    sim.set_scenario("not_authenticated")
+    clock.now += 60
+    assert care.check().state is State.NOT_AUTHENTICATED  # not again within 5 minutes
+    clock.now += 300
+    assert care.check().state is State.READY
+    sim.set_scenario("competing")
+    clock.now += 600
+    assert care.check().state is State.COMPETING  # never taken over automatically
+    client.close()
+    inits = [r for r in sim.requests() if r.path.endswith("ssodh/init")]
+    assert len(inits) == 2
+
+
+def test_429_backs_off_and_says_when() -> None:
+    clock = SharedClock()
+    with Simulator(0, scenario="rate_limited", rate_limit=False) as sim:
+        client = GatewayClient(
+            sim.url, verify=False, governor=RateGovernor(clock=clock), sleep=clock.sleep
+        )
+        first = client.auth_status()
+        assert first.state is State.RATE_LIMITED and first.retry_after_s == 60  # Retry-After: 60
+        assert "Next check in 60 s, at " in first.detail
+        clock.now += 30
+        held = client.auth_status()  # still in the back-off: nothing is sent
+        assert held.state is State.RATE_LIMITED and 29 <= (held.retry_after_s or 0) <= 31
+        assert len(sim.requests()) == 1
+        sim.set_scenario("ready")
+        clock.now += 31
+        assert client.auth_status().state is State.READY
+        assert len(sim.requests()) == 2
+        client.close()
+
+
+def test_backoff_without_retry_after_doubles_to_fifteen_minutes() -> None:
+    clock = SharedClock()
+    gov = RateGovernor(clock=clock)
+    waits = [gov.rate_limited(None) for _ in range(6)]
+    assert waits == [60, 120, 240, 480, 900, 900]
+    gov.answered()
+    assert gov.rate_limited(None) == 60
+    assert gov.blocked_for() == 60
+
+
+def test_poller_waits_out_the_backoff() -> None:
+    clock = SharedClock()
+    limited = Status(State.RATE_LIMITED, "Rate limited", "d", retry_after_s=300)
+    calls: list[float] = []
+
+    def check() -> Status:
+        calls.append(clock.now)
+        return limited
+
+    poller = Poller(check, lambda s: None, interval=15, clock=clock)
+    assert poller.step() == 300
+
+
+@pytest.mark.parametrize(
+    ("paper", "kind", "account"), [(True, "Paper", "DU1234567"), (False, "Live", "U7654321")]
+)
+def test_menu_shows_account_and_paper_or_live(
+    sim: Simulator, paper: bool, kind: str, account: str
+) -> None:
+    sim.configure(paper=paper)
+    config = load({"url": sim.url}, env={})
+    client = GatewayClient(config.url, verify=False)
+    tray = TrayApp(config, client)
+    backend = FakeBackend()
+    tray.backend = backend
+    tray.apply(tray.care.check())
+    texts = [e.text for e in backend.menu]
+    assert f"Account {account} — {kind}" in texts
+    assert "Server SimGw01" in texts and any(t.startswith("Authenticated since") for t in texts)
+    client.close()
+
+
+def test_status_json_has_account_fields(sim: Simulator) -> None:
+    from .conftest import status_json
+
+    code, data = status_json(sim.url)
+    assert code == 0 and data["account"] == "DU1234567" and data["paper"] is True
+    assert "sso_expires_s" in data
+
+
+def test_tray_actions_reauthenticate_and_logout(sim: Simulator) -> None:
+    sim.set_scenario("not_authenticated")
+    config = load({"url": sim.url}, env={})
+    client = GatewayClient(config.url, verify=False)
+    tray = TrayApp(config, client)
+    backend = FakeBackend()
+    tray.backend = backend
+    tray.apply(tray.care.check())  # auto-reauth is on: it restarts the session at once
+    assert tray.status.state is State.READY
+    entries = {e.text: e for e in backend.menu}
+    assert not entries["Reauthenticate"].enabled
+    logout = entries["Log out…"].submenu[0]
+    done = threading.Event()
+    tray.poller.check_now = lambda: done.set() or True  # type: ignore[method-assign]
+    assert logout.action is not None
+    logout.action()
+    assert done.wait(5)
+    assert not sim.session.logged_in
+    client.close()
+
+
+def test_competing_asks_before_taking_over(sim: Simulator) -> None:
+    sim.set_scenario("competing")
+    config = load({"url": sim.url}, env={})
+    client = GatewayClient(config.url, verify=False)
+    tray = TrayApp(config, client)
+    backend = FakeBackend()
+    tray.backend = backend
+    tray.apply(tray.care.check())
+    entry = next(e for e in backend.menu if e.text.startswith("Reauthenticate"))
+    assert entry.text == "Reauthenticate…" and entry.action is None
+    assert "Take the session over" in entry.submenu[0].text
+    client.close()
+
+
+def test_parse_account() -> None:
+    assert parse_account({"accounts": ["DU1"], "isPaper": True}) == Account(("DU1",), True)
+    assert parse_account({"accounts": ["U1"]}, {"LOGIN_TYPE": 2}) == Account(("U1",), True)
+    assert parse_account({"accounts": ["U1"]}, {"LOGIN_TYPE": 1}) == Account(("U1",), False)
+    assert parse_account({"accounts": ["DU1", "DU2"]}) == Account(("DU1", "DU2"), True)
+    assert parse_account({"accounts": ["U1"]}).kind == "Live"  # type: ignore[union-attr]
+    assert parse_account("nonsense") is None and parse_account({}) is None
+
+
+def test_reset_warning() -> None:
+    ny = ZoneInfo("America/New_York")
+    late = datetime(2026, 11, 26, 23, 30, tzinfo=ny).astimezone(timezone.utc)
+    assert reset_warning(late, ny, "America/New_York", timedelta(hours=1)) == (
+        "Daily reset in 30 min (midnight America/New_York): log in again after it"
+    )
+    noon = datetime(2026, 11, 26, 12, 0, tzinfo=ny)
+    assert reset_warning(noon, ny, "America/New_York", timedelta(hours=1)) is None

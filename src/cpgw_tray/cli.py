@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
-from .config import Config, ConfigError, load
+from .config import Config, ConfigError, load, read_conf_yaml
 from .gateway import GatewayClient
 from .status import Status
 
@@ -19,6 +22,7 @@ log = logging.getLogger(__name__)
 
 EXIT_USAGE = 64  # EX_USAGE: a usage or config error
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: no display for the tray
+LISTEN_FAILED = "Server listen failed"  # the real gateway's words on a taken port
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s"
 
 EPILOG = """\
@@ -122,6 +126,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--keepalive", type=float, metavar="S", help="seconds between tickles, 0 = off (60)"
     )
 
+    gateway = sub.add_parser(
+        "gateway",
+        help="start, stop and inspect the gateway process",
+        description="Start, stop and inspect the Client Portal Gateway process.",
+    )
+    gsub = gateway.add_subparsers(
+        dest="gateway_command", metavar="ACTION", parser_class=_Parser, required=True
+    )
+    for name, text in [
+        ("start", "launch the gateway from its folder (bin/run.sh root/conf.yaml)"),
+        ("stop", "stop the gateway and every process it started"),
+        ("restart", "stop the gateway, then start it again"),
+        ("status", "is a gateway running: pid, folder, port, uptime"),
+        ("logs", "the gateway's output, as launched by cpgw-tray"),
+    ]:
+        action = gsub.add_parser(name, help=text, description=text)
+        action.add_argument(
+            "--dir",
+            metavar="D",
+            help="the clientportal.gw folder (default: gateway_dir, else the usual places)",
+        )
+        action.add_argument(
+            "--config", default=argparse.SUPPRESS, metavar="PATH", help="config file"
+        )
+        action.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log detail"
+        )
+        if name in ("start", "restart"):
+            action.add_argument(
+                "--wait", action="store_true", help="wait until it listens; exit 0 ready, 1 not"
+            )
+        if name == "status":
+            action.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "logs":
+            action.add_argument(
+                "-n", "--lines", type=int, default=40, metavar="N", help="last N lines (40)"
+            )
+
     sim = sub.add_parser(
         "sim",
         help="run the built-in gateway simulator",
@@ -150,6 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--no-rate-limit", action="store_true", help="do not enforce the gateway's rate limits"
     )
+    sim.add_argument(
+        "--conf",
+        metavar="PATH",
+        help="take port and TLS from a gateway conf.yaml; on a taken port, act like the gateway",
+    )
+    sim.add_argument(
+        "--make-gateway-dir",
+        metavar="DIR",
+        help="write a clientportal.gw-shaped folder that runs this simulator, then exit",
+    )
+    sim.add_argument("--main-class", help=argparse.SUPPRESS)  # mimics the gateway's command line
     sim.add_argument("-v", "--verbose", action="count", default=0, help="log every request")
 
     demo = command("demo", "the tray with a simulated gateway, for a first look")
@@ -271,12 +324,100 @@ def cmd_open(config: Config, out: TextIO) -> int:
     return 0 if webbrowser.open(url) else 1
 
 
-def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
-    from .simulator import SCENARIOS, Simulator
+def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
+    """``gateway start|stop|restart|status|logs``: exit 0 on success, 1 with the reason."""
+    from .launcher import Launcher, find_directory, find_running, gateway_log_path
 
+    config = load({"gateway_dir": args.dir}, config_path=getattr(args, "config", None))
+    action = args.gateway_command
+    log_path = gateway_log_path()
+    if action == "logs":
+        try:
+            lines = log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            raise UsageError(
+                f"no gateway log yet ({log_path}): cpgw-tray has not launched a gateway"
+            ) from None
+        out.write("\n".join(lines[-args.lines :]) + "\n")
+        return 0
+    running = find_running()
+    if action == "status":
+        data = (
+            None
+            if running is None
+            else {
+                "pid": running.pid,
+                "dir": running.directory,
+                "started": running.started.isoformat(timespec="seconds"),
+                "uptime_s": round((datetime.now() - running.started).total_seconds()),
+            }
+        )
+        if data is not None and running is not None and running.directory:
+            with contextlib.suppress(ConfigError):
+                data["port"] = read_conf_yaml(running.directory)[0]
+        if args.json:
+            out.write(json.dumps({"running": data is not None, **(data or {})}) + "\n")
+        elif running is None:
+            out.write("No gateway is running.\n")
+        else:
+            where = running.directory or "an unknown folder"
+            out.write(
+                f"Gateway running ({running.describe()}) in {where}"
+                + (f", port {data['port']}" if data and "port" in data else "")
+                + "\n"
+            )
+        return 0 if running is not None else 1
+    if action == "stop":
+        if running is None:
+            out.write("No gateway is running.\n")
+            return 0
+        directory = Path(running.directory) if running.directory else Path.cwd()
+        Launcher(directory, log_path).stop(running)
+        out.write(f"Stopped the gateway ({running.describe()}).\n")
+        return 0
+    # start / restart
+    directory, how = find_directory(config.gateway_dir)
+    if how == "found":
+        out.write(f"Using the gateway folder {directory}\n")
+    launcher = Launcher(directory, log_path, timeout=config.launch_timeout)
+    if action == "restart" and running is not None:
+        launcher.stop(running)
+        out.write(f"Stopped the gateway ({running.describe()}).\n")
+    proc = launcher.start()
+    if not args.wait:
+        out.write(f"Started the gateway (pid {proc.pid}); output goes to {log_path}\n")
+        return 0
+    ready = launcher.wait_ready()
+    out.write(
+        f"Gateway ready on port {ready.port} ({ready.describe()}); log in at "
+        f"https://localhost:{ready.port}\n"
+    )
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
+    from .simulator import SCENARIOS, Simulator, make_gateway_dir
+
+    if args.make_gateway_dir:
+        path = make_gateway_dir(Path(args.make_gateway_dir), port=args.port)
+        out.write(
+            f"Wrote a simulated gateway folder: {path}\n"
+            f"Start it like IBKR's: cd {path} && bash bin/run.sh root/conf.yaml\n"
+        )
+        return 0
+    port, tls = args.port, True
+    if args.conf:
+        try:
+            port, tls = read_conf_yaml(str(Path(args.conf).resolve().parent.parent))
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        # Like the real gateway: the banner comes before the port listens.
+        out.write(f"Open https://localhost:{port} to login\n")
+        out.flush()
     try:
         sim = Simulator(
-            args.port,
+            port,
+            tls=tls,
             scenario=args.state,
             session_timeout=args.session_timeout,
             rate_limit=not args.no_rate_limit,
@@ -287,8 +428,14 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
     try:
         sim.start()
     except OSError as exc:
+        if args.conf:
+            # What the real gateway does on a taken port: say so, and keep running.
+            print(f"{LISTEN_FAILED} {exc.strerror}", file=sys.stderr, flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+            return 1
         raise UsageError(
-            f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}; try --port 0"
+            f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; try --port 0"
         ) from None
     out.write(
         f"Simulated gateway on {sim.url} (scenario: {sim.session.scenario})\n"
@@ -326,6 +473,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_action(resolve(args), command, out)
         if command == "open":
             return cmd_open(resolve(args), out)
+        if command == "gateway":
+            from .launcher import LaunchError
+
+            try:
+                return cmd_gateway(args, out)
+            except LaunchError as exc:
+                print(f"cpgw-tray: {exc}", file=sys.stderr)
+                return 1
         if command in ("tray", "demo"):
             from .tray import run_demo, run_tray
 

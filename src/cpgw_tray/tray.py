@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from .config import Config
     from .gateway import GatewayClient, Outcome
+    from .launcher import GatewayProcess, Launcher
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,7 @@ class TrayApp:
             keepalive=config.keepalive,
         )
         self.last_action: str | None = None  # the outcome of the last menu action
+        self.gateway: GatewayControl | None = None
         self._shown_state: State | None = None
         self._shown_title: str | None = None
         self._shown_menu: tuple[Any, ...] | None = None
@@ -192,6 +194,8 @@ class TrayApp:
         self.quitting.set()
         log.info("quitting")
         self.poller.stop()
+        if self.gateway is not None:
+            self.gateway.shutdown()
         if self._on_quit is not None:
             self._on_quit()
         if self.backend is not None:
@@ -199,9 +203,28 @@ class TrayApp:
 
     # ---------------------------------------------------------------- threads
     def on_status(self, status: Status) -> None:
-        """Poller thread: hand the snapshot to the tray's thread."""
+        """Poller thread: hand the snapshot to the tray's thread. When the state changes,
+        look again for the gateway process here, off the tray's thread."""
+        if self.gateway is not None and status.state is not self.status.state:
+            self.gateway.rescan()
         if self.backend is not None and not self.quitting.is_set():
             self.backend.post(lambda: self.apply(status))
+
+    def post_refresh(self) -> None:
+        """Any thread: redraw the menu from the current snapshot."""
+        if self.backend is not None:
+            self.backend.post(self.refresh)
+
+    def note(self, text: str | None) -> None:
+        """Any thread: show the outcome of an action in the menu."""
+        self.last_action = text
+        self.post_refresh()
+
+    def notify(self, title: str, message: str) -> None:
+        """Any thread: a desktop notification, if the user wants them."""
+        backend = self.backend
+        if backend is not None and self.notifications and backend.has_notification:
+            backend.post(lambda: backend.notify(message, title))
 
     def refresh(self) -> None:
         """Tray thread: re-apply the current snapshot (after a menu toggle)."""
@@ -265,6 +288,8 @@ class TrayApp:
         end = Entry("Yes, end the session", self.logout)
         items.append(Entry("Log out…", submenu=(end,), enabled=state in SESSION_STATES))
         items.append(SEPARATOR)
+        if self.gateway is not None:
+            items += [*self.gateway.entries(), SEPARATOR]
         if self.extra_entries is not None:
             items += [*self.extra_entries(), SEPARATOR]
         items += [
@@ -325,18 +350,163 @@ class TrayApp:
         def run() -> None:
             outcome = action()
             log.info("%s", outcome.message)
-            self.last_action = outcome.message
             self.care.forget()
+            self.note(outcome.message)
             self.poller.check_now()
-            if self.backend is not None:
-                self.backend.post(self.refresh)
 
         threading.Thread(target=run, name="action", daemon=True).start()
 
     def toggle_notifications(self) -> None:
         self.notifications = not self.notifications
-        if self.backend is not None:
-            self.backend.post(self.refresh)
+        self.post_refresh()
+
+
+# ------------------------------------------------------------------------ gateway items
+
+
+class GatewayControl:
+    """The menu's gateway items: launch, stop, restart, log, folder. Every blocking step
+    runs on a worker thread; the tray only reads this object's fields."""
+
+    def __init__(self, app: TrayApp, log_path: Path | None = None) -> None:
+        from .launcher import Launcher, LaunchError, find_directory, gateway_log_path
+
+        self.app = app
+        self.config = app.config
+        self.running: GatewayProcess | None = None
+        self.busy: str | None = None  # "Launching gateway…" while an action runs
+        self.problem: str | None = None
+        self.launcher: Launcher | None = None
+        self.log_path = log_path or gateway_log_path()
+        self._restarts = 0
+        self._stop = threading.Event()
+        try:
+            directory, _ = find_directory(self.config.gateway_dir)
+        except LaunchError as exc:
+            self.problem = str(exc)
+        else:
+            self.launcher = Launcher(directory, self.log_path, timeout=self.config.launch_timeout,
+                                     on_exit=self._exited)  # fmt: skip
+
+    def rescan(self) -> None:
+        """Worker thread: look for a running gateway (ours or anyone's)."""
+        from .launcher import find_running
+
+        self.running = find_running()
+
+    def entries(self) -> list[Entry]:
+        running, busy, launcher = self.running, self.busy, self.launcher
+        if busy:
+            line = busy
+        elif running:
+            line = f"Gateway running ({running.describe()})"
+        elif launcher is None:
+            line = "Gateway folder not found: set gateway_dir"
+        else:
+            line = "Gateway process not running"
+        idle = busy is None
+        return [
+            Entry(line, enabled=False),
+            Entry(
+                "Launch gateway",
+                self.launch,
+                enabled=idle and running is None and launcher is not None,
+            ),
+            Entry("Stop gateway", self.stop, enabled=idle and running is not None),
+            Entry(
+                "Restart gateway",
+                self.restart,
+                enabled=idle and running is not None and launcher is not None,
+            ),  # fmt: skip
+            Entry("Open gateway log", self.open_log, enabled=self.log_path.is_file()),
+            Entry("Open gateway folder", self.open_folder, enabled=launcher is not None),
+        ]
+
+    def _work(self, label: str, job: Callable[[], str | None]) -> None:
+        """Run ``job`` on a worker thread with ``label`` shown; its result as a note."""
+        from .launcher import LaunchError
+
+        self.busy = label
+        self.app.post_refresh()
+
+        def run() -> None:
+            note: str | None
+            try:
+                note = job()
+            except LaunchError as exc:
+                note = f"Gateway: {exc}"
+                log.warning("%s", exc)
+                self.app.notify("Gateway problem", str(exc))
+            finally:
+                self.busy = None
+            self.rescan()
+            self.app.note(note)
+            self.app.poller.check_now()
+
+        threading.Thread(target=run, name="gateway-action", daemon=True).start()
+
+    def launch(self) -> None:
+        self._work("Launching gateway…", self._launch)
+
+    def _launch(self) -> str:
+        assert self.launcher is not None
+        self._stop.clear()
+        self.launcher.start()
+        ready = self.launcher.wait_ready(stop=self._stop)
+        self._restarts = 0
+        if self.config.open_browser_on_launch:
+            self.app.open_login()
+        return f"Gateway ready on port {ready.port}: log in"
+
+    def stop(self) -> None:
+        self._work("Stopping gateway…", self._stop_now)
+
+    def _stop_now(self) -> str:
+        from .launcher import Launcher
+
+        self._stop.set()
+        running = self.running
+        launcher = self.launcher or Launcher(Path.cwd(), self.log_path)
+        launcher.stop(running)
+        return "Gateway stopped"
+
+    def restart(self) -> None:
+        def both() -> str:
+            self._stop_now()
+            return self._launch()
+
+        self._work("Restarting gateway…", both)
+
+    def open_log(self) -> None:
+        from .launcher import open_path
+
+        open_path(self.log_path)
+
+    def open_folder(self) -> None:
+        from .launcher import open_path
+
+        if self.launcher is not None:
+            open_path(self.launcher.directory)
+
+    def _exited(self, code: int, last_lines: str) -> None:
+        """Crash watch (the launcher's thread): tell the user; restart if configured,
+        with a growing pause so a gateway that cannot start does not loop fast."""
+        self.running = None
+        log.warning("gateway exited by itself (code %s): %s", code, last_lines)
+        self.app.notify(
+            "Gateway stopped", f"It exited by itself (code {code}). {last_lines[-200:]}"
+        )
+        self.app.note(f"Gateway exited by itself (code {code})")
+        if self.config.auto_restart and not self.app.quitting.is_set():
+            pause = min(300.0, 10.0 * 2**self._restarts)
+            self._restarts += 1
+            log.info("restarting the gateway in %.0f s", pause)
+            if not self._stop.wait(pause) and not self.app.quitting.is_set():
+                self._work("Restarting gateway…", self._launch)
+
+    def shutdown(self) -> None:
+        """At quit: stop waiting; a launched gateway keeps running (it is the user's)."""
+        self._stop.set()
 
 
 # ------------------------------------------------------------------------ pystray
@@ -656,6 +826,7 @@ def run_tray(
     *,
     extra_entries: Callable[[TrayApp], list[Entry]] | None = None,
     on_quit: Callable[[], None] | None = None,
+    gateway_items: bool = True,
 ) -> int:
     """Run the tray on this (main) thread until Quit. Exit 69 without a display."""
     from .cli import EXIT_UNAVAILABLE, make_client
@@ -667,6 +838,8 @@ def run_tray(
     setup_file_logging(config.log_level)
     client = make_client(config)
     app = TrayApp(config, client, on_quit=on_quit)
+    if gateway_items:
+        app.gateway = GatewayControl(app)
     if extra_entries is not None:
         app.extra_entries = lambda: extra_entries(app)
     try:
@@ -725,6 +898,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return [Entry("Simulate", submenu=choices)]
 
     try:
-        return run_tray(config, extra_entries=simulate, on_quit=sim.stop)
+        # The simulator runs in this process: its Simulate menu replaces the gateway items.
+        return run_tray(config, extra_entries=simulate, on_quit=sim.stop, gateway_items=False)
     finally:
         sim.stop()

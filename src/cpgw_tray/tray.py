@@ -385,8 +385,9 @@ class GatewayControl:
         except LaunchError as exc:
             self.problem = str(exc)
         else:
-            self.launcher = Launcher(directory, self.log_path, timeout=self.config.launch_timeout,
-                                     on_exit=self._exited)  # fmt: skip
+            self.launcher = Launcher(
+                directory, self.log_path, timeout=self.config.launch_timeout, on_exit=self._exited
+            )
 
     def rescan(self) -> None:
         """Worker thread: look for a running gateway (ours or anyone's)."""
@@ -417,7 +418,7 @@ class GatewayControl:
                 "Restart gateway",
                 self.restart,
                 enabled=idle and running is not None and launcher is not None,
-            ),  # fmt: skip
+            ),
             Entry("Open gateway log", self.open_log, enabled=self.log_path.is_file()),
             Entry("Open gateway folder", self.open_folder, enabled=launcher is not None),
         ]

@@ -401,7 +401,7 @@ class Launcher:
                 raise LaunchError("launch cancelled")
             output = self.output()
             if LISTEN_FAILED in output:
-                self.stop()
+                self.stop(check_port=False)  # the port is someone else's
                 line = next(x for x in output.splitlines() if LISTEN_FAILED in x)
                 raise LaunchError(
                     f"the gateway could not listen on port {port} ({line.strip()}): "
@@ -423,15 +423,16 @@ class Launcher:
                 if LISTEN_FAILED not in self.output():
                     log.debug("port %s answers, but not from our process yet", port)
             if time.monotonic() > deadline:
-                self.stop()
+                self.stop(check_port=False)
                 raise LaunchError(
                     f"the gateway did not listen on port {port} within "
                     f"{self.timeout:g} s; stopped it. Last output: {self.output(lines=3)}"
                 )
             (stop or threading.Event()).wait(poll)
 
-    def stop(self, running: GatewayProcess | None = None) -> None:
-        """Stop our gateway, or ``running`` (an adopted one), tree and all."""
+    def stop(self, running: GatewayProcess | None = None, check_port: bool = True) -> None:
+        """Stop our gateway, or ``running`` (an adopted one), tree and all; then, if
+        ``check_port``, make sure the port is free."""
         with self._lock:
             self._stopping = True
             if running is not None:
@@ -444,8 +445,9 @@ class Launcher:
                 raise LaunchError("no gateway is running")
             target = found.root_pid or found.pid
         port = None
-        with contextlib.suppress(LaunchError):
-            port = self.port
+        if check_port:
+            with contextlib.suppress(LaunchError):
+                port = self.port
         stop_tree(target, port)
         log.info("stopped gateway pid %s", target)
 

@@ -166,7 +166,7 @@ def test_java_missing_is_explained_and_nothing_starts(tmp_path: Path) -> None:
     launcher = Launcher(
         directory, tmp_path / "gateway.log", env={"PATH": str(empty), "HOME": str(tmp_path)}
     )
-    with pytest.raises(LaunchError, match="Java not found.*install a Java runtime"):
+    with pytest.raises(LaunchError, match=r"Java not found.*install a Java runtime"):
         launcher.start()
     assert launcher.proc is None and find_running() is None
 

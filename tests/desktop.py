@@ -122,7 +122,7 @@ class Desktop:
                         str(out.fileno()),
                         "-screen",
                         "0",
-                        "640x480x24",
+                        "1024x768x24",
                         "-nolisten",
                         "tcp",
                     ],
@@ -242,7 +242,9 @@ class Desktop:
         )
 
     def move_away(self) -> None:
-        subprocess.run(["xdotool", "mousemove", "600", "460"], env=self.env, check=True, timeout=10)
+        subprocess.run(
+            ["xdotool", "mousemove", "1000", "740"], env=self.env, check=True, timeout=10
+        )
 
     def dbusmenu_labels(self) -> list[str]:
         """Labels of the first StatusNotifierItem's menu, read over D-Bus (appindicator)."""

@@ -550,6 +550,8 @@ class PystrayBackend:
             from PyObjCTools import AppHelper
 
             return AppHelper.callAfter  # type: ignore[no-any-return]
+        if self.name == "xorg":
+            return XorgDispatcher(self.icon).post
         return SerialThread().post
 
     def _fix_xorg_clicks(self) -> None:
@@ -629,7 +631,7 @@ class PystrayBackend:
             send()
 
     def stop(self) -> None:
-        self.icon.stop()
+        self.post(self.icon.stop)  # on the tray's thread, like every other change
 
     def run(self, setup: Callable[[], None]) -> None:
         def on_setup(icon: Any) -> None:
@@ -642,6 +644,57 @@ class PystrayBackend:
             # pystray's gtk clean-up closes its notification over D-Bus and raises when
             # the desktop has no notification service; by then the icon is gone.
             log.debug("tray clean-up failed: %s", exc)
+
+
+class XorgDispatcher:
+    """Runs posted functions on pystray's xorg event-loop thread.
+
+    pystray marshals calls from other threads by sending an X message over the same
+    python-xlib connection its loop reads, and python-xlib is not safe for that: now
+    and then a reply is lost and the icon never paints, the loop blocked for good.
+    Here the wake-up message goes over a connection of our own, and the posted work
+    then runs on the loop's thread, where pystray calls its X code directly.
+    """
+
+    def __init__(self, icon: Any) -> None:
+        from Xlib import X, display
+
+        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._sender = display.Display()
+        self._atom = self._sender.intern_atom("_CPGW_TRAY_POST")
+        self._window = self._sender.create_resource_object("window", icon._window.id)
+        pystray_handler = icon._message_handlers.get(X.ClientMessage)
+
+        def on_client_message(event: Any) -> None:
+            if event.client_type == self._atom:
+                self._drain()
+            elif pystray_handler is not None:
+                pystray_handler(event)
+
+        icon._message_handlers[X.ClientMessage] = on_client_message
+
+    def post(self, fn: Callable[[], None]) -> None:
+        from Xlib.protocol import event
+
+        self._queue.put(fn)
+        message = event.ClientMessage(
+            window=self._window, client_type=self._atom, data=(32, [0, 0, 0, 0, 0])
+        )
+        with self._lock:  # one sender at a time on our own connection
+            self._window.send_event(message, event_mask=0)  # to the window's owner
+            self._sender.flush()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                fn = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fn()
+            except Exception:
+                log.exception("tray update failed")
 
 
 class DbusNotifier:
@@ -699,9 +752,10 @@ class PopupMenu:
 
     @classmethod
     def create(cls) -> PopupMenu | None:
-        try:
-            import tkinter  # noqa: F401 - only checking that it is there
-        except ImportError:
+        import importlib.util
+
+        # Only look: importing Tk costs memory, paid on the first click instead.
+        if importlib.util.find_spec("tkinter") is None:
             log.warning("tkinter is missing: the tray icon has no menu; install python3-tk")
             return None
         return cls()

@@ -246,8 +246,8 @@ class Desktop:
             ["xdotool", "mousemove", "1000", "740"], env=self.env, check=True, timeout=10
         )
 
-    def dbusmenu_labels(self) -> list[str]:
-        """Labels of the first StatusNotifierItem's menu, read over D-Bus (appindicator)."""
+    def _menu_address(self) -> tuple[str, str]:
+        """(bus name, menu object path) of the first StatusNotifierItem (appindicator)."""
         items = self._busctl(
             "get-property",
             "org.kde.StatusNotifierWatcher",
@@ -260,7 +260,11 @@ class Desktop:
         menu = self._busctl(
             "get-property", service, "/" + path, "org.kde.StatusNotifierItem", "Menu"
         )
-        menu_path = menu.stdout.split()[1].strip('"')
+        return service, menu.stdout.split()[1].strip('"')
+
+    def dbusmenu_items(self) -> list[tuple[int, str]]:
+        """(id, label) of every entry of the tray's menu, submenus included, over D-Bus."""
+        service, menu_path = self._menu_address()
         layout = self._busctl(
             "--json=short",
             "call",
@@ -272,26 +276,57 @@ class Desktop:
             "0",
             "--",
             "-1",
-            "1",
-            "label",
+            "0",
         )
-        labels: list[str] = []
+        found: list[tuple[int, str]] = []
 
         def walk(node: Any) -> None:
-            if isinstance(node, dict):
-                if node.get("type") == "s" and isinstance(node.get("data"), str):
-                    return
-                label = node.get("label")
-                if isinstance(label, dict) and isinstance(label.get("data"), str):
-                    labels.append(label["data"])
-                for value in node.values():
-                    walk(value)
+            if (
+                isinstance(node, list)
+                and len(node) == 3
+                and isinstance(node[0], int)
+                and isinstance(node[1], dict)
+            ):
+                label = node[1].get("label", {}).get("data")
+                if isinstance(label, str):
+                    found.append((node[0], label))
+                for child in node[2]:
+                    walk(child.get("data") if isinstance(child, dict) else child)
+            elif isinstance(node, dict):
+                walk(node.get("data"))
             elif isinstance(node, list):
                 for value in node:
                     walk(value)
 
         walk(json.loads(layout.stdout))
-        return labels
+        return found
+
+    def dbusmenu_labels(self) -> list[str]:
+        return [label for _, label in self.dbusmenu_items()]
+
+    def dbusmenu_click(self, label_start: str) -> None:
+        """Activate the menu entry whose label starts with ``label_start``, as a click does."""
+        service, menu_path = self._menu_address()
+        ids = [
+            i
+            for i, label in self.dbusmenu_items()
+            if label.replace("__", "_").startswith(label_start)
+        ]
+        assert ids, f"no menu entry {label_start!r} in {self.dbusmenu_labels()}"
+        result = self._busctl(
+            "call",
+            service,
+            menu_path,
+            "com.canonical.dbusmenu",
+            "Event",
+            "isvu",
+            str(ids[0]),
+            "clicked",
+            "s",
+            "",
+            "0",
+        )
+        assert result.returncode == 0, result.stderr
 
 
 def colour_box(

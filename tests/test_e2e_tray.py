@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cpgw_tray.simulator import Simulator
-from cpgw_tray.status import GREEN, RED, YELLOW
+from cpgw_tray.status import GREEN, ORANGE, RED, YELLOW
 
 from .desktop import Desktop, changed_region, colour_box, missing_tools, ocr_lines, wait_for
 
@@ -250,3 +250,50 @@ def test_no_display_exits_69_and_suggests_watch(tmp_path: Path) -> None:
     )
     assert proc.returncode == 69
     assert "cpgw-tray watch" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_demo_simulate_entries_change_icon_and_menu(desktop_for) -> None:  # type: ignore[no-untyped-def]
+    """`cpgw-tray demo` on an AppIndicator desktop: each Simulate entry, clicked through
+    the menu's D-Bus interface as the panel does, changes the icon and the menu."""
+    desktop = desktop_for("appindicator")
+    shots = ARTIFACTS / "demo"
+    shots.mkdir(parents=True, exist_ok=True)
+    log_path = desktop.workdir / "demo.log"
+    env = dict(desktop.env, PYSTRAY_BACKEND="appindicator")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cpgw_tray", "demo"],
+        env=env,
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+    )  # noqa: SIM115
+    try:
+
+        def shows(rgb: tuple[int, int, int], name: str) -> bool:
+            path = shots / f"{name}.png"
+            return colour_box(desktop.screenshot(path), rgb) is not None
+
+        wait_for(lambda: shows(YELLOW, "start-logged-out"), 10, "the demo's yellow icon", step=0.05)
+        wait_for(lambda: "Simulate" in desktop.dbusmenu_labels(), 5, "the Simulate menu")
+        for entry, rgb, status_line in [
+            ("ready:", GREEN, "Gateway: Ready"),
+            ("competing:", ORANGE, "Gateway: Competing session"),
+            ("server_error:", RED, "Gateway: Gateway error"),
+            ("logged_out:", YELLOW, "Gateway: Logged out"),
+        ]:
+            time.sleep(1.2)  # a person reopens the menu; the governor spaces checks by 1 s
+            clicked = time.monotonic()
+            desktop.dbusmenu_click(entry)
+            wait_for(
+                lambda rgb=rgb, e=entry: shows(rgb, e.rstrip(":")),
+                3,
+                f"the icon after {entry}",
+                step=0.02,
+            )
+            took = time.monotonic() - clicked
+            wait_for(lambda s=status_line: s in desktop.dbusmenu_labels(), 2, status_line)
+            print(f"demo: {entry} icon changed in {took:.2f} s")
+            assert took < 1.0 + 0.2  # 1 s, plus the time one screenshot takes
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert "Traceback" not in log_path.read_text(errors="replace")

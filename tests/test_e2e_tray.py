@@ -265,7 +265,7 @@ def test_demo_simulate_entries_change_icon_and_menu(desktop_for) -> None:  # typ
         env=env,
         stdout=open(log_path, "wb"),
         stderr=subprocess.STDOUT,
-    )  # noqa: SIM115
+    )
     try:
 
         def shows(rgb: tuple[int, int, int], name: str) -> bool:

@@ -263,7 +263,7 @@ def test_demo_simulate_entries_change_icon_and_menu(desktop_for) -> None:  # typ
     proc = subprocess.Popen(
         [sys.executable, "-m", "cpgw_tray", "demo"],
         env=env,
-        stdout=open(log_path, "wb"),
+        stdout=open(log_path, "wb"),  # noqa: SIM115 - open while the demo runs
         stderr=subprocess.STDOUT,
     )
     try:

@@ -263,3 +263,24 @@ def test_tray_stays_responsive_while_a_launch_waits(gw_dir: Path, tmp_path: Path
     while (control.busy or control.running) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert control.running is None and find_running() is None
+
+
+def test_crash_watch_reports_an_exit_on_its_own(gw_dir: Path, tmp_path: Path) -> None:
+    exits: list[tuple[int, str]] = []
+    launcher = make_launcher(gw_dir, tmp_path, on_exit=lambda code, lines: exits.append((code, lines)))
+    proc = launcher.start()
+    launcher.wait_ready()
+    for child in tree(proc.pid)[1:]:
+        child.kill()  # the gateway dies; run.sh, like IBKR's, ends with it
+    deadline = time.monotonic() + 10
+    while not exits and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert exits and exits[0][0] != 0
+    assert "Ctrl-C stops it." in exits[0][1]  # the last lines of its output
+    # a stop we asked for is not a crash
+    exits.clear()
+    launcher.start()
+    launcher.wait_ready()
+    launcher.stop()
+    time.sleep(0.3)
+    assert exits == []

@@ -7,31 +7,16 @@ from pathlib import Path
 import pytest
 
 from cpgw_tray.config import ConfigError, default_config_path, load, read_conf_yaml
+from cpgw_tray.simulator import CONF_YAML
 
 from .conftest import run_cli
-
-STOCK_CONF = """\
-    ip2loc: "US"
-    proxyRemoteSsl: true
-    proxyRemoteHost: "https://api.ibkr.com"
-    listenPort: {port}
-    listenSsl: {ssl}
-    sslCert: "vertx.jks"
-    sslPwd: "mywebapi"
-    ips:
-      allow:
-        - 192.*
-        - 131.216.*
-        - 127.0.0.1
-      deny:
-        - 212.90.324.10
-"""
 
 
 def gateway_dir(tmp_path: Path, port: int = 5001, ssl: str = "true") -> Path:
     root = tmp_path / "clientportal.gw" / "root"
     root.mkdir(parents=True)
-    (root / "conf.yaml").write_text(STOCK_CONF.format(port=port, ssl=ssl))
+    conf = CONF_YAML.format(port=port).replace("listenSsl: true", f"listenSsl: {ssl}")
+    (root / "conf.yaml").write_text(conf)  # the stock layout: every line indented by four
     return root.parent
 
 

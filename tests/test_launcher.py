@@ -267,7 +267,9 @@ def test_tray_stays_responsive_while_a_launch_waits(gw_dir: Path, tmp_path: Path
 
 def test_crash_watch_reports_an_exit_on_its_own(gw_dir: Path, tmp_path: Path) -> None:
     exits: list[tuple[int, str]] = []
-    launcher = make_launcher(gw_dir, tmp_path, on_exit=lambda code, lines: exits.append((code, lines)))
+    launcher = make_launcher(
+        gw_dir, tmp_path, on_exit=lambda code, lines: exits.append((code, lines))
+    )
     proc = launcher.start()
     launcher.wait_ready()
     for child in tree(proc.pid)[1:]:

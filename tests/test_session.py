@@ -239,6 +239,18 @@ def test_poller_waits_out_the_backoff() -> None:
     assert poller.step() == 300
 
 
+def tray_checked_once(sim: Simulator, scenario: str | None = None) -> tuple[TrayApp, FakeBackend]:
+    """A tray on the simulator (fake tray, poller not started) after one real check."""
+    if scenario is not None:
+        sim.set_scenario(scenario)
+    config = load({"url": sim.url}, env={})
+    tray = TrayApp(config, GatewayClient(config.url, verify=False))
+    backend = FakeBackend()
+    tray.backend = backend
+    tray.apply(tray.care.check())
+    return tray, backend
+
+
 @pytest.mark.parametrize(
     ("paper", "kind", "account"), [(True, "Paper", "DU1234567"), (False, "Live", "U7654321")]
 )
@@ -246,16 +258,11 @@ def test_menu_shows_account_and_paper_or_live(
     sim: Simulator, paper: bool, kind: str, account: str
 ) -> None:
     sim.configure(paper=paper)
-    config = load({"url": sim.url}, env={})
-    client = GatewayClient(config.url, verify=False)
-    tray = TrayApp(config, client)
-    backend = FakeBackend()
-    tray.backend = backend
-    tray.apply(tray.care.check())
+    tray, backend = tray_checked_once(sim)
     texts = [e.text for e in backend.menu]
     assert f"Account {account} — {kind}" in texts
     assert "Server SimGw01" in texts and any(t.startswith("Authenticated since") for t in texts)
-    client.close()
+    tray.client.close()
 
 
 def test_status_json_has_account_fields(sim: Simulator) -> None:
@@ -267,13 +274,7 @@ def test_status_json_has_account_fields(sim: Simulator) -> None:
 
 
 def test_tray_actions_reauthenticate_and_logout(sim: Simulator) -> None:
-    sim.set_scenario("not_authenticated")
-    config = load({"url": sim.url}, env={})
-    client = GatewayClient(config.url, verify=False)
-    tray = TrayApp(config, client)
-    backend = FakeBackend()
-    tray.backend = backend
-    tray.apply(tray.care.check())  # auto-reauth is on: it restarts the session at once
+    tray, backend = tray_checked_once(sim, "not_authenticated")  # auto-reauth restarts it
     assert tray.status.state is State.READY
     entries = {e.text: e for e in backend.menu}
     assert not entries["Reauthenticate"].enabled
@@ -284,21 +285,15 @@ def test_tray_actions_reauthenticate_and_logout(sim: Simulator) -> None:
     logout.action()
     assert done.wait(5)
     assert not sim.session.logged_in
-    client.close()
+    tray.client.close()
 
 
 def test_competing_asks_before_taking_over(sim: Simulator) -> None:
-    sim.set_scenario("competing")
-    config = load({"url": sim.url}, env={})
-    client = GatewayClient(config.url, verify=False)
-    tray = TrayApp(config, client)
-    backend = FakeBackend()
-    tray.backend = backend
-    tray.apply(tray.care.check())
+    tray, backend = tray_checked_once(sim, "competing")
     entry = next(e for e in backend.menu if e.text.startswith("Reauthenticate"))
     assert entry.text == "Reauthenticate…" and entry.action is None
     assert "Take the session over" in entry.submenu[0].text
-    client.close()
+    tray.client.close()
 
 
 def test_parse_account() -> None:

@@ -191,12 +191,16 @@ def _where(path: Path, text: str, key: str) -> str:
     return f"{path}" + (f" line {line}" if line else "")
 
 
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
 def read_file(path: Path) -> dict[str, Any]:
     """Checked settings from a TOML file (raw values, keyed by setting name)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    text = _read_text(path, "config file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -240,10 +244,7 @@ def read_conf_yaml(gateway_dir: str) -> tuple[int, bool]:
     import yaml
 
     path = Path(gateway_dir) / "root" / "conf.yaml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the gateway's {path}: {exc.strerror}") from None
+    text = _read_text(path, "the gateway's")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

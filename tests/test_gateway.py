@@ -54,6 +54,7 @@ def test_fail_text_reaches_the_user(sim: Simulator) -> None:
     assert code == 1 and data["fail"] == fail and fail in data["detail"]
 
 
+@pytest.mark.e2e  # waits out a real 2 s timeout
 def test_hanging_gateway_is_not_responding_within_timeout(sim: Simulator) -> None:
     control(sim.url, "/sim/state", {"scenario": "hang"})
     started = time.monotonic()

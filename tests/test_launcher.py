@@ -32,6 +32,8 @@ from cpgw_tray.tray import GatewayControl, TrayApp
 from .conftest import PlainHTTPServer, free_port, run_cli
 from .test_tray import FakeBackend, IdlePoller
 
+REAL = pytest.mark.e2e  # real gateway processes, waited for in real time
+
 IBKR_RUN_SH = """\
 #!/bin/bash
 
@@ -87,6 +89,7 @@ def port_of(directory: Path) -> int:
     return int(text.split("listenPort:")[1].split()[0])
 
 
+@REAL
 def test_start_ready_then_stop_leaves_nothing(gw_dir: Path, tmp_path: Path) -> None:
     launcher = make_launcher(gw_dir, tmp_path)
     proc = launcher.start()
@@ -105,6 +108,7 @@ def test_start_ready_then_stop_leaves_nothing(gw_dir: Path, tmp_path: Path) -> N
     assert "Open https://localhost:" in launcher.output()  # the banner went to the log
 
 
+@REAL
 def test_second_start_adopts_and_starts_nothing(
     gw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -133,6 +137,7 @@ def test_busy_port_found_by_preflight(gw_dir: Path, tmp_path: Path) -> None:
     assert find_running() is None
 
 
+@REAL
 def test_port_taken_between_preflight_and_bind(
     gw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,6 +182,7 @@ def test_simulator_folder_needs_no_java(gw_dir: Path) -> None:
     assert not run_sh.stat().st_mode & 0o111  # shipped without an execute bit, like IBKR's
 
 
+@REAL
 def test_gateway_started_elsewhere_is_adopted_and_stopped(
     gw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -204,6 +210,7 @@ def test_gateway_started_elsewhere_is_adopted_and_stopped(
     assert code == 1 and json.loads(out) == {"running": False}
 
 
+@REAL
 def test_cli_start_wait_and_logs(gw_dir: Path, isolated_env: Path) -> None:
     code, out = run_cli("gateway", "start", "--dir", str(gw_dir), "--wait")
     assert code == 0 and f"Gateway ready on port {port_of(gw_dir)}" in out
@@ -224,6 +231,7 @@ def test_finding_the_folder(tmp_path: Path) -> None:
         find_directory(str(broken), home)
 
 
+@REAL
 def test_tray_stays_responsive_while_a_launch_waits(gw_dir: Path, tmp_path: Path) -> None:
     run_sh = gw_dir / "bin" / "run.sh"
     run_sh.write_text(run_sh.read_text().replace('echo "running"', 'sleep 2\necho "running"'))
@@ -265,6 +273,7 @@ def test_tray_stays_responsive_while_a_launch_waits(gw_dir: Path, tmp_path: Path
     assert control.running is None and find_running() is None
 
 
+@REAL
 def test_crash_watch_reports_an_exit_on_its_own(gw_dir: Path, tmp_path: Path) -> None:
     exits: list[tuple[int, str]] = []
     launcher = make_launcher(

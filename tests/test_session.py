@@ -53,6 +53,7 @@ def max_per_second(log: list[Logged]) -> int:
     return max((sum(1 for u in times if t <= u < t + 1.0) for t in times), default=0)
 
 
+@pytest.mark.e2e  # real clicks in real time against the real rate limits
 def test_check_now_storm_is_paced_and_coalesced() -> None:
     with Simulator(0, scenario="ready", rate_limit=True) as sim:
         client = GatewayClient(sim.url, verify=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -92,8 +93,8 @@ class IdlePoller(Poller):
 def app() -> tuple[TrayApp, FakeBackend]:
     config = load({"url": "https://127.0.0.1:5000"}, env={})
     client = GatewayClient(config.url, verify=False)
-    opened: list[str] = []
-    tray = TrayApp(config, client, poller=IdlePoller(), open_url=opened.append)
+    opened: queue.SimpleQueue[str] = queue.SimpleQueue()
+    tray = TrayApp(config, client, poller=IdlePoller(), open_url=opened.put)
     tray.opened = opened  # type: ignore[attr-defined]
     backend = FakeBackend()
     tray.start(backend)
@@ -195,11 +196,8 @@ def test_menu_actions(app: tuple[TrayApp, FakeBackend]) -> None:
     assert entry["Check now"].action is not None and entry["Open login page"].action is not None
     entry["Check now"].action()
     assert isinstance(tray.poller, IdlePoller) and tray.poller.now_calls == 1
-    entry["Open login page"].action()
-    deadline = time.monotonic() + 2
-    while not tray.opened and time.monotonic() < deadline:  # type: ignore[attr-defined]
-        time.sleep(0.01)
-    assert tray.opened == ["https://127.0.0.1:5000/"]  # type: ignore[attr-defined]
+    entry["Open login page"].action()  # the browser opens off the tray's thread
+    assert tray.opened.get(timeout=5) == "https://127.0.0.1:5000/"  # type: ignore[attr-defined]
 
 
 def test_extra_entries_and_their_changes_rebuild_the_menu(app: tuple[TrayApp, FakeBackend]) -> None:
@@ -219,13 +217,17 @@ def test_extra_entries_and_their_changes_rebuild_the_menu(app: tuple[TrayApp, Fa
 def test_quit_while_a_check_hangs_is_immediate(sim: Simulator) -> None:
     control(sim.url, "/sim/state", {"scenario": "hang"})
     config = load({"url": sim.url, "timeout": 30}, env={})
-    tray = TrayApp(config, GatewayClient(config.url, verify=False))
+    client = GatewayClient(config.url, verify=False)
+    asking = threading.Event()
+
+    def check() -> Status:
+        asking.set()
+        return client.auth_status()  # hangs in the simulator
+
+    tray = TrayApp(config, client, poller=Poller(check, lambda s: tray.on_status(s)))
     backend = FakeBackend()
-    tray.start(backend)  # the real poller: its first check hangs in the simulator
-    deadline = time.monotonic() + 5
-    while not tray.poller.busy and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert tray.poller.busy
+    tray.start(backend)
+    assert asking.wait(5) and tray.poller.busy
     started = time.monotonic()
     tray.quit()
     assert time.monotonic() - started < 0.5

@@ -217,3 +217,38 @@ def test_helpers() -> None:
     assert not is_loopback("https://192.168.1.5:5000")
     assert parse_retry_after("30") == 30
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_login_page_logs_the_simulated_user_in(sim: Simulator) -> None:
+    import requests
+
+    sim.set_scenario("logged_out")
+    page = requests.get(sim.url + "/", verify=False, timeout=5)  # 302 to the form, as the gateway
+    assert page.history[0].status_code == 302 and "/sso/Login" in page.url
+    assert '<form method="post" action="/sso/Login">' in page.text
+    done = requests.post(
+        sim.url + "/sso/Login", data={"user": "me", "password": "x"}, verify=False, timeout=5
+    )
+    assert "Client login succeeds" in done.text
+    code, data = status_json(sim.url)
+    assert code == 0 and data["state"] == "ready"
+
+
+def test_session_times_out_and_daily_reset() -> None:
+    clock = [1000.0]
+    with Simulator(
+        0, scenario="ready", rate_limit=False, session_timeout=5, clock=lambda: clock[0]
+    ) as sim:
+        client = GatewayClient(sim.url, verify=False, governor=RateGovernor(spacing=0))
+        clock[0] += 4
+        assert client.auth_status().state.value == "ready"  # a request keeps it alive
+        clock[0] += 6
+        assert client.auth_status().state.value == "logged_out"
+        sim.configure(session_timeout=0, max_session=100)
+        sim.login()
+        clock[0] += 99
+        assert client.tickle().sso_expires_s == pytest.approx(1.0)
+        clock[0] += 2
+        assert client.auth_status().state.value == "logged_out"  # the daily reset
+        client.close()

@@ -126,6 +126,11 @@ class RateGovernor:
             self._blocked_until = self._clock() + wait
             return wait
 
+    def forgive(self) -> None:
+        """End a back-off now: for a gateway known to have changed (the demo's simulator)."""
+        with self._lock:
+            self._blocked_until, self._backoff = 0.0, 0.0
+
     def answered(self) -> None:
         """A reply that was not a 429: the back-off starts afresh next time."""
         with self._lock:

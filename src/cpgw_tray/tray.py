@@ -935,13 +935,24 @@ def run_demo(args: argparse.Namespace) -> int:
         return EXIT_UNAVAILABLE
     sim = Simulator(0, scenario="logged_out", penalty=60).start()
     interval = getattr(args, "interval", None) or 5.0
-    config = resolve(args, url=sim.url, interval=interval, ca_bundle=None, insecure=True)
+    # The simulator answers in milliseconds: a short timeout makes "hang" show at once.
+    # No automatic reauthentication, so each simulated state stays on show.
+    config = resolve(
+        args,
+        url=sim.url,
+        interval=interval,
+        ca_bundle=None,
+        insecure=True,
+        timeout=0.8,
+        auto_reauth=False,
+    )
     print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
 
     def simulate(app: TrayApp) -> list[Entry]:
         def switch(name: str) -> Callable[[], None]:
             def go() -> None:
                 sim.set_scenario(name)
+                app.client.governor.forgive()  # the simulated gateway changed: ask at once
                 app.check_now()
 
             return go

@@ -295,3 +295,15 @@ def test_crash_watch_reports_an_exit_on_its_own(gw_dir: Path, tmp_path: Path) ->
     launcher.stop()
     time.sleep(0.3)
     assert exits == []
+
+
+def test_find_java_reports_the_version(tmp_path: Path) -> None:
+    from cpgw_tray.launcher import find_java
+
+    home = tmp_path / "jdk"
+    (home / "bin").mkdir(parents=True)
+    java = home / "bin" / "java"
+    java.write_text("#!/bin/sh\necho 'openjdk version \"17.0.15\" 2025-04-15' >&2\n")
+    java.chmod(0o755)
+    found = find_java({"JAVA_HOME": str(home), "PATH": str(tmp_path / "empty")})
+    assert found.path == str(java) and found.version == 'openjdk version "17.0.15" 2025-04-15'

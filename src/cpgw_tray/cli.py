@@ -384,6 +384,8 @@ def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
         launcher.stop(running)
         out.write(f"Stopped the gateway ({running.describe()}).\n")
     proc = launcher.start()
+    if launcher.java is not None:
+        out.write(f"Java: {launcher.java.path} ({launcher.java.version})\n")
     if not args.wait:
         out.write(f"Started the gateway (pid {proc.pid}); output goes to {log_path}\n")
         return 0

@@ -312,6 +312,7 @@ class Launcher:
         self.env = dict(os.environ if env is None else env)
         self.on_exit = on_exit
         self.proc: subprocess.Popen[bytes] | None = None
+        self.java: Java | None = None
         self._stopping = False
         self._lock = threading.Lock()
 
@@ -319,16 +320,17 @@ class Launcher:
     def port(self) -> int:
         return gateway_port(self.directory)[0]
 
-    def preflight(self) -> None:
-        """Check everything that can be checked before starting anything."""
+    def preflight(self) -> Java | None:
+        """Check everything that can be checked before starting anything; returns the
+        Java the run script will use (None when it needs none)."""
         wrong = problems(self.directory)
         if wrong:
             raise LaunchError(f"not a gateway folder: {wrong[0]}")
         running = find_running()
         if running is not None:
             raise AlreadyRunning(running)
-        if needs_java(self.directory):
-            java = find_java(self.env)
+        java = find_java(self.env) if needs_java(self.directory) else None
+        if java is not None:
             log.info("java: %s (%s)", java.path, java.version)
         port = self.port
         if port_answers(port):
@@ -336,6 +338,7 @@ class Launcher:
                 f"port {port} is already in use by {who_holds(port)}; stop it, or change "
                 f"listenPort in {self.directory / 'root' / 'conf.yaml'}"
             )
+        return java
 
     def command(self) -> list[str]:
         if WINDOWS:
@@ -345,7 +348,7 @@ class Launcher:
     def start(self) -> subprocess.Popen[bytes]:
         """Pre-flight, then launch from inside the folder, in its own process group,
         output appended to the gateway log. Returns at once; see :meth:`wait_ready`."""
-        self.preflight()
+        self.java = self.preflight()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._stopping = False

@@ -635,7 +635,8 @@ class PystrayBackend:
 
     def run(self, setup: Callable[[], None]) -> None:
         def on_setup(icon: Any) -> None:
-            icon.visible = True
+            # pystray's setup thread; showing the icon is a tray change like any other
+            self.post(lambda: setattr(icon, "visible", True))
             setup()
 
         try:

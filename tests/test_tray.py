@@ -15,10 +15,11 @@ from PIL import Image
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient
 from cpgw_tray.icons import icon_image
+from cpgw_tray.menu import Entry, signature
 from cpgw_tray.poller import Poller
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.status import LOOKS, Glyph, State, Status
-from cpgw_tray.tray import Entry, TrayApp, signature, tooltip
+from cpgw_tray.tray import TrayApp, tooltip
 
 from .conftest import control
 

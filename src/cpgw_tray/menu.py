@@ -1,0 +1,38 @@
+"""The menu as plain data: rendered by pystray, or by the popup where a tray has no menu.
+
+Entries carry their text, state and action; :func:`signature` is what the user sees of
+a menu, so the tray rebuilds a menu only when that changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A menu entry as plain data, rendered by pystray or by the popup fallback."""
+
+    text: str
+    action: Callable[[], None] | None = field(default=None, compare=False)
+    enabled: bool = True
+    checked: bool | None = None  # None: not a check item
+    radio: bool = False
+    default: bool = False
+    submenu: tuple[Entry, ...] = ()
+
+    @property
+    def separator(self) -> bool:
+        return self.text == "-"
+
+
+SEPARATOR = Entry("-", enabled=False)
+
+
+def signature(entries: Sequence[Entry]) -> tuple[Any, ...]:
+    """What the user sees of a menu (texts, enabled and checked marks), without actions."""
+    return tuple(
+        (e.text, e.enabled, e.checked, e.radio, e.default, signature(e.submenu)) for e in entries
+    )

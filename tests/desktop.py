@@ -111,47 +111,47 @@ class Desktop:
         self.procs.append(proc)
         return proc
 
+    def _reporting(self, name: str, args: Callable[[int], list[str]]) -> str:
+        """Start a helper that reports on a file descriptor (Xvfb its display number,
+        the bus its address); wait for the report."""
+        path = self.workdir / name
+        with open(path, "w") as out:
+            proc = subprocess.Popen(
+                args(out.fileno()),
+                pass_fds=(out.fileno(),),
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            self.procs.append(proc)
+        return str(wait_for(lambda: path.read_text().strip(), 10, name))
+
     def start(self) -> Desktop:
-        display_file = self.workdir / "display"
-        with open(display_file, "w") as out:
-            self.procs.append(
-                subprocess.Popen(
-                    [
-                        "Xvfb",
-                        "-displayfd",
-                        str(out.fileno()),
-                        "-screen",
-                        "0",
-                        "1024x768x24",
-                        "-nolisten",
-                        "tcp",
-                    ],
-                    pass_fds=(out.fileno(),),
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            )
-        number = wait_for(lambda: display_file.read_text().strip(), 10, "Xvfb")
+        number = self._reporting(
+            "display",
+            lambda fd: [
+                "Xvfb",
+                "-displayfd",
+                str(fd),
+                "-screen",
+                "0",
+                "1024x768x24",
+                "-nolisten",
+                "tcp",
+            ],
+        )
         self.env["DISPLAY"] = f":{number}"
-        bus_file = self.workdir / "bus"
-        with open(bus_file, "w") as out:
-            self.procs.append(
-                subprocess.Popen(
-                    [
-                        "dbus-daemon",
-                        "--session",
-                        "--nofork",
-                        "--nopidfile",
-                        f"--print-address={out.fileno()}",
-                    ],
-                    pass_fds=(out.fileno(),),
-                    env=self.env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            )
-        address = wait_for(lambda: bus_file.read_text().strip(), 10, "session bus")
+        address = self._reporting(
+            "bus",
+            lambda fd: [
+                "dbus-daemon",
+                "--session",
+                "--nofork",
+                "--nopidfile",
+                f"--print-address={fd}",
+            ],
+        )
         self.env["DBUS_SESSION_BUS_ADDRESS"] = address.splitlines()[0]
         if self.host == "xfce4-panel":
             conf = Path(self.env["XDG_CONFIG_HOME"]) / "xfce4/xfconf/xfce-perchannel-xml"

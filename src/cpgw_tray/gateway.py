@@ -236,7 +236,6 @@ class GatewayClient:
         sleep: Callable[[float], Any] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
-        self.root_url = url.rstrip("/") + "/"
         self.base = api_base(url)
         self.timeout = (timeout, timeout)  # (connect, read)
         self.verify = verify

@@ -53,8 +53,3 @@ def icon_image(state: State, size: int = 64) -> Image.Image:
     draw.ellipse([margin, margin, n - margin, n - margin], fill=(*look.colour, 255))
     _glyph(draw, look.glyph, n)
     return image.resize((size, size), Image.Resampling.LANCZOS)
-
-
-def app_icon(size: int = 256) -> Image.Image:
-    """The application's own icon (the ``ready`` look)."""
-    return icon_image(State.READY, size)

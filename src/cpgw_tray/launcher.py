@@ -372,7 +372,6 @@ class Launcher:
                     stderr=subprocess.STDOUT,
                     **flags,  # type: ignore[call-overload]
                 )
-            self._log_offset = self.log_path.stat().st_size
         log.info("launched gateway pid %s in %s", self.proc.pid, self.directory)
         threading.Thread(
             target=self._watch, args=(self.proc,), name="gateway-watch", daemon=True

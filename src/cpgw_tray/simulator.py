@@ -39,7 +39,7 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -582,23 +582,23 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    def _read_body(self) -> tuple[bool, Any, bytes]:
-        """(length given, parsed JSON or None, raw bytes)."""
+    def _read_body(self) -> tuple[bool, Any]:
+        """(whether a length was given, the body as JSON or None)."""
         length = self.headers.get("Content-Length")
         if length is None:
-            return False, None, b""
+            return False, None
         raw = self.rfile.read(int(length)) if int(length) > 0 else b""
         try:
-            return True, json.loads(raw) if raw else None, raw
+            return True, json.loads(raw) if raw else None
         except ValueError:
-            return True, None, raw
+            return True, None
 
     def _dispatch(self) -> None:
         sim = self.server.sim
         parts = urlsplit(self.path)
         path = parts.path
         client = self.client_address[0]
-        has_length, body, raw = self._read_body()
+        has_length, body = self._read_body()
         if path.startswith("/sim"):
             self._control(path, body)
             return
@@ -617,7 +617,7 @@ class _Handler(BaseHTTPRequestHandler):
                     else:
                         self._send(status, reply, headers)
                     return
-            status = self._pages(path, parse_qs(raw.decode(errors="replace")))
+            status = self._pages(path)
         finally:
             if not path.startswith("/sim"):
                 sim.record(self.command, path, status, self.client_address)
@@ -628,7 +628,7 @@ class _Handler(BaseHTTPRequestHandler):
         sim.released.wait(timeout=600)
         self.close_connection = True
 
-    def _pages(self, path: str, form: dict[str, list[str]]) -> int:
+    def _pages(self, path: str) -> int:
         sim = self.server.sim
         if sim.session.fault == "access_denied":
             self._send(404, "Access Denied")

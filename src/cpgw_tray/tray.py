@@ -290,7 +290,6 @@ class GatewayControl:
         self.config = app.config
         self.running: GatewayProcess | None = None
         self.busy: str | None = None  # "Launching gateway…" while an action runs
-        self.problem: str | None = None
         self.launcher: Launcher | None = None
         self.log_path = log_path or gateway_log_path()
         self._restarts = 0
@@ -298,7 +297,7 @@ class GatewayControl:
         try:
             directory, _ = find_directory(self.config.gateway_dir)
         except LaunchError as exc:
-            self.problem = str(exc)
+            log.warning("gateway items off: %s", exc)
         else:
             self.launcher = Launcher(
                 directory, self.log_path, timeout=self.config.launch_timeout, on_exit=self._exited
@@ -316,6 +315,8 @@ class GatewayControl:
             line = busy
         elif running:
             line = f"Gateway running ({running.describe()})"
+        elif launcher is None and self.config.gateway_dir:
+            line = "Gateway folder not usable: check gateway_dir"
         elif launcher is None:
             line = "Gateway folder not found: set gateway_dir"
         else:

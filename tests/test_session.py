@@ -314,3 +314,11 @@ def test_reset_warning() -> None:
     )
     noon = datetime(2026, 11, 26, 12, 0, tzinfo=ny)
     assert reset_warning(noon, ny, "America/New_York", timedelta(hours=1)) is None
+
+
+def test_menu_says_when_the_next_check_is_after_a_429(sim: Simulator) -> None:
+    tray, backend = tray_checked_once(sim, "rate_limited")
+    shown = " ".join(e.text for e in backend.menu)
+    assert tray.status.state is State.RATE_LIMITED
+    assert "Next check in 60 s, at " in shown
+    tray.client.close()

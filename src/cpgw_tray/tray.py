@@ -17,6 +17,7 @@ import textwrap
 import threading
 import webbrowser
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -429,15 +430,18 @@ class GatewayControl:
 # ------------------------------------------------------------------------ entry points
 
 
-def _no_display_message() -> str | None:
+def display_missing() -> bool:
+    """True (and one line on stderr) where a tray cannot show: Linux without a display."""
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
-        return (
-            "no display found (DISPLAY is not set): the tray needs a desktop; "
-            "use `cpgw-tray watch` in a terminal"
+        print(
+            "cpgw-tray: no display found (DISPLAY is not set): the tray needs a desktop; "
+            "use `cpgw-tray watch` in a terminal",
+            file=sys.stderr,
         )
-    return None
+        return True
+    return False
 
 
 def setup_file_logging(level: str) -> Path:
@@ -477,9 +481,7 @@ def run_tray(
     from .backends import NATIVE_MENU_HELP, NATIVE_MENU_NOTICE, PystrayBackend
     from .cli import EXIT_UNAVAILABLE, make_client
 
-    problem = _no_display_message()
-    if problem:
-        print(f"cpgw-tray: {problem}", file=sys.stderr)
+    if display_missing():
         return EXIT_UNAVAILABLE
     setup_file_logging(config.log_level)
     client = make_client(config)
@@ -518,9 +520,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from .cli import resolve
     from .simulator import SCENARIOS, Simulator
 
-    problem = _no_display_message()
-    if problem:
-        print(f"cpgw-tray: {problem}", file=sys.stderr)
+    if display_missing():
         from .cli import EXIT_UNAVAILABLE
 
         return EXIT_UNAVAILABLE
@@ -528,15 +528,10 @@ def run_demo(args: argparse.Namespace) -> int:
     interval = getattr(args, "interval", None) or 5.0
     # The simulator answers in milliseconds: a short timeout makes "hang" show at once.
     # No automatic reauthentication, so each simulated state stays on show.
-    config = resolve(
-        args,
-        url=sim.url,
-        interval=interval,
-        ca_bundle=None,
-        insecure=True,
-        timeout=0.8,
-        auto_reauth=False,
+    settings = resolve(
+        args, url=sim.url, interval=interval, insecure=True, timeout=0.8, auto_reauth=False
     )
+    config = replace(settings, ca_bundle=None)  # the simulator's certificate is its own
     print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
 
     def simulate(app: TrayApp) -> list[Entry]:

@@ -246,8 +246,9 @@ class Desktop:
             ["xdotool", "mousemove", "1000", "740"], env=self.env, check=True, timeout=10
         )
 
-    def _menu_address(self) -> tuple[str, str]:
-        """(bus name, menu object path) of the first StatusNotifierItem (appindicator)."""
+    def _menu_address(self) -> tuple[str, str] | None:
+        """(bus name, menu object path) of the first StatusNotifierItem (appindicator);
+        None while no item is registered (it re-registers now and then)."""
         items = self._busctl(
             "get-property",
             "org.kde.StatusNotifierWatcher",
@@ -255,16 +256,22 @@ class Desktop:
             "org.kde.StatusNotifierWatcher",
             "RegisteredStatusNotifierItems",
         )
-        entry = items.stdout.split('"')[1]
-        service, path = entry.split("/", 1)
+        quoted = items.stdout.split('"')
+        if len(quoted) < 2:
+            return None
+        service, path = quoted[1].split("/", 1)
         menu = self._busctl(
             "get-property", service, "/" + path, "org.kde.StatusNotifierItem", "Menu"
         )
-        return service, menu.stdout.split()[1].strip('"')
+        fields = menu.stdout.split()
+        return (service, fields[1].strip('"')) if len(fields) > 1 else None
 
     def dbusmenu_items(self) -> list[tuple[int, str]]:
         """(id, label) of every entry of the tray's menu, submenus included, over D-Bus."""
-        service, menu_path = self._menu_address()
+        address = self._menu_address()
+        if address is None:
+            return []
+        service, menu_path = address
         layout = self._busctl(
             "--json=short",
             "call",
@@ -298,6 +305,8 @@ class Desktop:
                 for value in node:
                     walk(value)
 
+        if layout.returncode != 0:  # the item went away between the two calls
+            return []
         walk(json.loads(layout.stdout))
         return found
 

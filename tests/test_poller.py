@@ -108,6 +108,23 @@ def test_click_during_a_check_does_not_queue_another() -> None:
     assert poller.due() == (None, 15)
 
 
+def test_a_change_during_a_check_gets_a_fresh_check() -> None:
+    clock = FakeClock()
+    answers: list[bool] = []
+
+    def check() -> Status:
+        if not answers:  # the gateway changes while this first check runs
+            answers.append(poller.check_now(fresh=True))
+            answers.append(poller.check_now(fresh=True))  # once is enough
+        return make(State.READY)
+
+    poller = Poller(check, lambda s: None, interval=15, clock=clock)
+    assert poller.step() == 0  # one more check is due at once
+    assert answers == [True, False]
+    poller.step()
+    assert poller.due() == (None, 15)
+
+
 def test_a_failing_check_does_not_kill_the_loop() -> None:
     clock = FakeClock()
 

@@ -281,7 +281,7 @@ def test_tray_actions_reauthenticate_and_logout(sim: Simulator) -> None:
     assert not entries["Reauthenticate"].enabled
     logout = entries["Log out…"].submenu[0]
     done = threading.Event()
-    tray.poller.check_now = lambda: done.set() or True  # type: ignore[method-assign]
+    tray.poller.check_now = lambda fresh=False: done.set() or True  # type: ignore[method-assign]
     assert logout.action is not None
     logout.action()
     assert done.wait(5)

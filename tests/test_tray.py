@@ -85,7 +85,7 @@ class IdlePoller(Poller):
     def start(self) -> None:
         pass
 
-    def check_now(self) -> bool:
+    def check_now(self, fresh: bool = False) -> bool:
         self.now_calls += 1
         return True
 

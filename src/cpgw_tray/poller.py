@@ -70,11 +70,13 @@ class Poller:
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
-    def check_now(self) -> bool:
-        """Ask for a check as soon as possible. Returns False (and does nothing) while a
-        check is already running or already requested: clicks coalesce."""
+    def check_now(self, fresh: bool = False) -> bool:
+        """Ask for a check as soon as possible. Clicks coalesce: returns False (and does
+        nothing) while a check is already requested, or running — unless ``fresh``: the
+        gateway was just changed (an action, a simulated state), so a check that started
+        before the change does not count and one more follows it."""
         with self._lock:
-            if self._busy or self._now_requested:
+            if self._now_requested or (self._busy and not fresh):
                 return False
             self._now_requested = True
         self._wake.set()
@@ -110,6 +112,7 @@ class Poller:
             return wait
         with self._lock:
             self._busy = True
+            self._now_requested = False  # this check answers every request made so far
         try:
             if action == "tickle" and self._tickle is not None:
                 status = self._tickle()
@@ -118,12 +121,12 @@ class Poller:
         except Exception:  # a bug in a check must not kill the poller thread
             log.exception("check failed")
             with self._lock:
-                self._busy = self._now_requested = False
+                self._busy = False
             self._next_check = self._clock() + self.interval
             return self.interval
         finished = self._clock()
         with self._lock:
-            self._busy = self._now_requested = False
+            self._busy = False
         # After a 429 nothing is sent until the back-off ends: schedule past it.
         hold = status.retry_after_s if status.state is State.RATE_LIMITED else None
         self._next_check = finished + max(self.interval, hold or 0.0)

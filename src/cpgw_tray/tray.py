@@ -268,7 +268,7 @@ class TrayApp:
             log.info("%s", outcome.message)
             self.care.forget()
             self.note(outcome.message)
-            self.poller.check_now()
+            self.poller.check_now(fresh=True)
 
         threading.Thread(target=run, name="action", daemon=True).start()
 
@@ -359,7 +359,7 @@ class GatewayControl:
                 self.busy = None
             self.rescan()
             self.app.note(note)
-            self.app.poller.check_now()
+            self.app.poller.check_now(fresh=True)
 
         threading.Thread(target=run, name="gateway-action", daemon=True).start()
 
@@ -539,7 +539,7 @@ def run_demo(args: argparse.Namespace) -> int:
             def go() -> None:
                 sim.set_scenario(name)
                 app.client.governor.forgive()  # the simulated gateway changed: ask at once
-                app.check_now()
+                app.poller.check_now(fresh=True)
 
             return go
 

@@ -266,6 +266,25 @@ class Desktop:
         fields = menu.stdout.split()
         return (service, fields[1].strip('"')) if len(fields) > 1 else None
 
+    def sni_icon_name(self) -> str | None:
+        """The icon name the tray publishes on its StatusNotifierItem (appindicator)."""
+        items = self._busctl(
+            "get-property",
+            "org.kde.StatusNotifierWatcher",
+            "/StatusNotifierWatcher",
+            "org.kde.StatusNotifierWatcher",
+            "RegisteredStatusNotifierItems",
+        )
+        quoted = items.stdout.split('"')
+        if len(quoted) < 2:
+            return None
+        service, path = quoted[1].split("/", 1)
+        name = self._busctl(
+            "get-property", service, "/" + path, "org.kde.StatusNotifierItem", "IconName"
+        )
+        fields = name.stdout.split('"')
+        return fields[1] if len(fields) > 1 else None
+
     def dbusmenu_items(self) -> list[tuple[int, str]]:
         """(id, label) of every entry of the tray's menu, submenus included, over D-Bus."""
         address = self._menu_address()
@@ -315,7 +334,7 @@ class Desktop:
 
     def dbusmenu_click(self, label_start: str) -> None:
         """Activate the menu entry whose label starts with ``label_start``, as a click does."""
-        service, menu_path = self._menu_address()
+        service, menu_path = wait_for(self._menu_address, 5, "the tray's menu on the bus")
         ids = [
             i
             for i, label in self.dbusmenu_items()

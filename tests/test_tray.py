@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient
@@ -45,8 +44,8 @@ class FakeBackend:
         while self.posted:
             self.posted.pop(0)()
 
-    def set_icon(self, image: Image.Image) -> None:
-        self.calls.append(("icon", image))
+    def set_icon(self, state: State) -> None:
+        self.calls.append(("icon", state))
 
     def set_title(self, text: str) -> None:
         self.calls.append(("title", text))
@@ -109,7 +108,7 @@ def texts(entries: Sequence[Entry]) -> list[str]:
 
 def test_first_icon_is_unknown_grey(app: tuple[TrayApp, FakeBackend]) -> None:
     _tray, backend = app
-    assert backend.count("icon") == 1 and backend.calls[0][1] is icon_image(State.UNKNOWN)
+    assert backend.count("icon") == 1 and backend.calls[0][1] is State.UNKNOWN
     assert texts(backend.menu)[0] == "Gateway: Checking…"
 
 

@@ -8,19 +8,20 @@ the GLib loop (gtk, appindicator), AppKit's main thread (darwin), pystray's own 
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
 import queue
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from .icons import icon_image
 from .menu import SEPARATOR, Entry
-from .status import State
-
-if TYPE_CHECKING:
-    from PIL import Image
+from .status import LOOKS, State
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Backend(Protocol):
     has_notification: bool
 
     def post(self, fn: Callable[[], None]) -> None: ...
-    def set_icon(self, image: Image.Image) -> None: ...
+    def set_icon(self, state: State) -> None: ...
     def set_title(self, text: str) -> None: ...
     def set_menu(self, entries: Sequence[Entry]) -> None: ...
     def notify(self, message: str, title: str) -> None: ...
@@ -90,6 +91,7 @@ class PystrayBackend:
         self.popup: PopupMenu | None = None
         self._post = self._dispatcher()
         self._notifier = DbusNotifier.create() if self.name in ("gtk", "appindicator") else None
+        self._icon_dir = _icon_folder() if self.name == "appindicator" else None
         if self.name == "xorg":
             self._fix_xorg_clicks()
             self.popup = PopupMenu.create()
@@ -132,8 +134,17 @@ class PystrayBackend:
     def post(self, fn: Callable[[], None]) -> None:
         self._post(fn)
 
-    def set_icon(self, image: Image.Image) -> None:
-        self.icon.icon = image
+    def set_icon(self, state: State) -> None:
+        if self._icon_dir is not None:
+            # A name from a folder holding every state's icon since start-up: the panel
+            # finds it at once. pystray writes a new temporary file for each change
+            # instead, which xfce4-panel sometimes showed blank for seconds.
+            indicator = self.icon._appindicator
+            if indicator.get_icon_theme_path() != str(self._icon_dir):
+                indicator.set_icon_theme_path(str(self._icon_dir))
+            indicator.set_icon_full(f"cpgw-tray-{state.value}", LOOKS[state].label)
+            return
+        self.icon.icon = icon_image(state)
 
     def set_title(self, text: str) -> None:
         self.icon.title = self._text(text)
@@ -207,6 +218,15 @@ class PystrayBackend:
             # pystray's gtk clean-up closes its notification over D-Bus and raises when
             # the desktop has no notification service; by then the icon is gone.
             log.debug("tray clean-up failed: %s", exc)
+
+
+def _icon_folder() -> Path:
+    """Every state's icon as a PNG in a private folder, removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="cpgw-tray-icons-"))
+    for state in State:
+        icon_image(state).save(folder / f"cpgw-tray-{state.value}.png")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 class XorgDispatcher:

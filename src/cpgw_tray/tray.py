@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from .icons import icon_image
 from .menu import SEPARATOR, Entry, signature
 from .poller import SESSION_STATES, Poller
 from .session import SessionCare, reset_warning
@@ -158,7 +157,7 @@ class TrayApp:
         self.status = status
         if status.state is not self._shown_state:
             log.debug("icon: %s", status.state.value)
-            backend.set_icon(icon_image(status.state))
+            backend.set_icon(status.state)
             self._shown_state = status.state
         title = tooltip(status)
         if title != self._shown_title:

@@ -246,8 +246,8 @@ class Desktop:
             ["xdotool", "mousemove", "1000", "740"], env=self.env, check=True, timeout=10
         )
 
-    def _menu_address(self) -> tuple[str, str] | None:
-        """(bus name, menu object path) of the first StatusNotifierItem (appindicator);
+    def _sni_property(self, name: str) -> tuple[str, str] | None:
+        """(bus name, value of ``name``) of the first StatusNotifierItem (appindicator);
         None while no item is registered (it re-registers now and then)."""
         items = self._busctl(
             "get-property",
@@ -260,30 +260,20 @@ class Desktop:
         if len(quoted) < 2:
             return None
         service, path = quoted[1].split("/", 1)
-        menu = self._busctl(
-            "get-property", service, "/" + path, "org.kde.StatusNotifierItem", "Menu"
+        reply = self._busctl(
+            "get-property", service, "/" + path, "org.kde.StatusNotifierItem", name
         )
-        fields = menu.stdout.split()
-        return (service, fields[1].strip('"')) if len(fields) > 1 else None
+        value = reply.stdout.split('"')  # 'o "/MenuBar"' or 's "cpgw-tray-ready"'
+        return (service, value[1]) if len(value) > 1 else None
+
+    def _menu_address(self) -> tuple[str, str] | None:
+        """(bus name, menu object path) of the tray's StatusNotifierItem, or None."""
+        return self._sni_property("Menu")
 
     def sni_icon_name(self) -> str | None:
         """The icon name the tray publishes on its StatusNotifierItem (appindicator)."""
-        items = self._busctl(
-            "get-property",
-            "org.kde.StatusNotifierWatcher",
-            "/StatusNotifierWatcher",
-            "org.kde.StatusNotifierWatcher",
-            "RegisteredStatusNotifierItems",
-        )
-        quoted = items.stdout.split('"')
-        if len(quoted) < 2:
-            return None
-        service, path = quoted[1].split("/", 1)
-        name = self._busctl(
-            "get-property", service, "/" + path, "org.kde.StatusNotifierItem", "IconName"
-        )
-        fields = name.stdout.split('"')
-        return fields[1] if len(fields) > 1 else None
+        found = self._sni_property("IconName")
+        return found[1] if found else None
 
     def dbusmenu_items(self) -> list[tuple[int, str]]:
         """(id, label) of every entry of the tray's menu, submenus included, over D-Bus."""

@@ -43,3 +43,42 @@ def test_options_after_the_subcommand(sim: Simulator) -> None:
 def test_sim_refuses_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     code, _ = run_cli("sim", "--port", "0", "--state", "bogus")
     assert code == 64 and "unknown scenario 'bogus'" in capsys.readouterr().err
+
+
+def test_shared_options_before_or_after_any_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each shared option works before or after the sub-command; the later one wins,
+    and `cpgw-tray` alone (with options) is the tray."""
+    from cpgw_tray import app
+    from cpgw_tray.cli import build_parser
+    from cpgw_tray.options import resolve
+
+    parser = build_parser()
+    args = parser.parse_args(["--interval", "5"])
+    assert args.func is app.cmd_tray and resolve(args).interval == 5
+    args = parser.parse_args(["--url", "https://127.0.0.1:5001", "--interval", "1", "watch", "--json"])
+    config = resolve(args)
+    assert (config.url, config.interval, args.json) == ("https://127.0.0.1:5001", 1, True)
+    args = parser.parse_args(["--interval", "7", "--keepalive", "30", "watch", "--interval", "2"])
+    assert (resolve(args).interval, resolve(args).keepalive) == (2, 30)
+    args = parser.parse_args(["-v", "status", "--timeout", "3", "--insecure", "-vv"])
+    assert args.verbose == 2 and resolve(args).timeout == 3 and resolve(args).insecure is True
+    args = parser.parse_args(["--config", "/nowhere.toml", "gateway", "status", "--json"])
+    assert args.config == "/nowhere.toml"
+
+
+def test_top_level_help_lists_shared_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run_cli("--help")
+    text = capsys.readouterr().out
+    for option in ("--url", "--timeout", "--ca-bundle", "--insecure", "--config", "--verbose"):
+        assert option in text
+    assert "--interval" in text and "--keepalive" in text
+
+
+def test_reauth_never_takes_over_unless_asked(sim: Simulator) -> None:
+    """`reauth` sends compete:false (a competing session stays); `--take-over` takes it."""
+    sim.set_scenario("competing")
+    code, out = run_cli("--url", sim.url, "reauth")
+    assert code == 1 and sim.session.competing
+    code, out = run_cli("--url", sim.url, "reauth", "--take-over")
+    assert code == 0 and not sim.session.competing and sim.session.authenticated

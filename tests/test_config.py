@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.config import ConfigError, default_config_path, load, read_conf_yaml
+from cpgw_tray.config import ConfigError, load, read_conf_yaml
+from cpgw_tray.paths import config_file as default_config_path
 from cpgw_tray.simulator import CONF_YAML
 
 from .conftest import run_cli

@@ -15,6 +15,7 @@ import pytest
 
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient
+from cpgw_tray.gatewayctl import GatewayControl
 from cpgw_tray.launcher import (
     MAIN_CLASS,
     AlreadyRunning,
@@ -27,7 +28,7 @@ from cpgw_tray.launcher import (
     tree,
 )
 from cpgw_tray.simulator import make_gateway_dir
-from cpgw_tray.tray import GatewayControl, TrayApp
+from cpgw_tray.tray import TrayApp
 
 from .conftest import PlainHTTPServer, free_port, run_cli
 from .test_tray import FakeBackend, IdlePoller

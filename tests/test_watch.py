@@ -78,3 +78,49 @@ def test_watch_prints_one_line_per_change_and_exits_on_ctrl_c() -> None:
             proc.stderr.close()
             assert proc.stdout is not None
             proc.stdout.close()
+
+
+def _watch(url: str, *extra: str, **popen: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "cpgw_tray", "--url", url, "watch", "--interval", "1", *extra],
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        **popen,
+    )
+
+
+@pytest.mark.e2e
+def test_watch_exits_0_at_once_and_quietly_on_sigterm() -> None:
+    with Simulator(0, scenario="ready", rate_limit=False) as sim:
+        proc = _watch(sim.url, "--json", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            assert json.loads(proc.stdout.readline())["state"] == "ready"
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=3) == 0
+            assert time.monotonic() - started < 1.5
+            _, err = proc.communicate(timeout=3)
+            assert "Traceback" not in err and err.strip() == ""
+        finally:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.mark.e2e
+def test_watch_into_a_closed_pipe_ends_with_0_and_no_message() -> None:
+    """`watch --json | head -1`: once the reader has gone, watch ends by itself."""
+    with Simulator(0, scenario="ready", rate_limit=False) as sim:
+        read_end, write_end = os.pipe()
+        proc = _watch(sim.url, "--json", stdout=write_end, stderr=subprocess.PIPE)
+        os.close(write_end)
+        try:
+            with os.fdopen(read_end) as head:
+                assert json.loads(head.readline())["state"] == "ready"  # head -1, then gone
+            control(sim.url, "/sim/state", {"scenario": "logged_out"})  # a change to print
+            assert proc.wait(timeout=5) == 0
+            _, err = proc.communicate(timeout=3)
+            assert "Traceback" not in err and "Broken pipe" not in err, err
+        finally:
+            proc.kill()
+            proc.communicate()

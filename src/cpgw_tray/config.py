@@ -21,8 +21,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-APP_NAME = "cpgw-tray"
-ENV_PREFIX = "CPGW_TRAY_"
+from . import paths
+from .constants import ENV_PREFIX
+
 DEFAULT_URL = "https://127.0.0.1:5000"
 
 
@@ -173,13 +174,6 @@ assert set(CHECKS) == set(KEYS), "every setting needs a check"
 # ---------------------------------------------------------------------------- sources
 
 
-def default_config_path() -> Path:
-    """``config.toml`` in the platform's user config folder."""
-    import platformdirs
-
-    return platformdirs.user_config_path(APP_NAME, appauthor=False) / "config.toml"
-
-
 def _line_of(text: str, key: str) -> int | None:
     pattern = re.compile(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*[=:]", re.MULTILINE)
     match = pattern.search(text)
@@ -272,7 +266,7 @@ def load(
     (command-line values; ``None`` means not given)."""
     env = os.environ if env is None else env
     explicit = config_path or env.get(ENV_PREFIX + "CONFIG")
-    path = Path(explicit).expanduser() if explicit else default_config_path()
+    path = Path(explicit).expanduser() if explicit else paths.config_file()
     from_file: dict[str, Any] = {}
     if explicit or path.is_file():
         from_file = read_file(path)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -35,6 +35,9 @@ from .status import (
     classify_reply,
     parse_account,
 )
+
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -321,11 +324,14 @@ class GatewayClient:
         """``POST /tickle`` (keep-alive), classified from its ``iserver.authStatus``."""
         return self._check(Endpoint.TICKLE, TICKLE)
 
-    def reauthenticate(self) -> Outcome:
+    def reauthenticate(self, take_over: bool = False) -> Outcome:
         """Start the brokerage session: ``ssodh/init`` (``publish`` must be true or the
-        gateway answers 500), else the older, deprecated ``iserver/reauthenticate``."""
+        gateway answers 500), else the older, deprecated ``iserver/reauthenticate``.
+        ``compete`` is sent only when asked: it takes the session over from TWS or the
+        phone."""
         try:
-            reply = self.call("POST", "iserver/auth/ssodh/init", {"publish": True, "compete": True})
+            body = {"publish": True, "compete": take_over}
+            reply = self.call("POST", "iserver/auth/ssodh/init", body)
             if reply.http_status in (404, 405):
                 reply = self.call("POST", "iserver/reauthenticate", {})
         except (Deferred, Unreachable) as exc:
@@ -388,3 +394,8 @@ def _json_or_none(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+
+
+def client_for(config: Config) -> GatewayClient:
+    """The client the settings describe."""
+    return GatewayClient(config.url, timeout=config.timeout, verify=config.verify)

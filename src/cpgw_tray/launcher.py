@@ -30,11 +30,10 @@ from pathlib import Path
 import psutil
 
 from .config import ConfigError, read_conf_yaml
+from .constants import LISTEN_FAILED, MAIN_CLASS
 
 log = logging.getLogger(__name__)
 
-MAIN_CLASS = "ibgroup.web.core.clientportal.gw.GatewayStart"
-LISTEN_FAILED = "Server listen failed"
 WINDOWS = sys.platform == "win32"
 RUN_SCRIPT = Path("bin/run.bat") if WINDOWS else Path("bin/run.sh")
 STOP_GRACE = 5.0  # seconds between terminate and kill
@@ -485,9 +484,3 @@ def open_path(path: Path) -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-
-
-def gateway_log_path() -> Path:
-    import platformdirs
-
-    return platformdirs.user_log_path("cpgw-tray", appauthor=False) / "gateway.log"

@@ -1,0 +1,184 @@
+"""Wiring for the desktop: ``cpgw-tray tray`` (the default) and ``cpgw-tray demo``.
+
+The icon is shown first, from what is cheap to import (pystray, pillow, the status
+model); the client (requests), the session care and the gateway items (psutil) are
+built on pystray's setup thread once the icon is up, so the tray appears at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from .constants import EXIT_UNAVAILABLE
+from .options import add_shared, resolve
+
+if TYPE_CHECKING:
+    from .backends import PystrayBackend
+    from .config import Config
+    from .menu import Entry
+    from .tray import TrayApp
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    tray = sub.add_parser("tray", help="show the tray icon (the default)")
+    add_shared(tray)
+    tray.set_defaults(func=cmd_tray)
+    demo = sub.add_parser("demo", help="the tray with a simulated gateway, for a first look")
+    add_shared(demo)
+    demo.set_defaults(func=cmd_demo)
+
+
+def cmd_tray(args: argparse.Namespace, out: TextIO) -> int:
+    return run_tray(resolve(args))
+
+
+def display_missing() -> bool:
+    """True (and one line on stderr) where a tray cannot show: Linux without a display."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        print(
+            "cpgw-tray: no display found (DISPLAY is not set): the tray needs a desktop; "
+            "use `cpgw-tray watch` in a terminal",
+            file=sys.stderr,
+        )
+        return True
+    return False
+
+
+def _show_native_menu_notice(backend: PystrayBackend) -> None:
+    """Where the tray has no native menu: say so once, atop the first popup."""
+    from . import paths
+    from .backends import NATIVE_MENU_HELP, NATIVE_MENU_NOTICE
+
+    if backend.popup is None:
+        return
+    log.warning(NATIVE_MENU_HELP)
+    marker = paths.state_dir() / "native-menu-notice"
+    if marker.exists():
+        return
+    backend.popup.notice = NATIVE_MENU_NOTICE
+
+    def shown() -> None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("shown\n")
+
+    backend.popup.on_notice_shown = shown
+
+
+def _show_broken(backend: PystrayBackend, log_path: Path) -> None:
+    """Tray thread: a start-up failure shown as such, never a grey icon that waits."""
+    from .menu import Entry
+    from .status import State
+
+    backend.set_icon(State.ERROR)
+    backend.set_title("cpgw-tray could not start: see its log")
+    backend.set_menu(
+        [
+            Entry("cpgw-tray could not start (internal error)", enabled=False),
+            Entry(f"Log: {log_path}", enabled=False),
+            Entry("Quit", backend.stop),
+        ]
+    )
+
+
+def run_tray(
+    config: Config,
+    *,
+    extra_entries: Callable[[TrayApp], list[Entry]] | None = None,
+    on_quit: Callable[[], None] | None = None,
+    gateway_items: bool = True,
+) -> int:
+    """Run the tray on this (main) thread until Quit. Exit 69 without a display."""
+    from . import logs
+
+    if display_missing():
+        return EXIT_UNAVAILABLE
+    log_path = logs.to_file(config.log_level)
+    logs.catch_uncaught()
+    try:
+        from .backends import PystrayBackend
+
+        backend = PystrayBackend("IBKR gateway: Checking…")
+    except Exception as exc:  # Xlib.error.DisplayNameError and friends are not ImportError
+        print(
+            f"cpgw-tray: cannot show a tray icon ({type(exc).__name__}: {exc}). "
+            "On GNOME install the AppIndicator extension; without a desktop use `cpgw-tray watch`.",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
+    _show_native_menu_notice(backend)
+    built: list[TrayApp] = []
+
+    def setup() -> None:
+        # pystray's setup thread, the icon already showing: now the heavier parts.
+        try:
+            from .gateway import client_for
+            from .tray import TrayApp
+
+            app = TrayApp(config, client_for(config), on_quit=on_quit)
+            if gateway_items:
+                from .gatewayctl import GatewayControl
+
+                app.gateway = GatewayControl(app)
+            if extra_entries is not None:
+                app.extra_entries = lambda: extra_entries(app)
+            built.append(app)
+            app.start(backend)
+        except Exception:
+            log.exception("the tray could not start")
+            backend.post(lambda: _show_broken(backend, log_path))
+
+    backend.run(setup)
+    for app in built:
+        app.quit()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    """The tray against a simulator started in this process, with a Simulate menu."""
+    from .simulator import SCENARIOS, Simulator
+
+    if display_missing():
+        return EXIT_UNAVAILABLE
+    sim = Simulator(0, scenario="logged_out", penalty=60).start()
+    interval = getattr(args, "interval", None) or 5.0
+    # The simulator answers in milliseconds: a short timeout makes "hang" show at once.
+    # No automatic reauthentication, so each simulated state stays on show.
+    settings = resolve(
+        args, url=sim.url, interval=interval, insecure=True, timeout=0.8, auto_reauth=False
+    )
+    config = replace(settings, ca_bundle=None)  # the simulator's certificate is its own
+    print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
+
+    def simulate(app: TrayApp) -> list[Entry]:
+        from .menu import Entry
+
+        def switch(name: str) -> Callable[[], None]:
+            def go() -> None:
+                sim.set_scenario(name)
+                app.client.governor.forgive()  # the simulated gateway changed: ask at once
+                app.poller.check_now(fresh=True)
+
+            return go
+
+        choices = tuple(
+            Entry(f"{name}: {what}", switch(name), checked=sim.session.scenario == name, radio=True)
+            for name, what in SCENARIOS.items()
+        )
+        return [Entry("Simulate", submenu=choices)]
+
+    try:
+        # The simulator runs in this process: its Simulate menu replaces the gateway items.
+        return run_tray(config, extra_entries=simulate, on_quit=sim.stop, gateway_items=False)
+    finally:
+        sim.stop()

@@ -1,0 +1,87 @@
+"""One-shot commands against the gateway: ``status``, ``reauth``, ``logout``, ``open``.
+
+Each is registered on the CLI's sub-parsers by :func:`register` and runs as
+``func(args, out) -> exit code``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TextIO
+
+from .options import add_shared, resolve
+from .status import Status
+
+
+def human(status: Status) -> str:
+    """One line for people: state, label, what to do."""
+    latency = f", {status.latency_ms:.0f} ms" if status.latency_ms is not None else ""
+    return f"{status.state.value}: {status.label} — {status.detail} [{status.url}{latency}]"
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    status = sub.add_parser(
+        "status", help="check once, print the state, exit with its code", description=None
+    )
+    add_shared(status)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(func=cmd_status)
+
+    reauth = sub.add_parser("reauth", help="start the brokerage session again (ssodh/init)")
+    add_shared(reauth)
+    reauth.add_argument(
+        "--take-over",
+        action="store_true",
+        help="take the session over from TWS, the phone or the web (logs them out)",
+    )
+    reauth.set_defaults(func=cmd_action)
+
+    logout = sub.add_parser("logout", help="end the gateway session")
+    add_shared(logout)
+    logout.set_defaults(func=cmd_action)
+
+    opener = sub.add_parser("open", help="open the gateway's login page in the browser")
+    add_shared(opener)
+    opener.set_defaults(func=cmd_open)
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    from .gateway import client_for
+    from .session import SessionCare
+
+    client = client_for(resolve(args))
+    try:
+        # One check: no automatic reauthentication, and no /sso/validate (limited to
+        # one a minute, which scripts calling `status` in a loop would exceed).
+        status = SessionCare(client, auto_reauth=False, validate=False).check()
+    finally:
+        client.close()
+    out.write((json.dumps(status.to_json()) if args.json else human(status)) + "\n")
+    return status.exit_code
+
+
+def cmd_action(args: argparse.Namespace, out: TextIO) -> int:
+    """``reauth`` or ``logout``: exit 0 when the gateway took it, 1 when not."""
+    from .gateway import client_for
+
+    client = client_for(resolve(args))
+    try:
+        if args.command == "reauth":
+            outcome = client.reauthenticate(take_over=args.take_over)
+        else:
+            outcome = client.logout()
+    finally:
+        client.close()
+    out.write(outcome.message + "\n")
+    return 0 if outcome.ok else 1
+
+
+def cmd_open(args: argparse.Namespace, out: TextIO) -> int:
+    import webbrowser
+
+    from .status import gateway_root
+
+    url = gateway_root(resolve(args).url)
+    out.write(f"Opening {url}\n")
+    return 0 if webbrowser.open(url) else 1

@@ -1,0 +1,54 @@
+"""How a foreground command waits and ends: until Ctrl-C, SIGTERM or a closed output
+pipe, at once and quietly.
+
+Waits loop on a short timeout instead of blocking for good: on Windows a plain
+``Event.wait()`` without a timeout cannot be interrupted by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+SLICE = 0.5  # seconds: how soon a wait notices Ctrl-C on Windows
+
+
+def wait_until(stop: threading.Event, slice_s: float = SLICE) -> None:
+    """Block until ``stop`` is set, waking every ``slice_s`` so a pending Ctrl-C can be
+    raised (Windows delivers it only between waits)."""
+    while not stop.wait(slice_s):
+        pass
+
+
+def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """Set ``stop`` on SIGINT and SIGTERM (main thread only); returns a function that
+    puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous: dict[int, object] = {}
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        number = getattr(signal, name, None)
+        if number is None:
+            continue
+        with contextlib.suppress(ValueError, OSError):
+            previous[number] = signal.signal(number, lambda *_: stop.set())
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(number, handler)  # type: ignore[arg-type]
+
+    return restore
+
+
+def silence_stdout() -> None:
+    """After the reader of stdout went away: point stdout at the null device, so the
+    interpreter's last flush does not print a BrokenPipeError on the way out."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

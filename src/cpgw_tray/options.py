@@ -1,0 +1,80 @@
+"""The options every sub-command shares, and turning them into a :class:`Config`.
+
+Each shared option may stand before or after the sub-command; a value after it wins.
+(argparse trap: a sub-parser's default silently overwrites the value given before the
+sub-command, so sub-parsers declare these options with ``argparse.SUPPRESS``.)
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, NoReturn
+
+from .config import Config, load
+
+
+class UsageError(Exception):
+    """Bad command-line usage; exit 64."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors become :class:`UsageError` (one line, exit 64)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+SHARED = ("url", "timeout", "ca_bundle", "insecure", "interval", "keepalive")
+
+
+def add_shared(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """Add the shared options: with real defaults on the top-level parser, with
+    ``SUPPRESS`` on sub-parsers so an option given before the sub-command survives."""
+    unset = None if top else argparse.SUPPRESS
+    group = parser.add_argument_group("shared options (before or after the command)")
+    group.add_argument(
+        "--url", default=unset, help="gateway root URL (default: https://127.0.0.1:5000)"
+    )
+    group.add_argument(
+        "--timeout", type=float, default=unset, metavar="S", help="seconds to wait for a reply (10)"
+    )
+    group.add_argument(
+        "--ca-bundle",
+        default=unset,
+        metavar="PATH",
+        help="verify TLS against this CA or certificate",
+    )
+    group.add_argument(
+        "--insecure",
+        action="store_true",
+        default=unset,
+        help="do not verify TLS (the default for loopback)",
+    )
+    group.add_argument(
+        "--interval", type=float, default=unset, metavar="S", help="seconds between checks (15)"
+    )
+    group.add_argument(
+        "--keepalive",
+        type=float,
+        default=unset,
+        metavar="S",
+        help="seconds between keep-alive tickles, 0 = off (60)",
+    )
+    group.add_argument(
+        "--config", default=unset, metavar="PATH", help="config file (default: user config dir)"
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if top else argparse.SUPPRESS,
+        help="more log detail (-vv: debug)",
+    )
+
+
+def resolve(args: argparse.Namespace, **extra: Any) -> Config:
+    """Settings from every source, the command line last."""
+    overrides: dict[str, Any] = {key: getattr(args, key, None) for key in SHARED}
+    overrides["insecure"] = True if overrides["insecure"] else None
+    overrides.update(extra)
+    return load(overrides, config_path=getattr(args, "config", None))

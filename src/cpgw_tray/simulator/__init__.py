@@ -1,0 +1,64 @@
+"""A Client Portal Gateway simulator: real HTTPS on 127.0.0.1, real reply shapes.
+
+It answers ``/v1/api/...`` (and the ``/v1/portal/...`` alias) the way the real gateway
+does in each state of the status model, serves a small login page at ``/``, enforces
+the gateway's rate limits (429 and a penalty box), times idle sessions out, and can hang
+requests the way the real gateway does when IBKR is unreachable.
+
+A control API under ``/sim/`` (never rate-limited, never logged) switches the scenario
+and reads the request log::
+
+    GET    /sim/state                 the simulated session, as JSON
+    POST   /sim/state     {"scenario": "ready", "fail": "...", "message": "...",
+                           "paper": true}
+    POST   /sim/config    {"session_timeout": 360, "max_session": 86400,
+                           "rate_limit": true, "penalty": 900, "paper": true}
+    GET    /sim/requests              the request log (gateway paths only)
+    DELETE /sim/requests              clear it
+    POST   /sim/release               let hung requests go (they get no reply)
+
+From tests: ``with Simulator(port=0) as sim: sim.url ...``.
+
+The package: :mod:`.model` (session and replies), :mod:`.server` (HTTPS and the
+control API), :mod:`.certs`, :mod:`.scaffold` (a gateway-shaped folder) and
+:mod:`.command` (``cpgw-tray sim``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .certs import make_certificate
+    from .model import SCENARIOS, Logged, Session, SimulatedGateway
+    from .scaffold import CONF_YAML, make_gateway_dir
+    from .server import Simulator
+
+# Imported on first use: the CLI loads this package for `sim` and must stay quick.
+_HOME = {
+    "make_certificate": "certs",
+    "SCENARIOS": "model",
+    "Logged": "model",
+    "Session": "model",
+    "SimulatedGateway": "model",
+    "CONF_YAML": "scaffold",
+    "make_gateway_dir": "scaffold",
+    "Simulator": "server",
+}
+__all__ = [
+    "CONF_YAML",
+    "SCENARIOS",
+    "Logged",
+    "Session",
+    "SimulatedGateway",
+    "Simulator",
+    "make_certificate",
+    "make_gateway_dir",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)

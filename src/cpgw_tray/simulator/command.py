@@ -1,0 +1,122 @@
+"""``cpgw-tray sim``: the simulated gateway on its own, or a gateway-shaped folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from ..config import ConfigError, read_conf_yaml
+from ..constants import LISTEN_FAILED
+from ..lifecycle import stop_on_signals, wait_until
+from ..options import UsageError, add_shared
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    sim = sub.add_parser(
+        "sim",
+        help="run the built-in gateway simulator",
+        description="Run a simulated gateway on 127.0.0.1 (HTTPS, self-signed).",
+    )
+    add_shared(sim)
+    sim.add_argument(
+        "--port", type=int, default=5000, help="port to listen on; 0 = any free port (5000)"
+    )
+    sim.add_argument(
+        "--state", default="logged_out", metavar="S", help="starting scenario (logged_out)"
+    )
+    sim.add_argument(
+        "--session-timeout",
+        type=float,
+        default=360.0,
+        metavar="S",
+        help="idle seconds before the session drops, 0 = never (360)",
+    )
+    sim.add_argument(
+        "--penalty",
+        type=float,
+        default=900.0,
+        metavar="S",
+        help="seconds in the penalty box after a rate-limit breach (900)",
+    )
+    sim.add_argument(
+        "--no-rate-limit", action="store_true", help="do not enforce the gateway's rate limits"
+    )
+    sim.add_argument(
+        "--conf",
+        metavar="PATH",
+        help="take port and TLS from a gateway conf.yaml; on a taken port, act like the gateway",
+    )
+    sim.add_argument(
+        "--make-gateway-dir",
+        metavar="DIR",
+        help="write a clientportal.gw-shaped folder that runs this simulator, then exit",
+    )
+    sim.add_argument("--main-class", help=argparse.SUPPRESS)  # mimics the gateway's command line
+    sim.set_defaults(func=cmd_sim)
+
+
+def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
+    from .model import SCENARIOS
+    from .scaffold import make_gateway_dir
+    from .server import Simulator
+
+    if args.make_gateway_dir:
+        path = make_gateway_dir(Path(args.make_gateway_dir), port=args.port)
+        out.write(
+            f"Wrote a simulated gateway folder: {path}\n"
+            f"Start it like IBKR's: cd {path} && bash bin/run.sh root/conf.yaml\n"
+        )
+        return 0
+    port, tls = args.port, True
+    if args.conf:
+        try:
+            port, tls = read_conf_yaml(str(Path(args.conf).resolve().parent.parent))
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        # Like the real gateway: the banner comes before the port listens.
+        out.write(f"Open https://localhost:{port} to login\n")
+        out.flush()
+    try:
+        sim = Simulator(
+            port,
+            tls=tls,
+            scenario=args.state,
+            session_timeout=args.session_timeout,
+            rate_limit=not args.no_rate_limit,
+            penalty=args.penalty,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    stop = threading.Event()
+    restore = stop_on_signals(stop)
+    try:
+        try:
+            sim.start()
+        except OSError as exc:
+            if not args.conf:
+                raise UsageError(
+                    f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; try --port 0"
+                ) from None
+            # What the real gateway does on a taken port: say so, and keep running.
+            print(f"{LISTEN_FAILED} {exc.strerror}", file=sys.stderr, flush=True)
+            wait_until(stop)
+            return 1
+        out.write(
+            f"Simulated gateway on {sim.url} (scenario: {sim.session.scenario})\n"
+            f"  log in:       {sim.url}/\n"
+            f"  check it:     cpgw-tray --url {sim.url} status\n"
+            f'  switch state: curl -sk -X POST {sim.url}/sim/state -d \'{{"scenario":"ready"}}\'\n'
+            f"  scenarios:    {', '.join(SCENARIOS)}\n"
+            "Ctrl-C stops it.\n"
+        )
+        out.flush()
+        wait_until(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        restore()
+        sim.stop()
+    return 0

@@ -55,7 +55,9 @@ def test_shared_options_before_or_after_any_command(monkeypatch: pytest.MonkeyPa
     parser = build_parser()
     args = parser.parse_args(["--interval", "5"])
     assert args.func is app.cmd_tray and resolve(args).interval == 5
-    args = parser.parse_args(["--url", "https://127.0.0.1:5001", "--interval", "1", "watch", "--json"])
+    args = parser.parse_args(
+        ["--url", "https://127.0.0.1:5001", "--interval", "1", "watch", "--json"]
+    )
     config = resolve(args)
     assert (config.url, config.interval, args.json) == ("https://127.0.0.1:5001", 1, True)
     args = parser.parse_args(["--interval", "7", "--keepalive", "30", "watch", "--interval", "2"])
@@ -78,7 +80,7 @@ def test_top_level_help_lists_shared_options(capsys: pytest.CaptureFixture[str])
 def test_reauth_never_takes_over_unless_asked(sim: Simulator) -> None:
     """`reauth` sends compete:false (a competing session stays); `--take-over` takes it."""
     sim.set_scenario("competing")
-    code, out = run_cli("--url", sim.url, "reauth")
+    code, _ = run_cli("--url", sim.url, "reauth")
     assert code == 1 and sim.session.competing
-    code, out = run_cli("--url", sim.url, "reauth", "--take-over")
+    code, _ = run_cli("--url", sim.url, "reauth", "--take-over")
     assert code == 0 and not sim.session.competing and sim.session.authenticated

@@ -127,3 +127,48 @@ def test_conf_yaml_errors_name_file_and_line(tmp_path: Path) -> None:
         read_conf_yaml(str(directory))
     with pytest.raises(ConfigError, match="cannot read"):
         read_conf_yaml(str(tmp_path / "elsewhere"))
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1e999", "NaN", "Infinity"])
+def test_non_finite_numbers_refused_everywhere(tmp_path: Path, text: str) -> None:
+    """NaN or infinite numbers are a config error (exit 64 naming the key), from the
+    environment, the command line and the file alike — never a traceback or a spin."""
+    with pytest.raises(ConfigError, match="CPGW_TRAY_TIMEOUT"):
+        load({}, env={"CPGW_TRAY_TIMEOUT": text})
+    with pytest.raises(ConfigError, match="--interval"):
+        load({"interval": text}, env={})
+    if text in ("nan", "inf", "-inf"):  # TOML's own spelling
+        path = write(tmp_path, f"interval = 5\nkeepalive = {text}\n")
+        with pytest.raises(ConfigError, match=r"'keepalive' in .*config.toml line 2"):
+            load({}, config_path=str(path), env={})
+
+
+def test_non_finite_numbers_exit_64_from_the_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run_cli("watch", "--interval", "nan")
+    assert code == 64 and "--interval" in capsys.readouterr().err
+    monkeypatch.setenv("CPGW_TRAY_TIMEOUT", "nan")
+    code, _ = run_cli("status")
+    err = capsys.readouterr().err
+    assert code == 64 and "CPGW_TRAY_TIMEOUT" in err and "Traceback" not in err
+
+
+def test_config_file_not_utf8_names_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b'interval = 20\n# caf\xe9 in Latin-1\nurl = "https://127.0.0.1:5001"\n')
+    with pytest.raises(ConfigError, match=r"config.toml line 2: not UTF-8"):
+        load({}, config_path=str(path), env={})
+    code, _ = run_cli("--config", str(path), "status")
+    err = capsys.readouterr().err
+    assert code == 64 and "line 2" in err and "Traceback" not in err
+
+
+def test_conf_yaml_not_utf8_names_the_file(tmp_path: Path) -> None:
+    folder = gateway_dir(tmp_path)
+    conf = folder / "root" / "conf.yaml"
+    conf.write_bytes(conf.read_bytes() + b"    # \xff\xfe\n")
+    with pytest.raises(ConfigError, match=r"conf.yaml line \d+: not UTF-8"):
+        read_conf_yaml(str(folder))

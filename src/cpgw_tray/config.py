@@ -7,6 +7,7 @@ with one line naming the key, and the file and line where it came from.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import sys
@@ -90,8 +91,10 @@ def _as_number(
             raise ValueError("expected a number of seconds")
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError("expected a number of seconds") from None
+        if not math.isfinite(number):
+            raise ValueError(f"expected a finite number of seconds, not {value!r}")
         if zero_ok and number == 0:
             return 0.0
         if number < low or (high is not None and number > high):
@@ -187,9 +190,17 @@ def _where(path: Path, text: str, key: str) -> str:
 
 def _read_text(path: Path, what: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{what} {path} line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
 
 
 def read_file(path: Path) -> dict[str, Any]:

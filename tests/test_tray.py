@@ -268,3 +268,28 @@ def test_glyph_shapes_differ_between_classes() -> None:
     for i, a in enumerate(shapes):
         for b in shapes[i + 1 :]:
             assert len(a ^ b) > 20  # clearly different white shapes
+
+
+def test_a_menu_action_that_fails_is_noted_notified_and_logged(
+    app: tuple[TrayApp, FakeBackend], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error on an action's worker thread never vanishes: a note in the menu, a
+    notification, a log line with the traceback; and a fresh check follows."""
+    tray, backend = app
+    poller = tray.poller
+    assert isinstance(poller, IdlePoller)
+
+    def broken(take_over: bool = False) -> Any:
+        raise RuntimeError("socket exploded")
+
+    tray.client.reauthenticate = broken  # type: ignore[method-assign]
+    before = poller.now_calls
+    with caplog.at_level("ERROR"):
+        tray.reauthenticate()
+        for thread in [t for t in threading.enumerate() if t.name == "action"]:
+            thread.join(timeout=5)
+    backend.drain()
+    assert "socket exploded" in caplog.text and "Traceback" in caplog.text
+    assert any("Reauthenticate failed" in e.text for e in backend.menu)
+    assert any(kind == "notify" and "Reauthenticate failed" in what for kind, what in backend.calls)
+    assert poller.now_calls == before + 1

@@ -194,9 +194,7 @@ class TrayApp:
         items += [SEPARATOR, Entry("Check now", self.check_now, default=True)]
         items.append(Entry("Open login page", self.open_login))
         if state is State.COMPETING:  # taking over logs the user out elsewhere: ask first
-            take_over = Entry(
-                "Take the session over (logs out TWS / the phone)", self.reauthenticate
-            )
+            take_over = Entry("Take the session over (logs out TWS / the phone)", self.take_over)
             items.append(Entry("Reauthenticate…", submenu=(take_over,)))
         else:
             can = state in (State.NOT_AUTHENTICATED, State.DISCONNECTED)
@@ -217,8 +215,8 @@ class TrayApp:
     def _facts(self) -> list[str]:
         """Lines about the session: since when, which account, time left."""
         status = self.status
-        if status.state is State.UNKNOWN:
-            return []
+        if status.state is State.UNKNOWN:  # nothing known yet but what an action said
+            return [self.last_action] if self.last_action else []
         since = self.since.strftime("%H:%M")
         facts = [
             f"Authenticated since {since}" if status.state is State.READY else f"Since {since}"
@@ -256,18 +254,30 @@ class TrayApp:
 
     def reauthenticate(self) -> None:
         """Menu: start the brokerage session again (off the tray's thread)."""
-        self._act(self.client.reauthenticate)
+        self._act("Reauthenticate", self.client.reauthenticate)
+
+    def take_over(self) -> None:
+        """Menu, after asking: take the session over from TWS or the phone."""
+        self._act("Take over", lambda: self.client.reauthenticate(take_over=True))
 
     def logout(self) -> None:
         """Menu: end the session (off the tray's thread)."""
-        self._act(self.client.logout)
+        self._act("Log out", self.client.logout)
 
-    def _act(self, action: Callable[[], Outcome]) -> None:
+    def _act(self, what: str, action: Callable[[], Outcome]) -> None:
+        """Run a menu action on a worker thread; whatever happens is shown, never lost."""
+
         def run() -> None:
-            outcome = action()
-            log.info("%s", outcome.message)
+            try:
+                outcome = action()
+                message = outcome.message
+                log.info("%s", message)
+            except Exception as exc:
+                log.exception("%s failed", what)
+                message = f"{what} failed: internal error ({type(exc).__name__}); see the log"
+                self.notify("cpgw-tray", message)
             self.care.forget()
-            self.note(outcome.message)
+            self.note(message)
             self.poller.check_now(fresh=True)
 
         threading.Thread(target=run, name="action", daemon=True).start()

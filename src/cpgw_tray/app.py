@@ -97,6 +97,7 @@ def run_tray(
     extra_entries: Callable[[TrayApp], list[Entry]] | None = None,
     on_quit: Callable[[], None] | None = None,
     gateway_items: bool = True,
+    record_history: bool = True,
 ) -> int:
     """Run the tray on this (main) thread until Quit. Exit 69 without a display."""
     from . import logs
@@ -122,10 +123,13 @@ def run_tray(
     def setup() -> None:
         # pystray's setup thread, the icon already showing: now the heavier parts.
         try:
+            from . import paths
             from .gateway import client_for
+            from .history import History
             from .tray import TrayApp
 
-            app = TrayApp(config, client_for(config), on_quit=on_quit)
+            history = History(paths.history_file(), "tray") if record_history else None
+            app = TrayApp(config, client_for(config), on_quit=on_quit, history=history)
             if gateway_items:
                 from .gatewayctl import GatewayControl
 
@@ -179,6 +183,12 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
     try:
         # The simulator runs in this process: its Simulate menu replaces the gateway items.
-        return run_tray(config, extra_entries=simulate, on_quit=sim.stop, gateway_items=False)
+        return run_tray(
+            config,
+            extra_entries=simulate,
+            on_quit=sim.stop,
+            gateway_items=False,
+            record_history=False,  # a simulated day is not the trader's history
+        )
     finally:
         sim.stop()

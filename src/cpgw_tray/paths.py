@@ -37,3 +37,8 @@ def state_dir() -> Path:
     import platformdirs
 
     return platformdirs.user_state_path(APP_NAME, appauthor=False)
+
+
+def history_file() -> Path:
+    """The JSON Lines history of state changes (see :mod:`cpgw_tray.history`)."""
+    return state_dir() / "history.jsonl"

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .backends import Backend
     from .config import Config
     from .gateway import GatewayClient, Outcome
+    from .history import History
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,12 @@ class TrayApp:
         open_url: Callable[[str], Any] = webbrowser.open,
         now: Callable[[], datetime] = datetime.now,
         poller: Poller | None = None,
+        history: History | None = None,
     ) -> None:
         self.config = config
         self.client = client
         self.extra_entries = extra_entries
+        self.history = history  # None: nothing recorded (the demo, tests)
         self._on_quit = on_quit
         self._open_url = open_url
         self._now = now
@@ -121,6 +124,8 @@ class TrayApp:
     def on_status(self, status: Status) -> None:
         """Poller thread: hand the snapshot to the tray's thread. When the state changes,
         look again for the gateway process here, off the tray's thread."""
+        if self.history is not None:
+            self.history.record(status)
         if self.gateway is not None and status.state is not self.status.state:
             self.gateway.rescan()
         if self.backend is not None and not self.quitting.is_set():
@@ -207,6 +212,7 @@ class TrayApp:
         if self.extra_entries is not None:
             items += [*self.extra_entries(), SEPARATOR]
         items += [
+            Entry("Show history…", self.show_history, enabled=self.history is not None),
             Entry("Notifications", self.toggle_notifications, checked=self.notifications),
             Entry("Quit", self.quit),
         ]
@@ -251,6 +257,29 @@ class TrayApp:
         """Menu: the gateway's login page in the default browser."""
         url = gateway_root(self.config.url)
         threading.Thread(target=self._open_url, args=(url,), name="browser", daemon=True).start()
+
+    def show_history(self) -> None:
+        """Menu: the last 24 hours as a picture, opened, or its path in the menu."""
+
+        def run() -> None:
+            from datetime import timezone
+
+            from . import paths
+            from .history_cli import write_timeline
+
+            assert self.history is not None
+            try:
+                path = write_timeline(
+                    self.history, paths.state_dir() / "history-24h.png", datetime.now(timezone.utc)
+                )
+            except Exception as exc:
+                log.exception("cannot draw the history")
+                self.note(f"History picture failed ({type(exc).__name__}); see the log")
+                return
+            if not self._open_url(path.as_uri()):
+                self.note(f"History picture: {path}")
+
+        threading.Thread(target=run, name="history", daemon=True).start()
 
     def reauthenticate(self) -> None:
         """Menu: start the brokerage session again (off the tray's thread)."""

@@ -10,12 +10,15 @@ import json
 import logging
 import sys
 import threading
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .commands import human
 from .lifecycle import silence_stdout, stop_on_signals, wait_until
 from .options import add_shared, resolve
 from .status import Status
+
+if TYPE_CHECKING:
+    from .history import History
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 class Printer:
     """Writes a line per change; a closed output pipe ends the watch (``stop``)."""
 
-    def __init__(self, out: TextIO, as_json: bool, stop: threading.Event) -> None:
+    def __init__(
+        self, out: TextIO, as_json: bool, stop: threading.Event, history: History | None = None
+    ) -> None:
         self.out, self.as_json, self.stop = out, as_json, stop
+        self.history = history
         self._last: tuple[object, ...] | None = None
         self._lock = threading.Lock()
         self.pipe_closed = False
 
     def __call__(self, status: Status) -> None:
+        if self.history is not None:
+            self.history.record(status)
         with self._lock:
             if self.stop.is_set() or status.view_key() == self._last:
                 return
@@ -57,8 +65,9 @@ class Printer:
 
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     """Print a line at each change until stopped; exit 0."""
-    from . import logs
+    from . import logs, paths
     from .gateway import client_for
+    from .history import History
     from .poller import Poller
     from .session import SessionCare
 
@@ -66,7 +75,7 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     logs.to_file(config.log_level)
     logs.catch_uncaught()
     stop = threading.Event()
-    printer = Printer(out, args.json, stop)
+    printer = Printer(out, args.json, stop, History(paths.history_file(), "watch"))
     client = client_for(config)
     care = SessionCare(client, auto_reauth=config.auto_reauth)
     poller = Poller(

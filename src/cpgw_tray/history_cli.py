@@ -1,0 +1,75 @@
+"""``cpgw-tray history``: the state changes the tray and ``watch`` saw, as a table, as
+JSON Lines, or as a 24-hour picture."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from .options import UsageError, add_shared
+
+if TYPE_CHECKING:
+    from .history import History
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    history = sub.add_parser(
+        "history", help="the state changes seen by the tray and watch (table, JSON, picture)"
+    )
+    add_shared(history)
+    history.add_argument(
+        "--since", default="24h", metavar="WHEN", help="24h, 90m, 7d or an ISO time (24h)"
+    )
+    history.add_argument("--json", action="store_true", help="print JSON Lines")
+    history.add_argument(
+        "--png", metavar="FILE", help="write the 24 h timeline picture to FILE instead"
+    )
+    history.set_defaults(func=cmd_history)
+
+
+def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
+    from . import paths
+    from .history import History, parse_since
+
+    now = datetime.now(timezone.utc)
+    try:
+        since = parse_since(args.since, now)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    history = History(paths.history_file(), source="")
+    if args.png:
+        path = write_timeline(history, Path(args.png), now)
+        out.write(f"Wrote {path}\n")
+        return 0
+    rows = list(history.rows(since))
+    if args.json:
+        for row in rows:
+            out.write(json.dumps(row.to_json()) + "\n")
+        return 0
+    if not rows:
+        out.write(f"No state changes since {since.astimezone():%Y-%m-%d %H:%M}.\n")
+        return 0
+    out.write(f"{'when':19}  {'state':17}  {'was':17}  {'by':5}  detail\n")
+    for row in rows:
+        detail = " ".join(row.detail.split())
+        detail = detail if len(detail) <= 70 else detail[:69] + "…"
+        out.write(
+            f"{row.at.astimezone():%Y-%m-%d %H:%M:%S}  {row.state:17}  "
+            f"{row.previous or '-':17}  {row.source:5}  {detail}\n"
+        )
+    return 0
+
+
+def write_timeline(history: History, path: Path, now: datetime) -> Path:
+    """Render the 24 hours before ``now`` to ``path`` as PNG."""
+    from .timeline import render
+
+    rows = list(history.rows())  # the state in force before the window counts too
+    image = render(rows, now)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+

@@ -72,4 +72,3 @@ def write_timeline(history: History, path: Path, now: datetime) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path
-

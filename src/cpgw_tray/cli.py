@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from . import __version__, app, commands, gateway_cli, history_cli, watch
+from . import __version__, app, commands, doctor, gateway_cli, history_cli, watch
 from .config import ConfigError
 from .constants import EXIT_INTERRUPTED, EXIT_USAGE
 from .options import Parser, UsageError, add_shared
@@ -35,7 +35,7 @@ settings: defaults, then config.toml in the user config folder (or --config),
 then CPGW_TRAY_* environment variables, then the command line.
 """
 
-COMMANDS = (app, commands, watch, gateway_cli, history_cli, sim_command)
+COMMANDS = (app, commands, watch, gateway_cli, history_cli, doctor, sim_command)
 
 
 def build_parser() -> Parser:

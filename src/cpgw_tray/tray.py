@@ -213,6 +213,7 @@ class TrayApp:
             items += [*self.extra_entries(), SEPARATOR]
         items += [
             Entry("Show history…", self.show_history, enabled=self.history is not None),
+            Entry("Save diagnostics…", self.save_diagnostics),
             Entry("Notifications", self.toggle_notifications, checked=self.notifications),
             Entry("Quit", self.quit),
         ]
@@ -280,6 +281,26 @@ class TrayApp:
                 self.note(f"History picture: {path}")
 
         threading.Thread(target=run, name="history", daemon=True).start()
+
+    def save_diagnostics(self) -> None:
+        """Menu: the doctor's bundle for support, saved in the state folder; its path in
+        the menu and a notification, so it can be attached to a message."""
+
+        def run() -> None:
+            from . import paths
+            from .doctor import save_bundle
+
+            name = f"diagnostics-{datetime.now():%Y%m%d-%H%M%S}.zip"
+            try:
+                path = save_bundle(paths.state_dir() / name, self.config)
+            except Exception as exc:
+                log.exception("cannot save the diagnostics")
+                self.note(f"Diagnostics failed ({type(exc).__name__}); see the log")
+                return
+            self.note(f"Diagnostics saved: {path}")
+            self.notify("Diagnostics saved", str(path))
+
+        threading.Thread(target=run, name="diagnostics", daemon=True).start()
 
     def reauthenticate(self) -> None:
         """Menu: start the brokerage session again (off the tray's thread)."""

@@ -33,12 +33,25 @@ def need(backend: str) -> None:
     missing = missing_tools(HOST[backend])
     if backend == "xorg":
         missing += [] if _has("tkinter") else ["python3-tk"]
-    else:
-        missing += [] if _has("gi") else ["python3-gi"]
+    elif not _has("gi"):
+        missing.append(gi_missing())
     if backend in ("xorg", "gtk", "appindicator") and not shutil_which("tesseract"):
         missing.append("tesseract")
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (see .ci/run)")
+
+
+def gi_missing() -> str:
+    """Why PyGObject cannot be imported: not installed, or installed for the system's
+    Python while this one (pyenv, conda, a plain venv) cannot see it."""
+    system_gi = [p for p in Path("/usr/lib/python3/dist-packages").glob("gi") if p.is_dir()]
+    if not system_gi:
+        return "python3-gi (not installed)"
+    return (
+        f"python3-gi, which is installed for /usr/bin/python3 but not visible to "
+        f"{sys.executable}: make the venv with `/usr/bin/python3 -m venv "
+        "--system-site-packages`"
+    )
 
 
 def shutil_which(name: str) -> str | None:

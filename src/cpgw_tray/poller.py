@@ -1,34 +1,78 @@
-"""The poller: checks the gateway on a schedule, on its own thread.
+"""The poller: checks the gateway on a schedule, on its own thread, and keeps what it
+publishes honest.
 
 Every ``interval`` seconds it asks ``auth/status``; every ``keepalive`` seconds, while a
 session exists, it tickles instead (a tickle reply carries the same status, so the
 keep-alive never costs an extra check). "Check now" wakes it at once; a click while a
-check runs does not queue another. The thread waits on a :class:`threading.Event`, so
-it can be woken and stopped at once, and it is a daemon: quitting never waits on a hung
-request. Each result goes to ``on_status`` on the poller's thread; the receiver decides
-what changed and marshals UI work to its own thread.
+check runs does not queue another. Each result goes to ``on_status``; the receiver
+decides what changed and marshals UI work to its own thread.
+
+It owns three promises:
+
+- It cannot die. The whole step is guarded, and the thread loop too: any exception is
+  logged with its traceback and published as an ``error`` verdict naming the log; when
+  publishing itself fails, that is logged and the schedule goes on unchanged.
+- A verdict is fresh or it is not shown. After each finished check it records, on the
+  wall clock, when the verdict goes stale (:func:`~cpgw_tray.status.fresh_until`); a
+  watchdog thread publishes the stale ``unknown`` when that passes without a new finished
+  check (a wedged request, a suspended laptop), and :meth:`Poller.view` gives any other
+  view the same answer. A jump of the wall clock past the monotonic one (a resume) gets a
+  check at once.
+- Pacing is honest. A request the client holds back (:class:`~cpgw_tray.gateway.Deferred`)
+  publishes nothing new: the last verdict stays, its detail says when the next check is,
+  and its freshness moves with the hold.
+
+Both threads wait on :class:`threading.Event` in slices of at most ``look_every`` seconds
+(so a resume is noticed promptly), can be stopped at once, and are daemons: quitting never
+waits on a hung request. ``on_status`` is called from either thread, never from both at
+once.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from .status import State, Status
+from .gateway import Deferred
+from .status import (
+    SESSION_STATES,
+    State,
+    Status,
+    fresh_until,
+    stale_view,
+    unknown,
+)
 
 log = logging.getLogger(__name__)
 
-# States in which the gateway holds a login worth keeping alive.
-SESSION_STATES = frozenset(
-    {State.READY, State.COMPETING, State.DISCONNECTED, State.NOT_AUTHENTICATED}
-)
+LOOK_EVERY = 5.0  # longest wait between looks at the clocks, in seconds
+RESUME_GAP = 3.0  # wall clock ahead of the monotonic one by more: the machine slept
+MIN_HOLD = 1.0  # a held-back request is tried again no sooner than this
+_NEXT_NOTE = re.compile(r"\s*Next check (?:in \d+ s, )?at \d\d:\d\d:\d\d\.$")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def with_next_check(status: Status, at: datetime) -> Status:
+    """The same verdict, its detail ending with when the next check is."""
+    detail = _NEXT_NOTE.sub("", status.detail)
+    return replace(status, detail=f"{detail} Next check at {at.astimezone():%H:%M:%S}.")
 
 
 class Poller:
-    """Schedules checks and keep-alive tickles. :meth:`step` holds the whole decision
-    and is driven directly by tests with a fake clock; :meth:`start` runs it on a thread."""
+    """Schedules checks and keep-alive tickles and guards what is published.
+    :meth:`step` (the schedule) and :meth:`check_freshness` (the watchdog) hold the
+    decisions and are driven directly by tests with fake clocks; :meth:`start` runs each
+    on its own thread."""
 
     def __init__(
         self,
@@ -38,28 +82,54 @@ class Poller:
         interval: float = 15.0,
         tickle: Callable[[], Status] | None = None,
         keepalive: float = 60.0,
+        timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = _utc_now,
+        log_path: str | Path | None = None,
+        url: str = "",
+        look_every: float = LOOK_EVERY,
     ) -> None:
+        for name, value in (("interval", interval), ("look_every", look_every)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, not {value}")
+        if not (math.isfinite(keepalive) and keepalive >= 0 and math.isfinite(timeout)):
+            raise ValueError("keepalive and timeout must be finite")
         self._check = check
         self._tickle = tickle
         self._on_status = on_status
         self.interval = interval
         self.keepalive = keepalive if tickle is not None else 0.0
+        self.timeout = timeout
+        self.url = url
+        self.look_every = look_every
         self._clock = clock
+        self._wall = wall
+        where = f"at {log_path}" if log_path else "(cpgw-tray.log)"
+        self.error_detail = f"cpgw-tray internal error — see the log {where}."
         self._wake = threading.Event()
         self._stopped = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the schedule flags and the published verdict
+        self._publishing = threading.RLock()  # one on_status call at a time, in order
         self._busy = False
         self._now_requested = False
+        self._resumed = False
+        self._looked: tuple[float, datetime] | None = None
         self._next_check: float | None = None  # None: check at once
         self._next_tickle: float | None = None
-        self.latest: Status | None = None
-        self._thread: threading.Thread | None = None
+        self._gateway: Status | None = None  # the gateway's last verdict: drives keep-alive
+        self.latest: Status | None = None  # the last verdict published as fresh
+        self._fresh_until: datetime | None = None
+        self._stale_shown = False
+        self.threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
-        self._thread.start()
+        self.threads = [
+            threading.Thread(target=self._run, name="poller", daemon=True),
+            threading.Thread(target=self._watchdog, name="poller-watchdog", daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def stop(self) -> None:
         """Stop at once; a request in flight is abandoned, not awaited."""
@@ -86,11 +156,21 @@ class Poller:
     def busy(self) -> bool:
         return self._busy
 
+    def view(self, now: datetime | None = None) -> Status:
+        """What any view shows now: the last verdict while fresh, else the stale
+        ``unknown``; before the first verdict, ``unknown``."""
+        now = self._wall() if now is None else now
+        with self._lock:
+            latest, until = self.latest, self._fresh_until
+        if latest is None or until is None:
+            return unknown(self.url)
+        return stale_view(latest, until, now) or latest
+
     # ------------------------------------------------------------------ schedule
     def due(self) -> tuple[str | None, float]:
         """What is due now ("check", "tickle" or None) and, if nothing, how long until."""
         now = self._clock()
-        has_session = self.latest is not None and self.latest.state in SESSION_STATES
+        has_session = self._gateway is not None and self._gateway.state in SESSION_STATES
         tickle_due = (
             self.keepalive > 0
             and has_session
@@ -98,7 +178,12 @@ class Poller:
         )
         if tickle_due:
             return "tickle", 0.0
-        if self._now_requested or self._next_check is None or now >= self._next_check:
+        if (
+            self._now_requested
+            or self._resumed
+            or self._next_check is None
+            or now >= self._next_check
+        ):
             return "check", 0.0
         waits = [self._next_check - now]
         if self.keepalive > 0 and has_session and self._next_tickle is not None:
@@ -106,42 +191,161 @@ class Poller:
         return None, max(0.0, min(waits))
 
     def step(self) -> float:
-        """Do whatever is due; return seconds until something is due next."""
-        action, wait = self.due()
-        if action is None:
-            return wait
+        """Do whatever is due; return seconds until something is due next. Never raises:
+        an internal error is logged and published, and the schedule goes on."""
+        action: str | None = None
+        try:
+            self._look()
+            action, wait = self.due()
+            if action is None:
+                return wait
+            return self._do(action)
+        except Exception:
+            log.exception("internal error in the poller")
+            self._internal_error(action)
+            return self.interval
+        finally:
+            with self._lock:
+                self._busy = False
+
+    def _look(self) -> None:
+        """Notice a resume: the wall clock moved much further than the monotonic one."""
+        mono, wall = self._clock(), self._wall()
+        if self._looked is not None:
+            slept = (wall - self._looked[1]).total_seconds() - (mono - self._looked[0])
+            if slept > RESUME_GAP:
+                log.info("the wall clock jumped %.0f s ahead (a resume?): checking at once", slept)
+                self._resumed = True
+        self._looked = (mono, wall)
+
+    def _do(self, action: str) -> float:
         with self._lock:
             self._busy = True
             self._now_requested = False  # this check answers every request made so far
+            self._resumed = False
         try:
-            if action == "tickle" and self._tickle is not None:
-                status = self._tickle()
-            else:
-                status = self._check()
-        except Exception:  # a bug in a check must not kill the poller thread
-            log.exception("check failed")
-            with self._lock:
-                self._busy = False
-            self._next_check = self._clock() + self.interval
-            return self.interval
+            status = self._tickle() if action == "tickle" and self._tickle else self._check()
+        except Deferred as held:
+            return self._held(held.wait)
         finished = self._clock()
-        with self._lock:
-            self._busy = False
         # After a 429 nothing is sent until the back-off ends: schedule past it.
         hold = status.retry_after_s if status.state is State.RATE_LIMITED else None
-        self._next_check = finished + max(self.interval, hold or 0.0)
+        hold = hold if hold is not None and math.isfinite(hold) else 0.0
+        self._next_check = finished + max(self.interval, hold)
         if action == "tickle" or self._next_tickle is None:
             self._next_tickle = finished + self.keepalive
         if hold:
             self._next_tickle = max(self._next_tickle, finished + hold)
-        self.latest = status
-        if not self._stopped.is_set():
-            self._on_status(status)
+        self._gateway = status
+        self._publish_verdict(status, self._next_check - finished)
         return self.due()[1]
+
+    def _held(self, wait: float) -> float:
+        """The client held the request back (nothing was sent): try again after the hold;
+        keep the verdict, noting when the next check is, and keep it fresh as long."""
+        wait = max(wait, MIN_HOLD) if math.isfinite(wait) else self.interval
+        now, wall = self._clock(), self._wall()
+        log.info("request held back by the rate governor for %.0f s", wait)
+        self._next_check = max(self._next_check or now, now + wait)
+        self._next_tickle = max(self._next_tickle or now, now + wait)
+        with self._publishing:
+            with self._lock:
+                latest, until = self.latest, self._fresh_until
+                if latest is None or until is None or wall > until:
+                    return wait  # nothing shown yet, or stale already: a hold does not revive it
+                self._fresh_until = max(until, fresh_until(wall, wait, self.timeout))
+                self.latest = with_next_check(latest, wall + timedelta(seconds=wait))
+            if self.latest != latest:
+                self._publish(self.latest)
+        return wait
+
+    def _internal_error(self, action: str | None) -> None:
+        """Publish an internal error as the verdict; checks and keep-alive go on."""
+        try:
+            now = self._clock()
+            self._next_check = now + self.interval
+            if action == "tickle" or self._next_tickle is None or self._next_tickle <= now:
+                self._next_tickle = now + self.keepalive
+        except Exception:
+            log.exception("the poller could not reschedule after its internal error")
+        try:
+            self._publish_verdict(self._error(), self.interval)
+        except Exception:
+            log.exception("the poller could not report its internal error")
+
+    def _error(self) -> Status:
+        label = "Internal error"
+        url = self.latest.url if self.latest is not None else self.url
+        try:
+            at: datetime | None = self._wall()
+        except Exception:
+            at = None
+        return Status(State.ERROR, label, self.error_detail, checked_at=at, url=url)
+
+    # ------------------------------------------------------------------ publishing
+    def _publish_verdict(self, status: Status, next_due_s: float) -> None:
+        """A check finished: it is the verdict, fresh until the next one is overdue."""
+        wall = self._wall()
+        with self._publishing:  # the watchdog cannot slip a stale view in after this
+            with self._lock:
+                self.latest = status
+                self._fresh_until = fresh_until(wall, next_due_s, self.timeout)
+                self._stale_shown = False
+            published = self._publish(status)
+        if not published and status.state is not State.ERROR:
+            self._publish_verdict(self._error(), next_due_s)
+
+    def _publish(self, status: Status) -> bool:
+        """Hand a status to the receiver; False (logged) when the receiver raised."""
+        with self._publishing:
+            if self._stopped.is_set():
+                return True
+            try:
+                self._on_status(status)
+            except Exception:
+                log.exception("publishing %s failed", status.state.value)
+                return False
+        return True
+
+    # ------------------------------------------------------------------ watchdog
+    def check_freshness(self) -> float:
+        """Publish the stale ``unknown`` once when the verdict's deadline has passed;
+        return seconds until the next look."""
+        now = self._wall()
+        with self._lock:
+            latest, until, shown = self.latest, self._fresh_until, self._stale_shown
+        if latest is None or until is None:
+            return self.look_every
+        stale = stale_view(latest, until, now)
+        if stale is None:
+            return min(self.look_every, max(0.0, (until - now).total_seconds()) + 0.01)
+        if not shown:
+            with self._publishing:  # a newer verdict published meanwhile wins
+                with self._lock:
+                    current = self.latest is latest and not self._stale_shown
+                    self._stale_shown = self._stale_shown or current
+                if current:
+                    log.warning("verdict stale: %s", stale.detail)
+                    self._publish(stale)
+        return self.look_every
+
+    def _watchdog(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                wait = self.check_freshness()
+            except Exception:
+                log.exception("internal error in the freshness watchdog")
+                wait = self.look_every
+            self._stopped.wait(wait)
 
     def _run(self) -> None:
         while not self._stopped.is_set():
-            wait = self.step()
-            if wait > 0 and not self._now_requested:
-                self._wake.wait(wait)
-            self._wake.clear()
+            try:
+                wait = self.step()
+                if wait > 0 and not self._now_requested:
+                    self._wake.wait(min(wait, self.look_every))
+                self._wake.clear()
+            except Exception:  # step never raises; this guards the loop's own lines
+                log.exception("internal error in the poller loop")
+                self._publish(self._error())
+                self._stopped.wait(self.look_every)

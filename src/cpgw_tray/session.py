@@ -17,8 +17,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 
 from .gateway import GatewayClient
-from .poller import SESSION_STATES
-from .status import Account, State, Status
+from .status import SESSION_STATES, Account, State, Status
 
 log = logging.getLogger(__name__)
 

@@ -72,6 +72,12 @@ LOOKS: dict[State, Look] = {
 }
 
 
+# States in which the gateway holds a login worth keeping alive.
+SESSION_STATES = frozenset(
+    {State.READY, State.COMPETING, State.DISCONNECTED, State.NOT_AUTHENTICATED}
+)
+
+
 class Endpoint(str, Enum):
     """Which reply shape is being classified."""
 
@@ -158,6 +164,33 @@ class Meta:
 def unknown(url: str) -> Status:
     """The state before any check has finished."""
     return Status(State.UNKNOWN, LOOKS[State.UNKNOWN].label, "No check has finished yet.", url=url)
+
+
+# --------------------------------------------------------------------------- freshness
+
+FRESH_GRACE_S = 5.0  # beyond the next check's due time and its timeout
+
+
+def fresh_until(finished: datetime, next_due_s: float, timeout_s: float) -> datetime:
+    """When a verdict that finished at ``finished`` (wall clock) goes stale: the next
+    check was due ``next_due_s`` later (the interval, or a pacing in force), plus its
+    timeout, plus a grace."""
+    return finished + timedelta(seconds=next_due_s + timeout_s + FRESH_GRACE_S)
+
+
+def stale_view(latest: Status, until: datetime, now: datetime) -> Status | None:
+    """The one freshness rule for every view: None while ``latest`` is fresh (show it),
+    else the ``unknown`` verdict to show instead, with ``latest``'s ``checked_at``."""
+    if now <= until:
+        return None
+    since = latest.checked_at.astimezone().strftime("%H:%M:%S") if latest.checked_at else "?"
+    detail = (
+        f"The last verdict ({latest.label}) is out of date: no check finished since {since}. "
+        "The gateway may hang, or the computer was asleep; a check is due."
+    )
+    return Status(
+        State.UNKNOWN, "Not checked lately", detail, checked_at=latest.checked_at, url=latest.url
+    )
 
 
 # --------------------------------------------------------------------------- helpers

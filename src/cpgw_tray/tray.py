@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from .menu import SEPARATOR, Entry, signature
-from .poller import SESSION_STATES, Poller
+from .poller import Poller
 from .session import SessionCare, reset_warning
-from .status import State, Status, gateway_root, unknown
+from .status import SESSION_STATES, State, Status, gateway_root, unknown
 
 if TYPE_CHECKING:
     from .backends import Backend

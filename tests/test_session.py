@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cpgw_tray.config import load
-from cpgw_tray.gateway import GatewayClient, RateGovernor
+from cpgw_tray.gateway import GatewayClient, Outcome, RateGovernor
 from cpgw_tray.poller import Poller
 from cpgw_tray.session import SessionCare, reset_warning
 from cpgw_tray.simulator import Logged, Simulator
@@ -322,3 +322,139 @@ def test_menu_says_when_the_next_check_is_after_a_429(sim: Simulator) -> None:
     assert tray.status.state is State.RATE_LIMITED
     assert "Next check in 60 s, at " in shown
     tray.client.close()
+
+
+# ------------------------------------------------------------------ never take over unasked
+
+
+class ReauthRecorder:
+    """A client whose brokerage session is always down; records each reauthenticate."""
+
+    def __init__(self) -> None:
+        self.take_overs: list[bool] = []
+
+    def auth_status(self) -> Status:
+        return Status(
+            State.NOT_AUTHENTICATED,
+            "Brokerage session not started",
+            "d",
+            authenticated=False,
+            connected=True,
+            competing=False,
+        )
+
+    tickle = auth_status
+
+    def reauthenticate(self, take_over: bool = False) -> Outcome:
+        self.take_overs.append(take_over)
+        return Outcome(False, "Reauthenticate failed: not today")
+
+    def account(self, validate: bool = True) -> Account | None:
+        raise AssertionError("no account facts without a brokerage session")
+
+
+def test_auto_reauth_never_asks_for_a_take_over() -> None:
+    clock = SharedClock()
+    client = ReauthRecorder()
+    care = SessionCare(client, clock=clock)  # type: ignore[arg-type]
+    for _ in range(80):  # twenty minutes of checks
+        assert care.check().state is State.NOT_AUTHENTICATED
+        clock.now += 15
+    assert client.take_overs == [False] * 4  # once per 5 minutes, never a take-over
+
+
+def test_auto_care_never_takes_a_competing_session_over() -> None:
+    clock = SharedClock()
+    with Simulator(0, scenario="competing", rate_limit=False, clock=clock) as sim:
+        client = GatewayClient(
+            sim.url, verify=False, governor=RateGovernor(clock=clock), sleep=clock.sleep
+        )
+        care = SessionCare(client, clock=clock)
+        seen: list[Status] = []
+        poller = Poller(
+            care.check, seen.append, interval=15, tickle=care.tickle, keepalive=60, clock=clock
+        )
+        end = clock.now + 1200  # four times the auto-reauth spacing
+        while clock.now < end:
+            clock.sleep(poller.step())
+        client.close()
+        assert sim.session.competing and not sim.session.authenticated
+        paths = {r.path for r in sim.requests()}
+    assert {s.state for s in seen} == {State.COMPETING}
+    assert not any("reauthenticate" in p or "ssodh" in p for p in paths)
+
+
+# ------------------------------------------------------------------ side requests
+
+
+def accounts_failing(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch, reply: tuple[int, object]
+) -> list[bool]:
+    """Make ``/iserver/accounts`` answer ``reply`` while the returned flag list is empty."""
+    original = sim._route
+    healed: list[bool] = []
+
+    def route(method: str, endpoint: str, body: object, now: float):  # type: ignore[no-untyped-def]
+        if endpoint == "iserver/accounts" and not healed:
+            return reply[0], reply[1], {}
+        return original(method, endpoint, body, now)
+
+    monkeypatch.setattr(sim, "_route", route)
+    return healed
+
+
+def test_failed_account_facts_are_asked_at_most_once_per_five_minutes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = SharedClock()
+    with Simulator(0, scenario="ready", rate_limit=False, clock=clock) as sim:
+        healed = accounts_failing(sim, monkeypatch, (500, {"error": "Internal Server Error"}))
+        client = GatewayClient(
+            sim.url, verify=False, governor=RateGovernor(clock=clock), sleep=clock.sleep
+        )
+        care = SessionCare(client, validate=False, clock=clock)
+        for _ in range(40):  # forty minutes of checks, one a minute
+            status = care.check()
+            assert status.state is State.READY and status.account is None
+            clock.now += 60
+        # the log is on real time: place each request at the fake time of its check
+        checks, asked = 0, []
+        for r in sim.requests():
+            checks += r.path.endswith("auth/status")
+            if r.path.endswith("iserver/accounts"):
+                asked.append((checks - 1) * 60)
+        assert checks == 40
+        assert asked == [0, 300, 900, 2100]  # 5, 10, 20 minutes apart: a back-off
+        healed.append(True)  # the gateway answers again: the next retry gets the facts
+        for _ in range(40):
+            status = care.check()
+            clock.now += 60
+        assert status.account == "DU1234567" and status.paper is True
+        client.close()
+
+
+@pytest.mark.parametrize("bad", ["accounts", "validate"])
+def test_a_bad_side_reply_leaves_the_state_as_auth_status_said(
+    monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    clock = SharedClock()
+    deep = "[" * 100_000
+    with Simulator(0, scenario="ready", rate_limit=False, clock=clock) as sim:
+        original = sim._route
+
+        def route(method: str, endpoint: str, body: object, now: float):  # type: ignore[no-untyped-def]
+            if endpoint == "iserver/accounts":
+                return (200, deep, {}) if bad == "accounts" else (200, {"accounts": ["U1"]}, {})
+            if endpoint == "sso/validate":
+                return 200, deep, {}
+            return original(method, endpoint, body, now)
+
+        monkeypatch.setattr(sim, "_route", route)
+        client = GatewayClient(
+            sim.url, verify=False, governor=RateGovernor(clock=clock), sleep=clock.sleep
+        )
+        status = SessionCare(client, clock=clock).check()
+        client.close()
+    assert status.state is State.READY and status.detail.startswith("Logged in")
+    if bad == "accounts":
+        assert status.account is None and status.paper is None

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 LOOK_EVERY = 5.0  # longest wait between looks at the clocks, in seconds
 RESUME_GAP = 3.0  # wall clock ahead of the monotonic one by more: the machine slept
 MIN_HOLD = 1.0  # a held-back request is tried again no sooner than this
-_NEXT_NOTE = re.compile(r"\s*Next check (?:in \d+ s, )?at \d\d:\d\d:\d\d\.$")
+_NEXT_NOTE = re.compile(r"\s*Next check\b[^.]*\d\d:\d\d:\d\d\.$")  # "Next check [in N s, ]at …"
 
 
 def _utc_now() -> datetime:
@@ -347,5 +347,5 @@ class Poller:
                 self._wake.clear()
             except Exception:  # step never raises; this guards the loop's own lines
                 log.exception("internal error in the poller loop")
-                self._publish(self._error())
+                self._internal_error(None)
                 self._stopped.wait(self.look_every)

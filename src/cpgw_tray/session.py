@@ -3,8 +3,13 @@
 Runs on the poller's thread: each check's status is enriched with what a trader wants
 to know of the session (account, paper or live, time left on the login), the account
 facts are asked once per session, and a brokerage session that drops while the login
-lives is restarted automatically — at most once per 5 minutes, never in ``competing``
-(taking a session over logs the user out of TWS or the phone), never in a loop.
+lives is restarted automatically — at most once per 5 minutes, never in ``competing``,
+never in a loop, and never with a take-over (that logs the user out of TWS or the phone;
+only the user asks for one).
+
+Side requests (the account facts) never decide the state: a failed or bad reply leaves
+the verdict as ``auth/status`` said, only the facts stay unknown, and they are asked again
+with a back-off, at most once per 5 minutes.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 
-from .gateway import GatewayClient
+from .gateway import Deferred, GatewayClient
 from .status import SESSION_STATES, Account, State, Status
 
 log = logging.getLogger(__name__)
 
 AUTO_REAUTH_EVERY = 300.0  # seconds between automatic reauthentications, at most
+SIDE_RETRY = 300.0  # a failed side request is asked again no sooner than this …
+SIDE_RETRY_MAX = 1800.0  # … doubling after each failure up to this
 
 
 class SessionCare:
@@ -43,6 +50,7 @@ class SessionCare:
         self.account: Account | None = None
         self._sso: tuple[float, float] | None = None  # (seconds left, when read)
         self._last_auto: float | None = None
+        self._account_retry: tuple[float, float] | None = None  # (not before, back-off)
 
     def check(self) -> Status:
         return self._care(self.client.auth_status())
@@ -59,13 +67,44 @@ class SessionCare:
             self._sso = (status.sso_expires_s, now)
         if self._should_reauthenticate(status, now):
             self._last_auto = now
-            outcome = self.client.reauthenticate()
-            log.info("brokerage session dropped; automatic reauthentication: %s", outcome.message)
-            if outcome.ok:
-                status = self.client.auth_status()
+            status = self._reauthenticate(status)
         if status.state is State.READY and self.account is None:
-            self.account = self.client.account(validate=self.validate)
+            self._ask_account(now)
         return self.enrich(status, now)
+
+    def _reauthenticate(self, status: Status) -> Status:
+        """Restart the brokerage session, never taking one over; the status after it."""
+        try:
+            outcome = self.client.reauthenticate()  # no take-over: the default
+        except Exception:
+            log.exception("automatic reauthentication failed")
+            return status
+        log.info("brokerage session dropped; automatic reauthentication: %s", outcome.message)
+        if not outcome.ok:
+            return status
+        try:
+            return self.client.auth_status()
+        except Deferred:  # paced: the next check tells
+            return status
+
+    def _ask_account(self, now: float) -> None:
+        """Ask the account facts, unless a failed ask is still in its back-off. A side
+        request: whatever it answers, the state stays as auth/status said."""
+        retry = self._account_retry
+        if retry is not None and now < retry[0]:
+            return
+        try:
+            account = self.client.account(validate=self.validate)
+        except Exception:
+            log.exception("asking the account facts failed")
+            account = None
+        if account is None:
+            backoff = SIDE_RETRY if retry is None else min(retry[1] * 2, SIDE_RETRY_MAX)
+            self._account_retry = (now + backoff, backoff)
+            log.info("account facts unknown; asking again in %.0f s", backoff)
+            return
+        self._account_retry = None
+        self.account = account
 
     def _should_reauthenticate(self, status: Status, now: float) -> bool:
         """The brokerage session is down while the login lives: a gateway that says

@@ -507,3 +507,15 @@ def test_stop_ends_both_threads_at_once() -> None:
     for thread in poller.threads:
         thread.join(5)
         assert not thread.is_alive()
+
+
+def test_a_wall_clock_set_back_does_not_keep_a_verdict_fresh() -> None:
+    w = Wired(interval=15, timeout=10)
+    w.poller.step()
+    w.clocks.suspend(-3600)  # someone sets the clock back an hour; the check then wedges
+    w.clocks.advance(29.9)
+    w.poller.check_freshness()
+    assert len(w.seen) == 1
+    w.clocks.advance(0.2)
+    w.poller.check_freshness()
+    assert [s.state for s in w.seen] == [State.READY, State.UNKNOWN]

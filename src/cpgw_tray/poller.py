@@ -118,7 +118,9 @@ class Poller:
         self._next_tickle: float | None = None
         self._gateway: Status | None = None  # the gateway's last verdict: drives keep-alive
         self.latest: Status | None = None  # the last verdict published as fresh
-        self._fresh_until: datetime | None = None
+        # When the verdict goes stale, on both clocks: the wall clock counts a suspend,
+        # the monotonic one a wall clock set back.
+        self._fresh_until: tuple[datetime, float] | None = None
         self._stale_shown = False
         self.threads: list[threading.Thread] = []
 
@@ -161,10 +163,23 @@ class Poller:
         ``unknown``; before the first verdict, ``unknown``."""
         now = self._wall() if now is None else now
         with self._lock:
-            latest, until = self.latest, self._fresh_until
+            latest, until = self.latest, self._until(now)
         if latest is None or until is None:
             return unknown(self.url)
         return stale_view(latest, until, now) or latest
+
+    def _until(self, now: datetime) -> datetime | None:
+        """The verdict's deadline on the wall clock, whichever clock says it comes first."""
+        if self._fresh_until is None:
+            return None
+        wall, mono = self._fresh_until
+        return min(wall, now + timedelta(seconds=mono - self._clock()))
+
+    def _deadline(self, next_due_s: float) -> tuple[datetime, float]:
+        """When a verdict given now goes stale, if the next check is due in ``next_due_s``."""
+        wall = self._wall()
+        until = fresh_until(wall, next_due_s, self.timeout)
+        return until, self._clock() + (until - wall).total_seconds()
 
     # ------------------------------------------------------------------ schedule
     def due(self) -> tuple[str | None, float]:
@@ -250,10 +265,11 @@ class Poller:
         self._next_tickle = max(self._next_tickle or now, now + wait)
         with self._publishing:
             with self._lock:
-                latest, until = self.latest, self._fresh_until
-                if latest is None or until is None or wall > until:
+                latest, until, held = self.latest, self._until(wall), self._fresh_until
+                if latest is None or until is None or held is None or wall > until:
                     return wait  # nothing shown yet, or stale already: a hold does not revive it
-                self._fresh_until = max(until, fresh_until(wall, wait, self.timeout))
+                extended = self._deadline(wait)
+                self._fresh_until = (max(held[0], extended[0]), max(held[1], extended[1]))
                 self.latest = with_next_check(latest, wall + timedelta(seconds=wait))
             if self.latest != latest:
                 self._publish(self.latest)
@@ -270,8 +286,9 @@ class Poller:
             log.exception("the poller could not reschedule after its internal error")
         try:
             self._publish_verdict(self._error(), self.interval)
-        except Exception:
-            log.exception("the poller could not report its internal error")
+        except Exception:  # the clocks themselves fail: at least show it
+            log.exception("the poller could not record its internal error")
+            self._publish(self._error())
 
     def _error(self) -> Status:
         label = "Internal error"
@@ -285,11 +302,11 @@ class Poller:
     # ------------------------------------------------------------------ publishing
     def _publish_verdict(self, status: Status, next_due_s: float) -> None:
         """A check finished: it is the verdict, fresh until the next one is overdue."""
-        wall = self._wall()
+        deadline = self._deadline(next_due_s)
         with self._publishing:  # the watchdog cannot slip a stale view in after this
             with self._lock:
                 self.latest = status
-                self._fresh_until = fresh_until(wall, next_due_s, self.timeout)
+                self._fresh_until = deadline
                 self._stale_shown = False
             published = self._publish(status)
         if not published and status.state is not State.ERROR:
@@ -313,7 +330,7 @@ class Poller:
         return seconds until the next look."""
         now = self._wall()
         with self._lock:
-            latest, until, shown = self.latest, self._fresh_until, self._stale_shown
+            latest, until, shown = self.latest, self._until(now), self._stale_shown
         if latest is None or until is None:
             return self.look_every
         stale = stale_view(latest, until, now)

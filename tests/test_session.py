@@ -384,6 +384,26 @@ def test_auto_care_never_takes_a_competing_session_over() -> None:
     assert not any("reauthenticate" in p or "ssodh" in p for p in paths)
 
 
+def test_a_session_competing_by_the_time_auto_care_acts_is_not_taken_over(
+    sim: Simulator,
+) -> None:
+    client = GatewayClient(sim.url, verify=False)
+    asked = client.auth_status
+
+    def then_tws_logs_in() -> Status:
+        status = asked()
+        sim.set_scenario("competing")  # between the check and the reauthentication
+        return status
+
+    client.auth_status = then_tws_logs_in  # type: ignore[method-assign]
+    sim.set_scenario("not_authenticated")
+    status = SessionCare(client).check()
+    client.close()
+    assert sim.requests()[-1].path.endswith("ssodh/init")  # it tried to restart the session
+    assert sim.session.competing and not sim.session.authenticated  # but took nothing over
+    assert status.state is State.NOT_AUTHENTICATED
+
+
 # ------------------------------------------------------------------ side requests
 
 

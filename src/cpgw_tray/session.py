@@ -75,7 +75,7 @@ class SessionCare:
     def _reauthenticate(self, status: Status) -> Status:
         """Restart the brokerage session, never taking one over; the status after it."""
         try:
-            outcome = self.client.reauthenticate()  # no take-over: the default
+            outcome = self.client.reauthenticate(take_over=False)  # only the user takes over
         except Exception:
             log.exception("automatic reauthentication failed")
             return status

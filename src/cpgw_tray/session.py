@@ -103,8 +103,8 @@ class SessionCare:
             self._account_retry = (now + backoff, backoff)
             log.info("account facts unknown; asking again in %.0f s", backoff)
             return
-        self._account_retry = None
-        self.account = account
+        with self._lock:
+            self._account_retry, self.account = None, account
 
     def _should_reauthenticate(self, status: Status, now: float) -> bool:
         """The brokerage session is down while the login lives: a gateway that says
@@ -128,7 +128,8 @@ class SessionCare:
         return replace(status, **fields) if fields else status  # type: ignore[arg-type]
 
     def forget(self) -> None:
-        """After a log out or a new login: ask the account facts again."""
+        """After a log out or a new login: ask the account facts again (at once, unless
+        a failed ask is still in its back-off)."""
         with self._lock:
             self.account, self._sso = None, None
 

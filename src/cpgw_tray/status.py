@@ -1,4 +1,5 @@
-"""The status model: states, their looks, and a pure classification of gateway replies.
+"""The status model: states, their looks, the freshness rule, and a pure classification
+of gateway replies.
 
 This module is the contract other tools rely on (state names, exit codes, JSON fields).
 It does no I/O, starts no threads and never imports pystray: everything it needs

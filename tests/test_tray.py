@@ -293,3 +293,14 @@ def test_a_menu_action_that_fails_is_noted_notified_and_logged(
     assert any("Reauthenticate failed" in e.text for e in backend.menu)
     assert any(kind == "notify" and "Reauthenticate failed" in what for kind, what in backend.calls)
     assert poller.now_calls == before + 1
+
+
+def test_a_stale_spell_is_not_notified_but_a_drop_behind_it_is(
+    app: tuple[TrayApp, FakeBackend],
+) -> None:
+    tray, backend = app
+    for state in [State.READY, State.UNKNOWN, State.READY, State.UNKNOWN, State.LOGGED_OUT]:
+        tray.on_status(snapshot(state))
+        backend.drain()
+    assert backend.count("notify") == 1  # only the drop to logged_out
+    assert backend.calls[-1][0] != "notify" or "Logged out" in backend.calls[-1][1]

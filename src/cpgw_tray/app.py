@@ -129,7 +129,9 @@ def run_tray(
             from .tray import TrayApp
 
             history = History(paths.history_file(), "tray") if record_history else None
-            app = TrayApp(config, client_for(config), on_quit=on_quit, history=history)
+            app = TrayApp(
+                config, client_for(config), on_quit=on_quit, history=history, log_path=log_path
+            )
             if gateway_items:
                 from .gatewayctl import GatewayControl
 

@@ -16,6 +16,7 @@ import threading
 import webbrowser
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -71,6 +72,7 @@ class TrayApp:
         now: Callable[[], datetime] = datetime.now,
         poller: Poller | None = None,
         history: History | None = None,
+        log_path: Path | None = None,
     ) -> None:
         self.config = config
         self.client = client
@@ -90,10 +92,14 @@ class TrayApp:
             interval=config.interval,
             tickle=self.care.tickle,
             keepalive=config.keepalive,
+            timeout=config.timeout,
+            log_path=log_path,
+            url=config.url,
         )
         self.last_action: str | None = None  # the outcome of the last menu action
         self.gateway: GatewayItems | None = None
         self._shown_state: State | None = None
+        self._known: State | None = None  # the last state that was not unknown
         self._shown_title: str | None = None
         self._shown_menu: tuple[Any, ...] | None = None
         self.quitting = threading.Event()
@@ -174,16 +180,21 @@ class TrayApp:
         if menu != self._shown_menu:
             backend.set_menu(entries)
             self._shown_menu = menu
-        if self._should_notify(previous, status):
+        if self._should_notify(status):
             backend.notify(f"{status.label}. {status.detail}", "IBKR gateway")
 
-    def _should_notify(self, previous: Status, status: Status) -> bool:
-        """Changes into and out of ``ready``, not the first verdict after start."""
+    def _should_notify(self, status: Status) -> bool:
+        """Changes into and out of ``ready`` between known states: not the first verdict
+        after start, and not a verdict gone stale (grey for a moment after a resume),
+        while a drop seen after a stale spell still counts."""
+        if status.state is State.UNKNOWN:
+            return False
+        known, self._known = self._known, status.state
         if not self.notifications or self.backend is None or not self.backend.has_notification:
             return False
-        if previous.state is State.UNKNOWN or previous.state is status.state:
+        if known is None or known is status.state:
             return False
-        return State.READY in (previous.state, status.state)
+        return State.READY in (known, status.state)
 
     # ---------------------------------------------------------------- menu
     def entries(self) -> list[Entry]:

@@ -72,7 +72,7 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     from .session import SessionCare
 
     config = resolve(args)
-    logs.to_file(config.log_level)
+    log_path = logs.to_file(config.log_level)
     logs.catch_uncaught()
     stop = threading.Event()
     printer = Printer(out, args.json, stop, History(paths.history_file(), "watch"))
@@ -84,6 +84,9 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         interval=config.interval,
         tickle=care.tickle,
         keepalive=config.keepalive,
+        timeout=config.timeout,
+        log_path=log_path,
+        url=config.url,
     )
     restore = stop_on_signals(stop)
     poller.start()

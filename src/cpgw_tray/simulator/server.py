@@ -215,32 +215,31 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         sim = self.server.sim
-        parts = urlsplit(self.path)
-        path = parts.path
-        client = self.client_address[0]
+        path = urlsplit(self.path).path
         has_length, body = self._read_body()
         if path.startswith("/sim"):
             self._control(path, body)
             return
-        status: int | None = None
-        try:
-            for prefix in ("/v1/api/", "/v1/portal/"):
-                if path.startswith(prefix):
-                    endpoint = path[len(prefix) :].strip("/")
-                    if self.command == "POST" and not has_length:
-                        status = 411
-                        self._send(411, "Length Required")
-                        return
-                    status, reply, headers = sim.answer(self.command, endpoint, body, client)
-                    if status is None:
-                        self._hang()
-                    else:
-                        self._send(status, reply, headers)
-                    return
-            status = self._pages(path)
-        finally:
-            if not path.startswith("/sim"):
-                sim.record(self.command, path, status, self.client_address)
+        status, reply, headers = self._answer(path, has_length, body)
+        # Logged before the reply goes out: a client holding its reply finds it logged.
+        sim.record(self.command, path, status, self.client_address)
+        if status is None:
+            self._hang()
+        else:
+            self._send(status, reply, headers)
+
+    def _answer(
+        self, path: str, has_length: bool, body: Any
+    ) -> tuple[int | None, Any, dict[str, str]]:
+        """The reply to a gateway path or page; status None: keep the request open."""
+        sim = self.server.sim
+        for prefix in ("/v1/api/", "/v1/portal/"):
+            if path.startswith(prefix):
+                if self.command == "POST" and not has_length:
+                    return 411, "Length Required", {}
+                endpoint = path[len(prefix) :].strip("/")
+                return sim.answer(self.command, endpoint, body, self.client_address[0])
+        return self._pages(path)
 
     def _hang(self) -> None:
         """Keep the request open with no reply, like the real gateway without IBKR."""
@@ -248,29 +247,21 @@ class _Handler(BaseHTTPRequestHandler):
         sim.released.wait(timeout=600)
         self.close_connection = True
 
-    def _pages(self, path: str) -> int:
+    def _pages(self, path: str) -> tuple[int, Any, dict[str, str]]:
         sim = self.server.sim
+        html_page = {"Content-Type": "text/html;charset=utf-8"}
         if sim.session.fault == "access_denied":
-            self._send(404, "Access Denied")
-            return 404
+            return 404, "Access Denied", {}
         if path == "/" and self.command == "GET":
-            self._send(302, "", {"Location": "/sso/Login?forwardTo=22&RL=1&ip2loc=US"})
-            return 302
+            return 302, "", {"Location": "/sso/Login?forwardTo=22&RL=1&ip2loc=US"}
         if path == "/sso/Login" and self.command == "GET":
             note = "Log in to start a simulated session (any username and password work)."
             page = LOGIN_PAGE.format(note=note, scenario=html.escape(sim.session.scenario))
-            self._send(200, page, {"Content-Type": "text/html;charset=utf-8"})
-            return 200
+            return 200, page, html_page
         if path == "/sso/Login" and self.command == "POST":
             sim.login()
-            self._send(
-                200,
-                "<!doctype html><p>Client login succeeds</p>",
-                {"Content-Type": "text/html;charset=utf-8"},
-            )
-            return 200
-        self._send(404, {"error": "Not Found", "statusCode": 404})
-        return 404
+            return 200, "<!doctype html><p>Client login succeeds</p>", html_page
+        return 404, {"error": "Not Found", "statusCode": 404}, {}
 
     def _control(self, path: str, body: Any) -> None:
         sim = self.server.sim

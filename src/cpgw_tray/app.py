@@ -16,13 +16,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .constants import EXIT_UNAVAILABLE
+from .config import file_path
+from .constants import EXIT_UNAVAILABLE, EXIT_USAGE
 from .options import add_shared, resolve
 
 if TYPE_CHECKING:
     from .backends import PystrayBackend
     from .config import Config
     from .menu import Entry
+    from .settings_menu import SettingsItems
     from .tray import TrayApp
 
 log = logging.getLogger(__name__)
@@ -38,19 +40,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_tray(args: argparse.Namespace, out: TextIO) -> int:
-    return run_tray(resolve(args))
+    return run_tray(lambda: resolve(args), file_path(getattr(args, "config", None)))
 
 
-def display_missing() -> bool:
-    """True (and one line on stderr) where a tray cannot show: Linux without a display."""
+def display_missing(report: bool = True) -> bool:
+    """True (and, if ``report``, one line on stderr) where a tray cannot show: Linux
+    without a display."""
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
-        print(
-            "cpgw-tray: no display found (DISPLAY is not set): the tray needs a desktop; "
-            "use `cpgw-tray watch` in a terminal",
-            file=sys.stderr,
-        )
+        if report:
+            print(
+                "cpgw-tray: no display found (DISPLAY is not set): the tray needs a desktop; "
+                "use `cpgw-tray watch` in a terminal",
+                file=sys.stderr,
+            )
         return True
     return False
 
@@ -92,20 +96,56 @@ def _show_broken(backend: PystrayBackend, log_path: Path) -> None:
 
 
 def run_tray(
-    config: Config,
+    load: Callable[[], Config],
+    settings_path: Path,
     *,
     extra_entries: Callable[[TrayApp], list[Entry]] | None = None,
     on_quit: Callable[[], None] | None = None,
     gateway_items: bool = True,
     record_history: bool = True,
 ) -> int:
-    """Run the tray on this (main) thread until Quit. Exit 69 without a display."""
-    from . import logs
+    """Run the tray on this (main) thread until Quit. Exit 69 without a display.
 
-    if display_missing():
-        return EXIT_UNAVAILABLE
-    log_path = logs.to_file(config.log_level)
+    ``load`` resolves the settings; it runs again whenever the file at ``settings_path``
+    is saved. Bad settings at start print their line on stderr and show a red icon
+    saying what is wrong (exit 64 after Quit); once the file is fixed the tray starts."""
+    from . import logs
+    from .config import ConfigError
+    from .settings_watch import SettingsWatcher
+
+    built: list[TrayApp] = []
+    items: list[SettingsItems] = []
+
+    def changed(new: Config) -> None:  # watcher thread
+        if items:
+            items[0].reloaded(new)
+        else:
+            build(new)
+
+    def show_bad(message: str) -> None:  # tray thread: a red icon saying what is wrong
+        from .settings_menu import show_bad_settings
+
+        show_bad_settings(backend, message, settings_path, backend.stop)
+
+    def failed(message: str) -> None:  # watcher thread
+        if items:
+            items[0].failed(message)
+        else:
+            backend.post(lambda: show_bad(message))
+
+    watcher = SettingsWatcher(settings_path, load, changed, failed)  # before the first load
+    try:
+        config: Config | None = load()
+        problem = None
+    except ConfigError as exc:
+        print(f"cpgw-tray: {exc}", file=sys.stderr)
+        config, problem = None, str(exc)
+    if display_missing(report=problem is None):
+        return EXIT_USAGE if problem else EXIT_UNAVAILABLE
+    log_path = logs.to_file(config.log_level if config else "INFO")
     logs.catch_uncaught()
+    if problem:
+        log.error("bad settings: %s", problem)
     try:
         from .backends import PystrayBackend
 
@@ -118,14 +158,14 @@ def run_tray(
         )
         return EXIT_UNAVAILABLE
     _show_native_menu_notice(backend)
-    built: list[TrayApp] = []
 
-    def setup() -> None:
-        # pystray's setup thread, the icon already showing: now the heavier parts.
+    def build(config: Config) -> None:
+        # The icon already showing: now the heavier parts (setup or watcher thread).
         try:
             from . import paths
             from .gateway import client_for
             from .history import History
+            from .settings_menu import SettingsItems
             from .tray import TrayApp
 
             history = History(paths.history_file(), "tray") if record_history else None
@@ -138,16 +178,26 @@ def run_tray(
                 app.gateway = GatewayControl(app)
             if extra_entries is not None:
                 app.extra_entries = lambda: extra_entries(app)
+            app.settings = settings = SettingsItems(app, settings_path)
             built.append(app)
+            items.append(settings)
             app.start(backend)
         except Exception:
             log.exception("the tray could not start")
             backend.post(lambda: _show_broken(backend, log_path))
 
+    def setup() -> None:  # pystray's setup thread, the icon already showing
+        if config is not None:
+            build(config)
+        else:
+            backend.post(lambda: show_bad(problem or ""))
+        watcher.start()
+
     backend.run(setup)
+    watcher.stop()
     for app in built:
         app.quit()
-    return 0
+    return EXIT_USAGE if problem and not built else 0
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -158,12 +208,15 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_UNAVAILABLE
     sim = Simulator(0, scenario="logged_out", penalty=60).start()
     interval = getattr(args, "interval", None) or 5.0
-    # The simulator answers in milliseconds: a short timeout makes "hang" show at once.
-    # No automatic reauthentication, so each simulated state stays on show.
-    settings = resolve(
-        args, url=sim.url, interval=interval, insecure=True, timeout=0.8, auto_reauth=False
-    )
-    config = replace(settings, ca_bundle=None)  # the simulator's certificate is its own
+
+    def load() -> Config:
+        # The simulator answers in milliseconds: a short timeout makes "hang" show at once.
+        # No automatic reauthentication, so each simulated state stays on show.
+        settings = resolve(
+            args, url=sim.url, interval=interval, insecure=True, timeout=0.8, auto_reauth=False
+        )
+        return replace(settings, ca_bundle=None)  # the simulator's certificate is its own
+
     print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
 
     def simulate(app: TrayApp) -> list[Entry]:
@@ -186,7 +239,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     try:
         # The simulator runs in this process: its Simulate menu replaces the gateway items.
         return run_tray(
-            config,
+            load,
+            file_path(getattr(args, "config", None)),
             extra_entries=simulate,
             on_quit=sim.stop,
             gateway_items=False,

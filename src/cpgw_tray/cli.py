@@ -12,7 +12,17 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from . import __version__, app, commands, doctor, gateway_cli, history_cli, watch
+from . import (
+    __version__,
+    app,
+    autostart,
+    commands,
+    config_cli,
+    doctor,
+    gateway_cli,
+    history_cli,
+    watch,
+)
 from .config import ConfigError
 from .constants import EXIT_INTERRUPTED, EXIT_USAGE
 from .options import Parser, UsageError, add_shared
@@ -30,12 +40,26 @@ examples:
   cpgw-tray --url https://127.0.0.1:5001 status
   cpgw-tray sim --port 5000         a simulated gateway to try things against
   cpgw-tray demo                    the tray and a simulated gateway together
+  cpgw-tray config                  the settings that apply, and where each comes from
+  cpgw-tray config --init           write the settings file (every key commented out)
+  cpgw-tray autostart on            start the tray at login (`off`, `status`)
 
 settings: defaults, then config.toml in the user config folder (or --config),
-then CPGW_TRAY_* environment variables, then the command line.
+then CPGW_TRAY_* environment variables, then the command line; a running tray
+applies a saved change to the file within a few seconds.
 """
 
-COMMANDS = (app, commands, watch, gateway_cli, history_cli, doctor, sim_command)
+COMMANDS = (
+    app,
+    commands,
+    watch,
+    gateway_cli,
+    history_cli,
+    doctor,
+    sim_command,
+    config_cli,
+    autostart,
+)
 
 
 def build_parser() -> Parser:

@@ -53,6 +53,9 @@ class Config:
     # Where things came from, for messages; not settable.
     config_path: str | None = field(default=None, compare=False)
     url_source: str = field(default="default", compare=False)
+    # Where each value not left at its default came from: "FILE line N", "env VAR",
+    # "command line" or the gateway's conf.yaml (for `cpgw-tray config`).
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def verify(self) -> bool | str:
@@ -66,7 +69,7 @@ class Config:
         return not self.insecure
 
 
-_NOT_SETTABLE = {"config_path", "url_source"}
+_NOT_SETTABLE = {"config_path", "url_source", "sources"}
 KEYS: dict[str, Any] = {f.name: f.type for f in fields(Config) if f.name not in _NOT_SETTABLE}
 
 
@@ -188,7 +191,7 @@ def _where(path: Path, text: str, key: str) -> str:
     return f"{path}" + (f" line {line}" if line else "")
 
 
-def _read_text(path: Path, what: str) -> str:
+def read_text(path: Path, what: str) -> str:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -203,9 +206,10 @@ def _read_text(path: Path, what: str) -> str:
         ) from None
 
 
-def read_file(path: Path) -> dict[str, Any]:
-    """Checked settings from a TOML file (raw values, keyed by setting name)."""
-    text = _read_text(path, "config file")
+def read_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Checked settings from a TOML file, keyed by setting name, and where each is
+    ("FILE line N")."""
+    text = read_text(path, "config file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -225,7 +229,7 @@ def read_file(path: Path) -> dict[str, Any]:
             raise ConfigError(
                 f"bad value for '{key}' in {_where(path, text, key)}: {exc}"
             ) from None
-    return out
+    return out, {key: _where(path, text, key) for key in out}
 
 
 def read_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -249,7 +253,7 @@ def read_conf_yaml(gateway_dir: str) -> tuple[int, bool]:
     import yaml
 
     path = Path(gateway_dir) / "root" / "conf.yaml"
-    text = _read_text(path, "the gateway's")
+    text = read_text(path, "the gateway's")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -267,6 +271,13 @@ def read_conf_yaml(gateway_dir: str) -> tuple[int, bool]:
     return port, ssl
 
 
+def file_path(config_path: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The config file in use: ``--config``, else ``CPGW_TRAY_CONFIG``, else the user's."""
+    env = os.environ if env is None else env
+    explicit = config_path or env.get(ENV_PREFIX + "CONFIG")
+    return Path(explicit).expanduser() if explicit else paths.config_file()
+
+
 def load(
     overrides: Mapping[str, Any] | None = None,
     *,
@@ -277,10 +288,11 @@ def load(
     (command-line values; ``None`` means not given)."""
     env = os.environ if env is None else env
     explicit = config_path or env.get(ENV_PREFIX + "CONFIG")
-    path = Path(explicit).expanduser() if explicit else paths.config_file()
+    path = file_path(config_path, env)
     from_file: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     if explicit or path.is_file():
-        from_file = read_file(path)
+        from_file, sources = read_file(path)
     from_env = read_env(env)
     from_cli: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
@@ -292,6 +304,8 @@ def load(
             raise ConfigError(f"bad value for --{key.replace('_', '-')}: {exc}") from None
 
     merged = {**from_file, **from_env, **from_cli}
+    sources.update({key: f"env {ENV_PREFIX}{key.upper()}" for key in from_env})
+    sources.update({key: "command line" for key in from_cli})
     url_source = (
         "command line"
         if "url" in from_cli
@@ -305,4 +319,5 @@ def load(
         port, ssl = read_conf_yaml(merged["gateway_dir"])
         merged["url"] = f"{'https' if ssl else 'http'}://127.0.0.1:{port}"
         url_source = f"{merged['gateway_dir']}/root/conf.yaml"
-    return Config(**merged, config_path=str(path), url_source=url_source)
+        sources["url"] = url_source
+    return Config(**merged, config_path=str(path), url_source=url_source, sources=sources)

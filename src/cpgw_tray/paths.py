@@ -42,3 +42,15 @@ def state_dir() -> Path:
 def history_file() -> Path:
     """The JSON Lines history of state changes (see :mod:`cpgw_tray.history`)."""
     return state_dir() / "history.jsonl"
+
+
+def autostart_dir() -> Path:
+    """Linux: the XDG autostart folder, ``$XDG_CONFIG_HOME/autostart``."""
+    import platformdirs
+
+    return platformdirs.user_config_path() / "autostart"
+
+
+def launch_agents_dir() -> Path:
+    """macOS: the user's LaunchAgents folder."""
+    return Path.home() / "Library" / "LaunchAgents"

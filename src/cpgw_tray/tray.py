@@ -55,6 +55,13 @@ class GatewayItems(Protocol):
     def shutdown(self) -> None: ...
 
 
+class SettingsPart(Protocol):
+    """The menu's settings items (see :mod:`cpgw_tray.settings_menu`), as the app uses them."""
+
+    def entries(self) -> list[Entry]: ...
+    def save(self, name: str, value: Any) -> None: ...
+
+
 # ------------------------------------------------------------------------ the app
 
 
@@ -98,6 +105,7 @@ class TrayApp:
         )
         self.last_action: str | None = None  # the outcome of the last menu action
         self.gateway: GatewayItems | None = None
+        self.settings: SettingsPart | None = None
         self._shown_state: State | None = None
         self._known: State | None = None  # the last state that was not unknown
         self._shown_title: str | None = None
@@ -222,6 +230,8 @@ class TrayApp:
             items += [*self.gateway.entries(), SEPARATOR]
         if self.extra_entries is not None:
             items += [*self.extra_entries(), SEPARATOR]
+        if self.settings is not None:
+            items += self.settings.entries()
         items += [
             Entry("Show history…", self.show_history, enabled=self.history is not None),
             Entry("Save diagnostics…", self.save_diagnostics),
@@ -344,5 +354,8 @@ class TrayApp:
         threading.Thread(target=run, name="action", daemon=True).start()
 
     def toggle_notifications(self) -> None:
+        """Menu: notifications on or off, saved to the settings file."""
         self.notifications = not self.notifications
+        if self.settings is not None:
+            self.settings.save("notifications", self.notifications)
         self.post_refresh()

@@ -1,0 +1,93 @@
+"""``cpgw-tray config``: the settings that apply and where each came from; ``--path``
+prints the file's path, ``--init`` writes the commented default file, ``--edit`` opens
+it ($VISUAL, else $EDITOR, else the system's opener, else it prints the path)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from .config import KEYS, Config, file_path
+from .constants import EXIT_CANT_CREATE, EXIT_OK
+from .options import add_shared, resolve
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(
+        "config",
+        help="show the settings and where each comes from (--path, --init, --edit)",
+        description="Show the settings that apply and where each comes from: the default, "
+        "the file and line, an environment variable or the command line.",
+    )
+    add_shared(parser)
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--path", action="store_true", help="print the settings file's path")
+    what.add_argument(
+        "--init",
+        action="store_true",
+        help="write the default file, every key commented out (an existing file is kept)",
+    )
+    what.add_argument(
+        "--edit", action="store_true", help="open the file in $VISUAL, $EDITOR or the system app"
+    )
+    parser.set_defaults(func=cmd_config)
+
+
+def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
+    path = file_path(getattr(args, "config", None))
+    if args.path:
+        out.write(f"{path}\n")
+        return EXIT_OK
+    if args.init or args.edit:
+        from .settings_file import init_file
+
+        try:
+            created = init_file(path)
+        except OSError as exc:
+            print(f"cpgw-tray: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_CANT_CREATE
+        if created:
+            out.write(f"Wrote {path} (every key commented out: the defaults apply)\n")
+        elif args.init:
+            out.write(f"{path} already exists: left untouched\n")
+        return _edit(path, out) if args.edit else EXIT_OK
+    out.write(render(resolve(args), path))
+    return EXIT_OK
+
+
+def render(config: Config, path: Path) -> str:
+    """One line per key: ``name = value  # where it came from``."""
+    from .settings_file import toml_value
+
+    there = "" if path.is_file() else " (not there: the defaults apply; `config --init` writes it)"
+    lines = [f"# settings file: {path}{there}"]
+    for name in KEYS:
+        value = getattr(config, name)
+        shown = "unset" if value is None else toml_value(value)
+        lines.append(f"{name} = {shown}".ljust(48) + f"  # {config.sources.get(name, 'default')}")
+    return "\n".join(lines) + "\n"
+
+
+def _edit(path: Path, out: TextIO) -> int:
+    """The person's editor, waited for; else the system opener; else the path."""
+    import shlex
+    import subprocess
+
+    from .settings_file import open_with_system
+
+    for variable in ("VISUAL", "EDITOR"):
+        editor = os.environ.get(variable, "").strip()
+        if not editor:
+            continue
+        try:
+            return subprocess.call([*shlex.split(editor), str(path)])
+        except (OSError, ValueError) as exc:
+            print(f"cpgw-tray: cannot run ${variable} ({editor}): {exc}", file=sys.stderr)
+    if open_with_system(path):
+        out.write(f"Opened {path}\n")
+        return EXIT_OK
+    out.write(f"No editor ($VISUAL, $EDITOR) or opener found; the settings file is:\n{path}\n")
+    return EXIT_OK

@@ -1,0 +1,212 @@
+"""The tray's settings: the "Settings…" and "Start at login" items, saving the menu's
+toggles to the file, applying a saved change while running, and the red icon shown
+when the settings are bad at start.
+
+A reloaded :class:`Config` is compared with the one in use: a key whose value did not
+change is left alone (so a toggle that the environment overrides stays as clicked);
+a key that needs a restart keeps its old value until then and the person is told.
+"""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import KEYS, ConfigError
+from .menu import SEPARATOR, Entry
+from .settings_file import RESTART_KEYS, init_file, open_with_system, set_key
+from .status import State
+
+if TYPE_CHECKING:
+    from .autostart import Autostart
+    from .backends import Backend
+    from .config import Config
+    from .tray import TrayApp
+
+log = logging.getLogger(__name__)
+
+WRAP = 60
+
+
+def open_settings(path: Path, opener: Callable[[Path], bool] = open_with_system) -> str | None:
+    """Worker thread: open the file, creating it from the default if missing. Returns
+    what to tell the person when nothing could open it."""
+    try:
+        if init_file(path):
+            log.info("wrote the default settings file %s", path)
+    except OSError as exc:
+        return f"Cannot write {path}: {exc.strerror or exc}"
+    if opener(path):
+        return None
+    log.warning("nothing could open %s", path)
+    return f"No app to open the settings file: {path}"
+
+
+class SettingsItems:
+    """The settings part of the tray's menu and what it does. Menu actions and
+    :meth:`apply` run on the tray's thread; :meth:`reloaded` and :meth:`failed` on the
+    watcher's, and only post."""
+
+    def __init__(
+        self,
+        app: TrayApp,
+        path: Path,
+        *,
+        autostart: Autostart | None = None,
+        opener: Callable[[Path], bool] = open_with_system,
+        command: list[str] | None = None,
+    ) -> None:
+        from . import autostart as platform_autostart
+
+        self.app = app
+        self.path = path
+        self.autostart = autostart or platform_autostart.for_platform()
+        self.command = command or platform_autostart.launch_command()
+        self._opener = opener
+        self.problem: str | None = None  # the last bad edit, until a good one
+        self.restart_needed: list[str] = []
+        self.autostart_on = self._autostart_status()
+
+    def _autostart_status(self) -> bool:
+        try:
+            return self.autostart.status()
+        except OSError as exc:
+            log.warning("cannot tell whether cpgw-tray starts at login: %s", exc)
+            return False
+
+    def entries(self) -> list[Entry]:
+        items: list[Entry] = []
+        if self.problem:
+            items.append(
+                Entry("Settings file has an error; last good settings kept:", enabled=False)
+            )
+            items += [Entry(line, enabled=False) for line in textwrap.wrap(self.problem, WRAP)]
+        elif self.restart_needed:
+            keys = ", ".join(self.restart_needed)
+            items.append(Entry(f"Restart cpgw-tray to apply: {keys}", enabled=False))
+        items.append(Entry("Settings…", self.open_file))
+        items.append(Entry("Start at login", self.toggle_autostart, checked=self.autostart_on))
+        return items
+
+    # ------------------------------------------------------------------ menu actions
+    def open_file(self) -> None:
+        def run() -> None:
+            problem = open_settings(self.path, self._opener)
+            if problem:
+                self.app.note(problem)
+
+        threading.Thread(target=run, name="settings-open", daemon=True).start()
+
+    def toggle_autostart(self) -> None:
+        try:
+            if self.autostart_on:
+                result = self.autostart.disable()
+            else:
+                result = self.autostart.enable(self.command)
+            message = result.message
+        except OSError as exc:
+            message = f"Start at login: cannot change {self.autostart.where}: {exc}"
+        log.info("%s", message)
+        self.autostart_on = self._autostart_status()
+        self.app.note(message)
+
+    def save(self, name: str, value: Any) -> None:
+        """Tray thread: write one key back (a menu toggle), keeping the file's comments."""
+        try:
+            set_key(self.path, name, value)
+        except (ConfigError, OSError) as exc:
+            log.warning("could not save %s: %s", name, exc)
+            self.app.note(f"Not saved: {exc}")
+            return
+        log.info("saved %s = %r to %s", name, value, self.path)
+        where = self.app.config.sources.get(name, "")
+        if where.startswith("env") or where == "command line":
+            self.app.note(f"Saved; at the next start the {where} still sets {name}")
+
+    # ------------------------------------------------------------------ reloading
+    def reloaded(self, config: Config) -> None:
+        """Watcher thread: new settings were saved."""
+        self._post(lambda: self.apply(config))
+
+    def failed(self, message: str) -> None:
+        """Watcher thread: a saved edit is bad; the settings in use stay."""
+        self._post(lambda: self.show_problem(message))
+
+    def _post(self, fn: Callable[[], None]) -> None:
+        backend = self.app.backend
+        if backend is not None and not self.app.quitting.is_set():
+            backend.post(fn)
+
+    def show_problem(self, message: str) -> None:
+        """Tray thread: say what is wrong, in the menu and a notification."""
+        self.problem = message
+        backend = self.app.backend
+        if backend is not None and backend.has_notification:
+            backend.notify(message, "cpgw-tray settings not applied")
+        self.app.refresh()
+
+    def apply(self, new: Config) -> None:
+        """Tray thread: take on what changed; restart-only keys keep their old value."""
+        app = self.app
+        old = app.config
+        changed = [key for key in KEYS if getattr(old, key) != getattr(new, key)]
+        later = [key for key in changed if key in RESTART_KEYS]
+        live = [key for key in changed if key not in RESTART_KEYS]
+        app.config = replace(new, **{key: getattr(old, key) for key in later})
+        if "notifications" in live:
+            app.notifications = new.notifications
+        if "auto_reauth" in live:
+            app.care.auto_reauth = new.auto_reauth
+        if "timeout" in live:
+            app.client.timeout = (new.timeout, new.timeout)
+        if "interval" in live or "keepalive" in live:
+            app.poller.interval = new.interval
+            app.poller.keepalive = new.keepalive
+            if new.interval < old.interval:  # the wait under way is the old, longer one
+                app.poller.check_now()
+        self.problem = None
+        self.restart_needed = sorted({*self.restart_needed, *later})
+        if live:
+            log.info("settings applied: %s", ", ".join(f"{k} = {getattr(new, k)!r}" for k in live))
+        if later:
+            log.info("settings saved that apply after a restart: %s", ", ".join(later))
+            backend = app.backend
+            if backend is not None and backend.has_notification:
+                backend.notify(
+                    f"Restart cpgw-tray to apply: {', '.join(later)}", "cpgw-tray settings"
+                )
+        app.refresh()
+
+
+# ------------------------------------------------------------------ bad at start
+
+
+def show_bad_settings(backend: Backend, problem: str, path: Path, quit: Callable[[], None]) -> None:
+    """Tray thread: settings too bad to start with. A red icon whose menu says what is
+    wrong and offers the file, instead of a tray that exits where nobody sees it."""
+
+    def open_file() -> None:
+        threading.Thread(
+            target=open_settings, args=(path,), name="settings-open", daemon=True
+        ).start()
+
+    backend.set_icon(State.ERROR)
+    backend.set_title("cpgw-tray: settings error — see the menu")
+    backend.set_menu(
+        [
+            Entry("cpgw-tray cannot start: bad settings", enabled=False),
+            *(Entry(line, enabled=False) for line in textwrap.wrap(problem, WRAP)),
+            Entry(f"File: {path}", enabled=False),
+            Entry("Fix and save the file: the tray starts by itself", enabled=False),
+            SEPARATOR,
+            Entry("Open settings file", open_file, default=True),
+            Entry("Quit", quit),
+        ]
+    )
+    if backend.has_notification:
+        backend.notify(problem, "cpgw-tray cannot start: bad settings")

@@ -190,7 +190,9 @@ def run_tray(
         if config is not None:
             build(config)
         else:
-            backend.post(lambda: show_bad(problem or ""))
+            # Posted from the tray's thread, so it runs after the icon is shown: pystray's
+            # appindicator shows it one idle call later and resets the icon as it does.
+            backend.post(lambda: backend.post(lambda: show_bad(problem or "")))
         watcher.start()
 
     backend.run(setup)

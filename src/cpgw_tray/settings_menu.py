@@ -85,7 +85,10 @@ class SettingsItems:
             items.append(
                 Entry("Settings file has an error; last good settings kept:", enabled=False)
             )
-            items += [Entry(line, enabled=False) for line in textwrap.wrap(self.problem, WRAP)]
+            items += [
+                Entry(line, enabled=False)
+                for line in textwrap.wrap(self.problem, WRAP, break_on_hyphens=False)
+            ]
         elif self.restart_needed:
             keys = ", ".join(self.restart_needed)
             items.append(Entry(f"Restart cpgw-tray to apply: {keys}", enabled=False))
@@ -200,7 +203,10 @@ def show_bad_settings(backend: Backend, problem: str, path: Path, quit: Callable
     backend.set_menu(
         [
             Entry("cpgw-tray cannot start: bad settings", enabled=False),
-            *(Entry(line, enabled=False) for line in textwrap.wrap(problem, WRAP)),
+            *(
+                Entry(line, enabled=False)
+                for line in textwrap.wrap(problem, WRAP, break_on_hyphens=False)
+            ),
             Entry(f"File: {path}", enabled=False),
             Entry("Fix and save the file: the tray starts by itself", enabled=False),
             SEPARATOR,

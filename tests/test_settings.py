@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.config import KEYS, ConfigError, load, read_file
+from cpgw_tray.config import KEYS, Config, ConfigError, load, read_file
 from cpgw_tray.gateway import GatewayClient
 from cpgw_tray.menu import Entry
 from cpgw_tray.poller import Poller
@@ -276,6 +276,21 @@ def test_notifications_toggle_survives_a_restart_and_keeps_comments(tmp_path: Pa
     assert again.notifications is False and entry(backend2, "Notifications").checked is False
 
 
+def test_a_toggle_that_cannot_be_saved_says_why(tmp_path: Path) -> None:
+    path = _write(tmp_path / "config.toml", "# mine\n")
+    app, backend, _ = tray_with_settings(path)
+    app.apply(snapshot(State.READY))
+    _write(path, "# mine\nnotifications = \n")  # a bad edit, not yet fixed
+    action = entry(backend, "Notifications").action
+    assert action is not None
+    action()
+    backend.drain()
+    assert app.notifications is False  # the click still counts for this run
+    notes = [e.text for e in backend.menu if e.text.startswith("Not saved:")]
+    assert notes and "line 2" in notes[0]
+    assert path.read_text() == "# mine\nnotifications = \n"
+
+
 def test_settings_item_opens_the_file_creating_it(tmp_path: Path) -> None:
     path = tmp_path / "cfg" / "config.toml"
     _, backend, items = tray_with_settings(_write(path, ""))
@@ -356,6 +371,32 @@ def test_watcher_hands_on_a_saved_change_and_refuses_a_bad_one(
     backend.drain()
     assert app.poller.interval == 20
     assert "Settings file has an error" not in " ".join(e.text for e in backend.menu)
+
+
+@pytest.mark.e2e
+def test_watcher_thread_survives_a_failing_load_and_says_so(tmp_path: Path) -> None:
+    path = _write(tmp_path / "c.toml", "interval = 30\n")
+    errors: list[str] = []
+    reported = threading.Event()
+
+    def broken() -> Config:
+        raise RuntimeError("a bug")
+
+    def on_error(message: str) -> None:
+        errors.append(message)
+        reported.set()
+
+    watcher = SettingsWatcher(path, broken, lambda c: None, on_error, period=0.05, settle=0)
+    watcher.start()
+    try:
+        _write(path, "interval = 20\n")
+        assert reported.wait(5)
+        assert errors == ["watching the settings file failed: a bug"]
+        reported.clear()
+        _write(path, "interval = 10\n")
+        assert reported.wait(5)  # still watching
+    finally:
+        watcher.stop()
 
 
 def test_bad_settings_at_start_show_a_red_icon_saying_why(tmp_path: Path) -> None:

@@ -1,0 +1,291 @@
+"""Settings that stick, the tray's side: the Notifications toggle saved, "Settings…" and
+"Start at login", a saved change taken on while running (or a bad one refused), and
+bad settings at start shown rather than a silent exit."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cpgw_tray.config import Config, load
+from cpgw_tray.gateway import GatewayClient
+from cpgw_tray.menu import Entry
+from cpgw_tray.poller import Poller
+from cpgw_tray.settings_file import default_text
+from cpgw_tray.settings_menu import SettingsItems, open_settings, show_bad_settings
+from cpgw_tray.settings_watch import SettingsWatcher
+from cpgw_tray.status import State
+from cpgw_tray.tray import TrayApp
+
+from .conftest import run_cli
+from .test_settings import MINE, save
+from .test_tray import FakeBackend, snapshot
+
+# ---------------------------------------------------------------- the tray
+
+
+class Opened:
+    """Records the files the settings items asked the system to open."""
+
+    def __init__(self, works: bool = True) -> None:
+        self.works = works
+        self.paths: list[Path] = []
+        self.done = threading.Event()
+
+    def __call__(self, path: Path) -> bool:
+        self.paths.append(path)
+        self.done.set()
+        return self.works
+
+
+class FakeAutostart:
+    where = "the fake"
+
+    def __init__(self) -> None:
+        from cpgw_tray.autostart import Result
+
+        self.on = False
+        self.result = Result
+
+    def status(self) -> bool:
+        return self.on
+
+    def enable(self, command: list[str]) -> object:
+        self.on = True
+        return self.result(True, f"on: {command}")
+
+    def disable(self) -> object:
+        self.on = False
+        return self.result(True, "off")
+
+
+def tray_with_settings(
+    path: Path, poller: Poller | None = None, env: dict[str, str] | None = None
+) -> tuple[TrayApp, FakeBackend, SettingsItems]:
+    """A TrayApp as `cpgw-tray tray` builds it, on the fake tray."""
+    config = load({}, config_path=str(path), env=env or {})
+    client = GatewayClient(config.url, verify=False)
+    poller = poller or Poller(
+        lambda: snapshot(State.READY),
+        lambda s: None,
+        interval=config.interval,
+        tickle=lambda: snapshot(State.READY),
+        keepalive=config.keepalive,
+    )
+    app = TrayApp(config, client, poller=poller, open_url=lambda url: None)
+    items = SettingsItems(app, path, autostart=FakeAutostart(), opener=Opened(), command=["x"])  # type: ignore[arg-type]
+    app.settings = items
+    backend = FakeBackend()
+    app.backend = backend  # as start() does, without starting the poller
+    app.refresh()
+    return app, backend, items
+
+
+def entry(backend: FakeBackend, text: str) -> Entry:
+    found = [e for e in backend.menu if e.text == text]
+    assert found, f"no {text!r} in {[e.text for e in backend.menu]}"
+    return found[0]
+
+
+def test_notifications_toggle_survives_a_restart_and_keeps_comments(tmp_path: Path) -> None:
+    path = save(tmp_path / "config.toml", MINE)
+    _app, backend, _ = tray_with_settings(path)
+    assert entry(backend, "Notifications").checked is True
+    action = entry(backend, "Notifications").action
+    assert action is not None
+    action()
+    backend.drain()
+    assert entry(backend, "Notifications").checked is False
+    assert path.read_text() == MINE.replace("notifications = true", "notifications = false")
+    again, backend2, _ = tray_with_settings(path)  # the next start
+    assert again.notifications is False and entry(backend2, "Notifications").checked is False
+
+
+def test_a_toggle_that_cannot_be_saved_says_why(tmp_path: Path) -> None:
+    path = save(tmp_path / "config.toml", "# mine\n")
+    app, backend, _ = tray_with_settings(path)
+    app.apply(snapshot(State.READY))
+    save(path, "# mine\nnotifications = \n")  # a bad edit, not yet fixed
+    action = entry(backend, "Notifications").action
+    assert action is not None
+    action()
+    backend.drain()
+    assert app.notifications is False  # the click still counts for this run
+    notes = [e.text for e in backend.menu if e.text.startswith("Not saved:")]
+    assert notes and "line 2" in notes[0]
+    assert path.read_text() == "# mine\nnotifications = \n"
+
+
+def test_settings_item_opens_the_file_creating_it(tmp_path: Path) -> None:
+    path = tmp_path / "cfg" / "config.toml"
+    _, backend, items = tray_with_settings(save(path, ""))
+    path.unlink()  # deleted while the tray runs
+    action = entry(backend, "Settings…").action
+    assert action is not None
+    action()
+    opener = items._opener
+    assert isinstance(opener, Opened) and opener.done.wait(5)
+    assert opener.paths == [path] and path.read_text() == default_text()
+
+
+def test_settings_file_nobody_can_open_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    assert open_settings(path, Opened(works=False)) == f"No app to open the settings file: {path}"
+
+
+def test_start_at_login_item_is_checked_and_toggles(tmp_path: Path) -> None:
+    app, backend, items = tray_with_settings(save(tmp_path / "c.toml", ""))
+    app.apply(snapshot(State.READY))
+    assert entry(backend, "Start at login").checked is False
+    action = entry(backend, "Start at login").action
+    assert action is not None
+    action()
+    backend.drain()
+    assert items.autostart.status() and entry(backend, "Start at login").checked is True
+    assert "on: ['x']" in [e.text for e in backend.menu]  # the outcome, in the menu
+
+
+def test_saved_change_is_applied_live_restart_keys_wait(tmp_path: Path) -> None:
+    path = save(tmp_path / "c.toml", "interval = 30\n")
+    app, backend, items = tray_with_settings(path)
+    assert app.poller.interval == 30
+    save(path, 'interval = 5\nkeepalive = 20\ntimeout = 4\nurl = "https://127.0.0.1:5999"\n')
+    items.apply(load({}, config_path=str(path), env={}))
+    assert (app.poller.interval, app.poller.keepalive, app.client.timeout) == (5, 20, (4, 4))
+    assert app.poller.timeout == 4
+    assert app.config.interval == 5 and app.config.url == "https://127.0.0.1:5000"  # kept
+    assert "Restart cpgw-tray to apply: url" in [e.text for e in backend.menu]
+    assert ("notify", "Restart cpgw-tray to apply: url") in backend.calls
+
+
+def test_environment_still_wins_over_a_saved_change(tmp_path: Path) -> None:
+    path = save(tmp_path / "c.toml", "interval = 30\n")
+    env = {"CPGW_TRAY_INTERVAL": "7"}
+    app, _, items = tray_with_settings(path, env=env)
+    save(path, "interval = 5\n")
+    items.apply(load({}, config_path=str(path), env=env))
+    assert app.poller.interval == 7
+
+
+def test_watcher_hands_on_a_saved_change_and_refuses_a_bad_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = save(tmp_path / "c.toml", "# mine\ninterval = 30\n")
+    app, backend, items = tray_with_settings(path)
+    watcher = SettingsWatcher(
+        path, lambda: load({}, config_path=str(path), env={}), items.reloaded, items.failed
+    )
+    watcher.settle = 0  # driven by hand: no waiting
+    assert not watcher.check()  # nothing saved yet
+    save(path, "# mine\ninterval = 10\n")
+    assert watcher.check()
+    backend.drain()
+    assert app.poller.interval == 10
+    assert not watcher.check()  # the same version is not loaded twice
+    with caplog.at_level(logging.WARNING):
+        save(path, "# mine\ninterval = 10\nkeepalive = \n")
+        assert watcher.check()
+    backend.drain()
+    assert app.poller.interval == 10 and app.config.interval == 10  # last good kept
+    assert f"{path}: Invalid value (at line 3" in caplog.text
+    shown = " ".join(e.text for e in backend.menu)
+    assert "Settings file has an error; last good settings kept:" in shown
+    assert "line 3" in shown
+    assert any(kind == "notify" and "line 3" in what for kind, what in backend.calls)
+    save(path, "# mine\ninterval = 20\n")  # fixed
+    assert watcher.check()
+    backend.drain()
+    assert app.poller.interval == 20
+    assert "Settings file has an error" not in " ".join(e.text for e in backend.menu)
+
+
+@pytest.mark.e2e
+def test_watcher_thread_survives_a_failing_load_and_says_so(tmp_path: Path) -> None:
+    path = save(tmp_path / "c.toml", "interval = 30\n")
+    errors: list[str] = []
+    reported = threading.Event()
+
+    def broken() -> Config:
+        raise RuntimeError("a bug")
+
+    def on_error(message: str) -> None:
+        errors.append(message)
+        reported.set()
+
+    watcher = SettingsWatcher(path, broken, lambda c: None, on_error, period=0.05, settle=0)
+    watcher.start()
+    try:
+        save(path, "interval = 20\n")
+        assert reported.wait(5)
+        assert errors == ["watching the settings file failed: a bug"]
+        reported.clear()
+        save(path, "interval = 10\n")
+        assert reported.wait(5)  # still watching
+    finally:
+        watcher.stop()
+
+
+def test_bad_settings_at_start_show_a_red_icon_saying_why(tmp_path: Path) -> None:
+    backend = FakeBackend()
+    path = tmp_path / "config.toml"
+    problem = f"unknown key 'timout' in {path} line 2 (did you mean 'timeout'?)"
+    show_bad_settings(backend, problem, path, backend.stop)  # type: ignore[arg-type]
+    assert backend.calls[0] == ("icon", State.ERROR)
+    texts = [e.text for e in backend.menu]
+    assert "cpgw-tray cannot start: bad settings" in texts
+    assert "line 2" in " ".join(texts) and f"File: {path}" in texts
+    assert texts[-2:] == ["Open settings file", "Quit"]
+    quit_action = backend.menu[-1].action
+    assert quit_action is not None
+    quit_action()
+    assert backend.stopped.is_set()
+
+
+def test_bad_settings_without_a_display_exit_64_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    path = save(tmp_path / "c.toml", "# mine\ntimout = 5\n")
+    code, _ = run_cli("--config", str(path), "tray")
+    err = capsys.readouterr().err
+    assert code == 64 and err.count("\n") == 1
+    assert f"unknown key 'timout' in {path} line 2" in err
+
+
+@pytest.mark.e2e
+def test_running_tray_applies_an_edited_interval_within_5_s(isolated_env: Path) -> None:
+    """`config --init`, then an edited interval: the real watcher thread, the real
+    poller thread, a saved file; the poller runs at the new interval within 5 s."""
+    code, _ = run_cli("config", "--init")
+    assert code == 0
+    path = isolated_env / "config" / "cpgw-tray" / "config.toml"
+    checks: list[float] = []
+    poller = Poller(
+        lambda: checks.append(time.monotonic()) or snapshot(State.READY), lambda s: None
+    )
+    app, backend, items = tray_with_settings(path, poller=poller)
+    watcher = SettingsWatcher(path, lambda: load(), items.reloaded, items.failed)
+    app.start(backend)
+    watcher.start()
+    try:
+        assert poller.interval == 15
+        text = path.read_text().replace("# interval = 15", "interval = 1")
+        save(path, text)
+        saved = time.monotonic()
+        while poller.interval != 1 and time.monotonic() - saved < 10:
+            backend.drain()  # the tray's thread
+            time.sleep(0.05)
+        took = time.monotonic() - saved
+        assert poller.interval == 1 and took < 5, f"applied after {took:.1f} s"
+        while len([t for t in checks if t > saved]) < 3 and time.monotonic() - saved < 10:
+            time.sleep(0.05)
+        after = [t for t in checks if t > saved]
+        assert len(after) >= 3 and after[-1] - after[-2] < 3  # checks at the new pace
+    finally:
+        watcher.stop()
+        app.quit()

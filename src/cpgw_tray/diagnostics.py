@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .config import Config
-    from .doctor import Check
 
 TAIL_LINES = 500
 TAIL_BYTES = 512 * 1024  # 500 log lines fit; a huge log is never read whole
@@ -82,18 +81,19 @@ def versions() -> str:
 def write_bundle(
     target: Path,
     config: Config,
-    checks: Sequence[Check],
+    verdicts: Sequence[str],
     logs: Sequence[tuple[str, Path]],
     history: Path | None,
 ) -> Path:
-    """Write the zip; every text in it passes :func:`redact`."""
+    """Write the zip (``verdicts``: the doctor's lines); every text in it passes
+    :func:`redact`."""
     settings = {k: v for k, v in asdict(config).items() if v is not None}
     made = datetime.now(timezone.utc).isoformat(timespec="seconds")
     parts = {
         "README.txt": f"cpgw-tray diagnostics, made {made}. Secrets and account ids removed.\n",
         "versions.txt": versions(),
         "settings.json": json.dumps(settings, indent=2, default=str) + "\n",
-        "doctor.txt": "\n".join(c.line() for c in checks) + "\n",
+        "doctor.txt": "\n".join(verdicts) + "\n",
     }
     for name, path in logs:
         parts[name] = tail(path)

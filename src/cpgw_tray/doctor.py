@@ -263,4 +263,4 @@ def save_bundle(target: Path, config: Config, checks: list[Check] | None = None)
 
     logs = [("cpgw-tray.log", paths.log_file()), ("gateway.log", paths.gateway_log())]
     found = checks if checks is not None else Doctor(config).run()
-    return write_bundle(target, config, found, logs, paths.history_file())
+    return write_bundle(target, config, [c.line() for c in found], logs, paths.history_file())

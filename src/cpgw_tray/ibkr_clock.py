@@ -130,10 +130,6 @@ class Window:
         return f"IBKR nightly restart until {clock_text(self.end, self.zone)}"
 
 
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
 def _utc(day: date, at: time, zone: ZoneInfo, last: bool = False) -> datetime:
     """A local wall time as UTC: its first occurrence, or with ``last`` its last one."""
     naive = datetime.combine(day, at)
@@ -156,7 +152,7 @@ def _raw(region: str, first: date, last: date, schedule: Schedule) -> list[Windo
     hi = datetime.combine(last + timedelta(days=1), time(), UTC)
     out: list[Window] = []
     for spec in schedule.daily[region]:
-        zone = _zone(spec.zone)
+        zone = ZoneInfo(spec.zone)
         for day in _local_days(lo - timedelta(days=2), hi + timedelta(days=1), zone):
             if day.weekday() not in schedule.daily_days:
                 continue
@@ -164,7 +160,7 @@ def _raw(region: str, first: date, last: date, schedule: Schedule) -> list[Windo
             start, end = _utc(day, spec.start, zone), _utc(end_day, spec.end, zone, last=True)
             out.append(Window(start, end, "daily", spec.zone))
     for week in schedule.weekend:
-        zone = _zone(week.zone)
+        zone = ZoneInfo(week.zone)
         for day in _local_days(lo - timedelta(days=8), hi + timedelta(days=1), zone):
             if day.weekday() != week.start_day:
                 continue
@@ -208,7 +204,7 @@ def window_at(region: str, at: datetime, schedule: Schedule = IBKR) -> Window | 
 def next_window(region: str, at: datetime, schedule: Schedule = IBKR) -> Window:
     """The first merged window that starts after ``at`` (strictly), weekend included."""
     at = _as_utc(at)
-    for ahead in (timedelta(days=2), _SEARCH):  # IBKR's next window is always within a day
+    for ahead in (timedelta(days=2), _SEARCH):  # IBKR: always within two days
         for w in windows(region, at, at + ahead, schedule):
             if w.start > at:
                 return w
@@ -230,7 +226,7 @@ def next_token_reset(at: datetime, schedule: Schedule = IBKR) -> datetime:
     """UTC time of the first weekly token reset after ``at`` (strictly)."""
     at = _as_utc(at)
     name, weekday, wall = schedule.token_reset
-    zone = _zone(name)
+    zone = ZoneInfo(name)
     day = at.astimezone(zone).date() - timedelta(days=1)
     while True:
         if day.weekday() == weekday and (moment := _utc(day, wall, zone)) > at:
@@ -251,7 +247,7 @@ def _as_utc(at: datetime) -> datetime:
 
 def clock_text(moment: datetime, zone: str, day: bool = False) -> str:
     """``moment`` on the wall clock of ``zone``: "01:45 ET", with ``day`` "Sat 03:00 ET"."""
-    local = moment.astimezone(_zone(zone))
+    local = moment.astimezone(ZoneInfo(zone))
     short = SHORT_NAMES.get(zone) or local.tzname() or zone
     weekday = f"{DAY_NAMES[local.weekday()]} " if day else ""  # not %a: GTK sets the locale
     return f"{weekday}{local:%H:%M} {short}"

@@ -242,7 +242,7 @@ def tray_checked_once(sim: Simulator, scenario: str | None = None) -> tuple[Tray
     """A tray on the simulator (fake tray, poller not started) after one real check."""
     if scenario is not None:
         sim.set_scenario(scenario)
-    config = load({"url": sim.url}, env={})
+    config = load({"url": sim.url, "restart_windows": False}, env={})  # real time
     tray = TrayApp(config, GatewayClient(config.url, verify=False))
     backend = FakeBackend()
     tray.backend = backend

@@ -50,6 +50,7 @@ class Config:
     launch_timeout: float = 60.0
     region: str = "auto"  # IBKR's region for its restart windows: auto, na, eu or ap
     reset_timezone: str | None = None  # deprecated: read as a region when region is not set
+    restart_windows: bool = True  # false: ignore IBKR's restart windows (an outdated table)
     log_level: str = "INFO"
     # Where things came from, for messages; not settable.
     config_path: str | None = field(default=None, compare=False)
@@ -180,6 +181,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "launch_timeout": _as_number(1, 3600),
     "region": _as_region,
     "reset_timezone": _as_zone,
+    "restart_windows": _as_bool,
     "log_level": _as_level,
 }
 assert set(CHECKS) == set(KEYS), "every setting needs a check"

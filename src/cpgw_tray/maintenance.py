@@ -67,18 +67,32 @@ def pace(status: Status) -> float:
     return PACE if in_window(status) and status.state is not State.READY else 0.0
 
 
+def note(status: Status) -> str:
+    """For a line of ``watch``: " [IBKR nightly restart until 01:45 ET]" inside a window,
+    " [IBKR restart in 2 h 10 min (00:15 ET)]" outside; "" without the fields."""
+    at, region = status.checked_at, status.region
+    if at is None or region is None or status.next_maintenance is None:
+        return ""
+    current = window_at(region, at) if in_window(status) else None
+    return f" [{current.label if current else restart_text(next_window(region, at), at)}]"
+
+
 def local_utc_offset(now: datetime | None = None) -> timedelta:
     """This computer's UTC offset now (daylight saving included)."""
     return (now or datetime.now()).astimezone().utcoffset() or timedelta(0)
 
 
 class IbkrClock:
-    """The region in use, and what IBKR's clock says about a check or a moment."""
+    """The region in use, and what IBKR's clock says about a check or a moment. With
+    ``enabled`` false (setting ``restart_windows = false``) no moment is in a window."""
 
-    def __init__(self, choice: RegionChoice, schedule: Schedule = IBKR) -> None:
+    def __init__(
+        self, choice: RegionChoice, schedule: Schedule = IBKR, *, enabled: bool = True
+    ) -> None:
         self.choice = choice
         self.region = choice.region
         self.schedule = schedule
+        self.enabled = enabled
 
     @classmethod
     def from_config(cls, config: Config, utc_offset: timedelta | None = None) -> IbkrClock:
@@ -91,13 +105,13 @@ class IbkrClock:
             )
         offset = local_utc_offset() if utc_offset is None else utc_offset
         choice = resolve_region(config.region, offset)
-        log.info("%s", choice.text)
-        return cls(choice)
+        log.info("%s; restart windows %s", choice.text, "on" if config.restart_windows else "off")
+        return cls(choice, enabled=config.restart_windows)
 
     def stamp(self, status: Status) -> Status:
         """The status with its region and, from its ``checked_at``, the window fields."""
         at = status.checked_at
-        if at is None:
+        if at is None or not self.enabled:
             return replace(status, region=self.region)
         current = window_at(self.region, at, self.schedule)
         upcoming = next_window(self.region, at, self.schedule)
@@ -115,21 +129,24 @@ class IbkrClock:
     def window(self, status: Status) -> Window | None:
         """The window the check fell in, if any."""
         at = status.checked_at
-        return None if at is None else window_at(self.region, at, self.schedule)
+        if at is None or not self.enabled:
+            return None
+        return window_at(self.region, at, self.schedule)
 
     def quiet(self, status: Status) -> bool:
         """No notifications for this check: it fell inside a window, or less than
         :data:`QUIET_AFTER` after one ended (the session gets time to come back)."""
         at = status.checked_at
-        if at is None:
+        if at is None or not self.enabled:
             return False
-        return (
-            in_window(status) or window_at(self.region, at - QUIET_AFTER, self.schedule) is not None
-        )
+        after = window_at(self.region, at - QUIET_AFTER, self.schedule)
+        return in_window(status) or after is not None
 
     def coming(self, at: datetime) -> list[str]:
         """Menu lines: the next restart (outside a window), the weekly token reset during
         the day before it, and the region in use."""
+        if not self.enabled:
+            return [self.choice.text]
         lines = []
         if window_at(self.region, at, self.schedule) is None:
             lines.append(restart_text(next_window(self.region, at, self.schedule), at))

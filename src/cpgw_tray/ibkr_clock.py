@@ -211,6 +211,14 @@ def next_window(region: str, at: datetime, schedule: Schedule = IBKR) -> Window:
     raise ValueError(f"no IBKR restart window for region {region!r} within {_SEARCH.days} days")
 
 
+def next_daily_window(region: str, at: datetime, schedule: Schedule = IBKR) -> Window:
+    """The first nightly (not weekend) window that starts after ``at``."""
+    window = next_window(region, at, schedule)
+    while window.kind != "daily":
+        window = next_window(region, window.start, schedule)
+    return window
+
+
 def maintenance_until(region: str, at: datetime, schedule: Schedule = IBKR) -> datetime | None:
     """UTC end of the merged window containing ``at``; None outside every window."""
     w = window_at(region, at, schedule)

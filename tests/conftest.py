@@ -27,6 +27,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
         if name.startswith("CPGW_TRAY_"):
             monkeypatch.delenv(name)
+    # Real-time tests must not depend on the time of day: IBKR's restart windows are
+    # off for them (and for the processes they start); tests of the windows turn them
+    # on and inject the time.
+    monkeypatch.setenv("CPGW_TRAY_RESTART_WINDOWS", "false")
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))

@@ -349,3 +349,37 @@ def test_demo_simulate_entries_change_icon_and_menu(desktop_for) -> None:  # typ
         proc.terminate()
         proc.wait(5)
     assert "Traceback" not in log_path.read_text(errors="replace")
+
+
+def test_demo_nightly_restart_shows_the_restart_look(desktop_for) -> None:  # type: ignore[no-untyped-def]
+    """The demo's Simulate → nightly restart: the clock the tray and the simulator share
+    jumps into IBKR's next restart window, and the logged-out session is published with
+    the restart icon and the window's words (restart windows on, region na)."""
+    desktop = desktop_for("appindicator")
+    shots = ARTIFACTS / "demo"
+    shots.mkdir(parents=True, exist_ok=True)
+    log_path = desktop.workdir / "demo-restart.log"
+    env = dict(
+        desktop.env,
+        PYSTRAY_BACKEND="appindicator",
+        CPGW_TRAY_RESTART_WINDOWS="true",
+        CPGW_TRAY_REGION="na",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cpgw_tray", "demo"],
+        env=env,
+        stdout=open(log_path, "wb"),  # noqa: SIM115 - open while the demo runs
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: "Simulate" in desktop.dbusmenu_labels(), 15, "the Simulate menu")
+        time.sleep(2.5)  # a person's pace (see the test above)
+        desktop.dbusmenu_click("nightly restart:")
+        words = "IBKR nightly restart until 01:45 ET — no action needed"
+        wait_for(lambda: words in desktop.dbusmenu_labels(), 5, words, step=0.05)
+        wait_for(lambda: desktop.sni_icon_name() == "cpgw-tray-maintenance", 3, "the restart icon")
+        desktop.screenshot(shots / "nightly-restart.png")  # for the record
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert "Traceback" not in log_path.read_text(errors="replace")

@@ -7,15 +7,13 @@ import itertools
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient, Outcome, RateGovernor
 from cpgw_tray.poller import Poller
-from cpgw_tray.session import SessionCare, reset_warning
+from cpgw_tray.session import SessionCare
 from cpgw_tray.simulator import Logged, Simulator
 from cpgw_tray.status import Account, State, Status, parse_account
 from cpgw_tray.tray import TrayApp
@@ -244,7 +242,7 @@ def tray_checked_once(sim: Simulator, scenario: str | None = None) -> tuple[Tray
     """A tray on the simulator (fake tray, poller not started) after one real check."""
     if scenario is not None:
         sim.set_scenario(scenario)
-    config = load({"url": sim.url}, env={})
+    config = load({"url": sim.url, "restart_windows": False}, env={})  # real time
     tray = TrayApp(config, GatewayClient(config.url, verify=False))
     backend = FakeBackend()
     tray.backend = backend
@@ -304,16 +302,6 @@ def test_parse_account() -> None:
     assert parse_account({"accounts": ["DU1", "DU2"]}) == Account(("DU1", "DU2"), True)
     assert parse_account({"accounts": ["U1"]}).kind == "Live"  # type: ignore[union-attr]
     assert parse_account("nonsense") is None and parse_account({}) is None
-
-
-def test_reset_warning() -> None:
-    ny = ZoneInfo("America/New_York")
-    late = datetime(2026, 11, 26, 23, 30, tzinfo=ny).astimezone(timezone.utc)
-    assert reset_warning(late, ny, "America/New_York", timedelta(hours=1)) == (
-        "Daily reset in 30 min (midnight America/New_York): log in again after it"
-    )
-    noon = datetime(2026, 11, 26, 12, 0, tzinfo=ny)
-    assert reset_warning(noon, ny, "America/New_York", timedelta(hours=1)) is None
 
 
 def test_menu_says_when_the_next_check_is_after_a_429(sim: Simulator) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.icons import icon_image
+from cpgw_tray.icons import ICONS, Icon, icon_image, look_of
 from cpgw_tray.menu import Entry, signature
 from cpgw_tray.poller import Poller
 from cpgw_tray.simulator import Simulator
@@ -244,11 +244,11 @@ def test_icons_are_cached_and_sized() -> None:
         assert icon_image(State.READY, size) is image
 
 
-@pytest.mark.parametrize("state", list(State))
-def test_icon_is_mostly_the_state_colour(state: State) -> None:
-    raw = icon_image(state, 64).tobytes()
+@pytest.mark.parametrize("icon", ICONS)
+def test_icon_is_mostly_the_state_colour(icon: Icon) -> None:
+    raw = icon_image(icon, 64).tobytes()
     pixels = [raw[i : i + 4] for i in range(0, len(raw), 4)]
-    colour = LOOKS[state].colour
+    colour = look_of(icon).colour
     opaque = [p for p in pixels if p[3] > 250]
     near = [p for p in opaque if all(abs(a - b) <= 3 for a, b in zip(p, colour, strict=False))]
     assert len(opaque) > 0.65 * len(pixels)  # a disc that fills the square
@@ -256,13 +256,14 @@ def test_icon_is_mostly_the_state_colour(state: State) -> None:
 
 
 def test_glyph_shapes_differ_between_classes() -> None:
-    def mask(state: State) -> set[tuple[int, int]]:
-        image = icon_image(state, 32)
+    def mask(icon: Icon) -> set[tuple[int, int]]:
+        image = icon_image(icon, 32)
         return {
             (x, y) for x in range(32) for y in range(32) if min(image.getpixel((x, y))[:3]) > 230
         }
 
-    by_glyph = {LOOKS[s].glyph: mask(s) for s in State}
+    # every state's icon, and the IBKR restart window's own
+    by_glyph = {look_of(icon).glyph: mask(icon) for icon in ICONS}
     shapes = list(by_glyph.values())
     assert len(by_glyph) == len(Glyph)
     for i, a in enumerate(shapes):

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .menu import Entry
     from .settings_menu import SettingsItems
+    from .simulator import SimClock, Simulator
     from .tray import TrayApp
 
 log = logging.getLogger(__name__)
@@ -103,12 +105,15 @@ def run_tray(
     on_quit: Callable[[], None] | None = None,
     gateway_items: bool = True,
     record_history: bool = True,
+    now: Callable[[], datetime] | None = None,
 ) -> int:
     """Run the tray on this (main) thread until Quit. Exit 69 without a display.
 
     ``load`` resolves the settings; it runs again whenever the file at ``settings_path``
     is saved. Bad settings at start print their line on stderr and show a red icon
-    saying what is wrong (exit 64 after Quit); once the file is fixed the tray starts."""
+    saying what is wrong (exit 64 after Quit); once the file is fixed the tray starts.
+    ``now``: a wall clock shared with a simulator (the demo's), for the tray and its
+    checks."""
     from . import logs
     from .config import ConfigError
     from .settings_watch import SettingsWatcher
@@ -170,7 +175,12 @@ def run_tray(
 
             history = History(paths.history_file(), "tray") if record_history else None
             app = TrayApp(
-                config, client_for(config), on_quit=on_quit, history=history, log_path=log_path
+                config,
+                client_for(config, now),
+                on_quit=on_quit,
+                history=history,
+                log_path=log_path,
+                now=now or datetime.now,
             )
             if gateway_items:
                 from .gatewayctl import GatewayControl
@@ -203,12 +213,15 @@ def run_tray(
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    """The tray against a simulator started in this process, with a Simulate menu."""
-    from .simulator import SCENARIOS, Simulator
+    """The tray against a simulator started in this process, with a Simulate menu. The
+    tray and the simulator share one wall clock, so "nightly restart" can move it into
+    IBKR's next restart window."""
+    from .simulator import SimClock, Simulator
 
     if display_missing():
         return EXIT_UNAVAILABLE
-    sim = Simulator(0, scenario="logged_out", penalty=60).start()
+    clock = SimClock()
+    sim = Simulator(0, scenario="logged_out", penalty=60, wall=clock).start()
     interval = getattr(args, "interval", None) or 5.0
 
     def load() -> Config:
@@ -221,32 +234,55 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
     print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
 
-    def simulate(app: TrayApp) -> list[Entry]:
-        from .menu import Entry
-
-        def switch(name: str) -> Callable[[], None]:
-            def go() -> None:
-                sim.set_scenario(name)
-                app.client.governor.forgive()  # the simulated gateway changed: ask at once
-                app.poller.check_now(fresh=True)
-
-            return go
-
-        choices = tuple(
-            Entry(f"{name}: {what}", switch(name), checked=sim.session.scenario == name, radio=True)
-            for name, what in SCENARIOS.items()
-        )
-        return [Entry("Simulate", submenu=choices)]
-
     try:
         # The simulator runs in this process: its Simulate menu replaces the gateway items.
         return run_tray(
             load,
             file_path(getattr(args, "config", None)),
-            extra_entries=simulate,
+            extra_entries=lambda app: simulate_menu(app, sim, clock),
             on_quit=sim.stop,
             gateway_items=False,
             record_history=False,  # a simulated day is not the trader's history
+            now=clock.now,
         )
     finally:
         sim.stop()
+
+
+def simulate_menu(app: TrayApp, sim: Simulator, clock: SimClock) -> list[Entry]:
+    """The demo's Simulate menu: a scenario for the simulated gateway, or IBKR's nightly
+    restart played on the clock the tray and the simulator share."""
+    from .ibkr_clock import next_daily_window
+    from .menu import SEPARATOR, Entry
+    from .simulator import SCENARIOS
+
+    def changed() -> None:
+        app.client.governor.forgive()  # the simulated gateway changed: ask at once
+        app.poller.check_now(fresh=True)
+
+    def switch(name: str) -> Callable[[], None]:
+        def go() -> None:
+            sim.set_scenario(name)
+            changed()
+
+        return go
+
+    def nightly_restart() -> None:
+        """Into IBKR's next nightly restart window (30 s in), or back to real time."""
+        if clock.injected:
+            clock.set(None)
+        else:
+            sim.region = app.ibkr.region
+            clock.set(next_daily_window(sim.region, clock.now()).start + timedelta(seconds=30))
+        changed()
+
+    choices = tuple(
+        Entry(f"{name}: {what}", switch(name), checked=sim.session.scenario == name, radio=True)
+        for name, what in SCENARIOS.items()
+    )
+    restart = Entry(
+        "nightly restart: the clock jumps into IBKR's next restart window",
+        nightly_restart,
+        checked=clock.injected,
+    )
+    return [Entry("Simulate", submenu=(*choices, SEPARATOR, restart))]

@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .icons import icon_image
+from .icons import ICONS, Icon, icon_image, icon_name, look_of
 from .menu import SEPARATOR, Entry
-from .status import LOOKS, State
+from .status import State
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Backend(Protocol):
     has_notification: bool
 
     def post(self, fn: Callable[[], None]) -> None: ...
-    def set_icon(self, state: State) -> None: ...
+    def set_icon(self, icon: Icon) -> None: ...
     def set_title(self, text: str) -> None: ...
     def set_menu(self, entries: Sequence[Entry]) -> None: ...
     def notify(self, message: str, title: str) -> None: ...
@@ -134,7 +134,7 @@ class PystrayBackend:
     def post(self, fn: Callable[[], None]) -> None:
         self._post(fn)
 
-    def set_icon(self, state: State) -> None:
+    def set_icon(self, icon: Icon) -> None:
         if self._icon_dir is not None:
             # A name from a folder holding every state's icon since start-up: the panel
             # finds it at once. pystray writes a new temporary file for each change
@@ -142,9 +142,9 @@ class PystrayBackend:
             indicator = self.icon._appindicator
             if indicator.get_icon_theme_path() != str(self._icon_dir):
                 indicator.set_icon_theme_path(str(self._icon_dir))
-            indicator.set_icon_full(f"cpgw-tray-{state.value}", LOOKS[state].label)
+            indicator.set_icon_full(f"cpgw-tray-{icon_name(icon)}", look_of(icon).label)
             return
-        self.icon.icon = icon_image(state)
+        self.icon.icon = icon_image(icon)
 
     def set_title(self, text: str) -> None:
         self.icon.title = self._text(text)
@@ -221,10 +221,10 @@ class PystrayBackend:
 
 
 def _icon_folder() -> Path:
-    """Every state's icon as a PNG in a private folder, removed at exit."""
+    """Every icon as a PNG in a private folder, removed at exit."""
     folder = Path(tempfile.mkdtemp(prefix="cpgw-tray-icons-"))
-    for state in State:
-        icon_image(state).save(folder / f"cpgw-tray-{state.value}.png")
+    for icon in ICONS:
+        icon_image(icon).save(folder / f"cpgw-tray-{icon_name(icon)}.png")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
 

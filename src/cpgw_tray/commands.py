@@ -48,13 +48,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     from .gateway import client_for
+    from .maintenance import IbkrClock
     from .session import SessionCare
 
-    client = client_for(resolve(args))
+    config = resolve(args)
+    client = client_for(config)
     try:
         # One check: no automatic reauthentication, and no /sso/validate (limited to
         # one a minute, which scripts calling `status` in a loop would exceed).
-        status = SessionCare(client, auto_reauth=False, validate=False).check()
+        care = SessionCare(
+            client, auto_reauth=False, validate=False, ibkr=IbkrClock.from_config(config)
+        )
+        status = care.check()
     finally:
         client.close()
     out.write((json.dumps(status.to_json()) if args.json else human(status)) + "\n")

@@ -48,7 +48,9 @@ class Config:
     auto_restart: bool = False
     auto_reauth: bool = True
     launch_timeout: float = 60.0
-    reset_timezone: str = "America/New_York"  # where the account's server resets at midnight
+    region: str = "auto"  # IBKR's region for its restart windows: auto, na, eu or ap
+    reset_timezone: str | None = None  # deprecated: read as a region when region is not set
+    restart_windows: bool = True  # false: ignore IBKR's restart windows (an outdated table)
     log_level: str = "INFO"
     # Where things came from, for messages; not settable.
     config_path: str | None = field(default=None, compare=False)
@@ -145,10 +147,19 @@ def _as_zone(value: Any) -> str:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(
-            f"unknown time zone {value!r}; the gateway resets at midnight in "
-            "America/New_York, Europe/Zurich or Asia/Hong_Kong"
+            f"unknown time zone {value!r}; reset_timezone is deprecated: "
+            'set region = "na", "eu" or "ap" instead'
         ) from None
     return value
+
+
+def _as_region(value: Any) -> str:
+    from .ibkr_clock import REGIONS
+
+    choices = ("auto", *REGIONS)
+    if not isinstance(value, str) or value.strip().lower() not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}")
+    return value.strip().lower()
 
 
 def _as_level(value: Any) -> str:
@@ -171,7 +182,9 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "auto_restart": _as_bool,
     "auto_reauth": _as_bool,
     "launch_timeout": _as_number(1, 3600),
+    "region": _as_region,
     "reset_timezone": _as_zone,
+    "restart_windows": _as_bool,
     "log_level": _as_level,
 }
 assert set(CHECKS) == set(KEYS), "every setting needs a check"
@@ -315,6 +328,10 @@ def load(
         if "url" in from_file
         else "default"
     )
+    if "reset_timezone" in merged and "region" not in merged:  # the deprecated alias
+        from .ibkr_clock import region_from_reset_timezone
+
+        merged["region"] = region_from_reset_timezone(merged["reset_timezone"])
     if "url" not in merged and merged.get("gateway_dir"):
         port, ssl = read_conf_yaml(merged["gateway_dir"])
         merged["url"] = f"{'https' if ssl else 'http'}://127.0.0.1:{port}"

@@ -396,6 +396,8 @@ def _json_or_none(text: str) -> Any:
         return None
 
 
-def client_for(config: Config) -> GatewayClient:
-    """The client the settings describe."""
-    return GatewayClient(config.url, timeout=config.timeout, verify=config.verify)
+def client_for(config: Config, now: Callable[[], datetime] | None = None) -> GatewayClient:
+    """The client the settings describe; ``now``: an injected wall clock (the demo's)."""
+    if now is None:
+        return GatewayClient(config.url, timeout=config.timeout, verify=config.verify)
+    return GatewayClient(config.url, timeout=config.timeout, verify=config.verify, now=now)

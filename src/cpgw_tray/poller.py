@@ -40,6 +40,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from . import maintenance
 from .gateway import Deferred
 from .status import (
     SESSION_STATES,
@@ -243,9 +244,11 @@ class Poller:
         except Deferred as held:
             return self._held(held.wait)
         finished = self._clock()
-        # After a 429 nothing is sent until the back-off ends: schedule past it.
+        # After a 429 nothing is sent until the back-off ends; inside an IBKR restart
+        # window, while not ready, one request a minute: schedule past either.
         hold = status.retry_after_s if status.state is State.RATE_LIMITED else None
         hold = hold if hold is not None and math.isfinite(hold) else 0.0
+        hold = max(hold, maintenance.pace(status))
         self._next_check = finished + max(self.interval, hold)
         if action == "tickle" or self._next_tickle is None:
             self._next_tickle = finished + self.keepalive

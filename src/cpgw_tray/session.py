@@ -4,8 +4,10 @@ Runs on the poller's thread: each check's status is enriched with what a trader 
 to know of the session (account, paper or live, time left on the login), the account
 facts are asked once per session, and a brokerage session that drops while the login
 lives is restarted automatically — at most once per 5 minutes, never in ``competing``,
-never in a loop, and never with a take-over (that logs the user out of TWS or the phone;
-only the user asks for one).
+never in a loop, never with a take-over (that logs the user out of TWS or the phone;
+only the user asks for one), and never inside an IBKR restart window (automation that
+does has had its IP blocked). Each status also gets IBKR's clock for its ``checked_at``
+(:class:`~cpgw_tray.maintenance.IbkrClock`).
 
 Side requests (the account facts) never decide the state: a failed or bad reply leaves
 the verdict as ``auth/status`` said, only the facts stay unknown, and they are asked again
@@ -19,9 +21,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta, tzinfo
 
 from .gateway import Deferred, GatewayClient
+from .maintenance import IbkrClock
 from .status import SESSION_STATES, Account, State, Status
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,10 @@ class SessionCare:
         auto_reauth: bool = True,
         validate: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        ibkr: IbkrClock | None = None,
     ) -> None:
         self.client = client
+        self.ibkr = ibkr
         self.auto_reauth = auto_reauth
         self.validate = validate
         self._clock = clock
@@ -113,11 +117,16 @@ class SessionCare:
             return False
         if status.connected is not True or status.competing is True:
             return False
+        if self.ibkr is not None and self.ibkr.inside(status):
+            log.debug("brokerage session down inside an IBKR restart window: no reauthentication")
+            return False
         return self._last_auto is None or now - self._last_auto >= AUTO_REAUTH_EVERY
 
     def enrich(self, status: Status, now: float | None = None) -> Status:
-        """The status with the session facts known so far."""
+        """The status with the session facts known so far, and IBKR's clock."""
         now = self._clock() if now is None else now
+        if self.ibkr is not None:
+            status = self.ibkr.stamp(status)
         account, sso = self.account, self._sso
         fields: dict[str, object] = {}
         if account is not None and status.state in SESSION_STATES:
@@ -132,15 +141,3 @@ class SessionCare:
         a failed ask is still in its back-off)."""
         with self._lock:
             self.account, self._sso = None, None
-
-
-def reset_warning(now: datetime, zone: tzinfo, zone_name: str, within: timedelta) -> str | None:
-    """A warning when the daily session reset (midnight where the account's server is)
-    is less than ``within`` away; else None."""
-    local = now.astimezone(zone)
-    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    left = midnight - local
-    if left > within:
-        return None
-    minutes = max(1, round(left.total_seconds() / 60))
-    return f"Daily reset in {minutes} min (midnight {zone_name}): log in again after it"

@@ -85,9 +85,23 @@ DOCS: dict[str, Doc] = {
         "session is not (never when another session competes), at most once per 5 minutes."
     ),
     "launch_timeout": Doc("Seconds to wait for a launched gateway to listen.", restart=True),
+    "region": Doc(
+        "IBKR's region for its restart windows: `na`, `eu`, `ap`, or `auto` (from this "
+        "computer's UTC offset; the menu and `status --json` say which was assumed).",
+        restart=True,
+    ),
     "reset_timezone": Doc(
-        "Time zone of the account's daily session reset at midnight (America/New_York, "
-        "Europe/Zurich or Asia/Hong_Kong); the menu warns an hour before."
+        "Deprecated: read as a region when `region` is not set (America/New_York → na, "
+        "Europe/Zurich → eu, Asia/Hong_Kong → ap, anything else → auto).",
+        restart=True,
+        example='"America/New_York"',
+        unset="not used",
+    ),
+    "restart_windows": Doc(
+        "Know IBKR's restart windows: a drop inside one shows as expected, with no "
+        "automatic reauthentication and slower checks; false ignores them (should IBKR "
+        "change its timetable before cpgw-tray does).",
+        restart=True,
     ),
     "log_level": Doc("Detail in the log file: DEBUG, INFO, WARNING or ERROR.", restart=True),
 }

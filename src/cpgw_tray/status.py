@@ -39,6 +39,7 @@ class Glyph(str, Enum):
     WARNING = "warning"
     CROSS = "cross"
     QUESTION = "question"
+    CLOCK = "clock"  # not a state's: an expected drop during an IBKR restart window
 
 
 GREEN = (46, 158, 68)
@@ -103,7 +104,7 @@ class Status:
 
     The fields up to ``url`` are the contract's JSON fields; the rest are additions:
     ``sso_expires_s`` (seconds left on the login, from a tickle), ``retry_after_s``
-    (after a 429: seconds until the next request), ``account`` and ``paper``.
+    (after a 429: seconds until the next request), ``account``, ``paper``, IBKR's clock.
     """
 
     state: State
@@ -124,6 +125,9 @@ class Status:
     retry_after_s: float | None = None
     account: str | None = None
     paper: bool | None = None
+    region: str | None = None  # IBKR's clock at checked_at (maintenance.py): the region,
+    maintenance_until: datetime | None = None  # the end of the restart window it fell in,
+    next_maintenance: datetime | None = None  # and the start of the next window
 
     @property
     def look(self) -> Look:
@@ -142,7 +146,8 @@ class Status:
         """The contract's JSON object (every field present, ``null`` where unknown)."""
         data = asdict(self)
         data["state"] = self.state.value
-        data["checked_at"] = iso_utc(self.checked_at) if self.checked_at else None
+        for key in ("checked_at", "maintenance_until", "next_maintenance"):
+            data[key] = iso_utc(data[key]) if data[key] else None
         data["latency_ms"] = None if self.latency_ms is None else round(self.latency_ms, 1)
         return data
 

@@ -5,7 +5,8 @@
 tests use a fake). The poller hands each result to
 :meth:`TrayApp.on_status` on its own thread; that only *posts* :meth:`TrayApp.apply` to
 the tray's thread, which changes the icon when the state changes, the tooltip after
-each check and the menu when what it shows changed.
+each check and the menu when what it shows changed. Inside an IBKR restart window an
+expected drop gets its own look and no notifications (:mod:`cpgw_tray.maintenance`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import textwrap
 import threading
 import webbrowser
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from zoneinfo import ZoneInfo
 
+from . import maintenance
+from .maintenance import IbkrClock
 from .menu import SEPARATOR, Entry, signature
 from .poller import Poller
-from .session import SessionCare, reset_warning
+from .session import SessionCare
 from .status import SESSION_STATES, State, Status, gateway_root, unknown
 
 if TYPE_CHECKING:
@@ -30,16 +32,19 @@ if TYPE_CHECKING:
     from .config import Config
     from .gateway import GatewayClient, Outcome
     from .history import History
+    from .ibkr_clock import Window
+    from .icons import Icon
 
 log = logging.getLogger(__name__)
 
 TOOLTIP_LIMIT = 127  # win32 raises ValueError beyond this
-RESET_WARNING = timedelta(minutes=60)  # warn this long before the daily session reset
+NO_ACTION = " — no action needed"
 
 
-def tooltip(status: Status) -> str:
-    """``IBKR gateway: Ready — checked 12:01:05 (3 ms)``, cut to the win32 limit."""
-    text = f"IBKR gateway: {status.label}"
+def tooltip(status: Status, headline: str | None = None) -> str:
+    """``IBKR gateway: Ready — checked 12:01:05 (3 ms)``, cut to the win32 limit;
+    ``headline`` replaces the label (an IBKR restart window's words)."""
+    text = f"IBKR gateway: {headline or status.label}"
     if status.checked_at is not None:
         text += f" — checked {status.checked_at.astimezone().strftime('%H:%M:%S')}"
     if status.latency_ms is not None:
@@ -92,7 +97,8 @@ class TrayApp:
         self.status = unknown(config.url)
         self.since = now()
         self.backend: Backend | None = None
-        self.care = SessionCare(client, auto_reauth=config.auto_reauth)
+        self.ibkr = IbkrClock.from_config(config)
+        self.care = SessionCare(client, auto_reauth=config.auto_reauth, ibkr=self.ibkr)
         self.poller = poller or Poller(
             self.care.check,
             self.on_status,
@@ -106,8 +112,9 @@ class TrayApp:
         self.last_action: str | None = None  # the outcome of the last menu action
         self.gateway: GatewayItems | None = None
         self.settings: SettingsPart | None = None
-        self._shown_state: State | None = None
-        self._known: State | None = None  # the last state that was not unknown
+        self._shown_icon: Icon | None = None
+        self._known: State | None = None  # the last state that was not unknown, nor quiet
+        self._was_quiet = False  # the last known state came inside a restart window's quiet
         self._shown_title: str | None = None
         self._shown_menu: tuple[Any, ...] | None = None
         self.quitting = threading.Event()
@@ -175,11 +182,13 @@ class TrayApp:
             self.since = self._now()
             self.last_action = None  # the new state says how the action went
         self.status = status
-        if status.state is not self._shown_state:
-            log.debug("icon: %s", status.state.value)
-            backend.set_icon(status.state)
-            self._shown_state = status.state
-        title = tooltip(status)
+        window = self._expected_window(status)
+        icon: Icon = maintenance.ICON if window else status.state
+        if icon != self._shown_icon:
+            log.debug("icon: %s", icon)
+            backend.set_icon(icon)
+            self._shown_icon = icon
+        title = tooltip(status, window.label + NO_ACTION if window else None)
         if title != self._shown_title:
             backend.set_title(title)
             self._shown_title = title
@@ -188,14 +197,21 @@ class TrayApp:
         if menu != self._shown_menu:
             backend.set_menu(entries)
             self._shown_menu = menu
+        was_quiet = self._was_quiet
         if self._should_notify(status):
-            backend.notify(f"{status.label}. {status.detail}", "IBKR gateway")
+            after = "Not back after IBKR's restart: " if was_quiet else ""
+            backend.notify(f"{after}{status.label}. {status.detail}", "IBKR gateway")
 
     def _should_notify(self, status: Status) -> bool:
         """Changes into and out of ``ready`` between known states: not the first verdict
         after start, and not a verdict gone stale (grey for a moment after a resume),
-        while a drop seen after a stale spell still counts."""
+        while a drop seen after a stale spell still counts. Quiet inside an IBKR restart
+        window and for 5 minutes after it: the change is judged against the state before
+        the window, so one notification follows only when the session has not come back."""
         if status.state is State.UNKNOWN:
+            return False
+        self._was_quiet = quiet = self.ibkr.quiet(status)
+        if quiet:
             return False
         known, self._known = self._known, status.state
         if not self.notifications or self.backend is None or not self.backend.has_notification:
@@ -203,6 +219,10 @@ class TrayApp:
         if known is None or known is status.state:
             return False
         return State.READY in (known, status.state)
+
+    def _expected_window(self, status: Status) -> Window | None:
+        """The restart window that explains this state (shown with its own look)."""
+        return self.ibkr.window(status) if maintenance.expected_drop(status) else None
 
     # ---------------------------------------------------------------- menu
     def entries(self) -> list[Entry]:
@@ -212,8 +232,15 @@ class TrayApp:
         lines = textwrap.wrap(status.detail, 60)
         if len(lines) > 4:
             lines = [*lines[:3], lines[3][:57] + "…"]
-        items: list[Entry] = [Entry(f"Gateway: {status.label}", enabled=False)]
-        items += [Entry(line, enabled=False) for line in lines]
+        head = [f"Gateway: {status.label}", *lines]
+        window = self._expected_window(status)
+        if window:  # the detail's advice (log in, restart) would be wrong here
+            head = [
+                window.label + NO_ACTION,
+                f"Gateway: {status.label} (expected during the restart)",
+                "Checks once a minute until the session is back",
+            ]
+        items: list[Entry] = [Entry(line, enabled=False) for line in head]
         items += [Entry(line, enabled=False) for line in self._facts()]
         items += [SEPARATOR, Entry("Check now", self.check_now, default=True)]
         items.append(Entry("Open login page", self.open_login))
@@ -245,7 +272,7 @@ class TrayApp:
         status = self.status
         if status.state is State.UNKNOWN:  # nothing known yet but what an action said
             return [self.last_action] if self.last_action else []
-        since = self.since.strftime("%H:%M")
+        since = self.since.astimezone().strftime("%H:%M")
         facts = [
             f"Authenticated since {since}" if status.state is State.READY else f"Since {since}"
         ]
@@ -262,11 +289,10 @@ class TrayApp:
             facts.append(f"Server {status.server_name}")
         if status.sso_expires_s is not None and status.state in SESSION_STATES:
             facts.append(f"Login expires in {max(1, round(status.sso_expires_s / 60))} min")
-        if status.state in SESSION_STATES:
-            zone = self.config.reset_timezone
-            warning = reset_warning(self._now().astimezone(), ZoneInfo(zone), zone, RESET_WARNING)
-            if warning:
-                facts.append(warning)
+        window = self.ibkr.window(status)
+        if window and not maintenance.expected_drop(status):
+            facts.append(window.label)
+        facts += self.ibkr.coming(status.checked_at or self._now().astimezone())
         if self.last_action:
             facts.append(self.last_action)
         return facts

@@ -1,6 +1,8 @@
 """``cpgw-tray watch``: the tray without a display. Checks and keeps the session alive
-like the tray, prints a line (or a JSON line) at each change, logs to ``cpgw-tray.log``
-as well as stderr, and ends at once and quietly on Ctrl-C, SIGTERM or a closed pipe.
+like the tray (IBKR's restart windows included: no reauthentication and one request a
+minute inside them), prints a line (or a JSON line) at each change — of the state, or of
+``maintenance_until``/``next_maintenance`` — logs to ``cpgw-tray.log`` as well as stderr,
+and ends at once and quietly on Ctrl-C, SIGTERM or a closed pipe.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import json
 import logging
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from .commands import human
@@ -18,7 +22,12 @@ from .options import add_shared, resolve
 from .status import Status
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .config import Config
+    from .gateway import GatewayClient
     from .history import History
+    from .poller import Poller
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +52,21 @@ class Printer:
         self.pipe_closed = False
 
     def __call__(self, status: Status) -> None:
+        from .maintenance import note
+
         if self.history is not None:
             self.history.record(status)
         with self._lock:
-            if self.stop.is_set() or status.view_key() == self._last:
+            key = (*status.view_key(), status.maintenance_until, status.next_maintenance)
+            if self.stop.is_set() or key == self._last:
                 return
-            self._last = status.view_key()
+            self._last = key
             if self.as_json:
                 line = json.dumps(status.to_json())
             else:
                 at = status.checked_at
                 stamp = at.astimezone().strftime("%H:%M:%S") if at else "--:--:--"
-                line = f"{stamp} {human(status)}"
+                line = f"{stamp} {human(status)}{note(status)}"
             try:
                 self.out.write(line + "\n")
                 self.out.flush()
@@ -63,31 +75,45 @@ class Printer:
                 self.stop.set()
 
 
+def watch_poller(
+    config: Config,
+    client: GatewayClient,
+    on_status: Callable[[Status], None],
+    clock: Callable[[], float] = time.monotonic,
+    log_path: Path | None = None,
+) -> Poller:
+    """What ``watch`` runs: checks and keep-alive with session care and IBKR's clock."""
+    from .maintenance import IbkrClock
+    from .poller import Poller
+    from .session import SessionCare
+
+    ibkr = IbkrClock.from_config(config)
+    care = SessionCare(client, auto_reauth=config.auto_reauth, ibkr=ibkr, clock=clock)
+    return Poller(
+        care.check,
+        on_status,
+        interval=config.interval,
+        tickle=care.tickle,
+        keepalive=config.keepalive,
+        timeout=config.timeout,
+        clock=clock,
+        log_path=log_path,
+        url=config.url,
+    )
+
+
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     """Print a line at each change until stopped; exit 0."""
     from . import logs, paths
     from .gateway import client_for
     from .history import History
-    from .poller import Poller
-    from .session import SessionCare
 
     config = resolve(args)
     log_path = logs.to_file(config.log_level)
     logs.catch_uncaught()
     stop = threading.Event()
     printer = Printer(out, args.json, stop, History(paths.history_file(), "watch"))
-    client = client_for(config)
-    care = SessionCare(client, auto_reauth=config.auto_reauth)
-    poller = Poller(
-        care.check,
-        printer,
-        interval=config.interval,
-        tickle=care.tickle,
-        keepalive=config.keepalive,
-        timeout=config.timeout,
-        log_path=log_path,
-        url=config.url,
-    )
+    poller = watch_poller(config, client_for(config), printer, log_path=log_path)
     restore = stop_on_signals(stop)
     poller.start()
     try:

@@ -16,12 +16,17 @@ and reads the request log::
     GET    /sim/requests              the request log (gateway paths only)
     DELETE /sim/requests              clear it
     POST   /sim/release               let hung requests go (they get no reply)
+    GET    /sim/clock                 the simulated time and IBKR's timetable at it
+    POST   /sim/clock     {"at": "2026-11-26T00:30-05:00" | "now" | null,
+                           "region": "na" | "eu" | "ap"}
+                                      play IBKR's restart windows and weekly token
+                                      reset at that time (null: real time, not played)
 
 From tests: ``with Simulator(port=0) as sim: sim.url ...``.
 
 The package: :mod:`.model` (session and replies), :mod:`.server` (HTTPS and the
-control API), :mod:`.certs`, :mod:`.scaffold` (a gateway-shaped folder) and
-:mod:`.command` (``cpgw-tray sim``).
+control API), :mod:`.clock` (the injectable wall clock), :mod:`.certs`,
+:mod:`.scaffold` (a gateway-shaped folder) and :mod:`.command` (``cpgw-tray sim``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .certs import make_certificate
+    from .clock import SimClock
     from .model import SCENARIOS, Logged, Session, SimulatedGateway
     from .scaffold import CONF_YAML, make_gateway_dir
     from .server import Simulator
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
 # Imported on first use: the CLI loads this package for `sim` and must stay quick.
 _HOME = {
     "make_certificate": "certs",
+    "SimClock": "clock",
     "SCENARIOS": "model",
     "Logged": "model",
     "Session": "model",
@@ -51,6 +58,7 @@ __all__ = [
     "SCENARIOS",
     "Logged",
     "Session",
+    "SimClock",
     "SimulatedGateway",
     "Simulator",
     "make_certificate",

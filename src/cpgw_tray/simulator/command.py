@@ -6,7 +6,7 @@ import argparse
 import sys
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..config import ConfigError, read_conf_yaml
 from ..constants import LISTEN_FAILED
@@ -43,6 +43,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     sim.add_argument(
         "--no-rate-limit", action="store_true", help="do not enforce the gateway's rate limits"
+    )
+    sim.add_argument(
+        "--clock",
+        metavar="ISO",
+        help="start the simulated time here (e.g. 2026-11-26T00:14-05:00) and play IBKR's "
+        "restart windows and weekly token reset on it",
+    )
+    sim.add_argument(
+        "--region",
+        choices=("na", "eu", "ap"),
+        default="na",
+        help="IBKR region whose restart windows are played (na)",
     )
     sim.add_argument(
         "--conf",
@@ -87,7 +99,10 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
             session_timeout=args.session_timeout,
             rate_limit=not args.no_rate_limit,
             penalty=args.penalty,
+            region=args.region,
         )
+        if args.clock:
+            sim.set_clock(args.clock)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     stop = threading.Event()
@@ -110,6 +125,7 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
             f"  check it:     cpgw-tray --url {sim.url} status\n"
             f'  switch state: curl -sk -X POST {sim.url}/sim/state -d \'{{"scenario":"ready"}}\'\n'
             f"  scenarios:    {', '.join(SCENARIOS)}\n"
+            f"  IBKR's clock: {_clock_line(sim.clock_state())}\n"
             "Ctrl-C stops it.\n"
         )
         out.flush()
@@ -120,3 +136,13 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
         restore()
         sim.stop()
     return 0
+
+
+def _clock_line(clock: dict[str, Any]) -> str:
+    if not clock["injected"]:
+        return "real time, not played (set one: --clock ISO or POST /sim/clock)"
+    now, region = clock["now"], clock["region"]
+    if clock["window"]:
+        return f"{now}, region {region}: inside the window, {clock['window']['label']}"
+    upcoming = clock["next_window"]
+    return f"{now}, region {region}: next window {upcoming['start']}, {upcoming['label']}"

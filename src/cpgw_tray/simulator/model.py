@@ -1,5 +1,8 @@
 """The simulated gateway's brain: its session, its scenarios, its rate limits and the
-reply to each API request, with no sockets (the HTTPS server is :mod:`.server`)."""
+reply to each API request, with no sockets (the HTTPS server is :mod:`.server`). At an
+injected time (:mod:`.clock`) it also plays IBKR's clock: a restart window ends the
+brokerage session (and nothing restarts it until the window ends), the weekly token
+reset ends the login."""
 
 from __future__ import annotations
 
@@ -9,7 +12,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
+
+from ..ibkr_clock import REGIONS, next_token_reset, window_at
+from .clock import SimClock, describe, parse_moment
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +95,15 @@ class SimulatedGateway:
         rate_limit: bool = True,
         penalty: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: SimClock | None = None,
+        region: str = "na",
     ) -> None:
         self.clock = clock
+        self.wall = wall or SimClock()
+        self.region = region
+        self._played: datetime | None = None  # the start of the last restart window played
+        self._seen: datetime | None = None  # the wall time of the last request
+        self._restarting = False
         self.lock = threading.RLock()
         self.session = Session(
             session_timeout=session_timeout, rate_limit=rate_limit, penalty=penalty
@@ -144,6 +158,20 @@ class SimulatedGateway:
                     raise ValueError(f"unknown setting {key!r}; one of: {', '.join(allowed)}")
                 setattr(self.session, key, allowed[key](value))
 
+    def set_clock(self, at: str | None, region: str | None = None) -> dict[str, Any]:
+        """Inject the wall time (ISO 8601 or "now"; None: real time again) and the IBKR
+        region whose windows are played; returns the clock as ``GET /sim/clock`` does."""
+        if region is not None and region not in REGIONS:
+            raise ValueError(f"unknown region {region!r}; one of: {', '.join(REGIONS)}")
+        moment = None if at is None else parse_moment(at)
+        with self.lock:
+            self.region = region or self.region
+            self.wall.set(moment)
+        return self.clock_state()
+
+    def clock_state(self) -> dict[str, Any]:
+        return describe(self.wall, self.region)
+
     def requests(self) -> list[Logged]:
         with self.lock:
             return list(self.log)
@@ -173,6 +201,28 @@ class SimulatedGateway:
             log.info("simulated session ended: %s", "idle timeout" if idle else "daily reset")
             self._end_session()
 
+    def _play_ibkr_clock(self) -> bool:
+        """At an injected time: the weekly token reset passed since the last request ends
+        the login; entering a restart window ends the brokerage session, once per window.
+        True while inside a window."""
+        if not self.wall.injected:
+            self._seen = None
+            return False
+        s, at = self.session, self.wall.now()
+        seen, self._seen = self._seen, at
+        if seen is not None and seen < at and next_token_reset(seen) <= at and s.logged_in:
+            log.info("simulated weekly token reset: the login ends")
+            self._end_session()
+        window = window_at(self.region, at)
+        if window is None:
+            return False
+        if self._played != window.start:
+            self._played = window.start
+            if s.logged_in and s.authenticated:
+                log.info("simulated %s: the brokerage session ends", window.label)
+                s.authenticated, s.connected, s.scenario = False, True, "not_authenticated"
+        return True
+
     def _end_session(self) -> None:
         s = self.session
         s.logged_in = s.authenticated = s.connected = s.competing = False
@@ -201,6 +251,7 @@ class SimulatedGateway:
             s = self.session
             now = self.clock()
             self._expire(now)
+            self._restarting = self._play_ibkr_clock()
             if s.fault == "access_denied":
                 return 404, "Access Denied", {}
             if s.rate_limit:
@@ -232,6 +283,8 @@ class SimulatedGateway:
         self, method: str, endpoint: str, body: Any, now: float
     ) -> tuple[int, Any, dict[str, str]]:
         s = self.session
+        if self._restarting and endpoint in ("iserver/auth/ssodh/init", "iserver/reauthenticate"):
+            return 503, {"error": "Service Unavailable", "statusCode": 503}, {}  # IBKR restarts
         if endpoint == "iserver/auth/status":
             if not s.logged_in:
                 return 401, "", {}

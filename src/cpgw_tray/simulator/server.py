@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .certs import make_certificate
+from .clock import SimClock
 from .model import SimulatedGateway
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class Simulator(SimulatedGateway):
         keyfile: str | None = None,
         tls: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        wall: SimClock | None = None,
+        region: str = "na",
     ) -> None:
         super().__init__(
             scenario=scenario,
@@ -49,6 +52,8 @@ class Simulator(SimulatedGateway):
             rate_limit=rate_limit,
             penalty=penalty,
             clock=clock,
+            wall=wall,
+            region=region,
         )
         self.requested_port = port
         self.stopping = threading.Event()
@@ -287,6 +292,12 @@ class _Handler(BaseHTTPRequestHandler):
             elif route == ("DELETE", "/sim/requests"):
                 sim.clear_requests()
                 self._send(200, {"cleared": True})
+            elif route == ("GET", "/sim/clock"):
+                self._send(200, sim.clock_state())
+            elif route == ("POST", "/sim/clock"):
+                body = body or {}
+                at = body.get("at")
+                self._send(200, sim.set_clock(None if at is None else str(at), body.get("region")))
             elif route == ("POST", "/sim/release"):
                 sim.released.set()
                 self._send(200, {"released": True})

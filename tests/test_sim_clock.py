@@ -1,0 +1,179 @@
+"""The simulator plays IBKR's clock at an injected time (`/sim/clock`, `sim --clock`),
+and the demo's "nightly restart" moves the clock it shares with the tray."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cpgw_tray import maintenance
+from cpgw_tray.app import simulate_menu
+from cpgw_tray.config import load
+from cpgw_tray.gateway import GatewayClient, RateGovernor
+from cpgw_tray.ibkr_clock import window_at
+from cpgw_tray.simulator import SimClock, Simulator
+from cpgw_tray.simulator.clock import parse_moment
+from cpgw_tray.status import State
+from cpgw_tray.tray import TrayApp
+
+from .conftest import control, run_cli
+from .test_tray import FakeBackend, IdlePoller
+
+NY = ZoneInfo("America/New_York")
+UTC = timezone.utc
+
+
+class Ticks:
+    """A fake monotonic clock for the client's rate governor: pacing costs no time."""
+
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def client(sim: Simulator) -> GatewayClient:
+    ticks = Ticks()
+    return GatewayClient(
+        sim.url, verify=False, governor=RateGovernor(clock=ticks), sleep=ticks.sleep
+    )
+
+
+def test_a_restart_window_ends_the_brokerage_session_until_it_is_over(sim: Simulator) -> None:
+    gateway = client(sim)
+    clock = control(sim.url, "/sim/clock", {"at": "2026-11-25T00:14:50-05:00", "region": "na"})
+    assert clock["injected"] and clock["window"] is None
+    assert clock["next_window"]["start"] == "2026-11-25T05:15:00.000Z"
+    assert gateway.auth_status().state is State.READY
+    control(sim.url, "/sim/clock", {"at": "2026-11-25T00:15:30-05:00"})
+    dropped = gateway.auth_status()
+    assert dropped.state is State.NOT_AUTHENTICATED and dropped.connected is True
+    refused = gateway.reauthenticate()  # nothing to start a session with while IBKR restarts
+    assert not refused.ok and "HTTP 503" in refused.message
+    assert control(sim.url, "/sim/clock", method="GET")["window"]["label"] == (
+        "IBKR nightly restart until 01:45 ET"
+    )
+    control(sim.url, "/sim/clock", {"at": "2026-11-25T01:46:00-05:00"})
+    assert gateway.reauthenticate().ok and gateway.auth_status().state is State.READY
+    # each window is played once, at its first request
+    control(sim.url, "/sim/clock", {"at": "2026-11-26T00:20:00-05:00"})
+    assert gateway.auth_status().state is State.NOT_AUTHENTICATED
+    control(sim.url, "/sim/clock", {"at": None})  # real time again: nothing is played
+    assert control(sim.url, "/sim/clock", method="GET")["injected"] is False
+    gateway.close()
+
+
+def test_the_weekly_token_reset_ends_the_login(sim: Simulator) -> None:
+    gateway = client(sim)
+    control(sim.url, "/sim/clock", {"at": "2026-11-28T12:00:00-05:00"})  # Saturday noon
+    assert gateway.auth_status().state is State.READY
+    control(sim.url, "/sim/clock", {"at": "2026-11-29T01:30:00-05:00"})  # past Sun 01:00 ET
+    assert gateway.auth_status().state is State.LOGGED_OUT
+    gateway.close()
+
+
+def test_a_simulator_on_real_time_plays_no_window() -> None:
+    # a clock that reads a window's middle, but was never injected
+    real = SimClock(lambda: datetime(2026, 11, 25, 5, 30, tzinfo=UTC))
+    with Simulator(0, scenario="ready", rate_limit=False, wall=real) as sim:
+        gateway = client(sim)
+        assert gateway.auth_status().state is State.READY
+        gateway.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"at": "tomorrow"}, "not an ISO 8601 time"),
+        ({"at": "2026-11-25T00:30"}, "has no UTC offset"),
+        ({"at": "now", "region": "us"}, "unknown region 'us'"),
+    ],
+)
+def test_bad_clock_requests_are_refused(sim: Simulator, body: dict[str, str], words: str) -> None:
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as info:
+        control(sim.url, "/sim/clock", body)
+    assert info.value.code == 400 and words in info.value.read().decode()
+
+
+def test_parse_moment() -> None:
+    assert parse_moment("2026-11-25T00:30Z") == datetime(2026, 11, 25, 0, 30, tzinfo=UTC)
+    assert parse_moment("2026-11-25T00:30-05:00") == datetime(2026, 11, 25, 5, 30, tzinfo=UTC)
+
+
+def test_sim_command_starts_at_the_given_clock() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cpgw_tray",
+            "sim",
+            "--port",
+            "0",
+            "--clock",
+            "2026-11-25T20:20+08:00",
+            "--region",
+            "ap",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(6)]
+        clock_line = next(line for line in lines if "IBKR's clock" in line)
+        assert "region ap: inside the window, IBKR nightly restart until 21:15 HKT" in clock_line
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            assert stream is not None
+            stream.close()
+
+
+def test_sim_command_refuses_a_bad_clock(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli("sim", "--port", "0", "--clock", "2026-11-25 00:30")
+    assert code == 64
+    assert "has no UTC offset" in capsys.readouterr().err
+
+
+def test_demo_nightly_restart_shares_one_clock_with_the_tray() -> None:
+    clock = SimClock()
+    with Simulator(0, scenario="ready", rate_limit=False, wall=clock) as sim:
+        config = load({"url": sim.url, "region": "na"}, env={})
+        client = GatewayClient(sim.url, verify=False, now=clock.now)
+        tray = TrayApp(config, client, poller=IdlePoller(), now=clock.now)
+        backend = FakeBackend()
+        tray.start(backend)
+        tray.extra_entries = lambda: simulate_menu(tray, sim, clock)
+        tray.refresh()
+        backend.drain()
+        simulate = next(e for e in backend.menu if e.text == "Simulate")
+        restart = next(e for e in simulate.submenu if e.text.startswith("nightly restart:"))
+        assert restart.checked is False and restart.action is not None
+        restart.action()
+        assert clock.injected and tray.poller.now_calls == 1  # type: ignore[attr-defined]
+        window = window_at("na", clock.now())
+        assert window is not None and window.kind == "daily"
+        assert timedelta(0) < clock.now() - window.start < timedelta(minutes=1)
+        status = tray.care.check()  # the simulator plays the window: the session drops
+        tray.apply(status)
+        assert status.state is State.NOT_AUTHENTICATED and status.maintenance_until == window.end
+        assert [v for k, v in backend.calls if k == "icon"][-1] == maintenance.ICON
+        simulate = next(e for e in backend.menu if e.text == "Simulate")
+        restart = next(e for e in simulate.submenu if e.text.startswith("nightly restart:"))
+        assert restart.checked is True and restart.action is not None
+        restart.action()  # again: back to real time
+        assert not clock.injected
+        client.close()

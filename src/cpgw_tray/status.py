@@ -305,7 +305,7 @@ def classify_failure(
     if failure is Failure.BAD_REPLY:
         detail = f"The gateway's reply could not be used: {reason}."
         return _make(State.ERROR, detail, meta, http_status=http_status)
-    return _make(State.ERROR, f"Could not connect: {reason}.", meta)
+    return _make(State.ERROR, f"The connection failed: {reason}.", meta)
 
 
 def classify_reply(

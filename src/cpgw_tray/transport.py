@@ -319,13 +319,16 @@ def read_capped(response: requests.Response, cap: int, deadline: Deadline) -> by
     if inflater is None and length.isdigit() and int(length) > cap:
         raise BadReply(f"reply too large ({int(length)} bytes; at most {cap} are read)")
     body = bytearray()
-    raw = response.raw
+    raw, received = response.raw, 0
     while True:
         chunk = raw.read(READ_CHUNK, decode_content=False)
         if deadline.expired:  # the watchdog's shutdown can look like a clean end
             raise TimeoutError("deadline passed")
         if not chunk:
+            if length.isdigit() and received < int(length):  # urllib3 1.26 lets this pass
+                raise http.client.IncompleteRead(b"", int(length) - received)
             return bytes(body)
+        received += len(chunk)
         body += inflater.feed(chunk, cap + 1 - len(body)) if inflater else chunk
         if len(body) > cap:
             raise BadReply(f"reply too large (more than {cap} bytes)")

@@ -453,3 +453,15 @@ def test_bad_url_exits_64_with_one_line_and_no_password(
     assert code == 64 and out == ""
     assert err.count("\n") == 1 and "hunter2" not in err and "trader" not in err
     assert "https://***@127.0.0.1:5000" in err
+
+
+def test_unreadable_ca_bundle_is_an_error_not_a_traceback(sim: Simulator, tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("this is not a certificate\n")
+    client = GatewayClient(sim.url, verify=str(bad))
+    try:
+        status = client.auth_status()
+    finally:
+        client.close()
+    assert status.state.value == "error" and "could not be loaded" in status.detail
+    assert sim.requests() == []  # nothing is sent without the context the user asked for

@@ -456,13 +456,13 @@ def assert_valid(status: Status) -> None:
     json.dumps(status.to_json(), allow_nan=False)  # the contract's JSON, always writable
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(endpoint=st.sampled_from([A, T]), code=STATUSES, body=st.binary(max_size=2000))
 def test_any_bytes_classify_to_a_valid_state(endpoint: Endpoint, code: int, body: bytes) -> None:
     assert_valid(classify_reply(endpoint, code, body.decode("utf-8", "replace"), META))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     endpoint=st.sampled_from([A, T]),
     code=STATUSES,
@@ -477,7 +477,7 @@ def test_any_json_classifies_to_a_valid_state(
     assert_valid(classify_reply(endpoint, code, json.dumps(value), META))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     accounts=JSON_VALUES
     | st.fixed_dictionaries({}, optional={"accounts": JSON_VALUES, "isPaper": JSON_VALUES}),

@@ -125,7 +125,8 @@ class _Watchdog:
                     target=self._run, name="request-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0][2] is deadline:  # due before any other: wake the thread
+                self._cond.notify()
 
     def _run(self) -> None:
         while True:

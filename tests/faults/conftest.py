@@ -20,6 +20,17 @@ from .hostile import Hostile, gzip_bomb
 TIMEOUT = 1.0  # the client's budget per request in these tests
 
 
+@pytest.fixture(autouse=True)
+def nothing_left_running() -> Iterator[None]:
+    """After each fault test no process the test started is still running."""
+    import psutil
+
+    yield
+    children = psutil.Process().children(recursive=True)
+    _gone, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+
+
 @pytest.fixture(scope="session")
 def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hostile-cert")

@@ -328,12 +328,15 @@ def _read_request(sock: socket.socket) -> Request | None:
 
 
 def main() -> None:
-    """Serve "ready" until killed; print the port once listening."""
+    """Serve "ready" until killed (``--close``: one reply per connection); print the
+    port once listening."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cert-dir", type=Path, required=True)
+    parser.add_argument("--close", action="store_true", help="close after each reply")
     args = parser.parse_args()
     server = Hostile(args.cert_dir, args.port).start()
+    server.set(ready(close=args.close))
     print(server.port, flush=True)
     threading.Event().wait()
 

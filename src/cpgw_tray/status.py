@@ -15,6 +15,8 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
+from .accounts import Account as Account  # re-exported: the account facts' old home
+from .accounts import parse_account as parse_account
 from .strictjson import BadJSON, loads
 from .urls import gateway_root as gateway_root  # re-exported: the tray and CLI use it
 from .urls import port_of
@@ -442,40 +444,3 @@ def _classify_auth(
     if connected is True and competing is False:
         return make(State.READY)
     return make(State.ERROR, f"Unexpected reply (connected/competing missing): {_excerpt(body)}")
-
-
-# --------------------------------------------------------------------------- accounts
-
-
-@dataclass(frozen=True)
-class Account:
-    """Which account is logged in, from ``/iserver/accounts`` and ``/sso/validate``."""
-
-    ids: tuple[str, ...]
-    paper: bool | None
-
-    @property
-    def kind(self) -> str:
-        return "Paper" if self.paper else "Live" if self.paper is False else "Paper or live unknown"
-
-
-def parse_account(accounts: Any, validate: Any = None) -> Account | None:
-    """Account facts from the two replies (either may be missing or odd).
-
-    Paper or live, in order of trust: ``isPaper``; ``LOGIN_TYPE`` (1 live, 2 paper);
-    the id prefix (paper account ids start with ``DU``)."""
-    if not isinstance(accounts, dict):
-        return None
-    raw = accounts.get("accounts")
-    ids = tuple(a for a in raw if isinstance(a, str)) if isinstance(raw, list) else ()
-    paper: bool | None = None
-    login_type = validate.get("LOGIN_TYPE") if isinstance(validate, dict) else None
-    if isinstance(accounts.get("isPaper"), bool):
-        paper = accounts["isPaper"]
-    elif type(login_type) is int and login_type in (1, 2):  # a real int: True == 1
-        paper = login_type == 2
-    elif ids:
-        paper = all(a.startswith("DU") for a in ids)
-    if not ids and paper is None:
-        return None
-    return Account(ids, paper)

@@ -101,11 +101,6 @@ def test_watch_goes_on_to_the_next_verdict(hostile: Hostile, bad: Behaviour, sho
     assert proc.returncode is not None
 
 
-# The lead's fix of watch's pipe and signal handling (issue 9, item 7) makes this pass;
-# until it lands on this branch watch outlives its closed pipe. Remove the mark then.
-@pytest.mark.xfail(
-    strict=True, reason="waits for the lead's watch pipe/signal fix (issue 9 item 7)"
-)
 def test_watch_into_head_leaves_nothing_behind(hostile: Hostile) -> None:
     watch = cli(
         "--url", hostile.url, "--timeout", "1", "watch", "--json", "--interval", "1",

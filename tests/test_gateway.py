@@ -394,6 +394,7 @@ def test_reauthenticate_never_takes_over_unless_asked(sim: Simulator) -> None:
         ("HTTPS://LocalHost:5000/v1/api", "https://localhost:5000"),
         ("https://127.0.0.1:5000/v1/api/", "https://127.0.0.1:5000"),
         ("http://[::1]:5000", "http://[::1]:5000"),
+        ("https://localhost:", "https://localhost"),
         ("https://gw.example.com", "https://gw.example.com"),
     ],
 )
@@ -418,6 +419,7 @@ def test_check_url_accepts_and_normalises(given: str, root: str) -> None:
         ("https://127.0.0.1\t:5000", "control"),
         ("https://exa%6dple.com", "characters"),
         ("https://127.0.0.1:5000:6000", "port"),
+        ("https://127.0.0.1:+5000", "port"),
     ],
 )
 def test_check_url_refuses_with_one_line_and_no_password(given: str, words: str) -> None:

@@ -103,7 +103,7 @@ def _shut(conn: HTTPConnection) -> None:
     """Wake a read blocked on ``conn``'s socket, from any thread. The plain socket's
     shutdown, not SSLSocket's (which also drops the TLS object under the reader)."""
     sock = getattr(conn, "sock", None)
-    if sock is not None:
+    if isinstance(sock, socket.socket):  # not urllib3's TLS-in-TLS wrapper (proxies)
         with contextlib.suppress(OSError):
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
 

@@ -87,12 +87,16 @@ def check_url(value: str) -> str:
     if parts.path not in ROOT_PATHS:
         raise ValueError(f"{shown}: the path must be empty, / or /v1/api; expected {example}")
     netloc = parts.netloc.lower()
-    bare = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") and ":" in netloc else netloc
+    bare, colon, digits = netloc.rpartition(":")
+    if not colon or netloc.endswith("]"):  # no port (an IPv6 host has colons of its own)
+        bare, digits = netloc, ""
+    if digits and not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"{shown} has a bad port number")
     if not _HOST_CHARS.match(bare):
         raise ValueError(f"{shown}: the host {bare!r} has characters a host name cannot have")
     if _urllib3_host(text) != (host, port):
         raise ValueError(f"{shown}: the host is ambiguous (URL parsers disagree on it)")
-    return f"{scheme}://{netloc}"
+    return f"{scheme}://{bare}" + (f":{digits}" if digits else "")
 
 
 def _urllib3_host(text: str) -> tuple[str, int | None] | None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 
-from cpgw_tray.gateway import GatewayClient, RateGovernor, api_base, is_loopback, parse_retry_after
+from cpgw_tray.gateway import GatewayClient
+from cpgw_tray.governor import RateGovernor, parse_retry_after
 from cpgw_tray.simulator import Simulator
+from cpgw_tray.urls import api_base, is_loopback
 
 from .conftest import SYSTEM_CA, PlainHTTPServer, control, free_port, status_json
 from .test_status import JSON_FIELDS
@@ -252,3 +255,143 @@ def test_session_times_out_and_daily_reset() -> None:
         clock[0] += 2
         assert client.auth_status().state.value == "logged_out"  # the daily reset
         client.close()
+
+
+# ------------------------------------------------------------------ TLS context, reconnects
+
+
+@pytest.mark.parametrize("verify", ["off", "bundle", "default"])
+def test_a_reconnect_costs_a_handshake_not_a_ca_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verify: str
+) -> None:
+    """urllib3 used to build a context and load the CA store on every new connection
+    (74 % of idle CPU against a gateway that closes connections). Now: once per client."""
+    import ssl
+    from collections import Counter
+
+    from .faults.hostile import Hostile, ready
+
+    loads: Counter[str] = Counter()
+    for name in ("load_verify_locations", "set_default_verify_paths", "load_default_certs"):
+        original = getattr(ssl.SSLContext, name)
+
+        def counting(
+            self: ssl.SSLContext, *a: object, _n: str = name, _o: Any = original, **k: object
+        ) -> Any:
+            loads[_n] += 1
+            return _o(self, *a, **k)
+
+        monkeypatch.setattr(ssl.SSLContext, name, counting)
+    with Hostile(tmp_path) as server:
+        server.set(ready(close=True))  # "Connection: close": every check reconnects
+        chosen: bool | str = {
+            "off": False,
+            "bundle": str(tmp_path / "cert.pem"),  # the self-signed certificate as its own CA
+            "default": True,  # requests' bundle: the hostile certificate fails to verify
+        }[verify]
+        client = GatewayClient(
+            server.url, verify=chosen, timeout=5, governor=RateGovernor(spacing=0)
+        )
+        built = sum(loads.values())
+        expected = "error" if verify == "default" else "ready"
+        for _ in range(4):
+            assert client.auth_status().state.value == expected
+        client.close()
+        assert server.connections == 4
+    assert built == (0 if verify == "off" else 1)
+    assert sum(loads.values()) == built, loads  # no load per reconnect
+
+
+def test_explicit_insecure_is_not_flipped_by_the_environment(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """REQUESTS_CA_BUNDLE names a CA that does not sign the simulator's certificate: an
+    explicit verify=False on a remote-looking client still does not verify."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", SYSTEM_CA)
+    client = GatewayClient(sim.url, verify=False, governor=RateGovernor(spacing=0))
+    client.session.trust_env = True  # as for a remote host
+    try:
+        assert client.auth_status().state.value == "ready"
+    finally:
+        client.close()
+
+
+# ------------------------------------------------------------------ honest governor, actions
+
+
+def test_governor_books_nothing_for_a_caller_that_will_not_wait() -> None:
+    from cpgw_tray.gateway import Deferred
+
+    clock = FakeClock()
+    gov = RateGovernor(spacing=1.1, clock=clock)
+    assert gov.reserve("tickle", max_wait=0) == 0
+    for _ in range(3):  # refused: nothing booked, so later slots do not move
+        with pytest.raises(Deferred) as held:
+            gov.reserve("tickle", max_wait=0.5)
+        assert held.value.wait == pytest.approx(1.1)
+    assert gov.reserve("tickle") == pytest.approx(1.1)
+
+
+def test_governor_back_off_defers_without_booking() -> None:
+    from cpgw_tray.gateway import Deferred
+
+    clock = FakeClock()
+    gov = RateGovernor(clock=clock)
+    gov.rate_limited(60)
+    with pytest.raises(Deferred) as held:
+        gov.reserve("iserver/auth/status", max_wait=5)
+    assert held.value.wait == 60
+    clock.now += 60
+    assert gov.reserve("iserver/auth/status", max_wait=5) == 0
+
+
+def test_governor_overall_cap_counts_only_the_last_second() -> None:
+    clock = FakeClock()
+    gov = RateGovernor(spacing=0, per_second=2, clock=clock)
+    assert gov.reserve("sso/validate") == 0
+    assert gov.reserve("sso/validate") == pytest.approx(61)  # booked far ahead
+    assert gov.reserve("a") == 0  # the far booking does not fill this second
+    assert gov.reserve("b") == pytest.approx(1.01)
+
+
+def test_held_back_check_raises_deferred_and_sends_nothing(sim: Simulator) -> None:
+    from cpgw_tray.gateway import Deferred
+
+    clock = FakeClock()
+    gov = RateGovernor(clock=clock)
+    gov.rate_limited(120)
+    client = GatewayClient(sim.url, verify=False, governor=gov)
+    try:
+        for check in (client.auth_status, client.tickle):
+            with pytest.raises(Deferred):
+                check()
+        assert client.account() is None
+        assert not client.logout().ok
+    finally:
+        client.close()
+    assert sim.requests() == []
+
+
+def test_reauthenticate_never_takes_over_unless_asked(sim: Simulator) -> None:
+    sim.set_scenario("competing")
+    client = GatewayClient(sim.url, verify=False, governor=RateGovernor(spacing=0))
+    try:
+        outcome = client.reauthenticate()  # compete: false
+        assert not outcome.ok
+        assert client.auth_status().state.value == "competing"
+        assert client.reauthenticate(take_over=True).ok
+        assert client.auth_status().state.value == "ready"
+    finally:
+        client.close()
+
+
+def test_unreadable_ca_bundle_is_an_error_not_a_traceback(sim: Simulator, tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("this is not a certificate\n")
+    client = GatewayClient(sim.url, verify=str(bad))
+    try:
+        status = client.auth_status()
+    finally:
+        client.close()
+    assert status.state.value == "error" and "could not be loaded" in status.detail
+    assert sim.requests() == []  # nothing is sent without the context the user asked for

@@ -10,12 +10,13 @@ from collections import Counter
 
 import pytest
 
+from cpgw_tray.accounts import Account, parse_account
 from cpgw_tray.config import load
-from cpgw_tray.gateway import GatewayClient, Outcome, RateGovernor
+from cpgw_tray.gateway import Deferred, GatewayClient, Outcome, RateGovernor
 from cpgw_tray.poller import Poller
 from cpgw_tray.session import SessionCare
 from cpgw_tray.simulator import Logged, Simulator
-from cpgw_tray.status import Account, State, Status, parse_account
+from cpgw_tray.status import State, Status
 from cpgw_tray.tray import TrayApp
 
 from .conftest import run_cli
@@ -205,8 +206,9 @@ def test_429_backs_off_and_says_when() -> None:
         assert first.state is State.RATE_LIMITED and first.retry_after_s == 60  # Retry-After: 60
         assert "Next check in 60 s, at " in first.detail
         clock.now += 30
-        held = client.auth_status()  # still in the back-off: nothing is sent
-        assert held.state is State.RATE_LIMITED and 29 <= (held.retry_after_s or 0) <= 31
+        with pytest.raises(Deferred) as held:  # still in the back-off: nothing is sent,
+            client.auth_status()  # so no verdict is made up (no fabricated 429)
+        assert 29 <= held.value.wait <= 31
         assert len(sim.requests()) == 1
         sim.set_scenario("ready")
         clock.now += 31

@@ -155,7 +155,7 @@ def test_saved_change_is_applied_live_restart_keys_wait(tmp_path: Path) -> None:
     assert app.poller.interval == 30
     save(path, 'interval = 5\nkeepalive = 20\ntimeout = 4\nurl = "https://127.0.0.1:5999"\n')
     items.apply(load({}, config_path=str(path), env={}))
-    assert (app.poller.interval, app.poller.keepalive, app.client.timeout) == (5, 20, (4, 4))
+    assert (app.poller.interval, app.poller.keepalive, app.client.timeout) == (5, 20, 4)
     assert app.poller.timeout == 4
     assert app.config.interval == 5 and app.config.url == "https://127.0.0.1:5000"  # kept
     assert "Restart cpgw-tray to apply: url" in [e.text for e in backend.menu]

@@ -258,7 +258,7 @@ def test_429_keeps_retry_after() -> None:
         (Failure.TLS_PLAINTEXT, State.ERROR, "answers without TLS"),
         (Failure.TLS_CERT, State.ERROR, "did not verify"),
         (Failure.TLS, State.ERROR, "TLS handshake"),
-        (Failure.CONNECTION, State.ERROR, "Could not connect"),
+        (Failure.CONNECTION, State.ERROR, "The connection failed"),
     ],
 )
 def test_classify_failure(failure: Failure, state: State, words: str) -> None:

@@ -85,7 +85,7 @@ def cmd_action(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_open(args: argparse.Namespace, out: TextIO) -> int:
     import webbrowser
 
-    from .status import gateway_root
+    from .urls import gateway_root
 
     url = gateway_root(resolve(args).url)
     out.write(f"Opening {url}\n")

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,6 +23,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from . import paths
 from .constants import ENV_PREFIX
+from .urls import check_url
 
 DEFAULT_URL = "https://127.0.0.1:5000"
 
@@ -65,7 +65,7 @@ class Config:
         if self.ca_bundle:
             return self.ca_bundle
         if self.insecure is None:
-            from .gateway import is_loopback
+            from .urls import is_loopback
 
             return not is_loopback(self.url)
         return not self.insecure
@@ -113,14 +113,7 @@ def _as_number(
 def _as_url(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a URL string")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not a URL like https://127.0.0.1:5000 (scheme and host)")
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise ValueError(f"{value!r} has a bad port number") from None
-    return value.strip().rstrip("/")
+    return check_url(value)
 
 
 def _as_file(value: Any) -> str:

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .status import State, Status, gateway_root, iso_utc
+from .status import State, Status, iso_utc
+from .urls import gateway_root
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from . import maintenance
-from .gateway import Deferred
+from .governor import Deferred
 from .status import (
     SESSION_STATES,
     State,

@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from .accounts import Account
 from .gateway import Deferred, GatewayClient
 from .maintenance import IbkrClock
-from .status import SESSION_STATES, Account, State, Status
+from .status import SESSION_STATES, State, Status
 
 log = logging.getLogger(__name__)
 

@@ -166,7 +166,7 @@ class SettingsItems:
         if "auto_reauth" in live:
             app.care.auto_reauth = new.auto_reauth
         if "timeout" in live:
-            app.client.timeout = (new.timeout, new.timeout)
+            app.client.timeout = new.timeout
             app.poller.timeout = new.timeout  # a verdict stays fresh for a reply's wait too
         if "interval" in live or "keepalive" in live:
             app.poller.interval = new.interval

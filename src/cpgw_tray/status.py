@@ -8,12 +8,15 @@ arrives as arguments, so the same reply always gives the same verdict.
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
+
+from .strictjson import BadJSON, loads
+from .urls import gateway_root, port_of
 
 
 class State(str, Enum):
@@ -96,6 +99,7 @@ class Failure(str, Enum):
     TLS_CERT = "tls_cert"  # certificate did not verify
     TLS = "tls"  # any other TLS failure
     CONNECTION = "connection"  # reset, DNS failure, no route, ...
+    BAD_REPLY = "bad_reply"  # a reply came but cannot be used: too large, broken headers
 
 
 @dataclass(frozen=True)
@@ -202,19 +206,6 @@ def stale_view(latest: Status, until: datetime, now: datetime) -> Status | None:
 # --------------------------------------------------------------------------- helpers
 
 
-def gateway_root(url: str) -> str:
-    """``https://127.0.0.1:5000/v1/api/tickle`` -> ``https://127.0.0.1:5000/``."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/"
-
-
-def _port(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.port:
-        return str(parts.port)
-    return "443" if parts.scheme == "https" else "80"
-
-
 def _excerpt(text: str, limit: int = 160) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -286,9 +277,12 @@ def _detail(state: State, url: str) -> str:
 # --------------------------------------------------------------------------- classify
 
 
-def classify_failure(failure: Failure, reason: str, meta: Meta) -> Status:
-    """Classify a request that got no HTTP reply at all."""
-    port = _port(meta.url)
+def classify_failure(
+    failure: Failure, reason: str, meta: Meta, http_status: int | None = None
+) -> Status:
+    """Classify a request that got no usable HTTP reply (``http_status``: the status
+    line of a reply that came but could not be used)."""
+    port = port_of(meta.url)
     if failure is Failure.REFUSED:
         return _make(State.GATEWAY_DOWN, _detail(State.GATEWAY_DOWN, meta.url), meta)
     if failure is Failure.TIMEOUT:
@@ -312,7 +306,10 @@ def classify_failure(failure: Failure, reason: str, meta: Meta) -> Status:
         return _make(State.ERROR, detail, meta)
     if failure is Failure.TLS:
         return _make(State.ERROR, f"TLS handshake on port {port} failed ({reason}).", meta)
-    return _make(State.ERROR, f"Could not connect: {reason}.", meta)
+    if failure is Failure.BAD_REPLY:
+        detail = f"The gateway's reply could not be used: {reason}."
+        return _make(State.ERROR, detail, meta, http_status=http_status)
+    return _make(State.ERROR, f"The connection failed: {reason}.", meta)
 
 
 def classify_reply(
@@ -331,13 +328,13 @@ def classify_reply(
 
     if body.lstrip().startswith("Access Denied"):
         return make(State.ACCESS_DENIED)
+    refused: str | None = None  # why JSON-looking text was refused (too deep, NaN, ...)
     try:
-        parsed: Any = json.loads(body) if body.strip() else None
-    except ValueError:
+        parsed: Any = loads(body) if body.strip() else None
+    except BadJSON as exc:
         parsed = None
-        is_json = False
-    else:
-        is_json = parsed is not None
+        refused = None if str(exc) == "not JSON" else str(exc)
+    is_json = parsed is not None
     error = _error_text(parsed)
 
     if code == 401:
@@ -368,8 +365,10 @@ def classify_reply(
         return make(State.ERROR, f"The gateway answered HTTP {code}. {hint} {_excerpt(body)}")
     if not 200 <= code < 300:
         return make(State.ERROR, f"Unexpected HTTP {code}: {_excerpt(body)}")
+    if refused is not None:
+        return make(State.ERROR, f"The gateway's reply could not be used: {refused}.")
     if not is_json:
-        port = _port(meta.url)
+        port = port_of(meta.url)
         detail = (
             f"The reply is not the gateway's (not JSON): {_excerpt(body) or 'empty'}. "
             f"Another program may hold port {port}."
@@ -383,7 +382,8 @@ def classify_reply(
     if endpoint is Endpoint.TICKLE and isinstance(parsed, dict):
         expires = parsed.get("ssoExpires")
         if isinstance(expires, (int, float)) and not isinstance(expires, bool):
-            sso_expires_s = expires / 1000.0
+            # NaN, infinite or negative is no time left on the login: unknown
+            sso_expires_s = expires / 1000.0 if 0 <= expires < math.inf else None
         iserver = parsed.get("iserver")
         auth = iserver.get("authStatus") if isinstance(iserver, dict) else None
     if not isinstance(auth, dict):
@@ -446,39 +446,3 @@ def _classify_auth(
     if connected is True and competing is False:
         return make(State.READY)
     return make(State.ERROR, f"Unexpected reply (connected/competing missing): {_excerpt(body)}")
-
-
-# --------------------------------------------------------------------------- accounts
-
-
-@dataclass(frozen=True)
-class Account:
-    """Which account is logged in, from ``/iserver/accounts`` and ``/sso/validate``."""
-
-    ids: tuple[str, ...]
-    paper: bool | None
-
-    @property
-    def kind(self) -> str:
-        return "Paper" if self.paper else "Live" if self.paper is False else "Paper or live unknown"
-
-
-def parse_account(accounts: Any, validate: Any = None) -> Account | None:
-    """Account facts from the two replies (either may be missing or odd).
-
-    Paper or live, in order of trust: ``isPaper``; ``LOGIN_TYPE`` (1 live, 2 paper);
-    the id prefix (paper account ids start with ``DU``)."""
-    if not isinstance(accounts, dict):
-        return None
-    raw = accounts.get("accounts")
-    ids = tuple(a for a in raw if isinstance(a, str)) if isinstance(raw, list) else ()
-    paper: bool | None = None
-    if isinstance(accounts.get("isPaper"), bool):
-        paper = accounts["isPaper"]
-    elif isinstance(validate, dict) and validate.get("LOGIN_TYPE") in (1, 2):
-        paper = validate["LOGIN_TYPE"] == 2
-    elif ids:
-        paper = all(a.startswith("DU") for a in ids)
-    if not ids and paper is None:
-        return None
-    return Account(ids, paper)

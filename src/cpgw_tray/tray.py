@@ -25,7 +25,8 @@ from .maintenance import IbkrClock
 from .menu import SEPARATOR, Entry, signature
 from .poller import Poller
 from .session import SessionCare
-from .status import SESSION_STATES, State, Status, gateway_root, unknown
+from .status import SESSION_STATES, State, Status, unknown
+from .urls import gateway_root
 
 if TYPE_CHECKING:
     from .backends import Backend

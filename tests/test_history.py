@@ -200,3 +200,21 @@ def test_watch_and_tray_record_each_change_once(tmp_path: Path) -> None:
         rows = list(history.rows())
         assert [r.state for r in rows] == ["ready", "logged_out", "ready"]
         assert {r.source for r in rows} == {source}
+
+
+def test_history_png_shades_the_regions_restart_windows(tmp_path: Path) -> None:
+    """The picture of a day in region na: 00:15–01:45 ET is shaded, noon is not."""
+    from PIL import Image
+
+    from cpgw_tray.config import load
+    from cpgw_tray.history_cli import write_timeline
+
+    history = History(tmp_path / "h.jsonl", source="tray")
+    history.record(status(State.READY, datetime(2026, 11, 24, 12, tzinfo=timezone.utc)))
+    end = datetime(2026, 11, 25, 18, 0, tzinfo=timezone.utc)  # Wednesday 13:00 ET
+    config = load({"region": "na", "restart_windows": True}, env={})
+    path = write_timeline(history, tmp_path / "day.png", end, config)
+    with Image.open(path) as image:
+        inside = _colour_at(image, datetime(2026, 11, 25, 6, 0, tzinfo=timezone.utc), end)
+        noon = _colour_at(image, datetime(2026, 11, 25, 17, 0, tzinfo=timezone.utc), end)
+    assert noon == LOOKS[State.READY].colour and sum(inside) < sum(noon)

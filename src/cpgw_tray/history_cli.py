@@ -9,9 +9,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .options import UsageError, add_shared
+from .options import UsageError, add_shared, resolve
 
 if TYPE_CHECKING:
+    from .config import Config
     from .history import History
 
 
@@ -41,7 +42,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(str(exc)) from None
     history = History(paths.history_file(), source="")
     if args.png:
-        path = write_timeline(history, Path(args.png), now)
+        path = write_timeline(history, Path(args.png), now, resolve(args))
         out.write(f"Wrote {path}\n")
         return 0
     rows = list(history.rows(since))
@@ -63,12 +64,23 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def write_timeline(history: History, path: Path, now: datetime) -> Path:
-    """Render the 24 hours before ``now`` to ``path`` as PNG."""
+def write_timeline(history: History, path: Path, now: datetime, config: Config) -> Path:
+    """Render the 24 hours before ``now`` to ``path`` as PNG, IBKR's restart windows for
+    the configured region shaded."""
+    from datetime import timedelta
+
+    from .ibkr_clock import windows
+    from .maintenance import IbkrClock
     from .timeline import render
 
+    clock = IbkrClock.from_config(config)
+    shade = (
+        [(w.start, w.end) for w in windows(clock.region, now - timedelta(hours=24), now)]
+        if clock.enabled
+        else []
+    )
     rows = list(history.rows())  # the state in force before the window counts too
-    image = render(rows, now)
+    image = render(rows, now, shade=shade)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path

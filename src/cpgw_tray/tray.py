@@ -319,7 +319,10 @@ class TrayApp:
             assert self.history is not None
             try:
                 path = write_timeline(
-                    self.history, paths.state_dir() / "history-24h.png", datetime.now(timezone.utc)
+                    self.history,
+                    paths.state_dir() / "history-24h.png",
+                    datetime.now(timezone.utc),
+                    self.config,
                 )
             except Exception as exc:
                 log.exception("cannot draw the history")

@@ -166,6 +166,8 @@ def _claim_request(conn: HTTPConnection) -> None:
 
 
 class _Conn(HTTPConnection):
+    """A connection whose connect, socket and requests belong to the current deadline."""
+
     def _new_conn(self) -> socket.socket:
         deadline = _bound_connect(self)
         sock = super()._new_conn()
@@ -177,16 +179,8 @@ class _Conn(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _SConn(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        deadline = _bound_connect(self)
-        sock = super()._new_conn()
-        _claim_socket(self, sock, deadline)
-        return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _claim_request(self)
-        super().request(*args, **kwargs)
+class _SConn(_Conn, HTTPSConnection):
+    """The same over TLS (the handshake runs inside ``connect``, after ``_new_conn``)."""
 
 
 def _release(conn: Any) -> None:

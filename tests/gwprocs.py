@@ -108,8 +108,8 @@ def start_outside(directory: Path) -> subprocess.Popen[bytes]:
     )
 
 
-@pytest.fixture
-def gw_dir(tmp_path: Path) -> Iterator[Path]:
+@pytest.fixture(name="gw_dir")
+def gw_dir_fixture(tmp_path: Path) -> Iterator[Path]:
     """A simulated gateway folder of this test's own, on a free port; whatever runs in
     it is killed afterwards, by process group."""
     directory = make_gateway_dir(tmp_path / "clientportal.gw", port=free_port())
@@ -119,8 +119,8 @@ def gw_dir(tmp_path: Path) -> Iterator[Path]:
         kill_everything_in(tmp_path)
 
 
-@pytest.fixture
-def make_dir(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+@pytest.fixture(name="make_dir")
+def make_dir_fixture(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     """More gateway folders for the same test, each on its own free port."""
 
     def make(name: str) -> Path:

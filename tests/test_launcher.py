@@ -4,6 +4,7 @@ its own folder on its own port and looks only at its own processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -35,7 +36,7 @@ from .gwprocs import (
     alive,
     cli,
     gateways_in,
-    gw_dir,  # noqa: F401  (fixture)
+    gw_dir_fixture,  # noqa: F401  (fixture)
     procs_in,
     start_outside,
     wait_for,
@@ -235,19 +236,19 @@ def test_a_stale_record_is_not_trusted(gw_dir: Path, tmp_path: Path) -> None:
     record = record_path(gw_dir)
     other = subprocess.Popen(["sleep", "60"], cwd=tmp_path, start_new_session=True)
     try:
-        text = (
-            '{"folder": "%s", "pid": %d, "pgid": %d, "sid": %d, "create_time": %f, '
-            '"port": %d, "log": "%s"}'
-        ) % (
-            gw_dir.resolve(),
-            other.pid,
-            other.pid,
-            other.pid,
-            psutil.Process(other.pid).create_time() - 100,
-            port_of(gw_dir),
-            tmp_path / "gateway.log",
+        record.write_text(
+            json.dumps(
+                {
+                    "folder": str(gw_dir.resolve()),
+                    "pid": other.pid,
+                    "pgid": other.pid,
+                    "sid": other.pid,
+                    "create_time": psutil.Process(other.pid).create_time() - 100,
+                    "port": port_of(gw_dir),
+                    "log": str(tmp_path / "gateway.log"),
+                }
+            )
         )
-        record.write_text(text)
         assert gateway_in(gw_dir) is None
         assert cli("gateway", "stop", "--dir", str(gw_dir)).returncode == 0
         assert alive(other.pid)

@@ -25,8 +25,8 @@ from .gwprocs import (
     cli,
     cli_env,
     gateways_in,
-    gw_dir,  # noqa: F401  (fixture)
-    make_dir,  # noqa: F401  (fixture)
+    gw_dir_fixture,  # noqa: F401  (fixture)
+    make_dir_fixture,  # noqa: F401  (fixture)
     port_of,
     procs_in,
     wait_for,

@@ -16,7 +16,7 @@ from cpgw_tray.identity import log_for
 from cpgw_tray.launcher import Launcher
 
 from .conftest import run_cli
-from .gwprocs import cli, cli_env, gw_dir  # noqa: F401  (fixture)
+from .gwprocs import cli, cli_env, gw_dir_fixture  # noqa: F401  (fixture)
 
 REAL = pytest.mark.e2e
 MB = 1024 * 1024

@@ -21,8 +21,8 @@ from cpgw_tray.tray import TrayApp
 from .gwprocs import (
     alive,
     cli,
-    gw_dir,  # noqa: F401  (fixture)
-    make_dir,  # noqa: F401  (fixture)
+    gw_dir_fixture,  # noqa: F401  (fixture)
+    make_dir_fixture,  # noqa: F401  (fixture)
     port_of,
     procs_in,
     wait_for,
@@ -91,12 +91,10 @@ def test_tray_stays_responsive_while_a_launch_waits(gw_dir: Path, tmp_path: Path
 
 
 @REAL
-def test_tray_acts_on_its_own_folder_only(
-    make_dir: Callable[[str], Path], tmp_path: Path
-) -> None:
+def test_tray_acts_on_its_own_folder_only(make_dir: Callable[[str], Path], tmp_path: Path) -> None:
     live, paper = make_dir("live"), make_dir("paper")
     assert cli("gateway", "start", "--dir", str(live), "--wait").returncode == 0
-    app, backend, control = tray_for(paper, tmp_path)
+    _, backend, control = tray_for(paper, tmp_path)
     assert control.running is None  # live's gateway is not the tray's
     assert not item(backend, "Stop gateway").enabled  # type: ignore[attr-defined]
     click(backend, "Launch gateway")  # paper starts while live runs
@@ -122,7 +120,9 @@ def test_a_failure_in_any_gateway_action_is_a_note_and_a_notification(
     settle(control)
     backend.drain()
     assert app.last_action is not None and "disk on fire" in app.last_action
-    assert any("disk on fire" in str(message) for kind, message in backend.calls if kind == "notify")
+    assert any(
+        "disk on fire" in str(message) for kind, message in backend.calls if kind == "notify"
+    )
     assert item(backend, "Launch gateway").enabled  # type: ignore[attr-defined]
     assert procs_in(gw_dir) == []
 

@@ -173,6 +173,7 @@ def test_a_gateway_that_fails_to_start_is_exit_1_with_its_last_lines(gw_dir: Pat
     assert procs_in(gw_dir) == []
 
 
+@REAL
 def test_not_permitted_is_exit_3(
     gw_dir: Path,
     tmp_path: Path,

@@ -142,3 +142,14 @@ def test_tray_keeps_stop_for_a_lone_child(gw_dir: Path, tmp_path: Path) -> None:
     click(backend, "Stop gateway")
     settle(control)
     assert control.running is None and not alive(running.pid) and procs_in(gw_dir) == []
+
+
+def test_a_failed_open_is_a_note_and_a_notification(
+    gw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, backend, _ = tray_for(gw_dir, tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))  # no xdg-open
+    click(backend, "Open gateway folder")
+    backend.drain()
+    assert app.last_action is not None and app.last_action.startswith("Gateway: ")
+    assert any(kind == "notify" for kind, _ in backend.calls)

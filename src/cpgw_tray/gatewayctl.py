@@ -181,16 +181,22 @@ class GatewayControl:
         self._work("Restarting gateway…", both)
 
     def open_log(self) -> None:
-        from .launcher import open_path
-
         if self.log_path is not None:
-            open_path(self.log_path)
+            self._open(self.log_path)
 
     def open_folder(self) -> None:
+        if self.launcher is not None:
+            self._open(self.launcher.directory)
+
+    def _open(self, path: Path) -> None:
+        """Open a file or folder with the desktop's program; a failure (no opener) is
+        shown, not lost on the tray's thread."""
         from .launcher import open_path
 
-        if self.launcher is not None:
-            open_path(self.launcher.directory)
+        try:
+            open_path(path)
+        except Exception as exc:
+            self.app.note(self._fail(exc))
 
     def _exited(self, event: Exited) -> None:
         """Crash watch (the launcher's thread): tell the user honestly. When run.sh died

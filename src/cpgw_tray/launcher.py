@@ -56,8 +56,28 @@ log = logging.getLogger(__name__)
 
 WINDOWS = sys.platform == "win32"
 
-# At home in identity and preflight; used through here too.
-__all__ = ["Gateway", "LaunchError", "find_directory", "find_java", "needs_java", "tree"]
+# Launching needs the folder and port checks (preflight) and process identity; callers
+# may take those names from here too.
+__all__ = [
+    "AlreadyRunning",
+    "Cancelled",
+    "Exited",
+    "Gateway",
+    "Java",
+    "LaunchError",
+    "Launcher",
+    "find_directory",
+    "find_java",
+    "gateway_port",
+    "listeners",
+    "needs_java",
+    "open_path",
+    "port_answers",
+    "problems",
+    "tls_answers",
+    "tree",
+    "who_holds",
+]
 
 
 # ------------------------------------------------------------------------ launching

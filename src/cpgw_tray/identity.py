@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 WINDOWS = sys.platform == "win32"
 STOP_GRACE = 5.0  # seconds between terminate and kill
 LOCK_TIMEOUT = 60.0  # seconds a start waits for another start of the same folder
-SAME_START = 0.05  # seconds: two start times this close are the same process's
+# Seconds within which two start times are the same process's: psutil derives start
+# times from the boot time in whole seconds, which moves when the wall clock is stepped.
+SAME_START = 2.0
 
 
 class LaunchError(Exception):

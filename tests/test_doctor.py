@@ -124,7 +124,8 @@ def test_bundle_contains_no_secret_or_account_id(tmp_path: Path) -> None:
     log_dir = paths.log_dir()
     log_dir.mkdir(parents=True, exist_ok=True)
     paths.log_file().write_text("\n".join(f"line {n}: {s}" for n, s in enumerate(SECRETS * 200)))
-    paths.gateway_log().write_text("gateway says " + "\n".join(SECRETS) + "\n")
+    gateway_log = paths.log_dir() / "gateway-gw-0123abcd.log"  # one log per gateway folder
+    gateway_log.write_text("gateway says " + "\n".join(SECRETS) + "\n")
     paths.history_file().parent.mkdir(parents=True, exist_ok=True)
     paths.history_file().write_text('{"detail": "Account DU1234567 — Paper"}\n')
     target = tmp_path / "diag.zip"
@@ -133,7 +134,8 @@ def test_bundle_contains_no_secret_or_account_id(tmp_path: Path) -> None:
     with zipfile.ZipFile(target) as bundle:
         files = set(bundle.namelist())
         text = "\n".join(bundle.read(n).decode() for n in files)
-    assert {"versions.txt", "settings.json", "doctor.txt", "cpgw-tray.log", "gateway.log"} <= files
+    assert {"versions.txt", "settings.json", "doctor.txt", "cpgw-tray.log"} <= files
+    assert "gateway-gw-0123abcd.log" in files
     assert "history.jsonl" in files
     assert not [leak for leak in LEAKS if leak in text]
     assert text.count("line ") <= 500  # the log's last 500 lines, not all 1200

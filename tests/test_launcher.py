@@ -1,37 +1,47 @@
 """The launcher with real subprocesses: the simulator's gateway folder is launched exactly
-as IBKR's (``bash bin/run.sh root/conf.yaml`` from inside the folder)."""
+as IBKR's (``bash bin/run.sh root/conf.yaml`` from inside the folder). Every test works in
+its own folder on its own port and looks only at its own processes."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from cpgw_tray.config import load
+from cpgw_tray.constants import MAIN_CLASS
 from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.gatewayctl import GatewayControl
+from cpgw_tray.identity import gateway_in, record_path, running_gateways
 from cpgw_tray.launcher import (
-    MAIN_CLASS,
     AlreadyRunning,
+    Exited,
     Launcher,
     LaunchError,
     find_directory,
-    find_running,
     needs_java,
     port_answers,
     tree,
 )
 from cpgw_tray.simulator import make_gateway_dir
-from cpgw_tray.tray import TrayApp
 
 from .conftest import PlainHTTPServer, free_port, run_cli
-from .test_tray import FakeBackend, IdlePoller
+from .gwprocs import (
+    alive,
+    cli,
+    gateways_in,
+    gw_dir_fixture,  # noqa: F401  (fixture)
+    procs_in,
+    start_outside,
+    wait_for,
+)
+from .gwprocs import port_of as port_of
 
 REAL = pytest.mark.e2e  # real gateway processes, waited for in real time
 
@@ -55,39 +65,8 @@ java -server -Dvertx.disableDnsResolver=true -Djava.net.preferIPv4Stack=true -Dv
 """
 
 
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def kill_leftovers(directory: Path) -> None:
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(MAIN_CLASS in p for p in proc.info["cmdline"] or []) and proc.cwd() == str(
-                directory
-            ):
-                proc.kill()
-        except psutil.Error:
-            pass
-
-
-@pytest.fixture
-def gw_dir(tmp_path: Path) -> Iterator[Path]:
-    directory = make_gateway_dir(tmp_path / "clientportal.gw", port=free_port())
-    assert find_running() is None, "a gateway is already running on this machine"
-    yield directory
-    kill_leftovers(directory)
-
-
 def make_launcher(directory: Path, tmp_path: Path, **kwargs: object) -> Launcher:
     return Launcher(directory, tmp_path / "gateway.log", timeout=20, **kwargs)  # type: ignore[arg-type]
-
-
-def port_of(directory: Path) -> int:
-    text = (directory / "root" / "conf.yaml").read_text()
-    return int(text.split("listenPort:")[1].split()[0])
 
 
 @REAL
@@ -96,35 +75,34 @@ def test_start_ready_then_stop_leaves_nothing(gw_dir: Path, tmp_path: Path) -> N
     proc = launcher.start()
     ready = launcher.wait_ready()
     port = port_of(gw_dir)
-    assert ready.port == port and ready.pid == proc.pid
+    assert ready.port == port and ready.ours and ready.folder == str(gw_dir.resolve())
     pids = [p.pid for p in tree(proc.pid)]
     assert len(pids) == 2  # bash run.sh and its child, like run.sh and java
+    assert ready.pid == pids[1]  # the process that names the main class
+    assert record_path(gw_dir).is_file()  # ours: the launch is on record
     client = GatewayClient(f"https://127.0.0.1:{port}", verify=False)
     assert client.auth_status().state.value == "logged_out"
     launcher.stop()
     assert not any(alive(pid) for pid in pids)
     assert not port_answers(port)
+    assert not record_path(gw_dir).exists()
     assert client.auth_status().state.value == "gateway_down"
     client.close()
     assert "Open https://localhost:" in launcher.output()  # the banner went to the log
 
 
 @REAL
-def test_second_start_adopts_and_starts_nothing(
-    gw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_second_start_reports_the_running_one(gw_dir: Path, tmp_path: Path) -> None:
     launcher = make_launcher(gw_dir, tmp_path)
     launcher.start()
-    launcher.wait_ready()
-    before = {p.pid for p in psutil.process_iter()}
-    with pytest.raises(AlreadyRunning, match="already running"):
+    first = launcher.wait_ready()
+    with pytest.raises(AlreadyRunning, match="already running") as caught:
         make_launcher(gw_dir, tmp_path).start()
-    code, _ = run_cli("gateway", "start", "--dir", str(gw_dir))
-    assert code == 1 and "already running" in capsys.readouterr().err
-    new = {p.pid for p in psutil.process_iter()} - before
-    assert not [
-        pid for pid in new if alive(pid) and MAIN_CLASS in " ".join(psutil.Process(pid).cmdline())
-    ]
+    assert caught.value.running.pid == first.pid
+    done = cli("gateway", "start", "--dir", str(gw_dir))
+    assert done.returncode == 0, done.stderr
+    assert "already running" in done.stdout and str(first.pid) in done.stdout
+    assert [p.pid for p in gateways_in(gw_dir)] == [first.pid]
     launcher.stop()
 
 
@@ -135,7 +113,7 @@ def test_busy_port_found_by_preflight(gw_dir: Path, tmp_path: Path) -> None:
         holder.listen()
         with pytest.raises(LaunchError, match=f"port {port} is already in use by"):
             make_launcher(gw_dir, tmp_path).start()
-    assert find_running() is None
+    assert procs_in(gw_dir) == []
 
 
 @REAL
@@ -157,13 +135,15 @@ def test_port_taken_between_preflight_and_bind(
         ):
             launcher.wait_ready()
         assert not any(alive(pid) for pid in pids)
-        assert find_running() is None
+        assert procs_in(gw_dir) == []
         assert port_answers(other.port)  # the other program is untouched
     finally:
         other.close()
 
 
-def test_java_missing_is_explained_and_nothing_starts(tmp_path: Path) -> None:
+def test_java_missing_is_explained_and_nothing_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     directory = make_gateway_dir(tmp_path / "clientportal.gw", port=free_port())
     (directory / "bin" / "run.sh").write_text(IBKR_RUN_SH)
     assert needs_java(directory)
@@ -174,7 +154,11 @@ def test_java_missing_is_explained_and_nothing_starts(tmp_path: Path) -> None:
     )
     with pytest.raises(LaunchError, match=r"Java not found.*install a Java runtime"):
         launcher.start()
-    assert launcher.proc is None and find_running() is None
+    assert launcher.proc is None and procs_in(directory) == []
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    code, _ = run_cli("gateway", "start", "--dir", str(directory))
+    assert code == 69 and "Java not found" in capsys.readouterr().err
 
 
 def test_simulator_folder_needs_no_java(gw_dir: Path) -> None:
@@ -184,40 +168,130 @@ def test_simulator_folder_needs_no_java(gw_dir: Path) -> None:
 
 
 @REAL
-def test_gateway_started_elsewhere_is_adopted_and_stopped(
-    gw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    outside = subprocess.Popen(
-        ["bash", "bin/run.sh", "root/conf.yaml"],
-        cwd=gw_dir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+def test_gateway_started_elsewhere_is_adopted_and_stopped(gw_dir: Path) -> None:
+    outside = start_outside(gw_dir)
     port = port_of(gw_dir)
-    deadline = time.monotonic() + 15
-    while not port_answers(port) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    found = find_running()
-    assert found is not None and found.directory == str(gw_dir) and found.root_pid == outside.pid
-    code, out = run_cli("gateway", "status", "--json")
-    data = json.loads(out)
-    assert code == 0 and data["running"] and data["port"] == port and data["pid"] == found.pid
-    code, out = run_cli("gateway", "stop")
-    assert code == 0 and "Stopped the gateway" in out
+    wait_for(lambda: port_answers(port))
+    found = gateway_in(gw_dir)
+    assert found is not None and not found.ours
+    assert found.folder == str(gw_dir.resolve()) and found.root_pid == outside.pid
+    assert found.port == port
+    done = cli("gateway", "stop", "--dir", str(gw_dir))
+    assert done.returncode == 0 and "Stopped the gateway" in done.stdout, done.stderr
     assert outside.wait(5) is not None
     assert not alive(found.pid) and not port_answers(port)
-    code, out = run_cli("gateway", "status", "--json")
-    assert code == 1 and json.loads(out) == {"running": False}
 
 
 @REAL
-def test_cli_start_wait_and_logs(gw_dir: Path, isolated_env: Path) -> None:
-    code, out = run_cli("gateway", "start", "--dir", str(gw_dir), "--wait")
-    assert code == 0 and f"Gateway ready on port {port_of(gw_dir)}" in out
-    code, out = run_cli("gateway", "logs", "-n", "50")
-    assert code == 0 and "Open https://localhost:" in out and "=== " in out
-    assert run_cli("gateway", "stop")[0] == 0
+def test_a_main_class_substring_is_never_the_gateway(gw_dir: Path) -> None:
+    """`tail -f notes-<main class>.txt` in the gateway folder, and a python whose argv
+    merely contains the main class, are neither found, nor stopped."""
+    notes = gw_dir / f"notes-{MAIN_CLASS}.txt"
+    notes.write_text("todo\n")
+    impostors = [
+        subprocess.Popen(["tail", "-f", notes.name], cwd=gw_dir, start_new_session=True),
+        subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)", f"--x={MAIN_CLASS}"],
+            cwd=gw_dir,
+            start_new_session=True,
+        ),
+    ]
+    wait_for(lambda: all(alive(p.pid) for p in impostors))
+    assert gateway_in(gw_dir) is None
+    assert not [g for g in running_gateways() if g.folder == str(gw_dir.resolve())]
+    status = cli("gateway", "status", "--dir", str(gw_dir), "--json")
+    assert status.returncode == 1 and '"running": false' in status.stdout
+    stop = cli("gateway", "stop", "--dir", str(gw_dir))
+    assert stop.returncode == 0 and "No gateway is running" in stop.stdout
+    assert all(alive(p.pid) for p in impostors)
+
+
+@REAL
+def test_stop_ends_the_group_when_run_sh_died_first(gw_dir: Path) -> None:
+    done = cli("gateway", "start", "--dir", str(gw_dir), "--wait")
+    assert done.returncode == 0, done.stderr
+    port = port_of(gw_dir)
+    found = gateway_in(gw_dir)
+    assert found is not None and found.ours and found.root_pid is not None
+    os.kill(found.root_pid, signal.SIGKILL)  # run.sh dies; its child keeps serving
+    wait_for(lambda: not alive(found.root_pid))  # type: ignore[arg-type]
+    assert port_answers(port) and alive(found.pid)
+    lone = gateway_in(gw_dir)
+    assert lone is not None and lone.ours and lone.lone and lone.pid == found.pid
+    status = cli("gateway", "status", "--dir", str(gw_dir))
+    assert status.returncode == 0 and "still running" in status.stdout
+    stop = cli("gateway", "stop", "--dir", str(gw_dir))
+    assert stop.returncode == 0, stop.stderr
+    assert not alive(found.pid) and not port_answers(port) and procs_in(gw_dir) == []
+
+
+@REAL
+def test_a_stale_record_is_not_trusted(gw_dir: Path, tmp_path: Path) -> None:
+    """A record whose pid now belongs to another process (same number, other start time)
+    names nothing: that process is not ours and is not stopped."""
+    launcher = make_launcher(gw_dir, tmp_path)
+    proc = launcher.start()
+    launcher.wait_ready()
+    launcher.stop()
+    record = record_path(gw_dir)
+    other = subprocess.Popen(["sleep", "60"], cwd=tmp_path, start_new_session=True)
+    try:
+        record.write_text(
+            json.dumps(
+                {
+                    "folder": str(gw_dir.resolve()),
+                    "pid": other.pid,
+                    "pgid": other.pid,
+                    "sid": other.pid,
+                    "create_time": psutil.Process(other.pid).create_time() - 100,
+                    "port": port_of(gw_dir),
+                    "log": str(tmp_path / "gateway.log"),
+                }
+            )
+        )
+        assert gateway_in(gw_dir) is None
+        assert cli("gateway", "stop", "--dir", str(gw_dir)).returncode == 0
+        assert alive(other.pid)
+    finally:
+        other.kill()
+        other.wait()
+    assert proc.poll() is not None
+
+
+@REAL
+def test_crash_watch_reports_an_exit_on_its_own(gw_dir: Path, tmp_path: Path) -> None:
+    exits: list[Exited] = []
+    launcher = make_launcher(gw_dir, tmp_path, on_exit=exits.append)
+    proc = launcher.start()
+    launcher.wait_ready()
+    for child in tree(proc.pid)[1:]:
+        child.kill()  # the gateway dies; run.sh, like IBKR's, ends with it
+    wait_for(lambda: exits, 10)
+    assert exits[0].code != 0 and exits[0].survivors == []
+    assert "Ctrl-C stops it." in exits[0].last_lines  # the last lines of its output
+    # a stop we asked for is not a crash
+    exits.clear()
+    launcher.start()
+    launcher.wait_ready()
+    launcher.stop()
+    time.sleep(0.3)
+    assert exits == []
+
+
+@REAL
+def test_crash_watch_reports_a_lone_child_honestly(gw_dir: Path, tmp_path: Path) -> None:
+    exits: list[Exited] = []
+    launcher = make_launcher(gw_dir, tmp_path, on_exit=exits.append)
+    proc = launcher.start()
+    ready = launcher.wait_ready()
+    proc.kill()  # run.sh dies first: the gateway itself keeps serving
+    wait_for(lambda: exits, 10)
+    assert exits[0].survivors == [ready.pid] and "still running" in exits[0].describe()
+    assert port_answers(port_of(gw_dir))
+    launcher.stop()  # the lone child is stopped with the group: a stop, not a crash
+    wait_for(lambda: not alive(ready.pid), 10)
+    time.sleep(0.3)
+    assert len(exits) == 1 and procs_in(gw_dir) == []
 
 
 def test_finding_the_folder(tmp_path: Path) -> None:
@@ -228,74 +302,9 @@ def test_finding_the_folder(tmp_path: Path) -> None:
     assert find_directory(None, home) == (made, "found")
     broken = tmp_path / "broken"
     (broken / "bin").mkdir(parents=True)
-    with pytest.raises(LaunchError, match=r"has no bin/run.sh and no root/conf.yaml"):
+    with pytest.raises(LaunchError, match=r"has no bin/run.sh and no root/conf.yaml") as caught:
         find_directory(str(broken), home)
-
-
-@REAL
-def test_tray_stays_responsive_while_a_launch_waits(gw_dir: Path, tmp_path: Path) -> None:
-    run_sh = gw_dir / "bin" / "run.sh"
-    run_sh.write_text(run_sh.read_text().replace('echo "running"', 'sleep 2\necho "running"'))
-    config = load(
-        {
-            "url": f"https://127.0.0.1:{port_of(gw_dir)}",
-            "gateway_dir": str(gw_dir),
-            "open_browser_on_launch": False,
-        },
-        env={},
-    )
-    poller = IdlePoller()
-    app = TrayApp(config, GatewayClient(config.url, verify=False), poller=poller)
-    backend = FakeBackend()
-    app.backend = backend
-    control = GatewayControl(app, log_path=tmp_path / "gateway.log")
-    app.gateway = control
-    app.refresh()
-    launch = next(e for e in backend.menu if e.text == "Launch gateway")
-    assert launch.enabled and launch.action is not None
-    launch.action()
-    started = time.monotonic()
-    backend.drain()  # the tray's thread is free: it redraws at once
-    texts = [e.text for e in backend.menu]
-    assert "Launching gateway…" in texts
-    assert not next(e for e in backend.menu if e.text == "Launch gateway").enabled
-    next(e for e in backend.menu if e.text == "Check now").action()  # type: ignore[misc]
-    assert poller.now_calls == 1 and time.monotonic() - started < 1
-    deadline = time.monotonic() + 20
-    while control.busy and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert control.running is not None and app.last_action and "ready" in app.last_action
-    backend.drain()
-    assert any(t.startswith("Gateway running (pid") for t in (e.text for e in backend.menu))
-    next(e for e in backend.menu if e.text == "Stop gateway").action()  # type: ignore[misc]
-    deadline = time.monotonic() + 20
-    while (control.busy or control.running) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert control.running is None and find_running() is None
-
-
-@REAL
-def test_crash_watch_reports_an_exit_on_its_own(gw_dir: Path, tmp_path: Path) -> None:
-    exits: list[tuple[int, str]] = []
-    launcher = make_launcher(
-        gw_dir, tmp_path, on_exit=lambda code, lines: exits.append((code, lines))
-    )
-    proc = launcher.start()
-    launcher.wait_ready()
-    for child in tree(proc.pid)[1:]:
-        child.kill()  # the gateway dies; run.sh, like IBKR's, ends with it
-    deadline = time.monotonic() + 10
-    while not exits and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert exits and exits[0][0] != 0
-    assert "Ctrl-C stops it." in exits[0][1]  # the last lines of its output
-    # a stop we asked for is not a crash
-    exits.clear()
-    launcher.start()
-    launcher.wait_ready()
-    launcher.stop()
-    time.sleep(0.3)
-    assert exits == []
+    assert caught.value.exit_code == 64
 
 
 def test_find_java_reports_the_version(tmp_path: Path) -> None:

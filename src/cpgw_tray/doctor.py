@@ -261,6 +261,13 @@ def save_bundle(target: Path, config: Config, checks: list[Check] | None = None)
     from . import paths
     from .diagnostics import write_bundle
 
-    logs = [("cpgw-tray.log", paths.log_file()), ("gateway.log", paths.gateway_log())]
+    logs = [("cpgw-tray.log", paths.log_file())]
+    if config.gateway_dir:  # the configured folder's gateway log, else every folder's
+        from .identity import log_of
+
+        gateway_logs = [log_of(Path(config.gateway_dir))]
+    else:
+        gateway_logs = sorted(paths.log_dir().glob("gateway-*.log"))
+    logs += [(path.name, path) for path in gateway_logs]
     found = checks if checks is not None else Doctor(config).run()
     return write_bundle(target, config, [c.line() for c in found], logs, paths.history_file())

@@ -1,17 +1,35 @@
 """``cpgw-tray gateway start|stop|restart|status|logs``: the gateway process from a
-terminal, through :mod:`cpgw_tray.launcher`."""
+terminal, through :mod:`cpgw_tray.launcher` and :mod:`cpgw_tray.identity`.
+
+Which gateway a command acts on: the folder named by ``--dir`` (or ``gateway_dir``);
+with neither, the only gateway running (several: exit 64, naming their folders); for
+``start``, the folder found in the usual places.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import sys
+import textwrap
+import threading
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .config import ConfigError, load, read_conf_yaml
+from .config import load
+from .constants import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_PERMITTED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+)
 from .options import Parser, UsageError, add_shared
+
+if TYPE_CHECKING:
+    from .identity import Gateway
 
 ACTIONS = [
     ("start", "launch the gateway from its folder (bin/run.sh root/conf.yaml)"),
@@ -21,119 +39,264 @@ ACTIONS = [
     ("logs", "the gateway's output, as launched by cpgw-tray"),
 ]
 
+# The exit codes of every `gateway` command; the README's table is this one.
+EXIT_CODES = [
+    (
+        EXIT_OK,
+        "done. `start`: a gateway for that folder runs at the end, started or already "
+        "running (the message says which); `status`: a gateway runs",
+    ),
+    (
+        EXIT_FAILED,
+        "the gateway failed to start (its last lines are shown); `status`: no gateway runs",
+    ),
+    (EXIT_NOT_PERMITTED, "not permitted: the gateway is another user's"),
+    (
+        EXIT_USAGE,
+        "usage or config error: a bad folder, `conf.yaml` or count; several gateways "
+        "running and none named",
+    ),
+    (EXIT_UNAVAILABLE, "Java is missing"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C): what the command had started is stopped"),
+]
+
+
+def _epilog() -> str:
+    rows = [
+        textwrap.fill(
+            meaning.replace("`", ""),
+            width=88,
+            initial_indent=f"  {code:<4} ",
+            subsequent_indent=" " * 7,
+        )
+        for code, meaning in EXIT_CODES
+    ]
+    return "exit codes:\n" + "\n".join(rows)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     gateway = sub.add_parser(
         "gateway",
         help="start, stop and inspect the gateway process",
         description="Start, stop and inspect the Client Portal Gateway process.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_shared(gateway)
     gsub = gateway.add_subparsers(
         dest="gateway_command", metavar="ACTION", parser_class=Parser, required=True
     )
     for name, text in ACTIONS:
-        action = gsub.add_parser(name, help=text, description=text)
+        action = gsub.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=_epilog(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         add_shared(action)
         action.add_argument(
             "--dir",
             metavar="D",
-            help="the clientportal.gw folder (default: gateway_dir, else the usual places)",
+            help="the clientportal.gw folder (default: gateway_dir; else the only running "
+            "gateway; for start, the usual places)",
         )
         if name in ("start", "restart"):
             action.add_argument(
                 "--wait", action="store_true", help="wait until it listens; exit 0 ready, 1 not"
             )
         if name == "status":
-            action.add_argument("--json", action="store_true", help="print one JSON object")
+            action.add_argument(
+                "--json",
+                action="store_true",
+                help="JSON: one object for a named folder, else a list of every gateway",
+            )
         if name == "logs":
             action.add_argument(
-                "-n", "--lines", type=int, default=40, metavar="N", help="last N lines (40)"
+                "-n", "--lines", type=_positive, default=40, metavar="N", help="last N lines (40)"
             )
     gateway.set_defaults(func=cmd_gateway)
 
 
 def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
-    """``gateway start|stop|restart|status|logs``: exit 0 on success, 1 with the reason."""
-    import sys
-
-    from .launcher import LaunchError
+    """``gateway start|stop|restart|status|logs``; exit codes as in :data:`EXIT_CODES`."""
+    from .identity import LaunchError
 
     try:
         return _gateway(args, out)
     except LaunchError as exc:
         print(f"cpgw-tray: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
 
 
 def _gateway(args: argparse.Namespace, out: TextIO) -> int:
-    from . import paths
-    from .launcher import Launcher, find_directory, find_running
-
     config = load({"gateway_dir": args.dir}, config_path=getattr(args, "config", None))
+    named = Path(config.gateway_dir).expanduser() if config.gateway_dir else None
     action = args.gateway_command
-    log_path = paths.gateway_log()
+    if named is not None and action != "start":
+        from .preflight import problems
+
+        wrong = problems(named)
+        if wrong:
+            raise UsageError(f"not a gateway folder: {wrong[0]}")
     if action == "logs":
-        try:
-            lines = log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            raise UsageError(
-                f"no gateway log yet ({log_path}): cpgw-tray has not launched a gateway"
-            ) from None
-        out.write("\n".join(lines[-args.lines :]) + "\n")
-        return 0
-    running = find_running()
+        return _logs(named, args.lines, out)
     if action == "status":
-        data = (
-            None
-            if running is None
-            else {
-                "pid": running.pid,
-                "dir": running.directory,
-                "started": running.started.isoformat(timespec="seconds"),
-                "uptime_s": round((datetime.now() - running.started).total_seconds()),
-            }
-        )
-        if data is not None and running is not None and running.directory:
-            with contextlib.suppress(ConfigError):
-                data["port"] = read_conf_yaml(running.directory)[0]
-        if args.json:
-            out.write(json.dumps({"running": data is not None, **(data or {})}) + "\n")
-        elif running is None:
-            out.write("No gateway is running.\n")
-        else:
-            where = running.directory or "an unknown folder"
-            out.write(
-                f"Gateway running ({running.describe()}) in {where}"
-                + (f", port {data['port']}" if data and "port" in data else "")
-                + "\n"
-            )
-        return 0 if running is not None else 1
+        return _status(named, args.json, out)
     if action == "stop":
-        if running is None:
-            out.write("No gateway is running.\n")
-            return 0
-        directory = Path(running.directory) if running.directory else Path.cwd()
-        Launcher(directory, log_path).stop(running)
-        out.write(f"Stopped the gateway ({running.describe()}).\n")
-        return 0
-    # start / restart
-    directory, how = find_directory(config.gateway_dir)
+        target = _pick(named)
+        if target is None:
+            out.write(f"No gateway is running{_in(named)}.\n")
+            return EXIT_OK
+        _stop(target, out)
+        return EXIT_OK
+    if action == "restart":
+        target = _pick(named)
+        if target is not None:
+            _stop(target, out)
+            if named is None and target.folder:
+                named = Path(target.folder)
+    return _start(named, args.wait, config.launch_timeout, out)
+
+
+def _in(named: Path | None) -> str:
+    return f" in {named}" if named is not None else ""
+
+
+def _pick(named: Path | None) -> Gateway | None:
+    """The gateway a command acts on: the named folder's, else the only one running."""
+    from . import identity
+
+    if named is not None:
+        return identity.gateway_in(named)
+    running = identity.running_gateways()
+    if len(running) > 1:
+        raise UsageError(
+            f"{len(running)} gateways are running ("
+            + ", ".join(g.where() for g in running)
+            + "); name one with --dir"
+        )
+    return running[0] if running else None
+
+
+def _describe(gateway: Gateway) -> dict[str, Any]:
+    return {
+        "running": True,
+        "pid": gateway.pid,
+        "dir": gateway.folder,
+        "port": gateway.port,
+        "started": gateway.started.isoformat(timespec="seconds"),
+        "uptime_s": round((datetime.now() - gateway.started).total_seconds()),
+        "ours": gateway.ours,
+        "lone": gateway.lone,
+    }
+
+
+def _status(named: Path | None, as_json: bool, out: TextIO) -> int:
+    from . import identity
+
+    if named is not None:
+        found = identity.gateway_in(named)
+        gateways = [found] if found else []
+    else:
+        gateways = identity.running_gateways()
+    if as_json:
+        objects = [_describe(g) for g in gateways]
+        if named is not None:
+            out.write(json.dumps(objects[0] if objects else {"running": False}) + "\n")
+        else:
+            out.write(json.dumps(objects) + "\n")
+    elif not gateways:
+        out.write(f"No gateway is running{_in(named)}.\n")
+    for gateway in gateways if not as_json else []:
+        port = f", port {gateway.port}" if gateway.port else ""
+        out.write(f"Gateway running in {gateway.where()}{port} ({gateway.describe()})\n")
+    return EXIT_OK if gateways else EXIT_FAILED
+
+
+def _stop(target: Gateway, out: TextIO) -> None:
+    from .launcher import Launcher
+
+    if target.folder:
+        Launcher(Path(target.folder)).stop(target)
+    else:
+        from .identity import stop_gateway
+
+        stop_gateway(target)
+    out.write(f"Stopped the gateway in {target.where()} ({target.describe()}).\n")
+
+
+def _start(named: Path | None, wait: bool, timeout: float, out: TextIO) -> int:
+    from .launcher import AlreadyRunning, Cancelled, Launcher, find_directory
+    from .lifecycle import stop_on_signals
+
+    directory, how = find_directory(str(named) if named else None)
     if how == "found":
         out.write(f"Using the gateway folder {directory}\n")
-    launcher = Launcher(directory, log_path, timeout=config.launch_timeout)
-    if action == "restart" and running is not None:
-        launcher.stop(running)
-        out.write(f"Stopped the gateway ({running.describe()}).\n")
-    proc = launcher.start()
-    if launcher.java is not None:
-        out.write(f"Java: {launcher.java.path} ({launcher.java.version})\n")
-    if not args.wait:
-        out.write(f"Started the gateway (pid {proc.pid}); output goes to {log_path}\n")
-        return 0
-    ready = launcher.wait_ready()
-    out.write(
-        f"Gateway ready on port {ready.port} ({ready.describe()}); log in at "
-        f"https://localhost:{ready.port}\n"
-    )
-    return 0
+    launcher = Launcher(directory, timeout=timeout)
+    interrupted = threading.Event()
+    restore = stop_on_signals(interrupted)  # Ctrl-C: undo what this command started
+    try:
+        try:
+            proc = launcher.start()
+        except AlreadyRunning as exc:
+            out.write(
+                f"A gateway is already running in {exc.running.where()} "
+                f"({exc.running.describe()}); not starting another.\n"
+            )
+            return EXIT_OK
+        if launcher.java is not None:
+            out.write(f"Java: {launcher.java.path} ({launcher.java.version})\n")
+        if not wait and not interrupted.is_set():
+            out.write(f"Started the gateway (pid {proc.pid}); output goes to {launcher.log_path}\n")
+            return EXIT_OK
+        try:
+            ready = launcher.wait_ready(stop=interrupted)
+        except Cancelled:
+            launcher.stop(check_port=False)
+            print("cpgw-tray: interrupted: stopped the gateway it had started", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        out.write(
+            f"Gateway ready on port {ready.port} ({ready.describe()}); log in at "
+            f"https://localhost:{ready.port}\n"
+        )
+        return EXIT_OK
+    finally:
+        restore()
+
+
+def _logs(named: Path | None, lines: int, out: TextIO) -> int:
+    from . import paths
+    from .gwlog import tail
+    from .identity import log_of
+
+    if named is None:
+        running = _pick(None)
+        if running is not None and running.folder:
+            named = Path(running.folder)
+    if named is not None:
+        path = log_of(named)
+    else:
+        logs = sorted(
+            paths.log_dir().glob("gateway*.log"), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        if not logs:
+            raise UsageError(
+                f"no gateway log yet in {paths.log_dir()}: cpgw-tray has not launched a gateway"
+            )
+        path = logs[0]
+    if not path.is_file():
+        raise UsageError(f"no gateway log yet ({path}): cpgw-tray has not launched one there")
+    for line in tail(path, lines):
+        out.write(line + "\n")
+    return EXIT_OK

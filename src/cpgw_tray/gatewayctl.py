@@ -1,7 +1,9 @@
 """The tray menu's gateway items: launch, stop, restart, open the log or the folder.
 
-Every blocking step runs on a worker thread; the tray only reads this object's fields
-when it draws the menu.
+The items act on the tray's folder (``gateway_dir``, else the usual places) with the same
+identity rules as the command line (:mod:`cpgw_tray.identity`). Every blocking step runs
+on a worker thread whose whole body is guarded: any failure becomes a note in the menu and
+a notification, never a silent end. The tray only reads this object's fields.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import TYPE_CHECKING
 from .menu import Entry
 
 if TYPE_CHECKING:
-    from .launcher import GatewayProcess, Launcher
+    from .identity import Gateway
+    from .launcher import Exited, Launcher
     from .tray import TrayApp
 
 log = logging.getLogger(__name__)
@@ -26,15 +29,13 @@ class GatewayControl:
     runs on a worker thread; the tray only reads this object's fields."""
 
     def __init__(self, app: TrayApp, log_path: Path | None = None) -> None:
-        from . import paths
         from .launcher import Launcher, LaunchError, find_directory
 
         self.app = app
         self.config = app.config
-        self.running: GatewayProcess | None = None
+        self.running: Gateway | None = None
         self.busy: str | None = None  # "Launching gateway…" while an action runs
         self.launcher: Launcher | None = None
-        self.log_path = log_path or paths.gateway_log()
         self._restarts = 0
         self._stop = threading.Event()
         try:
@@ -43,14 +44,24 @@ class GatewayControl:
             log.warning("gateway items off: %s", exc)
         else:
             self.launcher = Launcher(
-                directory, self.log_path, timeout=self.config.launch_timeout, on_exit=self._exited
+                directory, log_path, timeout=self.config.launch_timeout, on_exit=self._exited
             )
+        self.log_path = self.launcher.log_path if self.launcher else log_path
 
     def rescan(self) -> None:
-        """Worker thread: look for a running gateway (ours or anyone's)."""
-        from .launcher import find_running
+        """Worker thread: look for the gateway of the tray's folder (ours or adopted);
+        without a folder, the only gateway running. A failure is logged and shown."""
+        from . import identity
 
-        self.running = find_running()
+        try:
+            if self.launcher is not None:
+                self.running = identity.gateway_in(self.launcher.directory)
+            else:
+                running = identity.running_gateways()
+                self.running = running[0] if len(running) == 1 else None
+        except Exception as exc:
+            log.exception("looking for the gateway failed")
+            self.app.note(f"Gateway: could not look for it ({exc})")
 
     def entries(self) -> list[Entry]:
         running, busy, launcher = self.running, self.busy, self.launcher
@@ -65,6 +76,7 @@ class GatewayControl:
         else:
             line = "Gateway process not running"
         idle = busy is None
+        log_file = self.log_path
         return [
             Entry(line, enabled=False),
             Entry(
@@ -78,30 +90,50 @@ class GatewayControl:
                 self.restart,
                 enabled=idle and running is not None and launcher is not None,
             ),
-            Entry("Open gateway log", self.open_log, enabled=self.log_path.is_file()),
+            Entry(
+                "Open gateway log",
+                self.open_log,
+                enabled=log_file is not None and log_file.is_file(),
+            ),
             Entry("Open gateway folder", self.open_folder, enabled=launcher is not None),
         ]
 
-    def _work(self, label: str, job: Callable[[], str | None]) -> None:
-        """Run ``job`` on a worker thread with ``label`` shown; its result as a note."""
+    def _fail(self, exc: Exception) -> str:
+        """A failed action: log it, notify, and return the menu's note."""
         from .launcher import LaunchError
 
+        if isinstance(exc, LaunchError):
+            log.warning("%s", exc)
+        else:
+            log.error("gateway action failed", exc_info=exc)
+        text = str(exc) or type(exc).__name__
+        self.app.notify("Gateway problem", text)
+        return f"Gateway: {text}"
+
+    def _work(self, label: str, job: Callable[[], str | None]) -> None:
+        """Run ``job`` on a worker thread with ``label`` shown; its result, or its failure,
+        as a note (and a notification for a failure)."""
         self.busy = label
         self.app.post_refresh()
 
         def run() -> None:
-            note: str | None
+            note: str | None = None
             try:
                 note = job()
-            except LaunchError as exc:
-                note = f"Gateway: {exc}"
-                log.warning("%s", exc)
-                self.app.notify("Gateway problem", str(exc))
+            except Exception as exc:
+                note = self._fail(exc)
+            try:
+                self.rescan()
+                self.app.note(note)
+            except Exception as exc:
+                self.app.note(self._fail(exc))
             finally:
-                self.busy = None
-            self.rescan()
-            self.app.note(note)
-            self.app.poller.check_now(fresh=True)
+                self.busy = None  # last: an idle menu means the outcome is shown
+                self.app.post_refresh()
+            try:
+                self.app.poller.check_now(fresh=True)
+            except Exception as exc:
+                self.app.note(self._fail(exc))
 
         threading.Thread(target=run, name="gateway-action", daemon=True).start()
 
@@ -109,9 +141,14 @@ class GatewayControl:
         self._work("Launching gateway…", self._launch)
 
     def _launch(self) -> str:
+        from .launcher import AlreadyRunning
+
         assert self.launcher is not None
         self._stop.clear()
-        self.launcher.start()
+        try:
+            self.launcher.start()
+        except AlreadyRunning as exc:
+            return f"Gateway already running ({exc.running.describe()})"
         ready = self.launcher.wait_ready(stop=self._stop)
         self._restarts = 0
         if self.config.open_browser_on_launch:
@@ -122,12 +159,18 @@ class GatewayControl:
         self._work("Stopping gateway…", self._stop_now)
 
     def _stop_now(self) -> str:
-        from .launcher import Launcher
+        from .identity import stop_gateway
+        from .launcher import LaunchError
 
         self._stop.set()
+        self.rescan()
         running = self.running
-        launcher = self.launcher or Launcher(Path.cwd(), self.log_path)
-        launcher.stop(running)
+        if running is None:
+            raise LaunchError("no gateway is running")
+        if self.launcher is not None:
+            self.launcher.stop(running)
+        else:
+            stop_gateway(running)
         return "Gateway stopped"
 
     def restart(self) -> None:
@@ -138,31 +181,48 @@ class GatewayControl:
         self._work("Restarting gateway…", both)
 
     def open_log(self) -> None:
-        from .launcher import open_path
-
-        open_path(self.log_path)
+        if self.log_path is not None:
+            self._open(self.log_path)
 
     def open_folder(self) -> None:
+        if self.launcher is not None:
+            self._open(self.launcher.directory)
+
+    def _open(self, path: Path) -> None:
+        """Open a file or folder with the desktop's program; a failure (no opener) is
+        shown, not lost on the tray's thread."""
         from .launcher import open_path
 
-        if self.launcher is not None:
-            open_path(self.launcher.directory)
+        try:
+            open_path(path)
+        except Exception as exc:
+            self.app.note(self._fail(exc))
 
-    def _exited(self, code: int, last_lines: str) -> None:
-        """Crash watch (the launcher's thread): tell the user; restart if configured,
-        with a growing pause so a gateway that cannot start does not loop fast."""
-        self.running = None
-        log.warning("gateway exited by itself (code %s): %s", code, last_lines)
-        self.app.notify(
-            "Gateway stopped", f"It exited by itself (code {code}). {last_lines[-200:]}"
-        )
-        self.app.note(f"Gateway exited by itself (code {code})")
-        if self.config.auto_restart and not self.app.quitting.is_set():
-            pause = min(300.0, 10.0 * 2**self._restarts)
-            self._restarts += 1
-            log.info("restarting the gateway in %.0f s", pause)
-            if not self._stop.wait(pause) and not self.app.quitting.is_set():
-                self._work("Restarting gateway…", self._launch)
+    def _exited(self, event: Exited) -> None:
+        """Crash watch (the launcher's thread): tell the user honestly. When run.sh died
+        but the gateway lives on, it is still running: Stop stays on, nothing restarts.
+        When it ended, restart if configured, with a growing pause so a gateway that
+        cannot start does not loop fast."""
+        try:
+            self.rescan()
+            what = event.describe()
+            log.warning("gateway: %s: %s", what, event.last_lines)
+            if event.survivors:
+                self.app.notify("Gateway's run script ended", f"{what[0].upper()}{what[1:]}.")
+                self.app.note(f"Gateway: {what}")
+                return
+            self.app.notify(
+                "Gateway stopped", f"{what[0].upper()}{what[1:]}. {event.last_lines[-200:]}"
+            )
+            self.app.note(f"Gateway {what}")
+            if self.config.auto_restart and not self.app.quitting.is_set():
+                pause = min(300.0, 10.0 * 2**self._restarts)
+                self._restarts += 1
+                log.info("restarting the gateway in %.0f s", pause)
+                if not self._stop.wait(pause) and not self.app.quitting.is_set():
+                    self._work("Restarting gateway…", self._launch)
+        except Exception as exc:
+            self.app.note(self._fail(exc))
 
     def shutdown(self) -> None:
         """At quit: stop waiting; a launched gateway keeps running (it is the user's)."""

@@ -72,11 +72,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
     from .model import SCENARIOS
-    from .scaffold import make_gateway_dir
+    from .scaffold import FolderNotEmpty, make_gateway_dir
     from .server import Simulator
 
     if args.make_gateway_dir:
-        path = make_gateway_dir(Path(args.make_gateway_dir), port=args.port)
+        try:
+            path = make_gateway_dir(Path(args.make_gateway_dir), port=args.port)
+        except FolderNotEmpty as exc:
+            raise UsageError(str(exc)) from None
         out.write(
             f"Wrote a simulated gateway folder: {path}\n"
             f"Start it like IBKR's: cd {path} && bash bin/run.sh root/conf.yaml\n"

@@ -62,10 +62,20 @@ CONF_YAML = """\
 """
 
 
+class FolderNotEmpty(Exception):
+    """The folder for a simulated gateway holds files already; nothing was written."""
+
+
 def make_gateway_dir(path: Path, port: int = 5000) -> Path:
     """Write a ``clientportal.gw``-shaped folder whose ``bin/run.sh`` starts this
     simulator as a child, like IBKR's script starts java. ``run.sh`` gets no execute
-    bit, as in IBKR's download."""
+    bit, as in IBKR's download. Never writes over anything: a folder that exists must be
+    empty (else :class:`FolderNotEmpty`)."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise FolderNotEmpty(
+            f"{path} is not empty: cpgw-tray never writes over a folder's files "
+            "(a real gateway's run.sh or conf.yaml may be there); name a new or empty folder"
+        )
     (path / "bin").mkdir(parents=True, exist_ok=True)
     (path / "root").mkdir(parents=True, exist_ok=True)
     (path / "logs").mkdir(exist_ok=True)

@@ -64,7 +64,8 @@ class Doctor:
 
     # -------------------------------------------------------------- the folder
     def java(self) -> Check:
-        from .launcher import LaunchError, find_java
+        from .identity import LaunchError
+        from .preflight import find_java
 
         try:
             java = find_java(self.env)
@@ -73,7 +74,8 @@ class Doctor:
         return Check("Java", True, f"{java.version} ({java.path})")
 
     def gateway_folder(self) -> Check:
-        from .launcher import LaunchError, find_directory
+        from .identity import LaunchError
+        from .preflight import find_directory
 
         try:
             self.folder, how = find_directory(self.config.gateway_dir)
@@ -119,7 +121,7 @@ class Doctor:
 
     # -------------------------------------------------------------- the port
     def port_holder(self) -> Check:
-        from .launcher import listeners, port_answers
+        from .preflight import listeners, port_answers
 
         port = self.port or 5000
         if not port_answers(port):

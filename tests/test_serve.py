@@ -203,7 +203,9 @@ def test_other_methods_are_405(server: HealthServer, method: str) -> None:
     code, headers, body = get(server.addr.port, "/readyz", method)
     assert code == 405
     assert headers["Allow"] == "GET"
-    assert body == (b"" if method == "HEAD" else b"method %s not allowed; use GET\n" % method.encode())
+    assert body == (
+        b"" if method == "HEAD" else b"method %s not allowed; use GET\n" % method.encode()
+    )
 
 
 def test_a_failing_view_is_a_500_and_a_log_line_not_a_traceback(

@@ -172,3 +172,46 @@ def test_conf_yaml_not_utf8_names_the_file(tmp_path: Path) -> None:
     conf.write_bytes(conf.read_bytes() + b"    # \xff\xfe\n")
     with pytest.raises(ConfigError, match=r"conf.yaml line \d+: not UTF-8"):
         read_conf_yaml(str(folder))
+
+
+def test_server_keys_from_file_and_environment(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'serve = "0.0.0.0:5001"\non_change = ["/opt/notify", "--to", "ops"]\nhook_timeout = 5\n',
+    )
+    config = load({}, config_path=str(path), env={})
+    assert config.serve == "0.0.0.0:5001"
+    assert config.on_change == ("/opt/notify", "--to", "ops")
+    assert config.hook_timeout == 5
+    env = {"CPGW_TRAY_ON_CHANGE": "notify-send 'gateway changed'", "CPGW_TRAY_SERVE": "5002"}
+    config = load({}, config_path=str(path), env=env)
+    assert config.on_change == ("notify-send", "gateway changed")
+    assert config.serve == "127.0.0.1:5002"
+    defaults = load({}, env={})
+    assert (defaults.serve, defaults.on_change, defaults.hook_timeout) == (None, (), 30)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('serve = "::1:5001"\n', "bad value for 'serve' in {path} line 1: put an IPv6 address"),
+        ("serve = 5001\n", "bad value for 'serve' in {path} line 1: expected an address"),
+        ('\non_change = ""\n', "bad value for 'on_change' in {path} line 2: empty command"),
+        ("on_change = [1]\n", "bad value for 'on_change' in {path} line 1: expected a command"),
+        ("hook_timeout = 0\n", "bad value for 'hook_timeout' in {path} line 1: must be between"),
+    ],
+)
+def test_bad_server_keys_name_key_file_and_line(tmp_path: Path, text: str, words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load({}, config_path=str(path), env={})
+    assert words.format(path=path) in str(info.value)
+
+
+def test_bad_server_options_name_the_flag() -> None:
+    with pytest.raises(ConfigError, match="bad value for --exec: cannot split"):
+        load({"on_change": "notify 'unclosed"}, env={})
+    with pytest.raises(ConfigError, match="bad value for --serve: '70000' is not a port"):
+        load({"serve": "70000"}, env={})
+    with pytest.raises(ConfigError, match="CPGW_TRAY_ON_CHANGE: empty command"):
+        load({}, env={"CPGW_TRAY_ON_CHANGE": " "})

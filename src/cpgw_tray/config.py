@@ -52,6 +52,9 @@ class Config:
     reset_timezone: str | None = None  # deprecated: read as a region when region is not set
     restart_windows: bool = True  # false: ignore IBKR's restart windows (an outdated table)
     log_level: str = "INFO"
+    serve: str | None = None  # the health endpoint's address (--serve), off by default
+    on_change: tuple[str, ...] = ()  # a command run at each state change (--exec)
+    hook_timeout: float = 30.0  # seconds before a change hook is killed
     # Where things came from, for messages; not settable.
     config_path: str | None = field(default=None, compare=False)
     url_source: str = field(default="default", compare=False)
@@ -162,6 +165,20 @@ def _as_level(value: Any) -> str:
     return value.upper()
 
 
+def _as_addr(value: Any) -> str:
+    from .serve import parse_addr
+
+    if not isinstance(value, str):
+        raise ValueError("expected an address string such as 127.0.0.1:5001")
+    return str(parse_addr(value))
+
+
+def _as_command(value: Any) -> tuple[str, ...]:
+    from .hooks import parse_command
+
+    return tuple(parse_command(value))
+
+
 CHECKS: dict[str, Callable[[Any], Any]] = {
     "url": _as_url,
     "timeout": _as_number(0.1, 600),
@@ -179,7 +196,11 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "reset_timezone": _as_zone,
     "restart_windows": _as_bool,
     "log_level": _as_level,
+    "serve": _as_addr,
+    "on_change": _as_command,
+    "hook_timeout": _as_number(0.1, 3600),
 }
+FLAGS = {"on_change": "--exec"}  # command-line options not named after their key
 assert set(CHECKS) == set(KEYS), "every setting needs a check"
 
 
@@ -307,7 +328,8 @@ def load(
         try:
             from_cli[key] = CHECKS[key](value)
         except ValueError as exc:
-            raise ConfigError(f"bad value for --{key.replace('_', '-')}: {exc}") from None
+            flag = FLAGS.get(key, "--" + key.replace("_", "-"))
+            raise ConfigError(f"bad value for {flag}: {exc}") from None
 
     merged = {**from_file, **from_env, **from_cli}
     sources.update({key: f"env {ENV_PREFIX}{key.upper()}" for key in from_env})

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, TextIO
 
 from .config import file_path
 from .constants import EXIT_UNAVAILABLE, EXIT_USAGE
-from .options import add_shared, resolve
+from .options import add_outlets, add_shared, resolve
 
 if TYPE_CHECKING:
     from .backends import PystrayBackend
     from .config import Config
     from .menu import Entry
+    from .outlets import Outlets
     from .settings_menu import SettingsItems
     from .simulator import SimClock, Simulator
     from .tray import TrayApp
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     tray = sub.add_parser("tray", help="show the tray icon (the default)")
     add_shared(tray)
+    add_outlets(tray)
     tray.set_defaults(func=cmd_tray)
     demo = sub.add_parser("demo", help="the tray with a simulated gateway, for a first look")
     add_shared(demo)
@@ -97,6 +99,16 @@ def _show_broken(backend: PystrayBackend, log_path: Path) -> None:
     )
 
 
+def _open_outlets(config: Config, built: list[TrayApp], outlets: list[Outlets]) -> None:
+    """The health endpoint and change hooks the settings ask for, if any, into
+    ``outlets``. Binds ``--serve``'s port now; requests are answered once the app in
+    ``built`` exists."""
+    if config.serve or config.on_change:
+        from .outlets import Outlets, poller_view
+
+        outlets.append(Outlets(config, lambda: poller_view(built[0].poller)))
+
+
 def run_tray(
     load: Callable[[], Config],
     settings_path: Path,
@@ -151,6 +163,9 @@ def run_tray(
     logs.catch_uncaught()
     if problem:
         log.error("bad settings: %s", problem)
+    outlets: list[Outlets] = []
+    if config is not None:  # a taken --serve port ends the tray here: exit 64, no icon
+        _open_outlets(config, built, outlets)
     try:
         from .backends import PystrayBackend
 
@@ -161,6 +176,8 @@ def run_tray(
             "On GNOME install the AppIndicator extension; without a desktop use `cpgw-tray watch`.",
             file=sys.stderr,
         )
+        for outlet in outlets:
+            outlet.stop()
         return EXIT_UNAVAILABLE
     _show_native_menu_notice(backend)
 
@@ -191,6 +208,11 @@ def run_tray(
             app.settings = settings = SettingsItems(app, settings_path)
             built.append(app)
             items.append(settings)
+            if problem:  # the settings were fixed after start: their outlets open now
+                _open_outlets(config, built, outlets)
+            for outlet in outlets:
+                app.listeners.append(outlet)
+                outlet.start()
             app.start(backend)
         except Exception:
             log.exception("the tray could not start")
@@ -209,6 +231,8 @@ def run_tray(
     watcher.stop()
     for app in built:
         app.quit()
+    for outlet in outlets:
+        outlet.stop()
     return EXIT_USAGE if problem and not built else 0
 
 
@@ -230,7 +254,9 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         settings = resolve(
             args, url=sim.url, interval=interval, insecure=True, timeout=0.8, auto_reauth=False
         )
-        return replace(settings, ca_bundle=None)  # the simulator's certificate is its own
+        # The simulator's certificate is its own; a configured endpoint or hook is for the
+        # real gateway, not for simulated states.
+        return replace(settings, ca_bundle=None, serve=None, on_change=())
 
     print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
 

@@ -72,9 +72,29 @@ def add_shared(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     )
 
 
+def add_outlets(parser: argparse.ArgumentParser) -> None:
+    """``--serve`` and ``--exec``, for the commands that keep watching (tray, watch)."""
+    group = parser.add_argument_group("for bots and servers")
+    group.add_argument(
+        "--serve",
+        metavar="ADDR",
+        help="serve /livez /readyz /status /metrics on PORT, HOST:PORT or [V6]:PORT "
+        "(loopback when no host is given)",
+    )
+    group.add_argument(
+        "--exec",
+        dest="on_change",
+        metavar="CMD",
+        help="run CMD at each state change (no shell; env CPGW_STATE, CPGW_PREVIOUS, "
+        "CPGW_DETAIL, CPGW_URL; the status JSON on stdin)",
+    )
+
+
 def resolve(args: argparse.Namespace, **extra: Any) -> Config:
     """Settings from every source, the command line last."""
     overrides: dict[str, Any] = {key: getattr(args, key, None) for key in SHARED}
+    for key in ("serve", "on_change"):  # only where add_outlets() added them
+        overrides[key] = getattr(args, key, None)
     overrides["insecure"] = True if overrides["insecure"] else None
     overrides.update(extra)
     return load(overrides, config_path=getattr(args, "config", None))

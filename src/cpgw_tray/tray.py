@@ -111,6 +111,8 @@ class TrayApp:
             url=config.url,
         )
         self.last_action: str | None = None  # the outcome of the last menu action
+        # Also told of every status, on the poller's thread (the health endpoint, hooks).
+        self.listeners: list[Callable[[Status], None]] = []
         self.gateway: GatewayItems | None = None
         self.settings: SettingsPart | None = None
         self._shown_icon: Icon | None = None
@@ -152,6 +154,8 @@ class TrayApp:
             self.gateway.rescan()
         if self.backend is not None and not self.quitting.is_set():
             self.backend.post(lambda: self.apply(status))
+        for listener in self.listeners:
+            listener(status)
 
     def post_refresh(self) -> None:
         """Any thread: redraw the menu from the current snapshot."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from .commands import human
 from .lifecycle import silence_stdout, stop_on_signals, wait_until
-from .options import add_shared, resolve
+from .options import add_outlets, add_shared, resolve
 from .status import Status
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     watch = sub.add_parser("watch", help="check repeatedly and print a line at each change")
     add_shared(watch)
     watch.add_argument("--json", action="store_true", help="print JSON Lines")
+    add_outlets(watch)
     watch.set_defaults(func=cmd_watch)
 
 
@@ -107,14 +108,22 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     from . import logs, paths
     from .gateway import client_for
     from .history import History
+    from .outlets import Outlets, poller_view
 
     config = resolve(args)
     log_path = logs.to_file(config.log_level)
     logs.catch_uncaught()
     stop = threading.Event()
     printer = Printer(out, args.json, stop, History(paths.history_file(), "watch"))
-    poller = watch_poller(config, client_for(config), printer, log_path=log_path)
+    outlets = Outlets(config, lambda: poller_view(poller))  # binds --serve's port now
+
+    def on_status(status: Status) -> None:
+        printer(status)
+        outlets(status)
+
+    poller = watch_poller(config, client_for(config), on_status, log_path=log_path)
     restore = stop_on_signals(stop)
+    outlets.start()
     poller.start()
     try:
         wait_until(stop)
@@ -122,6 +131,7 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         pass
     finally:
         poller.stop()
+        outlets.stop()
         restore()
     if printer.pipe_closed and out is sys.stdout:
         silence_stdout()

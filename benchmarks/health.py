@@ -121,12 +121,13 @@ def main() -> None:
         ready_ms: list[float] = []
         hook_ms: list[float] = []
         try:
-            for _ in range(args.rounds):
+            for round_ in range(args.rounds):
                 switch(url, "ready")
                 if until(lambda: answers(port, 200), args.interval + 10) is None:
                     raise SystemExit("watch never reported ready")
-                # A logout lands anywhere within the poll cycle, as in life.
-                time.sleep(args.interval * 0.37)
+                # Logouts spread over the poll cycle (ready was seen just after a check):
+                # the worst case is one just after a check, a whole interval to wait.
+                time.sleep(args.interval * (round_ + 0.5) / args.rounds)
                 at = switch(url, "logged_out")
                 seen = until(lambda: answers(port, 503), args.interval + 10)
                 ran = until(lambda at=at: hook_start(runs, "logged_out", at), args.interval + 10)

@@ -1,0 +1,261 @@
+"""--serve and --exec wired into the watcher: a stalled poller fails /livez, a taken port
+exits 64, and `cpgw-tray watch --serve --exec` against the simulator over real sockets."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from cpgw_tray.config import load
+from cpgw_tray.outlets import Outlets, poller_view
+from cpgw_tray.poller import Poller
+from cpgw_tray.simulator import Simulator
+from cpgw_tray.status import LOOKS, State, Status
+
+from .conftest import control, free_port, run_cli
+
+URL = "https://127.0.0.1:5000"
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        reply = conn.getresponse()
+        return reply.status, reply.read()
+    finally:
+        conn.close()
+
+
+def wait_for(condition: Any, timeout: float = 15.0) -> Any:
+    """Bounded wait on real processes and sockets."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"not within {timeout} s")
+
+
+class Wall:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Stalling:
+    """A check that answers ``ready`` once, then hangs until released."""
+
+    def __init__(self, wall: Wall) -> None:
+        self.wall = wall
+        self.calls = 0
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self) -> Status:
+        self.calls += 1
+        if self.calls > 1:
+            self.stalled.set()
+            self.release.wait(30)
+        ready = State.READY
+        return Status(ready, LOOKS[ready].label, "ok", checked_at=self.wall(), url=URL)
+
+
+@pytest.fixture
+def stalled_watch() -> Iterator[tuple[Poller, Outlets, Stalling, Wall]]:
+    wall = Wall()
+    check = Stalling(wall)
+    config = load({"serve": "127.0.0.1:0"}, env={})
+    holder: list[Poller] = []
+    outlets = Outlets(config, lambda: poller_view(holder[0]))
+    poller = Poller(check, outlets, interval=15, timeout=10, wall=wall, url=URL)
+    holder.append(poller)
+    outlets.start()
+    poller.start()
+    yield poller, outlets, check, wall
+    check.release.set()
+    poller.stop()
+    outlets.stop()
+
+
+def test_livez_fails_when_the_poller_stalls_past_the_freshness_limit(
+    stalled_watch: tuple[Poller, Outlets, Stalling, Wall],
+) -> None:
+    poller, outlets, check, wall = stalled_watch
+    assert outlets.server is not None
+    port = outlets.server.addr.port
+    wait_for(lambda: get(port, "/readyz")[0] == 200)
+    assert get(port, "/livez")[0] == 200
+    poller.check_now()
+    assert check.stalled.wait(10)  # the second check hangs
+    wall.now += timedelta(seconds=15 + 10 + 5 - 1)  # interval + timeout + grace, not yet
+    assert get(port, "/livez")[0] == 200
+    wall.now += timedelta(seconds=2)  # past it
+    code, body = get(port, "/livez")
+    assert code == 503
+    assert json.loads(body)["state"] == "unknown"
+    assert get(port, "/readyz")[0] == 503
+    families = {f.name: f for f in text_string_to_metric_families(get(port, "/metrics")[1].decode())}
+    shown = [s.labels["state"] for s in families["cpgw_tray_state"].samples if s.value == 1]
+    assert shown == ["unknown"]
+    # and once the check comes back, the watcher is live again
+    check.release.set()
+    wait_for(lambda: get(port, "/livez")[0] == 200)
+
+
+def test_livez_fails_once_the_poller_stopped(
+    stalled_watch: tuple[Poller, Outlets, Stalling, Wall],
+) -> None:
+    poller, outlets, _, _ = stalled_watch
+    assert outlets.server is not None
+    port = outlets.server.addr.port
+    wait_for(lambda: get(port, "/livez")[0] == 200)
+    poller.stop()
+    wait_for(lambda: get(port, "/livez")[0] == 503)
+
+
+def test_a_check_duration_is_counted_once_per_finished_check() -> None:
+    config = load({"serve": "127.0.0.1:0"}, env={})
+    outlets = Outlets(config, lambda: pytest.fail("the view is not read here"))
+    try:
+        at = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+        ready = Status(State.READY, "Ready", "ok", checked_at=at, latency_ms=12.0, url=URL)
+        outlets(ready)
+        outlets(ready)  # republished (a held-back request): same check
+        outlets(Status(State.UNKNOWN, "Not checked lately", "stale", checked_at=at, url=URL))
+        assert outlets.metrics is not None
+        body, _ = outlets.metrics.render(ready)
+        families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+        count = [
+            s.value
+            for s in families["cpgw_tray_check_duration_seconds"].samples
+            if s.name.endswith("_count")
+        ]
+        assert count == [1.0]
+    finally:
+        outlets.stop()
+
+
+def test_a_taken_port_exits_64_with_one_line(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out = run_cli("--url", sim.url, "watch", "--serve", str(port))
+    err = capsys.readouterr().err
+    assert code == 64 and out == ""
+    assert err.count("\n") == 1
+    assert f"cannot listen on 127.0.0.1:{port} for --serve" in err
+    assert not sim.requests()  # nothing was asked of the gateway
+
+
+def test_the_tray_with_a_taken_port_exits_64_before_it_shows(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DISPLAY", ":cpgw-test-never-opened")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _ = run_cli("tray", "--serve", f"127.0.0.1:{port}")
+    assert code == 64
+    assert "cannot listen on" in capsys.readouterr().err
+
+
+def test_bad_serve_and_exec_values_exit_64(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli("watch", "--serve", "::1:5001")
+    assert code == 64 and "bad value for --serve: put an IPv6 address in brackets" in (
+        capsys.readouterr().err
+    )
+    code, _ = run_cli("watch", "--exec", "notify 'unclosed")
+    assert code == 64 and "bad value for --exec: cannot split" in capsys.readouterr().err
+
+
+HOOK = """\
+import json, os, sys
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps([os.environ["CPGW_PREVIOUS"], os.environ["CPGW_STATE"],
+                        os.environ["CPGW_URL"], json.load(sys.stdin)["state"]]) + "\\n")
+"""
+
+
+@pytest.mark.e2e
+def test_watch_serves_health_and_runs_the_hook_against_the_simulator(tmp_path: Path) -> None:
+    hook, runs = tmp_path / "hook.py", tmp_path / "runs.jsonl"
+    hook.write_text(HOOK)
+    port = free_port()
+    interval = 1.0
+    with Simulator(0, scenario="ready", rate_limit=True) as sim:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cpgw_tray",
+                "--url",
+                sim.url,
+                "watch",
+                "--json",
+                "--interval",
+                str(interval),
+                "--serve",
+                str(port),
+                "--exec",
+                f"{sys.executable} {hook} {runs}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            wait_for(lambda: runs.exists() and runs.read_text())
+            assert get(port, "/readyz")[0] == 200
+            assert json.loads(get(port, "/status")[1])["state"] == "ready"
+            control(sim.url, "/sim/state", {"scenario": "logged_out"})
+            switched = time.monotonic()
+            wait_for(lambda: get(port, "/readyz")[0] == 503, timeout=interval + 1)
+            took = time.monotonic() - switched
+            assert took <= interval + 1
+            wait_for(lambda: len(runs.read_text().splitlines()) == 2, timeout=5)
+            lines = [json.loads(line) for line in runs.read_text().splitlines()]
+            assert lines == [
+                ["unknown", "ready", sim.url, "ready"],
+                ["ready", "logged_out", sim.url, "logged_out"],
+            ]
+            body = get(port, "/metrics")[1].decode()
+            families = {f.name: f for f in text_string_to_metric_families(body)}
+            shown = [s.labels["state"] for s in families["cpgw_tray_state"].samples if s.value]
+            assert shown == ["logged_out"]
+            assert get(port, "/livez")[0] == 200
+            assert all(r.status != 429 for r in sim.requests())
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=5) == 0
+            with pytest.raises(ConnectionRefusedError):
+                get(port, "/livez")
+        finally:
+            proc.kill()
+            proc.wait()
+            assert proc.stderr is not None
+            err = proc.stderr.read()
+            proc.stderr.close()
+    assert "Traceback" not in err
+    assert "exposed" not in err  # loopback: no exposure line

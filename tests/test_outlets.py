@@ -112,7 +112,9 @@ def test_livez_fails_when_the_poller_stalls_past_the_freshness_limit(
     assert code == 503
     assert json.loads(body)["state"] == "unknown"
     assert get(port, "/readyz")[0] == 503
-    families = {f.name: f for f in text_string_to_metric_families(get(port, "/metrics")[1].decode())}
+    families = {
+        f.name: f for f in text_string_to_metric_families(get(port, "/metrics")[1].decode())
+    }
     shown = [s.labels["state"] for s in families["cpgw_tray_state"].samples if s.value == 1]
     assert shown == ["unknown"]
     # and once the check comes back, the watcher is live again

@@ -261,3 +261,26 @@ def test_watch_serves_health_and_runs_the_hook_against_the_simulator(tmp_path: P
             proc.stderr.close()
     assert "Traceback" not in err
     assert "exposed" not in err  # loopback: no exposure line
+
+
+def test_the_tray_hands_each_status_to_its_outlets(tmp_path: Path) -> None:
+    from cpgw_tray.gateway import GatewayClient
+    from cpgw_tray.tray import TrayApp
+
+    from .test_tray import FakeBackend, IdlePoller, snapshot
+
+    hook, runs = tmp_path / "hook.py", tmp_path / "runs.jsonl"
+    hook.write_text(HOOK)
+    config = load({"on_change": [sys.executable, str(hook), str(runs)]}, env={})
+    tray = TrayApp(config, GatewayClient(config.url, verify=False), poller=IdlePoller())
+    outlets = Outlets(config, lambda: poller_view(tray.poller))
+    tray.listeners.append(outlets)
+    outlets.start()
+    tray.start(FakeBackend())
+    try:
+        tray.on_status(snapshot(State.READY))  # as the poller thread does
+        wait_for(lambda: runs.exists() and runs.read_text())
+        assert json.loads(runs.read_text()) == ["unknown", "ready", config.url, "ready"]
+    finally:
+        tray.quit()
+        outlets.stop()

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
 from .status import State, Status
@@ -207,22 +207,23 @@ class ServeError(Exception):
     """The health endpoint cannot listen; the message is one line for the user."""
 
 
-def _server_class(host: str) -> type[ThreadingHTTPServer]:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+class _Server(ThreadingHTTPServer):
+    """The standard library's threading server, IPv4 or IPv6, knowing its endpoint."""
 
-    class Server(ThreadingHTTPServer):
-        address_family = family
-        daemon_threads = True  # a slow client never holds up quitting
-        block_on_close = False
+    daemon_threads = True  # a slow client never holds up quitting
+    block_on_close = False
 
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            # Logged, never printed; a client that hung up or stalled is not our error.
-            if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-                log.debug("health endpoint: %s went away", client_address[0])
-            else:
-                log.exception("health endpoint: error serving %s", client_address[0])
+    def __init__(self, addr: Addr, health: HealthServer) -> None:
+        self.address_family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
+        self.health = health
+        super().__init__((addr.host, addr.port), _Handler)
 
-    return Server
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Logged, never printed; a client that hung up or stalled is not our error.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            log.debug("health endpoint: %s went away", client_address[0])
+        else:
+            log.exception("health endpoint: error serving %s", client_address[0])
 
 
 class HealthServer:
@@ -233,12 +234,11 @@ class HealthServer:
         self.view = view
         self.metrics = metrics
         try:
-            self._httpd = _server_class(addr.host)((addr.host, addr.port), _Handler)
+            self._httpd = _Server(addr, self)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             hint = " (another program, or another cpgw-tray, uses it)" if _in_use(exc) else ""
             raise ServeError(f"cannot listen on {addr} for --serve: {reason}{hint}") from None
-        self._httpd.health = self  # type: ignore[attr-defined]  # read by the handler
         bound = self._httpd.server_address
         self.addr = Addr(str(bound[0]), int(bound[1]))
         self.exposed = not ipaddress.ip_address(self.addr.host).is_loopback
@@ -320,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def do_GET(self) -> None:
-        health: HealthServer = self.server.health  # type: ignore[attr-defined]
+        health = cast(_Server, self.server).health
         path = urlsplit(self.path).path
         try:
             if path not in self.ROUTES:

@@ -6,6 +6,7 @@ import itertools
 import json
 import logging
 import shlex
+import signal
 import sys
 import textwrap
 import time
@@ -46,12 +47,17 @@ if len(sys.argv) > 2:
 write(seen)
 """
 
-# Starts a child in its own process group, reports both pids, then hangs.
+# Forks a child (cheap: no subprocess import, so it reports fast even on a loaded machine),
+# reports both pids atomically, then hangs; the child is in the hook's process group.
 HANG = """\
-import os, subprocess, sys, time
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-with open(sys.argv[1], "w") as f:
-    f.write(f"{os.getpid()} {child.pid}\\n")
+import os, sys, time
+child = os.fork()
+if child == 0:
+    time.sleep(60)
+    os._exit(0)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(f"{os.getpid()} {child}\\n")
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
 time.sleep(60)
 """
 
@@ -250,17 +256,19 @@ def test_a_burst_of_changes_gives_a_chain_without_repeats(
 # ------------------------------------------------------------------------- failures
 
 
+@pytest.mark.e2e  # waits out a real 1 s timeout
 def test_a_hanging_hook_is_killed_at_the_timeout_with_its_process_group(
     tmp_path: Path, hooks_for: Callable[..., Hooks], caplog: pytest.LogCaptureFixture
 ) -> None:
     pids_file = tmp_path / "pids"
     hang = script(tmp_path, "hang.py", HANG)
     caplog.set_level(logging.INFO, logger="cpgw_tray.hooks")
-    hooks = hooks_for([sys.executable, str(hang), str(pids_file)], timeout=0.5)
+    hooks = hooks_for([sys.executable, str(hang), str(pids_file)], timeout=1.0)
     hooks.offer(make_status(State.READY))
     text = wait_for(lambda: pids_file.exists() and pids_file.read_text().strip())
     hook_pid, child_pid = map(int, text.split())
-    wait_for(lambda: "killed after 0.5 s (hook_timeout)" in caplog.text)
+    wait_for(lambda: "killed after 1 s (hook_timeout) with its process group" in caplog.text)
+    assert f"exit -{signal.SIGKILL.value}" in caplog.text
     assert "unknown -> ready" in caplog.text
     wait_for(lambda: gone(hook_pid) and gone(child_pid), timeout=5)
 
@@ -317,10 +325,14 @@ def test_what_a_hook_leaves_running_is_ended_when_it_exits(
         tmp_path,
         "leave.py",
         """\
-        import subprocess, sys
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        with open(sys.argv[1], "w") as f:
-            f.write(f"{child.pid}\\n")
+        import os, sys, time
+        child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        with open(sys.argv[1] + ".tmp", "w") as f:
+            f.write(f"{child}\\n")
+        os.replace(sys.argv[1] + ".tmp", sys.argv[1])
         """,
     )
     hooks = hooks_for([sys.executable, str(leave), str(pids_file)])

@@ -171,9 +171,10 @@ class Hooks:
             log.info("hook (%s) ended by stop", what)
         elif timed_out:
             log.warning(
-                "hook (%s) killed after %g s (hook_timeout) with its process group%s",
+                "hook (%s) killed after %g s (hook_timeout) with its process group: exit %s%s",
                 what,
                 self.timeout,
+                proc.returncode,
                 said,
             )
         elif proc.returncode != 0:

@@ -3,6 +3,8 @@ like the tray (IBKR's restart windows included: no reauthentication and one requ
 minute inside them), prints a line (or a JSON line) at each change — of the state, or of
 ``maintenance_until``/``next_maintenance`` — logs to ``cpgw-tray.log`` as well as stderr,
 and ends at once and quietly on Ctrl-C, SIGTERM or a closed pipe.
+With ``--serve`` and ``--exec`` it also answers health probes and runs a command at each
+change (:mod:`.outlets`).
 """
 
 from __future__ import annotations

@@ -78,14 +78,31 @@ class Stalling:
         return Status(ready, LOOKS[ready].label, "ok", checked_at=self.wall(), url=URL)
 
 
+HOOK = """\
+import json, os, sys
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps([os.environ["CPGW_PREVIOUS"], os.environ["CPGW_STATE"],
+                        os.environ["CPGW_URL"], json.load(sys.stdin)["state"]]) + "\\n")
+"""
+
+
+def hook_runs(path: Path) -> list[list[str]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 @pytest.fixture
-def stalled_watch() -> Iterator[tuple[Poller, Outlets, Stalling, Wall]]:
+def stalled_watch(tmp_path: Path) -> Iterator[tuple[Poller, Outlets, Stalling, Wall]]:
     wall = Wall()
     check = Stalling(wall)
-    config = load({"serve": "127.0.0.1:0"}, env={})
+    hook = tmp_path / "hook.py"
+    hook.write_text(HOOK)
+    on_change = [sys.executable, str(hook), str(tmp_path / "runs.jsonl")]
+    config = load({"serve": "127.0.0.1:0", "on_change": on_change}, env={})
     holder: list[Poller] = []
     outlets = Outlets(config, lambda: poller_view(holder[0]))
-    poller = Poller(check, outlets, interval=15, timeout=10, wall=wall, url=URL)
+    # The watchdog looks often, so the stale verdict is published soon after the wall
+    # clock passes the limit.
+    poller = Poller(check, outlets, interval=15, timeout=10, wall=wall, url=URL, look_every=0.05)
     holder.append(poller)
     outlets.start()
     poller.start()
@@ -96,7 +113,7 @@ def stalled_watch() -> Iterator[tuple[Poller, Outlets, Stalling, Wall]]:
 
 
 def test_livez_fails_when_the_poller_stalls_past_the_freshness_limit(
-    stalled_watch: tuple[Poller, Outlets, Stalling, Wall],
+    stalled_watch: tuple[Poller, Outlets, Stalling, Wall], tmp_path: Path
 ) -> None:
     poller, outlets, check, wall = stalled_watch
     assert outlets.server is not None
@@ -117,6 +134,10 @@ def test_livez_fails_when_the_poller_stalls_past_the_freshness_limit(
     }
     shown = [s.labels["state"] for s in families["cpgw_tray_state"].samples if s.value == 1]
     assert shown == ["unknown"]
+    # the stale spell is a change for the hook too
+    runs = tmp_path / "runs.jsonl"
+    wait_for(lambda: len(hook_runs(runs)) == 2)
+    assert [run[:2] for run in hook_runs(runs)] == [["unknown", "ready"], ["ready", "unknown"]]
     # and once the check comes back, the watcher is live again
     check.release.set()
     wait_for(lambda: get(port, "/livez")[0] == 200)
@@ -190,14 +211,6 @@ def test_bad_serve_and_exec_values_exit_64(capsys: pytest.CaptureFixture[str]) -
     )
     code, _ = run_cli("watch", "--exec", "notify 'unclosed")
     assert code == 64 and "bad value for --exec: cannot split" in capsys.readouterr().err
-
-
-HOOK = """\
-import json, os, sys
-with open(sys.argv[1], "a") as f:
-    f.write(json.dumps([os.environ["CPGW_PREVIOUS"], os.environ["CPGW_STATE"],
-                        os.environ["CPGW_URL"], json.load(sys.stdin)["state"]]) + "\\n")
-"""
 
 
 @pytest.mark.e2e

@@ -188,7 +188,7 @@ def test_server_keys_from_file_and_environment(tmp_path: Path) -> None:
     assert config.on_change == ("notify-send", "gateway changed")
     assert config.serve == "127.0.0.1:5002"
     defaults = load({}, env={})
-    assert (defaults.serve, defaults.on_change, defaults.hook_timeout) == (None, (), 30)
+    assert (defaults.serve, defaults.on_change, defaults.hook_timeout) == (None, None, 30)
 
 
 @pytest.mark.parametrize(
@@ -215,3 +215,11 @@ def test_bad_server_options_name_the_flag() -> None:
         load({"serve": "70000"}, env={})
     with pytest.raises(ConfigError, match="CPGW_TRAY_ON_CHANGE: empty command"):
         load({}, env={"CPGW_TRAY_ON_CHANGE": " "})
+
+
+def test_a_command_is_shown_as_a_toml_array_that_reads_back(tmp_path: Path) -> None:
+    from cpgw_tray.settings_file import toml_value
+
+    argv = ("notify", 'say "hi"', "C:\\hooks\\x.bat")
+    path = write(tmp_path, f"on_change = {toml_value(argv)}\n")
+    assert load({}, config_path=str(path), env={}).on_change == argv

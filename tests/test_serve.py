@@ -8,7 +8,7 @@ import logging
 import re
 import socket
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -313,6 +313,17 @@ def test_metrics_follow_the_shown_state_and_time_its_change(
     shown.status = make_status(State.READY)
     found = families(get(server.addr.port, "/metrics")[2])
     assert found["cpgw_tray_seconds_since_change"].samples[0].value == 2.0
+
+
+def test_metrics_say_when_the_check_fell_in_a_restart_window(
+    server: HealthServer, shown: Shown
+) -> None:
+    found = families(get(server.addr.port, "/metrics")[2])
+    assert found["cpgw_tray_maintenance"].samples[0].value == 0.0
+    until = NOW + timedelta(minutes=40)
+    shown.status = make_status(State.NOT_AUTHENTICATED, maintenance_until=until)
+    found = families(get(server.addr.port, "/metrics")[2])
+    assert found["cpgw_tray_maintenance"].samples[0].value == 1.0
 
 
 # ------------------------------------------------------------------------- exposure

@@ -256,7 +256,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         )
         # The simulator's certificate is its own; a configured endpoint or hook is for the
         # real gateway, not for simulated states.
-        return replace(settings, ca_bundle=None, serve=None, on_change=())
+        return replace(settings, ca_bundle=None, serve=None, on_change=None)
 
     print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
 

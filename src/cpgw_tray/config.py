@@ -53,7 +53,7 @@ class Config:
     restart_windows: bool = True  # false: ignore IBKR's restart windows (an outdated table)
     log_level: str = "INFO"
     serve: str | None = None  # the health endpoint's address (--serve), off by default
-    on_change: tuple[str, ...] = ()  # a command run at each state change (--exec)
+    on_change: tuple[str, ...] | None = None  # a command run at each state change (--exec)
     hook_timeout: float = 30.0  # seconds before a change hook is killed
     # Where things came from, for messages; not settable.
     config_path: str | None = field(default=None, compare=False)

@@ -98,13 +98,17 @@ def is_ready(view: View) -> bool:
 
 
 # Gauges read from the shown status at each scrape: (name, help, value or None to omit).
-# A new one is one line here, e.g. the IBKR-clock issue's maintenance window:
-#   ("cpgw_tray_maintenance", "1 inside an IBKR restart window", lambda s: ...),
+# A new one is one entry here.
 STATUS_GAUGES: tuple[tuple[str, str, Callable[[Status], float | None]], ...] = (
     (
         "cpgw_tray_login_expires_seconds",
         "Seconds left on the gateway login, from the last keep-alive (absent when unknown)",
         lambda s: s.sso_expires_s,
+    ),
+    (
+        "cpgw_tray_maintenance",
+        "1 while the last check fell in an IBKR restart window, else 0",
+        lambda s: float(s.maintenance_until is not None),
     ),
 )
 

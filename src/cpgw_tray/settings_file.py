@@ -104,6 +104,25 @@ DOCS: dict[str, Doc] = {
         restart=True,
     ),
     "log_level": Doc("Detail in the log file: DEBUG, INFO, WARNING or ERROR.", restart=True),
+    "serve": Doc(
+        "Serve `/livez`, `/readyz`, `/status` and `/metrics` for bots and probes on `PORT`, "
+        "`HOST:PORT` or `[V6]:PORT` (loopback when no host is given); `--serve` does the "
+        "same for one run.",
+        restart=True,
+        example='"127.0.0.1:5001"',
+        unset="off",
+    ),
+    "on_change": Doc(
+        "A command run at each state change: a list of strings, or one string split like a "
+        "shell would (no shell runs it); `--exec` does the same for one run.",
+        restart=True,
+        example='["/home/me/bin/on-gateway-change"]',
+        unset="none",
+    ),
+    "hook_timeout": Doc(
+        "Seconds an `on_change` command may run before it is killed with its process group.",
+        restart=True,
+    ),
 }
 
 RESTART_KEYS = frozenset(name for name, doc in DOCS.items() if doc.restart)
@@ -123,13 +142,15 @@ def env_var(name: str) -> str:
 
 
 def toml_value(value: Any) -> str:
-    """A default as it is written in TOML: ``true``, ``15``, ``"INFO"``."""
+    """A value as it is written in TOML: ``true``, ``15``, ``"INFO"``, ``["a", "b"]``."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):  # a command: on_change
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
     return str(value)
 
 

@@ -296,3 +296,39 @@ def test_the_tray_hands_each_status_to_its_outlets(tmp_path: Path) -> None:
     finally:
         tray.quit()
         outlets.stop()
+
+
+def test_requests_sent_reach_the_metrics(sim: Simulator) -> None:
+    """Every request the client sends is counted by endpoint and code; a 429 from the
+    gateway counts as rate limited; a request held back counts as nothing."""
+    from cpgw_tray.gateway import GatewayClient
+    from cpgw_tray.governor import Deferred
+
+    config = load({"url": sim.url, "serve": str(free_port())}, env={})
+    client = GatewayClient(sim.url, verify=False)
+    outlets = Outlets(config, lambda: None)  # type: ignore[arg-type, return-value]
+    outlets.attach(client)
+    assert outlets.metrics is not None
+    client.auth_status()
+    client.tickle()
+    sim.set_scenario("rate_limited")
+    client.call("POST", "logout", {})
+    with pytest.raises(Deferred):
+        client.auth_status()  # held back by the governor after the 429: not sent
+    body, _ = outlets.metrics.render(_ready())
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    counts = {
+        (s.labels["endpoint"], s.labels["code"]): s.value
+        for s in families["cpgw_tray_requests"].samples
+        if s.name == "cpgw_tray_requests_total"
+    }
+    assert counts == {("iserver/auth/status", "200"): 1, ("tickle", "200"): 1, ("logout", "429"): 1}
+    limited = [
+        s.value for s in families["cpgw_tray_rate_limited"].samples if s.name.endswith("_total")
+    ]
+    assert limited == [1]
+    client.close()
+
+
+def _ready() -> Status:
+    return Status(State.READY, LOOKS[State.READY].label, "d")

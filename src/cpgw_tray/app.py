@@ -212,6 +212,7 @@ def run_tray(
                 _open_outlets(config, built, outlets)
             for outlet in outlets:
                 app.listeners.append(outlet)
+                outlet.attach(app.client)
                 outlet.start()
             app.start(backend)
         except Exception:

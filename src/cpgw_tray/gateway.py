@@ -108,6 +108,9 @@ class GatewayClient:
         self.governor = governor or RateGovernor()
         self._sleep = sleep
         self._now = now
+        # Told of every request sent: (path, HTTP status or the failure's name); the
+        # health endpoint's metrics count them. Never told of a request held back.
+        self.on_request: Callable[[str, int | str], None] | None = None
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "cpgw-tray"
         self.session.headers["Accept-Encoding"] = ENCODINGS
@@ -132,6 +135,14 @@ class GatewayClient:
                 r"'(localhost|127\.[\d.]+|::1|\[::1\])'",
                 category=urllib3.exceptions.InsecureRequestWarning,
             )
+
+    def _tell(self, path: str, outcome: int | str) -> None:
+        listener = self.on_request
+        if listener is not None:
+            try:
+                listener(path, outcome)
+            except Exception:  # counting must never break a check
+                log.exception("request listener failed")
 
     def url_for(self, path: str) -> str:
         return self.base + path.lstrip("/")
@@ -181,11 +192,14 @@ class GatewayClient:
                     response.close()
         except BadReply as exc:
             log.debug("%s %s -> %s, unusable: %s", method, url, status, exc)
+            self._tell(path, Failure.BAD_REPLY.value)
             raise Unreachable(Failure.BAD_REPLY, str(exc), meta(), status) from exc
         except TRANSPORT_ERRORS as exc:
             failure, reason = sort_failure(exc, deadline)
             log.debug("%s %s failed: %s (%r)", method, url, failure.value, exc)
+            self._tell(path, failure.value)
             raise Unreachable(failure, reason, meta(), status) from exc
+        self._tell(path, response.status_code)
         backoff = None
         if response.status_code == 429:
             asked = parse_retry_after(response.headers.get("Retry-After"))

@@ -18,6 +18,7 @@ from .options import UsageError
 
 if TYPE_CHECKING:
     from .config import Config
+    from .gateway import GatewayClient
     from .hooks import Hooks
     from .poller import Poller
     from .serve import HealthServer, Metrics, View
@@ -57,6 +58,11 @@ class Outlets:
             from .hooks import Hooks
 
             self.hooks = Hooks(config.on_change, url=config.url, timeout=config.hook_timeout)
+
+    def attach(self, client: GatewayClient) -> None:
+        """Count every request ``client`` sends in the metrics (when serving)."""
+        if self.metrics is not None:
+            client.on_request = self.metrics.request
 
     def start(self) -> None:
         if self.server is not None:

@@ -123,7 +123,9 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         printer(status)
         outlets(status)
 
-    poller = watch_poller(config, client_for(config), on_status, log_path=log_path)
+    client = client_for(config)
+    outlets.attach(client)
+    poller = watch_poller(config, client, on_status, log_path=log_path)
     restore = stop_on_signals(stop)
     outlets.start()
     poller.start()

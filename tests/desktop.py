@@ -187,7 +187,7 @@ class Desktop:
                 ],
                 "host.log",
             )
-        wait_for(self._tray_owned, 15, "the tray selection _NET_SYSTEM_TRAY_S0")
+        wait_for(self._tray_owned, 30, "the tray selection _NET_SYSTEM_TRAY_S0")
         time.sleep(SETTLE)
         return self
 

@@ -75,3 +75,20 @@ def test_off_the_main_thread_nothing_is_installed() -> None:
     thread.start()
     thread.join()
     assert results == [before]
+
+
+def test_logging_set_up_twice_logs_each_line_once(tmp_path: object) -> None:
+    import io
+    import logging
+    from pathlib import Path
+
+    from cpgw_tray import logs
+
+    stream = io.StringIO()
+    path = Path(str(tmp_path)) / "x.log"
+    for _ in range(3):
+        logs.to_stderr(0, stream)
+        logs.to_file("INFO", path)
+    logging.getLogger("cpgw_tray.test").warning("once")
+    assert stream.getvalue().count("once") == 1
+    assert path.read_text().count("once") == 1

@@ -23,14 +23,24 @@ def level_for(verbosity: int) -> int:
     return logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
 
 
+def _install(handler: logging.Handler, kind: str) -> None:
+    """Add ``handler`` to the root logger in place of an earlier one of the same
+    ``kind`` (a second ``main()`` in one process must not print every line twice)."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "cpgw_tray", None) == kind]:
+        root.removeHandler(old)
+        old.close()
+    handler.cpgw_tray = kind  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(min(root.level or logging.WARNING, handler.level))
+
+
 def to_stderr(verbosity: int, stream: TextIO | None = None) -> None:
     """Log to stderr at the level ``-v`` asks for."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setLevel(level_for(verbosity))
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(min(root.level or logging.WARNING, handler.level))
+    _install(handler, "stderr")
 
 
 def to_file(level: str, path: Path | None = None) -> Path:
@@ -45,11 +55,8 @@ def to_file(level: str, path: Path | None = None) -> Path:
     except OSError as exc:
         log.warning("cannot write the log file %s: %s", path, exc)
         return path
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.setLevel(getattr(logging, level))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(min(root.level or logging.WARNING, handler.level))
+    _install(handler, "file")
     return path
 
 

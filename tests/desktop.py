@@ -64,10 +64,11 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: floa
 class Desktop:
     """Xvfb + session bus + tray host, in a private HOME and runtime dir."""
 
-    def __init__(self, workdir: Path, host: str) -> None:
+    def __init__(self, workdir: Path, host: str, align: str = "left") -> None:
         assert host in HOSTS
         self.workdir = workdir
         self.host = host
+        self.align = align  # trayer's place on the top edge: left or right
         self.procs: list[subprocess.Popen[bytes]] = []
         home = workdir / "home"
         runtime = workdir / "xdg-run"
@@ -171,7 +172,7 @@ class Desktop:
                     "--edge",
                     "top",
                     "--align",
-                    "left",
+                    self.align,
                     "--widthtype",
                     "request",
                     "--height",
@@ -380,6 +381,9 @@ def ocr_lines(image: Image.Image, workdir: Path, scale: int = 3) -> list[tuple[s
     big = image.resize(
         (image.width * scale, image.height * scale), Image.Resampling.LANCZOS
     ).convert("L")
+    # Dark on light: greyed-out rows (grey on a light grey popup) are easy to miss
+    # for tesseract unless made black.
+    big = big.point(lambda v: 0 if v < 200 else 255)
     path = workdir / "ocr.png"
     big.save(path)
     tsv = subprocess.run(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import ImageChops
 
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.status import GREEN, ORANGE, RED, YELLOW
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.e2e
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 HOST = {"appindicator": "xfce4-panel", "xorg": "trayer", "gtk": "trayer"}
+TK_MENU = (217, 217, 217)  # the popup's background
 MENU_WORDS = ["Check now", "Open login page", "Notifications", "Quit"]
 
 
@@ -93,6 +96,9 @@ class TrayRun:
             stderr=subprocess.STDOUT,
         )
         self.shot_no = 0
+        self.menu_region: tuple[int, int, int, int] = (0, 0, 0, 0)
+        self.menu_shot: object = None
+        self.menu_read_at = 0.0
 
     def shot(self, label: str) -> tuple[Path, object]:
         self.shot_no += 1
@@ -117,16 +123,22 @@ class TrayRun:
         print(f"screenshot: {self.shots}/{self.shot_no:02d}-{label}.png")
         return box
 
-    def open_menu(self, box: tuple[int, int, int, int], label: str) -> list[tuple[str, int, int]]:
-        """Click the icon so its menu opens; read the menu from the screen by OCR."""
+    def open_menu(
+        self, box: tuple[int, int, int, int], label: str, button: int | None = None
+    ) -> list[tuple[str, int, int]]:
+        """Click the icon so its menu opens; read the menu from the screen by OCR. The
+        menu's place on the screen is kept in ``menu_region``, the screenshot in
+        ``menu_shot``."""
         self.desktop.move_away()
         time.sleep(0.2)
         _, before = self.shot(f"{label}-before")
         cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
-        button = 3 if self.backend == "gtk" else 1
+        if button is None:
+            button = 3 if self.backend == "gtk" else 1
         self.desktop.click(cx, cy, button)
 
         def menu_read() -> list[tuple[str, int, int]] | None:
+            self.menu_read_at = time.monotonic()
             path, after = self.shot(label)
             region = changed_region(before, after, box[3] + 2)  # type: ignore[arg-type]
             if region is None:
@@ -137,6 +149,7 @@ class TrayRun:
             if "Quit" not in text:
                 path.unlink()
                 return None
+            self.menu_region, self.menu_shot = region, after
             return [(t, x + region[0], y + region[1]) for t, x, y in lines]
 
         lines: list[tuple[str, int, int]] = wait_for(menu_read, 10, "the menu on screen", step=0.2)
@@ -144,6 +157,17 @@ class TrayRun:
             f"menu screenshot: {self.shots}/{self.shot_no:02d}-{label}.png: {[t for t, _, _ in lines]}"
         )
         return lines
+
+    def close_popup(self) -> None:
+        """Click outside the xorg popup; wait until no Tk menu is left on screen."""
+        self.desktop.click(512, 740)
+
+        def closed() -> bool:
+            path, image = self.shot("closed")
+            path.unlink()
+            return colour_box(image, TK_MENU, tolerance=2, top=768) is None  # type: ignore[arg-type]
+
+        wait_for(closed, 5, "the popup closed", step=0.1)
 
     def click_entry(self, lines: list[tuple[str, int, int]], words: str) -> None:
         match = [(x, y) for t, x, y in lines if read_as([(t, x, y)], words)]
@@ -170,9 +194,9 @@ class TrayRun:
 def desktop_for(tmp_path: Path) -> Iterator[object]:
     started: list[Desktop] = []
 
-    def start(backend: str) -> Desktop:
+    def start(backend: str, align: str = "left") -> Desktop:
         need(backend)
-        desktop = Desktop(tmp_path / "desk", HOST[backend]).start()
+        desktop = Desktop(tmp_path / f"desk-{len(started)}", HOST[backend], align).start()
         started.append(desktop)
         return desktop
 
@@ -224,11 +248,11 @@ def test_menu_reads_status_check_now_and_quit_while_hung(desktop_for, backend: s
             box = run.wait_colour(GREEN, "green", timeout=10)
             if backend == "appindicator":
                 labels = desktop.dbusmenu_labels()
-                assert "Gateway: Ready" in labels
+                assert "Status: Ready" in labels
                 assert all(w in labels for w in MENU_WORDS), labels
             lines = run.open_menu(box, "menu-open")
             text = " | ".join(t for t, _, _ in lines)
-            assert read_as(lines, "Gateway: Ready"), text
+            assert read_as(lines, "Status: Ready"), text
             for words in MENU_WORDS:
                 assert read_as(lines, words), text
             before = len(auth_requests(sim))
@@ -255,6 +279,112 @@ def test_menu_reads_status_check_now_and_quit_while_hung(desktop_for, backend: s
         assert "Traceback" not in run.log(), run.log()
 
 
+def countdown(texts: list[str]) -> int | None:
+    """The seconds of a "Next check in [N min] S s" row, if one was read."""
+    for text in texts:
+        found = re.search(r"Next check in (?:(\d+) ?min ?)?(?:(\d+) ?s)?", text)
+        if found and any(found.groups()):
+            return int(found.group(1) or 0) * 60 + int(found.group(2) or 0)
+    return None
+
+
+@pytest.mark.parametrize("backend", ["appindicator", "gtk", "xorg"])
+def test_countdown_counts_down_while_the_menu_is_open(desktop_for, backend: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15: "Next check in 60 s" stood still while the menu was open. After a 429
+    (Retry-After: 60) the row counts down on screen while the menu is open; on
+    appindicator what the tray publishes over D-Bus stands still while the menu is
+    closed (nothing wakes up) and moves once the panel opens it."""
+    desktop = desktop_for(backend)
+    with Simulator(0, scenario="rate_limited") as sim:
+        run = TrayRun(desktop, backend, sim, 5, f"{backend}-countdown")
+        try:
+            box = run.wait_colour(ORANGE, "orange", timeout=15)
+            if backend == "appindicator":  # closed: what the tray publishes stands still
+                still = wait_for(lambda: countdown(desktop.dbusmenu_labels()), 5, "the row")
+                time.sleep(2.5)
+                assert countdown(desktop.dbusmenu_labels()) == still  # no wake-ups
+            if backend == "xorg":  # the first opening shows the notice: close it
+                run.open_menu(box, "notice")
+                run.close_popup()
+            lines = run.open_menu(box, "open")
+            read_at = run.menu_read_at
+            first = countdown([t for t, _, _ in lines])
+            time.sleep(3)
+            _, shot = run.shot("open-later")
+            texts = [t for t, _, _ in ocr_lines(shot.crop(run.menu_region), desktop.workdir)]  # type: ignore[attr-defined]
+            later = countdown(texts)
+            if backend == "appindicator":  # and what it publishes moved too
+                published = countdown(desktop.dbusmenu_labels())
+                assert published is not None and published < still
+            took = time.monotonic() - read_at
+            print(f"{backend}: countdown {first} s, {took:.1f} s later {later} s")
+            assert first is not None and later is not None, (
+                texts if backend != "appindicator" else ""
+            )
+            assert 1 <= first - later <= took + 2  # it moved, by the time that passed
+        finally:
+            run.stop()
+        assert "Traceback" not in run.log(), run.log()
+
+
+def overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Whether two boxes (x0, y0, x1, y1) share any pixel."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.parametrize("align", ["left", "right"])
+def test_xorg_popup_opens_beside_the_icon_on_either_button(desktop_for, align: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15, fallback popup: right-click did nothing, the popup covered the icon and
+    a submenu opened on top of the menu (where it did not fit on its right: a tray at
+    the screen's right edge); the icon had black corners."""
+    desktop = desktop_for("xorg", align)
+    with Simulator(0, scenario="ready") as sim:
+        run = TrayRun(desktop, "xorg", sim, 120, f"xorg-popup-{align}")
+        try:
+            box = run.wait_colour(GREEN, "green", timeout=10)
+            _, image = run.shot("icon")
+            x0, y0, x1, y1 = box
+            for corner in ((x0, y0), (x1 - 1, y0), (x0, y1 - 1), (x1 - 1, y1 - 1)):
+                pixel = image.getpixel(corner)  # type: ignore[attr-defined]
+                assert all(abs(a - b) <= 10 for a, b in zip(pixel, GREEN, strict=True)), (
+                    corner,
+                    pixel,
+                )
+            for button in (3, 1):
+                lines = run.open_menu(box, f"button-{button}", button=button)
+                assert read_as(lines, "Status: Ready"), [t for t, _, _ in lines]
+                assert not overlap(run.menu_region, box), (run.menu_region, box)
+                run.close_popup()
+                assert run.proc.poll() is None
+            lines = run.open_menu(box, "submenu")
+            main = run.menu_region
+            row = [(x, y) for t, x, y in lines if read_as([(t, x, y)], "Log out")]
+            assert row, [t for t, _, _ in lines]
+            subprocess.run(
+                ["xdotool", "mousemove", str(row[0][0]), str(row[0][1])],
+                env=desktop.env,
+                check=True,
+            )
+
+            def submenu() -> tuple[int, int, int, int] | None:
+                path, after = run.shot("submenu-open")
+                mask = ImageChops.difference(after, run.menu_shot).convert("L")  # type: ignore[arg-type]
+                mask = mask.point(lambda v: 255 if v > 16 else 0)
+                mask.paste(0, main)  # the hover's highlight inside the menu is not it
+                found = mask.getbbox()
+                if found is None:
+                    path.unlink()
+                return found
+
+            sub = wait_for(submenu, 5, "the Log out submenu", step=0.2)
+            print(f"menu {main}, submenu {sub}, icon {box}")
+            assert not overlap(sub, main) and not overlap(sub, box), (sub, main)
+            assert sub[0] >= main[2] - 2 or sub[2] <= main[0] + 2  # beside, not on top
+        finally:
+            run.stop()
+        assert "Traceback" not in run.log(), run.log()
+
+
 def test_no_display_exits_69_and_suggests_watch(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["HOME"] = str(tmp_path)
@@ -268,19 +398,19 @@ def test_no_display_exits_69_and_suggests_watch(tmp_path: Path) -> None:
 # Every Simulate entry, in an order where each step changes the status line:
 # (entry, state, colour, status line)
 DEMO_STEPS = [
-    ("ready", "ready", GREEN, "Gateway: Ready"),
-    ("competing", "competing", ORANGE, "Gateway: Competing session"),
-    ("disconnected", "disconnected", YELLOW, "Gateway: Disconnected from IBKR"),
-    ("not_authenticated", "not_authenticated", YELLOW, "Gateway: Brokerage session not started"),
-    ("access_denied", "access_denied", RED, "Gateway: Access denied by the gateway"),
-    ("no_bridge", "not_authenticated", YELLOW, "Gateway: Brokerage session not started"),
-    ("rate_limited", "rate_limited", ORANGE, "Gateway: Rate limited"),
-    ("server_error", "error", RED, "Gateway: Gateway error"),
-    ("logged_out", "logged_out", YELLOW, "Gateway: Logged out"),
-    ("unavailable", "error", RED, "Gateway: Gateway error"),
-    ("ready", "ready", GREEN, "Gateway: Ready"),
-    ("not_json", "error", RED, "Gateway: Gateway error"),
-    ("hang", "not_responding", RED, "Gateway: Gateway not responding"),
+    ("ready", "ready", GREEN, "Status: Ready"),
+    ("competing", "competing", ORANGE, "Status: Competing session"),
+    ("disconnected", "disconnected", YELLOW, "Status: Disconnected from IBKR"),
+    ("not_authenticated", "not_authenticated", YELLOW, "Status: Brokerage session not started"),
+    ("access_denied", "access_denied", RED, "Status: Access denied by the gateway"),
+    ("no_bridge", "not_authenticated", YELLOW, "Status: Brokerage session not started"),
+    ("rate_limited", "rate_limited", ORANGE, "Status: Rate limited"),
+    ("server_error", "error", RED, "Status: Gateway error"),
+    ("logged_out", "logged_out", YELLOW, "Status: Logged out"),
+    ("unavailable", "error", RED, "Status: Gateway error"),
+    ("ready", "ready", GREEN, "Status: Ready"),
+    ("not_json", "error", RED, "Status: Gateway error"),
+    ("hang", "not_responding", RED, "Status: Gateway not responding"),
 ]
 
 

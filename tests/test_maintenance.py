@@ -114,7 +114,7 @@ def test_a_401_at_half_past_midnight_looks_expected_and_stays_quiet(sim: Simulat
     assert icons(backend)[-1] == maintenance.ICON
     menu = texts(backend.menu)
     assert menu[0] == "IBKR nightly restart until 01:45 ET — no action needed"
-    assert "Gateway: Logged out (expected during the restart)" in menu
+    assert "Status: Logged out (expected during the restart)" in menu
     assert not any("Log in at" in line for line in menu)  # no advice to act
     title = [v for k, v in backend.calls if k == "title"][-1]
     assert title.startswith("IBKR gateway: IBKR nightly restart until 01:45 ET — no action needed")

@@ -261,8 +261,8 @@ def test_menu_shows_account_and_paper_or_live(
     sim.configure(paper=paper)
     tray, backend = tray_checked_once(sim)
     texts = [e.text for e in backend.menu]
-    assert f"Account {account} — {kind}" in texts
-    assert "Server SimGw01" in texts and any(t.startswith("Authenticated since") for t in texts)
+    assert f"Account: {account} ({kind.lower()})" in texts
+    assert "Server: SimGw01" in texts and any(t.startswith("Authenticated since") for t in texts)
     tray.client.close()
 
 
@@ -310,7 +310,7 @@ def test_menu_says_when_the_next_check_is_after_a_429(sim: Simulator) -> None:
     tray, backend = tray_checked_once(sim, "rate_limited")
     shown = " ".join(e.text for e in backend.menu)
     assert tray.status.state is State.RATE_LIMITED
-    assert "Next check in 60 s, at " in shown
+    assert "Next check in 1 min, at " in shown and "Next check in 60 s" not in shown
     tray.client.close()
 
 

@@ -167,9 +167,9 @@ def run_tray(
     if config is not None:  # a taken --serve port ends the tray here: exit 64, no icon
         _open_outlets(config, built, outlets)
     try:
-        from .backends import PystrayBackend
+        from .backends import create
 
-        backend = PystrayBackend("IBKR gateway: Checking…")
+        backend = create("IBKR gateway: Checking…")
     except Exception as exc:  # Xlib.error.DisplayNameError and friends are not ImportError
         print(
             f"cpgw-tray: cannot show a tray icon ({type(exc).__name__}: {exc}). "

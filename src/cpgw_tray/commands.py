@@ -83,10 +83,14 @@ def cmd_action(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_open(args: argparse.Namespace, out: TextIO) -> int:
-    import webbrowser
-
+    """The login page in the browser; where there is none, the URL to copy (exit 0 either
+    way: the person has what they asked for)."""
+    from .opener import open_url
     from .urls import gateway_root
 
     url = gateway_root(resolve(args).url)
-    out.write(f"Opening {url}\n")
-    return 0 if webbrowser.open(url) else 1
+    if open_url(url):
+        out.write(f"Opening {url}\n")
+    else:
+        out.write(f"No browser found: open {url} in a browser yourself.\n")
+    return 0

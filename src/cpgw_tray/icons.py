@@ -1,10 +1,12 @@
 """Tray icons: the state's colour fills most of the icon; a white glyph, whose shape
-differs between colour groups, makes each state readable without colour vision. Beside
-the states' icons there is one more: an expected drop during an IBKR restart window
-(:data:`cpgw_tray.maintenance.ICON`, a clock face on blue).
+differs between colour groups (and between the two orange states), makes each state
+readable without colour vision. Beside the states' icons there is one more: an expected
+drop during an IBKR restart window (:data:`cpgw_tray.maintenance.ICON`, a clock face on
+blue).
 
 Drawn at 4x and scaled down for clean edges at 16-64 px; each (icon, size) is drawn
-once and cached.
+once and cached. :func:`xorg_icon` fills the whole square: pystray's xorg backend pastes
+the image on a black canvas without its alpha, so a disc would get black corners.
 """
 
 from __future__ import annotations
@@ -59,6 +61,23 @@ def _glyph(draw: ImageDraw.ImageDraw, glyph: Glyph, n: int) -> None:
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=WHITE, width=thin)
         draw.line([p(0.5, 0.52), p(0.5, 0.33)], fill=WHITE, width=thin)
         draw.line([p(0.5, 0.52), p(0.62, 0.58)], fill=WHITE, width=thin)
+    elif glyph is Glyph.ARROWS:  # two arrows pulling opposite ways: competing sessions
+        for y, (tail, head) in ((0.37, (0.24, 0.76)), (0.63, (0.76, 0.24))):
+            draw.line([p(tail, y), p(head, y)], fill=WHITE, width=w)
+            back = 0.15 if head > tail else -0.15
+            draw.polygon(
+                [p(head + back * 0.35, y), p(head - back, y - 0.11), p(head - back, y + 0.11)],
+                fill=WHITE,
+            )
+    elif glyph is Glyph.HOURGLASS:  # wait
+        top, bottom, left, right = 0.2, 0.8, 0.3, 0.7
+        draw.line([p(left - 0.04, top), p(right + 0.04, top)], fill=WHITE, width=w)
+        draw.line([p(left - 0.04, bottom), p(right + 0.04, bottom)], fill=WHITE, width=w)
+        thin = max(1, round(w * 0.6))
+        draw.line([p(left, top), p(right, bottom)], fill=WHITE, width=thin)
+        draw.line([p(right, top), p(left, bottom)], fill=WHITE, width=thin)
+        draw.polygon([p(0.5, 0.56), p(right - 0.02, bottom), p(left + 0.02, bottom)], fill=WHITE)
+        draw.polygon([p(left + 0.1, 0.33), p(right - 0.1, 0.33), p(0.5, 0.45)], fill=WHITE)
     else:  # QUESTION
         draw.arc([p(0.34, 0.2), p(0.66, 0.5)], start=180, end=90, fill=WHITE, width=w)
         draw.line([p(0.5, 0.49), p(0.5, 0.6)], fill=WHITE, width=w)
@@ -68,14 +87,39 @@ def _glyph(draw: ImageDraw.ImageDraw, glyph: Glyph, n: int) -> None:
 
 
 @lru_cache(maxsize=64)
-def icon_image(icon: Icon, size: int = 64) -> Image.Image:
-    """The tray icon for a state (or the restart icon): a disc of its colour with its
-    glyph."""
+def icon_image(icon: Icon, size: int = 64, *, square: bool = False) -> Image.Image:
+    """The tray icon for a state (or the restart icon): a disc (or a full square) of its
+    colour with its glyph."""
     look = look_of(icon)
     n = size * SUPERSAMPLE
     image = Image.new("RGBA", (n, n), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
-    margin = n * 0.02
-    draw.ellipse([margin, margin, n - margin, n - margin], fill=(*look.colour, 255))
+    if square:
+        draw.rectangle([0, 0, n, n], fill=(*look.colour, 255))
+    else:
+        margin = n * 0.02
+        draw.ellipse([margin, margin, n - margin, n - margin], fill=(*look.colour, 255))
     _glyph(draw, look.glyph, n)
-    return image.resize((size, size), Image.Resampling.LANCZOS)
+    return image.resize((size, size), Image.Resampling.BOX)  # no ringing at the edges
+
+
+def xorg_icon(icon: Icon) -> Image.Image:
+    """The icon for pystray's xorg backend: the full square in the icon's colour.
+
+    pystray 0.19.5 paints an XEmbed window of the root's depth, pasting the image on a
+    black RGB canvas with its alpha dropped, so transparent corners show black. Filling
+    the square works on every XEmbed host; the tray's ARGB visual (where a host offers
+    one) would need pystray's window made again with another visual and colormap.
+    """
+    return icon_image(icon, 64, square=True)
+
+
+def fit(image: Image.Image, width: int, height: int) -> Image.Image:
+    """What an XEmbed window of ``width`` x ``height`` shows of a square icon: the icon
+    at the window's shorter side, centred, the rest filled with the icon's own edge
+    colour, so a tall slot (trayer gives 24 x 62) is neither stretched nor black."""
+    side = max(1, min(width, height))
+    square = image.convert("RGB").resize((side, side), Image.Resampling.BOX)
+    canvas = Image.new("RGB", (width, height), square.getpixel((0, 0)))
+    canvas.paste(square, ((width - side) // 2, (height - side) // 2))
+    return canvas

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from .strictjson import BadJSON, loads
 from .urls import gateway_root, port_of
+from .wording import http_reply
 
 
 class State(str, Enum):
@@ -43,6 +44,8 @@ class Glyph(str, Enum):
     CROSS = "cross"
     QUESTION = "question"
     CLOCK = "clock"  # not a state's: an expected drop during an IBKR restart window
+    ARROWS = "arrows"  # competing: two sessions pulling opposite ways
+    HOURGLASS = "hourglass"  # rate limited: wait
 
 
 GREEN = (46, 158, 68)
@@ -64,14 +67,14 @@ class Look:
 
 LOOKS: dict[State, Look] = {
     State.READY: Look(GREEN, Glyph.CHECK, 0, "Ready"),
-    State.COMPETING: Look(ORANGE, Glyph.WARNING, 1, "Competing session"),
+    State.COMPETING: Look(ORANGE, Glyph.ARROWS, 1, "Competing session"),
     State.DISCONNECTED: Look(YELLOW, Glyph.WARNING, 1, "Disconnected from IBKR"),
     State.NOT_AUTHENTICATED: Look(YELLOW, Glyph.WARNING, 1, "Brokerage session not started"),
     State.LOGGED_OUT: Look(YELLOW, Glyph.WARNING, 1, "Logged out"),
     State.GATEWAY_DOWN: Look(RED, Glyph.CROSS, 2, "Gateway not running"),
     State.NOT_RESPONDING: Look(RED, Glyph.CROSS, 2, "Gateway not responding"),
     State.ACCESS_DENIED: Look(RED, Glyph.CROSS, 3, "Access denied by the gateway"),
-    State.RATE_LIMITED: Look(ORANGE, Glyph.WARNING, 3, "Rate limited"),
+    State.RATE_LIMITED: Look(ORANGE, Glyph.HOURGLASS, 3, "Rate limited"),
     State.ERROR: Look(RED, Glyph.CROSS, 3, "Gateway error"),
     State.UNKNOWN: Look(GREY, Glyph.QUESTION, None, "Checking…"),
 }
@@ -354,7 +357,7 @@ def classify_reply(
     if error is not None and any(w in error for w in _NOT_STARTED_WORDS) and code in (200, 400):
         return make(State.NOT_AUTHENTICATED)
     if code == 400:
-        return make(State.ERROR, f"The gateway answered HTTP 400: {_excerpt(body)}")
+        return make(State.ERROR, f"The gateway answered {http_reply(code, body)}.")
     if code >= 500:
         hint = (
             "IBKR is not ready yet; wait a few minutes."
@@ -362,9 +365,9 @@ def classify_reply(
             else "After an IBKR server restart this repeats for a while; "
             "restart the gateway if it persists."
         )
-        return make(State.ERROR, f"The gateway answered HTTP {code}. {hint} {_excerpt(body)}")
+        return make(State.ERROR, f"The gateway answered {http_reply(code, body)}. {hint}")
     if not 200 <= code < 300:
-        return make(State.ERROR, f"Unexpected HTTP {code}: {_excerpt(body)}")
+        return make(State.ERROR, f"Unexpected {http_reply(code, body)}.")
     if refused is not None:
         return make(State.ERROR, f"The gateway's reply could not be used: {refused}.")
     if not is_json:

@@ -12,15 +12,13 @@ expected drop gets its own look and no notifications (:mod:`cpgw_tray.maintenanc
 from __future__ import annotations
 
 import logging
-import textwrap
 import threading
-import webbrowser
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import maintenance
+from . import maintenance, opener, rows
 from .maintenance import IbkrClock
 from .menu import SEPARATOR, Entry, signature
 from .poller import Poller
@@ -81,7 +79,8 @@ class TrayApp:
         *,
         extra_entries: Callable[[], list[Entry]] | None = None,
         on_quit: Callable[[], None] | None = None,
-        open_url: Callable[[str], Any] = webbrowser.open,
+        open_url: Callable[[str], bool] = opener.open_url,
+        open_path: Callable[[Path], bool] = opener.open_path,
         now: Callable[[], datetime] = datetime.now,
         poller: Poller | None = None,
         history: History | None = None,
@@ -93,6 +92,7 @@ class TrayApp:
         self.history = history  # None: nothing recorded (the demo, tests)
         self._on_quit = on_quit
         self._open_url = open_url
+        self._open_path = open_path
         self._now = now
         self.notifications = config.notifications
         self.status = unknown(config.url)
@@ -198,10 +198,12 @@ class TrayApp:
             backend.set_title(title)
             self._shown_title = title
         entries = self.entries()
-        menu = signature(entries)
+        menu = signature(entries, live=backend.live_menu)
         if menu != self._shown_menu:
             backend.set_menu(entries)
             self._shown_menu = menu
+        else:  # the same rows: their countdowns may have moved
+            backend.refresh_live()
         was_quiet = self._was_quiet
         if self._should_notify(status):
             after = "Not back after IBKR's restart: " if was_quiet else ""
@@ -229,26 +231,30 @@ class TrayApp:
         """The restart window that explains this state (shown with its own look)."""
         return self.ibkr.window(status) if maintenance.expected_drop(status) else None
 
+    def _head(self, status: Status) -> list[str]:
+        """The status row and its explanation, as many rows in every opening."""
+        detail = rows.detail_rows(status)
+        window = self._expected_window(status)
+        if window is None:
+            return [f"Status: {status.label}", *detail]
+        head = [  # the detail's advice (log in, restart) would be wrong here
+            window.label + NO_ACTION,
+            f"Status: {status.label} (expected during the restart)",
+            "Checks once a minute until the session is back",
+        ]
+        return head + [" "] * (1 + len(detail) - len(head))
+
     # ---------------------------------------------------------------- menu
     def entries(self) -> list[Entry]:
-        """The menu, as a function of the current snapshot."""
+        """The menu, as a function of the current snapshot. Each state has a fixed row
+        layout: a fact not known says so, so rows never move between openings."""
         status = self.status
         state = status.state
-        lines = textwrap.wrap(status.detail, 60)
-        if len(lines) > 4:
-            lines = [*lines[:3], lines[3][:57] + "…"]
-        head = [f"Gateway: {status.label}", *lines]
-        window = self._expected_window(status)
-        if window:  # the detail's advice (log in, restart) would be wrong here
-            head = [
-                window.label + NO_ACTION,
-                f"Gateway: {status.label} (expected during the restart)",
-                "Checks once a minute until the session is back",
-            ]
-        items: list[Entry] = [Entry(line, enabled=False) for line in head]
-        items += [Entry(line, enabled=False) for line in self._facts()]
+        items: list[Entry] = [Entry(line, enabled=False) for line in self._head(status)]
+        items += self._facts()
         items += [SEPARATOR, Entry("Check now", self.check_now, default=True)]
-        items.append(Entry("Open login page", self.open_login))
+        answers = status.http_status is not None and state is not State.ACCESS_DENIED
+        items.append(Entry("Open login page", self.open_login, enabled=answers))
         if state is State.COMPETING:  # taking over logs the user out elsewhere: ask first
             take_over = Entry("Take the session over (logs out TWS / the phone)", self.take_over)
             items.append(Entry("Reauthenticate…", submenu=(take_over,)))
@@ -272,35 +278,52 @@ class TrayApp:
         ]
         return items
 
-    def _facts(self) -> list[str]:
-        """Lines about the session: since when, which account, time left."""
+    def _facts(self) -> list[Entry]:
+        """Rows about the session, the same rows for every opening in a state: since
+        when, which account, time left (live countdowns), the last action's outcome."""
         status = self.status
-        if status.state is State.UNKNOWN:  # nothing known yet but what an action said
-            return [self.last_action] if self.last_action else []
+        state = status.state
+        # what the last action came to (blank until there is one: the row stays put)
+        last = Entry(self.last_action or " ", enabled=False)
+        if state is State.UNKNOWN:  # nothing known yet but what an action said
+            return [last]
         since = self.since.astimezone().strftime("%H:%M")
         facts = [
-            f"Authenticated since {since}" if status.state is State.READY else f"Since {since}"
-        ]
-        if status.account:
-            kind = (
-                "Paper"
-                if status.paper
-                else "Live"
-                if status.paper is False
-                else "paper/live unknown"
+            Entry(
+                f"Authenticated since {since}" if state is State.READY else f"Since {since}",
+                enabled=False,
             )
-            facts.append(f"Account {status.account} — {kind}")
-        if status.server_name:
-            facts.append(f"Server {status.server_name}")
-        if status.sso_expires_s is not None and status.state in SESSION_STATES:
-            facts.append(f"Login expires in {max(1, round(status.sso_expires_s / 60))} min")
-        window = self.ibkr.window(status)
-        if window and not maintenance.expected_drop(status):
-            facts.append(window.label)
-        facts += self.ibkr.coming(status.checked_at or self._now().astimezone())
-        if self.last_action:
-            facts.append(self.last_action)
+        ]
+        if state in SESSION_STATES:
+            kind = {True: "paper", False: "live", None: "paper or live unknown"}[status.paper]
+            account = f"{status.account} ({kind})" if status.account else "unknown"
+            facts.append(Entry(f"Account: {account}", enabled=False))
+            facts.append(Entry(f"Server: {status.server_name or 'unknown'}", enabled=False))
+            facts.append(self._live(self._login_left, every=15.0))
+        if state is State.RATE_LIMITED:
+            facts.append(self._live(self._next_check, every=1.0))
+        if self.ibkr.enabled:  # the restart now or next, and the weekly full login
+            told = self._expected_window(status) is not None  # the head says the window
+            facts.append(self._live(lambda: rows.restart_row(self.ibkr, self._wall(), told), 15.0))
+            facts.append(self._live(lambda: rows.token_row(self.ibkr, self._wall()), 15.0))
+        facts.append(Entry(self.ibkr.choice.text, enabled=False))
+        facts.append(last)
         return facts
+
+    @staticmethod
+    def _live(text: Callable[[], str], every: float) -> Entry:
+        return Entry(text(), enabled=False, live=text, every=every)
+
+    def _wall(self) -> datetime:
+        """Now, with a time zone (the injected clock may give a naive local time)."""
+        now = self._now()
+        return now if now.tzinfo is not None else now.astimezone()
+
+    def _login_left(self) -> str:
+        return rows.login_left(self.status, self._wall())
+
+    def _next_check(self) -> str:
+        return rows.next_check(self.status, self._wall())
 
     def check_now(self) -> None:
         """Menu: check at once (coalesced with a check already running)."""
@@ -309,7 +332,31 @@ class TrayApp:
     def open_login(self) -> None:
         """Menu: the gateway's login page in the default browser."""
         url = gateway_root(self.config.url)
-        threading.Thread(target=self._open_url, args=(url,), name="browser", daemon=True).start()
+        self._open(lambda: self._open_url(url), url, "No browser found")
+
+    def open_path(self, path: Path) -> None:
+        """Menu: a file or folder (the gateway's log) with the desktop's program."""
+        self._open(lambda: self._open_path(path), str(path), "Nothing here opens files")
+
+    def _open(self, attempt: Callable[[], bool], target: str, why: str) -> None:
+        """Off the tray's thread (a browser may take its time): where nothing can open
+        ``target``, show it where the person can copy it: the menu and a notification."""
+
+        def run() -> None:
+            try:
+                opened = attempt()
+            except Exception:
+                log.exception("opening %s failed", target)
+                opened = False
+            if opened:
+                return
+            log.warning("%s: %s", why, target)
+            self.note(f"{why}; open {target} yourself")
+            backend = self.backend
+            if backend is not None and backend.has_notification:  # the click's answer
+                backend.post(lambda: backend.notify(f"Open it yourself: {target}", why))
+
+        threading.Thread(target=run, name="opener", daemon=True).start()
 
     def show_history(self) -> None:
         """Menu: the last 24 hours as a picture, opened, or its path in the menu."""

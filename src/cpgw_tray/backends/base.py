@@ -1,0 +1,131 @@
+"""What every pystray backend shares: the icon, its title and menu as pystray objects,
+notifications through pystray, and the helpers some backends use (a serial "tray thread"
+and live countdown rows).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..icons import Icon, icon_image
+from ..menu import Entry
+from ..status import State
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .popup import PopupMenu
+
+log = logging.getLogger(__name__)
+
+
+class PystrayBackend:
+    """The real tray, through pystray. Subclasses say how to reach the tray's thread
+    (:meth:`post`) and override what their backend does differently."""
+
+    name = "pystray"
+    live_menu = False  # countdown rows redrawn in place (see :class:`LiveLabels`)
+    popup: PopupMenu | None = None  # the menu, where the tray has none of its own
+
+    def __init__(self, pystray: Any, title: str) -> None:
+        self._pystray = pystray
+        self.icon = pystray.Icon("cpgw-tray", self.image(State.UNKNOWN), self.text(title))
+        self.has_menu = bool(self.icon.HAS_MENU)
+        self.has_notification = bool(self.icon.HAS_NOTIFICATION)
+        self._entries: Sequence[Entry] = ()
+        log.info("pystray backend: %s (menu: %s)", self.name, self.has_menu)
+
+    # ------------------------------------------------------------ what differs
+    def post(self, fn: Callable[[], None]) -> None:
+        raise NotImplementedError
+
+    def image(self, icon: Icon) -> Image.Image:
+        """The picture for ``icon`` (a state's, or the restart's) on this tray."""
+        return icon_image(icon)
+
+    def text(self, text: str) -> str:
+        """The title as this tray can show it."""
+        return text
+
+    # ------------------------------------------------------------ Backend interface
+    def set_icon(self, icon: Icon) -> None:
+        self.icon.icon = self.image(icon)
+
+    def set_title(self, text: str) -> None:
+        self.icon.title = self.text(text)
+
+    def set_menu(self, entries: Sequence[Entry]) -> None:
+        self._entries = entries
+        self.icon.menu = self._pystray.Menu(*[pystray_item(self._pystray, e) for e in entries])
+
+    def refresh_live(self) -> None:
+        """After a check that left the rows as they were: nothing here (the menu is
+        rebuilt when a countdown changes, or redrawn while it shows)."""
+
+    def notify(self, message: str, title: str) -> None:
+        try:
+            self.icon.notify(message, title)
+        except Exception:  # no notification service: not worth more than a log line
+            log.warning("notification failed", exc_info=True)
+
+    def stop(self) -> None:
+        self.post(self.icon.stop)  # on the tray's thread, like every other change
+
+    def run(self, setup: Callable[[], None]) -> None:
+        def on_setup(icon: Any) -> None:
+            # pystray's setup thread; showing the icon is a tray change like any other
+            self.post(lambda: setattr(icon, "visible", True))
+            setup()
+
+        try:
+            self.icon.run(setup=on_setup)
+        except Exception as exc:
+            # pystray's gtk clean-up closes its notification over D-Bus and raises when
+            # the desktop has no notification service; by then the icon is gone.
+            log.debug("tray clean-up failed: %s", exc)
+
+
+def pystray_item(pystray: Any, entry: Entry) -> Any:
+    """A pystray menu item for ``entry``, enabled or not (submenus too)."""
+    if entry.separator:
+        return pystray.Menu.SEPARATOR
+    if entry.submenu:
+        return pystray.MenuItem(
+            entry.text,
+            pystray.Menu(*[pystray_item(pystray, e) for e in entry.submenu]),
+            enabled=entry.enabled,
+        )
+    action = entry.action
+    return pystray.MenuItem(
+        entry.text,
+        (lambda: action()) if action is not None else None,
+        checked=(lambda _item: bool(entry.checked)) if entry.checked is not None else None,
+        radio=entry.radio,
+        default=entry.default,
+        enabled=entry.enabled,
+    )
+
+
+class SerialThread:
+    """Runs posted functions one at a time on a daemon thread: the "tray thread" for
+    backends without a main loop of their own to post to (pystray marshals their
+    calls itself)."""
+
+    def __init__(self, name: str = "tray-ui") -> None:
+        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def post(self, fn: Callable[[], None]) -> None:
+        self._queue.put(fn)
+
+    def _run(self) -> None:
+        while True:
+            fn = self._queue.get()  # blocks: no wake-ups while idle
+            try:
+                fn()
+            except Exception:
+                log.exception("tray update failed")

@@ -64,7 +64,7 @@ def test_bad_settings_at_start_show_why_then_the_fixed_file_starts_the_tray(
         assert line in log_path.read_text(errors="replace")  # and on stderr
 
         settings.write_text(f'# mine\nurl = "{sim.url}"\ntimeout = 5\n')  # fixed
-        wait_for(lambda: "Gateway: Ready" in desktop.dbusmenu_labels(), 15, "the tray started")
+        wait_for(lambda: "Status: Ready" in desktop.dbusmenu_labels(), 15, "the tray started")
         assert desktop.sni_icon_name() == "cpgw-tray-ready"
         desktop.dbusmenu_click("Quit")
         assert proc.wait(10) == 0

@@ -160,7 +160,8 @@ class TrayRun:
 
     def close_popup(self) -> None:
         """Click outside the xorg popup; wait until no Tk menu is left on screen."""
-        self.desktop.click(512, 740)
+        x0, _, x1, _ = self.menu_region
+        self.desktop.click(1010 if x1 < 1000 else max(0, x0 - 10), 760)  # beside the menu
 
         def closed() -> bool:
             path, image = self.shot("closed")

@@ -16,7 +16,7 @@ class Probe:
         print(" ".join(sorted(sys.modules)))
         raise SystemExit(0)
 
-backends.PystrayBackend = Probe
+backends.create = Probe  # what app.py calls to make the icon
 from cpgw_tray.cli import main
 main(["--url", "https://127.0.0.1:5000", "tray"])
 """

@@ -356,8 +356,6 @@ def classify_reply(
         return make(State.RATE_LIMITED, detail, retry_after_s=retry_after_s)
     if error is not None and any(w in error for w in _NOT_STARTED_WORDS) and code in (200, 400):
         return make(State.NOT_AUTHENTICATED)
-    if code == 400:
-        return make(State.ERROR, f"The gateway answered {http_reply(code, body)}.")
     if code >= 500:
         hint = (
             "IBKR is not ready yet; wait a few minutes."
@@ -366,8 +364,8 @@ def classify_reply(
             "restart the gateway if it persists."
         )
         return make(State.ERROR, f"The gateway answered {http_reply(code, body)}. {hint}")
-    if not 200 <= code < 300:
-        return make(State.ERROR, f"Unexpected {http_reply(code, body)}.")
+    if not 200 <= code < 300:  # 400 and the rest: the gateway's own words, summarised
+        return make(State.ERROR, f"The gateway answered {http_reply(code, body)}.")
     if refused is not None:
         return make(State.ERROR, f"The gateway's reply could not be used: {refused}.")
     if not is_json:

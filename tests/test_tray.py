@@ -718,8 +718,8 @@ def join(name: str) -> None:
 # ------------------------------------------------------------------ icons for every eye
 
 
-def white_mask(state: State, size: int = 32) -> set[tuple[int, int]]:
-    image = icon_image(state, size)
+def white_mask(icon: Icon, size: int = 32) -> set[tuple[int, int]]:
+    image = icon_image(icon, size)
     return {
         (x, y)
         for x in range(size)
@@ -732,11 +732,11 @@ def test_states_read_the_same_without_colour_only_when_they_mean_alike() -> None
     """Issue 15: yellow and orange states shared the "!" glyph. Colour must never be the
     only cue: states of different colour have different glyphs, the two orange states
     differ from each other, and every two different glyphs differ clearly in their white
-    pixels (a person without colour vision sees only those)."""
-    states = list(State)
-    for i, a in enumerate(states):
-        for b in states[i + 1 :]:
-            look_a, look_b = LOOKS[a], LOOKS[b]
+    pixels (a person without colour vision sees only those). The restart icon too."""
+    icons = list(ICONS)
+    for i, a in enumerate(icons):
+        for b in icons[i + 1 :]:
+            look_a, look_b = look_of(a), look_of(b)
             if look_a.colour != look_b.colour or look_a.colour == ORANGE:
                 assert look_a.glyph is not look_b.glyph, (a, b)
             if look_a.glyph is not look_b.glyph:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -150,6 +151,9 @@ def test_a_failed_open_is_a_note_and_a_notification(
     app, backend, _ = tray_for(gw_dir, tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))  # no xdg-open
     click(backend, "Open gateway folder")
+    for thread in [t for t in threading.enumerate() if t.name == "opener"]:
+        thread.join(timeout=10)  # opening runs off the tray's thread
     backend.drain()
-    assert app.last_action is not None and app.last_action.startswith("Gateway: ")
-    assert any(kind == "notify" for kind, _ in backend.calls)
+    assert app.last_action is not None and str(gw_dir) in app.last_action
+    assert app.last_action.startswith("Nothing here opens files")
+    assert any(kind == "notify" and str(gw_dir) in what for kind, what in backend.calls)

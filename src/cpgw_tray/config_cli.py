@@ -76,7 +76,7 @@ def _edit(path: Path, out: TextIO) -> int:
     import shlex
     import subprocess
 
-    from .settings_file import open_with_system
+    from .opener import open_path
 
     for variable in ("VISUAL", "EDITOR"):
         editor = os.environ.get(variable, "").strip()
@@ -86,7 +86,7 @@ def _edit(path: Path, out: TextIO) -> int:
             return subprocess.call([*shlex.split(editor), str(path)])
         except (OSError, ValueError) as exc:
             print(f"cpgw-tray: cannot run ${variable} ({editor}): {exc}", file=sys.stderr)
-    if open_with_system(path):
+    if open_path(path):
         out.write(f"Opened {path}\n")
         return EXIT_OK
     out.write(f"No editor ($VISUAL, $EDITOR) or opener found; the settings file is:\n{path}\n")

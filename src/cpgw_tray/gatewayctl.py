@@ -189,14 +189,9 @@ class GatewayControl:
             self._open(self.launcher.directory)
 
     def _open(self, path: Path) -> None:
-        """Open a file or folder with the desktop's program; a failure (no opener) is
-        shown, not lost on the tray's thread."""
-        from .launcher import open_path
-
-        try:
-            open_path(path)
-        except Exception as exc:
-            self.app.note(self._fail(exc))
+        """Open a file or folder with the desktop's program; where nothing can, the
+        tray shows the path (menu and notification)."""
+        self.app.open_path(path)
 
     def _exited(self, event: Exited) -> None:
         """Crash watch (the launcher's thread): tell the user honestly. When run.sh died

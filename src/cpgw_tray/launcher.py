@@ -71,7 +71,6 @@ __all__ = [
     "gateway_port",
     "listeners",
     "needs_java",
-    "open_path",
     "port_answers",
     "problems",
     "tls_answers",
@@ -327,17 +326,3 @@ class Launcher:
                 self.on_exit(Exited(None, self.output(lines=5)))
         except Exception:  # the watch must not die silently
             log.exception("the gateway's crash watch failed")
-
-
-def open_path(path: Path) -> None:
-    """Open a file or folder with the desktop's default program, without waiting."""
-    if WINDOWS:
-        os.startfile(path)  # type: ignore[attr-defined]
-        return
-    opener = "open" if sys.platform == "darwin" else "xdg-open"
-    subprocess.Popen(
-        [opener, str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -29,22 +30,33 @@ def open_url(url: str) -> bool:
 
 
 def open_path(path: Path) -> bool:
-    """A file or folder with its default program, without waiting; False when this
-    desktop has no opener (``xdg-open`` missing) or it could not start."""
-    try:
-        if sys.platform == "win32":
+    """A file or folder with its default program; False when this desktop has no opener
+    (``xdg-open`` missing) or the opener says it could not (``xdg-open`` exits non-zero
+    when no program handles the file). Waits for the opener, which hands the file over
+    and returns; one slower than 20 s is left running and counts as opened."""
+    if sys.platform == "win32":
+        try:
             os.startfile(path)  # type: ignore[attr-defined,unused-ignore]
-            return True
-        opener = shutil.which("open" if sys.platform == "darwin" else "xdg-open")
-        if opener is None:
+        except OSError:
+            log.info("could not open %s", path, exc_info=True)
             return False
-        subprocess.Popen(
-            [opener, str(path)],
+        return True
+    found = shutil.which("open" if sys.platform == "darwin" else "xdg-open")
+    if found is None:
+        return False
+    try:
+        proc = subprocess.Popen(
+            [found, str(path)],
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        return True
     except OSError:
         log.info("could not open %s", path, exc_info=True)
         return False
+    try:
+        return proc.wait(timeout=20) == 0
+    except subprocess.TimeoutExpired:
+        threading.Thread(target=proc.wait, name="opener", daemon=True).start()
+        return True

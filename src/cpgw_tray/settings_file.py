@@ -1,7 +1,7 @@
 """The settings file as a person sees it: every key documented in one table, from which
 both the commented default file and the README's table are made (so they cannot drift);
 creating that file, writing one key back without losing the person's comments
-(tomlkit), and opening the file with the system's opener.
+(tomlkit).
 
 Imported by the tray at start: tomlkit is imported only where a key is written.
 """
@@ -11,10 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import textwrap
-import threading
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -244,41 +241,3 @@ def _replace(path: Path, text: str) -> None:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
-
-
-# ------------------------------------------------------------------------ opening
-
-
-def opener_command(path: Path, platform: str = sys.platform) -> list[str] | None:
-    """The system's "open this file" command, or None where there is none."""
-    if platform == "darwin":
-        return ["open", str(path)]
-    if platform == "win32":
-        return None  # os.startfile
-    found = shutil.which("xdg-open")
-    return [found, str(path)] if found else None
-
-
-def open_with_system(path: Path) -> bool:
-    """Open the file in the person's chosen app; False where nothing could."""
-    if sys.platform == "win32":
-        try:
-            os.startfile(path)  # type: ignore[attr-defined]
-        except OSError:
-            return False
-        return True
-    command = opener_command(path)
-    if command is None:
-        return False
-    try:
-        proc = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-        )
-    except OSError:
-        return False
-    try:
-        return proc.wait(timeout=20) == 0  # xdg-open and open hand the file over and return
-    except subprocess.TimeoutExpired:
-        # Slow to hand over, not failed: leave it running, reaped when it ends.
-        threading.Thread(target=proc.wait, name="opener", daemon=True).start()
-        return True

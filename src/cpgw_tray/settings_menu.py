@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from .config import KEYS, ConfigError
 from .menu import SEPARATOR, Entry
-from .settings_file import RESTART_KEYS, init_file, open_with_system, set_key
+from .opener import open_path
+from .settings_file import RESTART_KEYS, init_file, set_key
 from .status import State
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 WRAP = 60
 
 
-def open_settings(path: Path, opener: Callable[[Path], bool] = open_with_system) -> str | None:
+def open_settings(path: Path, opener: Callable[[Path], bool] = open_path) -> str | None:
     """Worker thread: open the file, creating it from the default if missing. Returns
     what to tell the person when nothing could open it."""
     try:
@@ -58,7 +59,7 @@ class SettingsItems:
         path: Path,
         *,
         autostart: Autostart | None = None,
-        opener: Callable[[Path], bool] = open_with_system,
+        opener: Callable[[Path], bool] = open_path,
         command: list[str] | None = None,
     ) -> None:
         from . import autostart as platform_autostart

@@ -36,7 +36,9 @@ def procs_in(folder: Path) -> list[psutil.Process]:
     root = str(folder.resolve())
     found = []
     for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error):
+        # psutil 6.0 raises FileNotFoundError, not NoSuchProcess, for a process that ends
+        # while its cwd is read
+        with contextlib.suppress(psutil.Error, OSError):
             cwd = proc.cwd()
             if (cwd == root or cwd.startswith(root + os.sep)) and alive(proc.pid):
                 found.append(proc)

@@ -260,7 +260,7 @@ def _works_in(proc: psutil.Process, folder: str) -> bool:
 def _run_script_parent(proc: psutil.Process, folder: str | None) -> int | None:
     """The ``run.sh``/``run.bat`` shell above an adopted gateway, in the same folder, so
     stopping takes it too."""
-    with contextlib.suppress(psutil.Error):
+    with contextlib.suppress(psutil.Error, OSError):  # psutil 6.0: a vanished cwd is OSError
         parent = proc.parent()
         if (
             parent is not None

@@ -8,8 +8,9 @@ import os
 import socket
 import ssl
 import threading
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,19 @@ def sim() -> Iterator[Simulator]:
     them turn them on)."""
     with Simulator(port=0, rate_limit=False, scenario="ready") as simulator:
         yield simulator
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, step: float = 0.02) -> Any:
+    """Bounded wait on a real process's or socket's effect; returns the first truthy
+    value ``check`` gives."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {check}")
+        time.sleep(step)
 
 
 def free_port() -> int:

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -65,14 +64,6 @@ def kill_everything_in(folder: Path) -> None:
             if group != mine:
                 os.killpg(group, signal.SIGKILL)
             proc.kill()
-
-
-def wait_for(check: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {check}")
-        time.sleep(0.05)
 
 
 def port_of(directory: Path) -> int:

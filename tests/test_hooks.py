@@ -20,6 +20,8 @@ import pytest
 from cpgw_tray.hooks import Hooks, parse_command
 from cpgw_tray.status import LOOKS, State, Status
 
+from .conftest import wait_for
+
 URL = "https://127.0.0.1:5000"
 
 # Appends one JSON line per run: what the hook was told. With a gate file given, it first
@@ -71,17 +73,6 @@ sys.exit(3)
 
 def make_status(state: State, detail: str | None = None) -> Status:
     return Status(state, LOOKS[state].label, detail or f"detail for {state.value}", url=URL)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """Bounded wait on a real subprocess's effect."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"not within {timeout} s")
 
 
 def lines(path: Path) -> list[dict[str, Any]]:

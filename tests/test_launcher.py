@@ -31,7 +31,7 @@ from cpgw_tray.launcher import (
 )
 from cpgw_tray.simulator import make_gateway_dir
 
-from .conftest import PlainHTTPServer, free_port, run_cli
+from .conftest import PlainHTTPServer, free_port, run_cli, wait_for
 from .gwprocs import (
     alive,
     cli,
@@ -39,7 +39,6 @@ from .gwprocs import (
     gw_dir_fixture,  # noqa: F401  (fixture)
     procs_in,
     start_outside,
-    wait_for,
 )
 from .gwprocs import port_of as port_of
 

@@ -20,7 +20,7 @@ from cpgw_tray.gateway_cli import EXIT_CODES
 from cpgw_tray.identity import gateway_in
 from cpgw_tray.launcher import port_answers
 
-from .conftest import run_cli
+from .conftest import run_cli, wait_for
 from .gwprocs import (
     cli,
     cli_env,
@@ -29,7 +29,6 @@ from .gwprocs import (
     make_dir_fixture,  # noqa: F401  (fixture)
     port_of,
     procs_in,
-    wait_for,
 )
 
 REAL = pytest.mark.e2e

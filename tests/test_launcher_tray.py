@@ -19,6 +19,7 @@ from cpgw_tray.identity import gateway_in
 from cpgw_tray.launcher import Launcher
 from cpgw_tray.tray import TrayApp
 
+from .conftest import wait_for
 from .gwprocs import (
     alive,
     cli,
@@ -26,7 +27,6 @@ from .gwprocs import (
     make_dir_fixture,  # noqa: F401  (fixture)
     port_of,
     procs_in,
-    wait_for,
 )
 from .test_tray import FakeBackend, IdlePoller
 

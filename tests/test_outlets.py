@@ -11,11 +11,9 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,7 +24,7 @@ from cpgw_tray.poller import Poller
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.status import LOOKS, State, Status
 
-from .conftest import control, free_port, run_cli
+from .conftest import control, free_port, run_cli, wait_for
 
 URL = "https://127.0.0.1:5000"
 
@@ -39,17 +37,6 @@ def get(port: int, path: str) -> tuple[int, bytes]:
         return reply.status, reply.read()
     finally:
         conn.close()
-
-
-def wait_for(condition: Any, timeout: float = 15.0) -> Any:
-    """Bounded wait on real processes and sockets."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"not within {timeout} s")
 
 
 class Wall:

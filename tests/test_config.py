@@ -223,3 +223,28 @@ def test_a_command_is_shown_as_a_toml_array_that_reads_back(tmp_path: Path) -> N
     argv = ("notify", 'say "hi"', "C:\\hooks\\x.bat")
     path = write(tmp_path, f"on_change = {toml_value(argv)}\n")
     assert load({}, config_path=str(path), env={}).on_change == argv
+
+
+def test_a_gateway_folder_found_in_a_usual_place_gives_the_url(isolated_env: Path) -> None:
+    """Unpacked in ~/clientportal.gw (where `gateway start` finds it), its port is the
+    one `status` asks, with no setting: the two never disagree."""
+    gateway_dir(isolated_env, port=5077).rename(isolated_env / "clientportal.gw.tmp")
+    (isolated_env / "clientportal.gw.tmp" / "bin").mkdir()
+    (isolated_env / "clientportal.gw.tmp" / "bin" / "run.sh").write_text("#!/bin/bash\n")
+    (isolated_env / "clientportal.gw.tmp").rename(isolated_env / "clientportal.gw")
+    config = load({}, env={})
+    assert config.url == "https://127.0.0.1:5077"
+    assert config.url_source.endswith("clientportal.gw/root/conf.yaml (folder found)")
+    assert load({"url": "https://127.0.0.1:5001"}, env={}).url == "https://127.0.0.1:5001"
+
+
+def test_a_broken_conf_yaml_in_a_found_folder_keeps_the_default(
+    isolated_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = isolated_env / "clientportal.gw"
+    (folder / "bin").mkdir(parents=True)
+    (folder / "bin" / "run.sh").write_text("#!/bin/bash\n")
+    (folder / "root").mkdir()
+    (folder / "root" / "conf.yaml").write_text("listenPort: [nope\n")
+    assert load({}, env={}).url == "https://127.0.0.1:5000"
+    assert "ignoring the gateway folder found" in caplog.text

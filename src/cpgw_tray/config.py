@@ -7,6 +7,7 @@ with one line naming the key, and the file and line where it came from.
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import os
 import re
@@ -347,9 +348,34 @@ def load(
         from .ibkr_clock import region_from_reset_timezone
 
         merged["region"] = region_from_reset_timezone(merged["reset_timezone"])
-    if "url" not in merged and merged.get("gateway_dir"):
-        port, ssl = read_conf_yaml(merged["gateway_dir"])
-        merged["url"] = f"{'https' if ssl else 'http'}://127.0.0.1:{port}"
-        url_source = f"{merged['gateway_dir']}/root/conf.yaml"
-        sources["url"] = url_source
+    if "url" not in merged:
+        found = _url_from_folder(merged.get("gateway_dir"))
+        if found is not None:
+            merged["url"], url_source = found
+            sources["url"] = url_source
     return Config(**merged, config_path=str(path), url_source=url_source, sources=sources)
+
+
+def _url_from_folder(configured: str | None) -> tuple[str, str] | None:
+    """The URL a gateway folder's ``root/conf.yaml`` gives, and where it came from: the
+    configured folder (a bad ``conf.yaml`` is a config error), else the first usual
+    place holding one (the same folder ``gateway start`` and the doctor find; a bad file
+    there is logged and the default stays)."""
+    from .gwfolder import found_folder
+
+    if configured:
+        folder, found = configured, False
+    else:
+        place = found_folder()
+        if place is None:
+            return None
+        folder, found = str(place), True
+    try:
+        port, ssl = read_conf_yaml(folder)
+    except ConfigError as exc:
+        if not found:
+            raise
+        logging.getLogger(__name__).warning("ignoring the gateway folder found: %s", exc)
+        return None
+    where = f"{folder}/root/conf.yaml" + (" (folder found)" if found else "")
+    return f"{'https' if ssl else 'http'}://127.0.0.1:{port}", where

@@ -144,7 +144,7 @@ def _gateway(args: argparse.Namespace, out: TextIO) -> int:
     named = Path(config.gateway_dir).expanduser() if config.gateway_dir else None
     action = args.gateway_command
     if named is not None and action != "start":
-        from .preflight import problems
+        from .gwfolder import problems
 
         wrong = problems(named)
         if wrong:

@@ -27,6 +27,7 @@ from pathlib import Path
 import psutil
 
 from .constants import EXIT_USAGE, LISTEN_FAILED
+from .gwfolder import problems
 from .gwlog import Follower, rotate, tail
 from .identity import (
     Gateway,
@@ -47,7 +48,6 @@ from .preflight import (
     listeners,
     needs_java,
     port_answers,
-    problems,
     tls_answers,
     who_holds,
 )

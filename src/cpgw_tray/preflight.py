@@ -24,39 +24,13 @@ import psutil
 
 from .config import ConfigError, read_conf_yaml
 from .constants import EXIT_UNAVAILABLE, EXIT_USAGE
+from .gwfolder import RUN_SCRIPT, problems, usual_places
 from .identity import LaunchError
 
 WINDOWS = sys.platform == "win32"
-RUN_SCRIPT = Path("bin/run.bat") if WINDOWS else Path("bin/run.sh")
 
 
 # ------------------------------------------------------------------------ the folder
-
-
-def usual_places(home: Path) -> list[Path]:
-    """Where people unpack ``clientportal.gw``, in the order we look."""
-    places = [
-        home / "clientportal.gw",
-        home / "Downloads" / "clientportal.gw",
-        home / "gateway",
-        home / "clientportal",
-        home / "ibkr" / "clientportal.gw",
-    ]
-    if WINDOWS:
-        places += [Path("C:/clientportal.gw"), Path("C:/gateway")]
-    else:
-        places += [Path("/opt/clientportal.gw")]
-    return places
-
-
-def problems(directory: Path) -> list[str]:
-    """What a gateway folder lacks (empty when it looks right)."""
-    if not directory.is_dir():
-        return [f"{directory} is not a folder"]
-    missing = [
-        str(p) for p in (RUN_SCRIPT, Path("root/conf.yaml")) if not (directory / p).is_file()
-    ]
-    return [f"{directory} has no {' and no '.join(missing)}"] if missing else []
 
 
 def find_directory(configured: str | None, home: Path | None = None) -> tuple[Path, str]:

@@ -37,7 +37,8 @@ DOCS: dict[str, Doc] = {
     "url": Doc(
         "The gateway's root URL; `/v1/api/` is appended.",
         restart=True,
-        unset="from `gateway_dir`'s `root/conf.yaml`, else `https://127.0.0.1:5000`",
+        unset="from the `root/conf.yaml` of `gateway_dir` (or of the folder found as "
+        "`gateway_dir` says), else `https://127.0.0.1:5000`",
     ),
     "timeout": Doc("Seconds to wait for a reply before the gateway counts as not responding."),
     "ca_bundle": Doc(
@@ -63,7 +64,8 @@ DOCS: dict[str, Doc] = {
         "`root/conf.yaml` gives the port and scheme when `url` is not set.",
         restart=True,
         example='"~/clientportal.gw"',
-        unset="looked for in `~/clientportal.gw` and `~/Downloads/clientportal.gw`",
+        unset="looked for in `~/clientportal.gw`, `~/Downloads/clientportal.gw`, "
+        "`~/gateway`, `~/clientportal`, `~/ibkr/clientportal.gw` and `/opt/clientportal.gw`",
     ),
     "notifications": Doc(
         "Desktop notifications when the session becomes ready or stops being ready "

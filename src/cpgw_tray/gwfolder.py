@@ -1,0 +1,44 @@
+"""Where a ``clientportal.gw`` folder usually is, and whether a folder is one: paths
+only (no processes), so settings can find the gateway's port cheaply at start."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+WINDOWS = sys.platform == "win32"
+RUN_SCRIPT = Path("bin/run.bat") if WINDOWS else Path("bin/run.sh")
+
+
+def usual_places(home: Path) -> list[Path]:
+    """Where people unpack ``clientportal.gw``, in the order we look."""
+    places = [
+        home / "clientportal.gw",
+        home / "Downloads" / "clientportal.gw",
+        home / "gateway",
+        home / "clientportal",
+        home / "ibkr" / "clientportal.gw",
+    ]
+    if WINDOWS:
+        places += [Path("C:/clientportal.gw"), Path("C:/gateway")]
+    else:
+        places += [Path("/opt/clientportal.gw")]
+    return places
+
+
+def problems(directory: Path) -> list[str]:
+    """What a gateway folder lacks (empty when it looks right)."""
+    if not directory.is_dir():
+        return [f"{directory} is not a folder"]
+    missing = [
+        str(p) for p in (RUN_SCRIPT, Path("root/conf.yaml")) if not (directory / p).is_file()
+    ]
+    return [f"{directory} has no {' and no '.join(missing)}"] if missing else []
+
+
+def found_folder(home: Path | None = None) -> Path | None:
+    """The first usual place that holds a gateway folder, or None."""
+    for path in usual_places(home or Path.home()):
+        if not problems(path):
+            return path
+    return None

@@ -7,6 +7,7 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -20,7 +21,7 @@ from cpgw_tray.doctor import Doctor, clock_check
 from cpgw_tray.preflight import port_answers
 from cpgw_tray.simulator import make_gateway_dir
 
-from .conftest import PlainHTTPServer, control, free_port, run_cli
+from .conftest import PlainHTTPServer, control, free_port, run_cli, wait_for
 
 
 def fake_java(tmp_path: Path) -> dict[str, str]:
@@ -170,3 +171,33 @@ def test_save_diagnostics_from_the_menu() -> None:
     saved = list(paths.state_dir().glob("diagnostics-*.zip"))
     assert len(saved) == 1 and zipfile.is_zipfile(saved[0])
     assert any(e.text.startswith("Diagnostics saved: ") for e in backend.menu)
+
+
+def test_no_gateway_answering_is_a_problem_with_its_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listening is what `status` calls gateway_down: the doctor says so too."""
+    for key, value in fake_java(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    code, out = run_cli("--url", f"https://127.0.0.1:{free_port()}", "doctor")
+    assert code == 3 and "[FAIL] Gateway: nothing answers at" in out
+    assert "cpgw-tray gateway start" in out
+
+
+@pytest.mark.e2e
+def test_our_own_simulator_on_the_port_is_not_a_stranger(tmp_path: Path) -> None:
+    port = free_port()
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "cpgw_tray", "sim", "--port", str(port), "--state", "ready"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: port_answers(port))
+        config = load({"url": f"https://127.0.0.1:{port}"}, env={})
+        check = names(Doctor(config, env=fake_java(tmp_path)).run())["Port"]
+    finally:
+        os.killpg(sim.pid, signal.SIGKILL)
+        sim.wait()
+    assert check.ok is True and "simulator" in check.verdict  # type: ignore[attr-defined]

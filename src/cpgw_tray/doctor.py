@@ -130,6 +130,8 @@ class Doctor:
         names = [_name(p) for p in holders]
         if any(_is_gateway(p) for p in holders):
             return Check(f"Port {port}", True, "held by the gateway")
+        if any(_is_our_simulator(p) for p in holders):
+            return Check(f"Port {port}", True, "held by cpgw-tray's simulator (`cpgw-tray sim`)")
         who = ", ".join(names) or "a program cpgw-tray may not inspect"
         if sys.platform == "darwin" and any(n.startswith(MAC_PORT_HOLDERS) for n in names):
             fix = (
@@ -163,7 +165,18 @@ class Doctor:
                 )
                 return [Check("Certificate", False, exc.reason, fix)]
             what = f"the gateway does not answer ({exc.reason})"
-            return [Check("Certificate", None, what), Check("Paper or live", None, what)]
+            if exc.failure is Failure.REFUSED:
+                fix = (
+                    "start it (`cpgw-tray gateway start`, or bin/run.sh root/conf.yaml in "
+                    "its folder), or point url at the gateway's port"
+                )
+            else:
+                fix = "it hangs when IBKR is unreachable: check the internet, or restart it"
+            return [
+                Check("Gateway", False, f"nothing answers at {self.config.url}: {exc.reason}", fix),
+                Check("Certificate", None, what),
+                Check("Paper or live", None, what),
+            ]
         except Deferred:
             client.close()
             return [Check("Gateway", None, "held back by the rate limit: try again in a minute")]
@@ -191,6 +204,16 @@ def _name(proc: Any) -> str:
         return f"{proc.name()} (pid {proc.pid})"
     except Exception:
         return f"pid {proc.pid}"
+
+
+def _is_our_simulator(proc: Any) -> bool:
+    """``cpgw-tray sim`` (or ``python -m cpgw_tray sim``): a stand-in the person chose."""
+    try:
+        argv = proc.cmdline()
+    except Exception:
+        return False
+    ours = any(part.endswith(("cpgw-tray", "cpgw_tray")) for part in argv)
+    return ours and "sim" in argv
 
 
 def _is_gateway(proc: Any) -> bool:

@@ -84,3 +84,12 @@ def test_reauth_never_takes_over_unless_asked(sim: Simulator) -> None:
     assert code == 1 and sim.session.competing
     code, _ = run_cli("--url", sim.url, "reauth", "--take-over")
     assert code == 0 and not sim.session.competing and sim.session.authenticated
+
+
+def test_reauth_says_what_to_do(sim: Simulator) -> None:
+    sim.set_scenario("logged_out")
+    code, out = run_cli("--url", sim.url, "reauth")
+    assert code == 1 and f"not logged in. Log in at {sim.url}/ first" in out
+    sim.set_scenario("competing")
+    code, out = run_cli("--url", sim.url, "reauth")
+    assert code == 1 and "another session" in out and "--take-over" in out

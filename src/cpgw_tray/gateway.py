@@ -41,7 +41,7 @@ from .transport import (
     read_capped,
     sort_failure,
 )
-from .urls import api_base, is_loopback
+from .urls import api_base, gateway_root, is_loopback
 
 if TYPE_CHECKING:
     from .config import Config
@@ -245,13 +245,25 @@ class GatewayClient:
             return Outcome(False, f"Reauthenticate failed: {exc}")
         parsed = loads_or_none(reply.text)
         error = parsed.get("error") if isinstance(parsed, dict) else None
-        if (
-            reply.http_status != 200
-            or error
-            or (isinstance(parsed, dict) and parsed.get("passed") is False)
-        ):
-            said = error if isinstance(error, str) and error else _excerpt(reply.text)
-            return Outcome(False, f"Reauthenticate failed: HTTP {reply.http_status} {said}")
+        said = error if isinstance(error, str) and error else _excerpt(reply.text)
+        if reply.http_status == 401 or said.lower() in ("not logged in", "no session"):
+            root = gateway_root(self.base)
+            return Outcome(
+                False,
+                f"Reauthenticate failed: not logged in. Log in at {root} first "
+                "(approve the prompt on your phone if asked).",
+            )
+        if isinstance(parsed, dict) and parsed.get("passed") is False:
+            if parsed.get("competing") is True:
+                return Outcome(
+                    False,
+                    "Reauthenticate did not take the session: another session (TWS, the phone "
+                    "or the web) holds it. `cpgw-tray reauth --take-over` (the menu's Take the "
+                    "session over) ends that one.",
+                )
+            return Outcome(False, f"Reauthenticate failed: the gateway said {said}")
+        if reply.http_status != 200 or error:
+            return Outcome(False, f"Reauthenticate failed: HTTP {reply.http_status} {said}".strip())
         return Outcome(True, "Reauthentication started.")
 
     def logout(self) -> Outcome:
@@ -263,7 +275,9 @@ class GatewayClient:
         parsed = loads_or_none(reply.text)
         if reply.http_status == 200 and isinstance(parsed, dict) and parsed.get("status") is True:
             return Outcome(True, "Logged out.")
-        return Outcome(False, f"Log out failed: HTTP {reply.http_status} {_excerpt(reply.text)}")
+        return Outcome(
+            False, f"Log out failed: HTTP {reply.http_status} {_excerpt(reply.text)}".strip()
+        )
 
     def account(self, validate: bool = True) -> Account | None:
         """Account ids and paper/live, or None when not known (a side reply that failed,

@@ -129,6 +129,15 @@ class Desktop:
         return str(wait_for(lambda: path.read_text().strip(), 10, name))
 
     def start(self) -> Desktop:
+        """Start the display, the bus and the tray host; what a failed start left running
+        is stopped before the error goes on (a fixture never sees a half-started one)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Desktop:
         number = self._reporting(
             "display",
             lambda fd: [

@@ -59,7 +59,7 @@ def render(
     zone: tzinfo | None = None,
 ) -> Image.Image:
     """The picture of the ``hours`` before ``end``."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     start = end - timedelta(hours=hours)
     total = (end - start).total_seconds()
@@ -70,6 +70,8 @@ def render(
 
     image = Image.new("RGB", (WIDTH, HEIGHT), (255, 255, 255))
     draw = ImageDraw.Draw(image, "RGBA")
+    font = ImageFont.load_default(size=15)  # Pillow's own font: no system font needed
+    small = ImageFont.load_default(size=12)
     parts = spans(rows, start, end)
     for a, b, state in parts:
         colour = LOOKS[state].colour if state is not None else NO_DATA
@@ -82,18 +84,19 @@ def render(
         px = x(hour)
         draw.line([px, BAND_BOTTOM, px, BAND_BOTTOM + 6], fill=(0, 0, 0), width=1)
         if hour.hour % 3 == 0:
-            draw.text((px - 6, BAND_BOTTOM + 8), f"{hour.hour:02d}", fill=(0, 0, 0))
+            draw.text((px - 7, BAND_BOTTOM + 8), f"{hour.hour:02d}", fill=(0, 0, 0), font=small)
         hour += timedelta(hours=1)
     share = ready_share(parts)
     ready = "no data" if share is None else f"ready {share * 100:.1f} % of the known time"
-    title = f"IBKR gateway, {hours} h to {end.astimezone(zone):%Y-%m-%d %H:%M} — {ready}"
-    draw.text((LEFT, 20), title, fill=(0, 0, 0))
+    # plain ASCII punctuation: the bundled font has no dashes
+    title = f"IBKR gateway, {hours} h to {end.astimezone(zone):%Y-%m-%d %H:%M}: {ready}"
+    draw.text((LEFT, 18), title, fill=(0, 0, 0), font=font)
     if shade:
-        draw.text((LEFT, 44), "shaded: IBKR restart windows", fill=(60, 60, 60))
+        draw.text((LEFT, 42), "shaded: IBKR restart windows", fill=(60, 60, 60), font=small)
     seen = [s for s in State if any(p[2] is s for p in parts)]
     lx = LEFT
     for state in seen:
         draw.rectangle([lx, 170, lx + 12, 182], fill=LOOKS[state].colour)
-        draw.text((lx + 16, 170), state.value, fill=(0, 0, 0))
+        draw.text((lx + 16, 169), state.value, fill=(0, 0, 0), font=small)
         lx += 30 + 7 * len(state.value)
     return image

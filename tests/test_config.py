@@ -248,3 +248,9 @@ def test_a_broken_conf_yaml_in_a_found_folder_keeps_the_default(
     (folder / "root" / "conf.yaml").write_text("listenPort: [nope\n")
     assert load({}, env={}).url == "https://127.0.0.1:5000"
     assert "ignoring the gateway folder found" in caplog.text
+
+
+def test_a_syntax_error_at_the_end_names_the_last_line(tmp_path: Path) -> None:
+    path = write(tmp_path, 'interval = 20\nurl = "https://127.0.0.1:5001"\non_change = ["a",\n')
+    with pytest.raises(ConfigError, match=r"config.toml: .*\(at line 3, the end of the file\)"):
+        load({}, config_path=str(path), env={})

@@ -241,7 +241,11 @@ def read_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path}: {exc}") from None
+        said = str(exc)
+        if "(at end of document)" in said:  # tomllib names no line there: the last one
+            last = text.rstrip("\n").count("\n") + 1
+            said = said.replace("(at end of document)", f"(at line {last}, the end of the file)")
+        raise ConfigError(f"config file {path}: {said}") from None
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key not in CHECKS:

@@ -33,6 +33,15 @@ def test_wait_until_waits_in_short_slices_never_for_good() -> None:
     assert stop.waits == 5 and stop.timeouts == [0.5] * 5  # never wait(None)
 
 
+def test_slices_only_on_windows() -> None:
+    """Elsewhere a signal interrupts the wait: an idle watch never wakes up."""
+    import sys
+
+    from cpgw_tray import lifecycle
+
+    assert (0.5 if sys.platform == "win32" else None) == lifecycle.SLICE
+
+
 def test_wait_until_lets_a_pending_interrupt_through() -> None:
     """Between two slices Python runs its signal handlers: a KeyboardInterrupt raised
     there ends the wait (on Windows, a wait without timeout would swallow Ctrl-C)."""

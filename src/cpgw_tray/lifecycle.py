@@ -1,7 +1,7 @@
 """How a foreground command waits and ends: until Ctrl-C, SIGTERM or a closed output
 pipe, at once and quietly.
 
-Waits loop on a short timeout instead of blocking for good: on Windows a plain
+On Windows waits loop on a short timeout instead of blocking for good: there a plain
 ``Event.wait()`` without a timeout cannot be interrupted by Ctrl-C.
 """
 
@@ -14,12 +14,14 @@ import sys
 import threading
 from collections.abc import Callable
 
-SLICE = 0.5  # seconds: how soon a wait notices Ctrl-C on Windows
+# How soon a wait notices Ctrl-C on Windows, which delivers it only between waits.
+# Elsewhere a signal interrupts the wait itself: no slices, no wake-ups while idle.
+SLICE = 0.5 if sys.platform == "win32" else None
 
 
-def wait_until(stop: threading.Event, slice_s: float = SLICE) -> None:
-    """Block until ``stop`` is set, waking every ``slice_s`` so a pending Ctrl-C can be
-    raised (Windows delivers it only between waits)."""
+def wait_until(stop: threading.Event, slice_s: float | None = SLICE) -> None:
+    """Block until ``stop`` is set, waking every ``slice_s`` (on Windows) so a pending
+    Ctrl-C can be raised."""
     while not stop.wait(slice_s):
         pass
 

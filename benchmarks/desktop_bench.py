@@ -1,0 +1,278 @@
+"""The tray on a virtual desktop (the test fixture's Xvfb + bus + tray host), against a
+bare pystray icon on the same backend: time until the tray host holds the icon, memory
+(USS) after start, and growth over 1000+ checks.
+
+Docked means: for XEmbed hosts (trayer; xorg and gtk icons), a window carrying
+``_XEMBED_INFO`` reparented away from the root and viewable; for the StatusNotifier host
+(xfce4-panel; appindicator icons), an item in the watcher's
+``RegisteredStatusNotifierItems``. Both read from the host's side, not from pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import HERE, MB, PYTHON, child_env, server, stop
+
+HOSTS = {"xorg": "trayer", "gtk": "trayer", "appindicator": "xfce4-panel"}
+
+BARE_ICON = """
+import pystray
+from PIL import Image
+icon = pystray.Icon("bare", Image.new("RGBA", (64, 64), (0, 128, 0, 255)), "bare")
+icon.run(lambda i: setattr(i, "visible", True))
+"""
+
+
+def xembed_docked(display_name: str) -> Callable[[], bool]:
+    """A probe: is an XEmbed icon embedded in the tray host and viewable?"""
+    from Xlib import X, display
+
+    d = display.Display(display_name)
+    info = d.intern_atom("_XEMBED_INFO")
+    root = d.screen().root
+
+    def walk(window: Any, parent: Any) -> bool:
+        for child in window.query_tree().children:
+            try:
+                if (
+                    parent is not None
+                    and child.get_full_property(info, X.AnyPropertyType) is not None
+                    and child.get_attributes().map_state == X.IsViewable
+                ):
+                    return True
+                if walk(child, window):
+                    return True
+            except Exception:  # a window went away while we looked
+                continue
+        return False
+
+    return lambda: walk(root, None)
+
+
+def sni_registered(bus_address: str) -> Callable[[], bool]:
+    """A probe: has a StatusNotifierItem registered with the host's watcher?"""
+    from gi.repository import Gio, GLib
+
+    flags = (
+        Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+        | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
+    )
+    conn = Gio.DBusConnection.new_for_address_sync(bus_address, flags, None, None)
+    watcher = "org.kde.StatusNotifierWatcher"
+
+    def probe() -> bool:
+        reply = conn.call_sync(
+            watcher,
+            "/StatusNotifierWatcher",
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            GLib.Variant("(ss)", (watcher, "RegisteredStatusNotifierItems")),
+            None,
+            Gio.DBusCallFlags.NONE,
+            1000,
+            None,
+        )
+        return bool(reply.unpack()[0])
+
+    return probe
+
+
+def wait(probe: Callable[[], bool], timeout: float, step: float = 0.005) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if probe():
+            return True
+        time.sleep(step)
+    return False
+
+
+def uss(pid: int) -> float:
+    import psutil
+
+    return float(psutil.Process(pid).memory_full_info().uss)
+
+
+def sim_requests(url: str, clear: bool = False) -> int:
+    """How many gateway requests the simulator has logged (after clearing its log)."""
+    import ssl
+
+    context = ssl._create_unverified_context()  # the simulator's own certificate
+    request = urllib.request.Request(url + "/sim/requests", method="DELETE" if clear else "GET")
+    with urllib.request.urlopen(request, context=context, timeout=5) as reply:
+        return len(json.load(reply).get("requests", []))
+
+
+@dataclass
+class BackendFigures:
+    backend: str
+    first_bare: list[float] = field(default_factory=list)
+    first_ours: list[float] = field(default_factory=list)
+    uss_bare: list[float] = field(default_factory=list)
+    uss_ours: list[float] = field(default_factory=list)
+    growth: list[tuple[int, float]] = field(default_factory=list)  # (checks, USS)
+    note: str = ""
+
+    def median(self, values: list[float]) -> float | None:
+        return statistics.median(values) if values else None
+
+
+def measure_backend(backend: str, sim_url: str, runs: int, growth_checks: int) -> BackendFigures:
+    from tests.desktop import Desktop, missing_tools
+
+    figures = BackendFigures(backend)
+    host = HOSTS[backend]
+    if missing := missing_tools(host):
+        figures.note = f"skipped: needs {', '.join(missing)}"
+        return figures
+    with tempfile.TemporaryDirectory(prefix=f"cpgw-bench-{backend}-") as tmp:
+        desktop = Desktop(Path(tmp), host)
+        desktop.env.update({k: v for k, v in child_env().items() if k == "PYTHONPATH"})
+        desktop.env["PYSTRAY_BACKEND"] = backend
+        try:
+            desktop.start()
+            if host == "trayer":
+                docked = xembed_docked(desktop.env["DISPLAY"])
+            else:
+                docked = sni_registered(desktop.env["DBUS_SESSION_BUS_ADDRESS"])
+            ours = [PYTHON, "-m", "cpgw_tray", "--url", sim_url, "--insecure", "tray"]
+            for _ in range(runs):  # interleaved, so drift in the machine's load hits both
+                for who, cmd in (("bare", [PYTHON, "-c", BARE_ICON]), ("ours", ours)):
+                    first, size = one_start(
+                        cmd, desktop.env, docked, sim_url if who == "ours" else ""
+                    )
+                    if first is None:
+                        figures.note = f"{who} icon never docked"
+                        continue
+                    getattr(figures, f"first_{who}").append(first)
+                    getattr(figures, f"uss_{who}").append(size)
+            figures.growth = growth(desktop.env, docked, sim_url, growth_checks)
+        except Exception as exc:  # one backend's trouble must not hide the others' figures
+            figures.note = f"failed: {type(exc).__name__}: {exc}"
+        finally:
+            desktop.stop()
+    return figures
+
+
+def one_start(
+    cmd: list[str], env: dict[str, str], docked: Callable[[], bool], sim_url: str
+) -> tuple[float | None, float]:
+    """Seconds from launch until docked, and USS once settled (ours: after its first
+    check has been answered, and a second more)."""
+    if docked():
+        wait(lambda: not docked(), 5)  # the previous icon is still leaving
+    if sim_url:
+        sim_requests(sim_url, clear=True)
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait(docked, 20):
+            return None, 0.0
+        first = time.monotonic() - started
+        if sim_url:
+            wait(lambda: sim_requests(sim_url) > 0, 20, step=0.1)
+        time.sleep(1.5)
+        return first, uss(proc.pid)
+    finally:
+        stop(proc)
+
+
+def growth(
+    env: dict[str, str], docked: Callable[[], bool], sim_url: str, checks: int
+) -> list[tuple[int, float]]:
+    """USS of the real tray (``tray_probe.py`` drives its poller) after its first check
+    and after each further ``checks`` checks, twice."""
+    if docked():
+        wait(lambda: not docked(), 5)
+    cmd = [PYTHON, str(HERE / "tray_probe.py"), "--url", sim_url, "--insecure", "tray"]
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    seen: list[tuple[int, float]] = []
+    try:
+        line = proc.stdout.readline()  # "ready" once the first check is in
+        if not line.startswith("ready"):
+            return seen
+        time.sleep(1.0)
+        seen.append((0, uss(proc.pid)))
+        for _ in range(2):
+            proc.stdin.write(f"{checks}\n")
+            proc.stdin.flush()
+            done = proc.stdout.readline().split()
+            if not done or done[0] != "done":
+                break
+            time.sleep(0.5)
+            seen.append((int(done[1]), uss(proc.pid)))
+    finally:
+        stop(proc)
+    return seen
+
+
+def tray_figures(runs: int, growth_checks: int) -> list[BackendFigures]:
+    found = []
+    with server("--no-rate-limit", "--session-timeout", "0", sim=True) as url:
+        for backend in HOSTS:
+            found.append(measure_backend(backend, url, runs, growth_checks))
+    return found
+
+
+def print_tray(found: list[BackendFigures]) -> None:
+    from common import table
+
+    def s(values: list[float]) -> str:
+        return " ".join(f"{v:.2f}" for v in values) or "–"
+
+    rows: list[list[object]] = []
+    for f in found:
+        if not f.first_ours or not f.first_bare:
+            rows.append([f.backend, HOSTS[f.backend], f.note or "no figures", "", "", "", ""])
+            continue
+        mb, mo = f.median(f.first_bare), f.median(f.first_ours)
+        ub, uo = f.median(f.uss_bare), f.median(f.uss_ours)
+        assert mb is not None and mo is not None and ub is not None and uo is not None
+        rows.append(
+            [
+                f.backend,
+                HOSTS[f.backend],
+                f"{mb:.3f} ({s(f.first_bare)})",
+                f"{mo:.3f} ({s(f.first_ours)})",
+                f"{ub / MB:.1f}",
+                f"{uo / MB:.1f}",
+                f"+{(uo - ub) / MB:.1f}",
+            ]
+        )
+    table(
+        "Tray on a virtual desktop: first icon docked (s, median (each run)) and USS (MB)",
+        ["backend", "host", "bare icon", "cpgw-tray", "bare USS", "cpgw-tray USS", "over bare"],
+        rows,
+    )
+    rows = []
+    for f in found:
+        if len(f.growth) < 2:
+            rows.append([f.backend, f.note or "no figures", "", "", ""])
+            continue
+        cells = [f"{uss_ / MB:.2f}" for _, uss_ in f.growth]
+        first_k = (f.growth[1][1] - f.growth[0][1]) / MB
+        last_k = (f.growth[-1][1] - f.growth[-2][1]) / MB if len(f.growth) > 2 else float("nan")
+        rows.append(
+            [
+                f.backend,
+                " → ".join(cells),
+                f"{first_k:+.2f}",
+                f"{last_k:+.2f}",
+                f"{f.growth[-1][0]}",
+            ]
+        )
+    table(
+        "Tray memory over many checks (USS MB after the first check, then after each batch)",
+        ["backend", "USS", "first batch", "second batch", "checks"],
+        rows,
+    )

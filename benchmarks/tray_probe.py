@@ -1,0 +1,54 @@
+"""The real tray (``cpgw_tray.cli.main``, arguments as given), with a driver thread for the
+growth benchmark: the poller is asked for checks back to back instead of every interval.
+
+The tray's rate governor (1 request/s per endpoint, as the real gateway allows) is
+replaced by one that does not pace; everything else is the tray as it runs: the poller
+thread checks, session care enriches, the tray thread shows each status. Protocol on
+stdin/stdout: prints ``ready`` once the first check is in; each line ``N`` on stdin runs
+N more checks and prints ``done TOTAL``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from cpgw_tray import tray
+from cpgw_tray.cli import main
+from cpgw_tray.gateway import RateGovernor
+
+apps: list[tray.TrayApp] = []
+original_start = tray.TrayApp.start
+
+
+def start(self: tray.TrayApp, backend: tray.Backend) -> None:
+    apps.append(self)
+    original_start(self, backend)
+
+
+def one_check(app: tray.TrayApp) -> None:
+    before = app.poller.latest
+    while not app.poller.check_now():
+        time.sleep(0.0005)
+    while app.poller.latest is before:
+        time.sleep(0.0005)
+
+
+def drive() -> None:
+    while not apps or apps[0].poller.latest is None:
+        time.sleep(0.01)
+    app = apps[0]
+    app.client.governor = RateGovernor(spacing=0, per_second=10**9)
+    print("ready", flush=True)
+    total = 0
+    for line in sys.stdin:
+        for _ in range(int(line)):
+            one_check(app)
+            total += 1
+        print(f"done {total}", flush=True)
+
+
+tray.TrayApp.start = start  # type: ignore[method-assign]
+threading.Thread(target=drive, name="bench-driver", daemon=True).start()
+sys.exit(main(sys.argv[1:]))

@@ -194,7 +194,14 @@ def growth(
     if docked():
         wait(lambda: not docked(), 5)
     cmd = [PYTHON, str(HERE / "tray_probe.py"), "--url", sim_url, "--insecure", "tray"]
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     seen: list[tuple[int, float]] = []
     try:
@@ -276,3 +283,6 @@ def print_tray(found: list[BackendFigures]) -> None:
         ["backend", "USS", "first batch", "second batch", "checks"],
         rows,
     )
+    for f in found:
+        if f.note:
+            print(f"\nNote ({f.backend}): {f.note}")

@@ -116,13 +116,14 @@ def targets(
             rows.append(
                 [f"tray USS ≤ bare + 12 MB ({f.backend})", f"+{over:.1f} MB", verdict(over <= 12)]
             )
-        if len(f.growth) >= 3:
-            grew = (f.growth[-1][1] - f.growth[-2][1]) / MB
+        slope = f.growth_slope()
+        if slope is not None:
             rows.append(
                 [
-                    f"no growth over 1000 checks ({f.backend}; second batch, ≤ 0.25 MB)",
-                    f"{grew:+.2f} MB",
-                    verdict(grew <= 0.25),
+                    f"no growth over 1000+ checks ({f.backend}: < 1 Python block per check, "
+                    "USS ≤ +0.25 MB per 1000)",
+                    f"{slope[1]:+.2f} blocks/check, {slope[0]:+.2f} MB/1000",
+                    verdict(slope[1] < 1 and slope[0] <= 0.25),
                 ]
             )
         first = f.median(f.first_ours)
@@ -163,7 +164,7 @@ def main() -> None:
     if args.tray:
         from desktop_bench import print_tray, tray_figures
 
-        tray = list(tray_figures(runs=2 if args.quick else 3, growth_checks=1000))
+        tray = list(tray_figures(runs=2 if args.quick else 5, growth_checks=1000))
         print_tray(tray)  # type: ignore[arg-type]
         print(f"\nload average after the tray: {load()}")
     targets(checks, per_hour, tray, imports.median_import_ms)

@@ -9,7 +9,8 @@ included; in ``idle`` mode the real ``cpgw-tray watch`` command), ``bare`` (a
     contenders.py percheck --who ours --url U --n 200 [--pause 0.4]
         CPU of each check (after 3 unmeasured ones): {"ns": [...]}
     contenders.py idle --who ours --url U --interval 15 --warmup 5 --seconds 120
-        the real-time loop; CPU used in the window after the warm-up: {"ns": N, "checks": C}
+        the real-time loop; CPU used in the window after the warm-up, and wake-ups (voluntary
+        context switches): {"ns": N, "wakeups": W}
 """
 
 from __future__ import annotations
@@ -74,17 +75,27 @@ def per_check(who: str, url: str, n: int, pause: float) -> dict[str, object]:
     return {"ns": samples}
 
 
+def wakeups() -> int:
+    """Voluntary context switches of this process's threads (Linux): how often it slept
+    and woke. 0 where /proc is missing."""
+    total = 0
+    for status in Path("/proc/self/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches"):
+                total += int(line.split()[1])
+    return total
+
+
 def idle(who: str, url: str, interval: float, warmup: float, seconds: float, out: Path) -> None:
     """Run the contender's loop on real time; a timer thread reads this process's CPU at
     the end of the warm-up and ``seconds`` later, writes it and ends the process."""
-    checks = [0]
 
     def timer() -> None:
         time.sleep(warmup)
-        start, done = time.process_time_ns(), checks[0]
+        start, woke = time.process_time_ns(), wakeups()
         time.sleep(seconds)
-        used, count = time.process_time_ns() - start, checks[0] - done
-        out.write_text(json.dumps({"ns": used, "checks": count if who != "ours" else None}))
+        used, woke = time.process_time_ns() - start, wakeups() - woke - 1  # less our own
+        out.write_text(json.dumps({"ns": used, "wakeups": woke}))
         os._exit(0)
 
     threading.Thread(target=timer, daemon=True).start()
@@ -97,7 +108,6 @@ def idle(who: str, url: str, interval: float, warmup: float, seconds: float, out
     check = check_for(who, url)
     while True:
         check()
-        checks[0] += 1
         time.sleep(interval)
 
 

@@ -140,6 +140,7 @@ class IdleRun:
         self.stack = contextlib.ExitStack()
         self.runs: list[tuple[float, str, str, subprocess.Popen[bytes], Path]] = []
         self.started = 0.0
+        self.wakeups: dict[tuple[float, str, str], float] = {}  # per hour
 
     def start(self) -> IdleRun:
         urls = {
@@ -167,6 +168,8 @@ class IdleRun:
                 if "ns" in result:
                     used = float(result["ns"])
                     per_hour[(interval, behaviour, who)] = used / 1e9 * 3600 / self.seconds
+                    woke = float(result["wakeups"])
+                    self.wakeups[(interval, behaviour, who)] = woke * 3600 / self.seconds
         finally:
             self.stack.close()
         return per_hour
@@ -181,14 +184,18 @@ def print_idle(per_hour: dict[tuple[float, str, str], float], run: IdleRun) -> N
         ours = values[0]
         for other in values[1:]:
             row.append(f"{ours / other:.2f}×" if ours and other else "–")
+        woke = [run.wakeups.get((interval, behaviour, who)) for who in run.who_all]
+        row.append(" / ".join(f"{w:.0f}" if w is not None else "–" for w in woke))
         rows.append(row)
     header = ["interval", "gateway connection", *(f"{w} CPU-s/hour" for w in run.who_all)]
     header += [f"ours / {w}" for w in run.who_all[1:]]
+    header.append(f"wake-ups/hour ({' / '.join(run.who_all)})")
     table("Idle cost: CPU-seconds per hour, real time", header, rows)
     print(
         f"\nEach contender in its own process, all {len(run.runs)} at once for "
         f"{run.seconds:g} s of real time after a {run.warmup:g} s warm-up (start-up and "
         "first check excluded), process CPU (ns) over that window scaled to an hour. "
         "Ours is the real `cpgw-tray watch` (auth/status every interval, a tickle in its "
-        "place every 60 s); bare and ibind post auth/status every interval."
+        "place every 60 s); bare and ibind post auth/status every interval. Wake-ups: "
+        "voluntary context switches of all the process's threads."
     )

@@ -149,6 +149,7 @@ def main() -> None:
 
     imports = startup.import_figures(runs=3 if args.quick else 7)
     startup.print_imports(imports)
+    startup.print_memory_steps(startup.memory_steps())
 
     who_all = cpu.contenders()
     idle_run = cpu.IdleRun(who_all, warmup=10.0, seconds=seconds).start()

@@ -1,6 +1,7 @@
-"""What starting costs before the icon: ``import cpgw_tray.cli`` timed by
-``python -X importtime`` (the module's cumulative time) and as a whole process against
-``python -c pass``, and which heavy modules that import pulls in."""
+"""What starting costs: ``import cpgw_tray.cli`` timed by ``python -X importtime`` (the
+module's cumulative time) and as a whole process against ``python -c pass``, which heavy
+modules that import pulls in; and where the tray's memory over a bare icon goes (USS
+after each step of what the tray loads once its icon shows)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from common import PYTHON, child_env, table
+from common import MB, PYTHON, child_env, server, table
 
 HEAVY = (
     "requests",
@@ -97,4 +98,62 @@ def print_imports(found: Imports) -> None:
             ),
             ("heavy modules it loads", ", ".join(found.heavy) or "none", ""),
         ],
+    )
+
+
+MEMORY_STEPS = """
+import importlib, sys
+def uss():  # Private_Clean + Private_Dirty: what psutil calls USS, without importing it
+    fields = dict(line.split(":") for line in open("/proc/self/smaps_rollup") if ":" in line)
+    return sum(int(fields[k].split()[0]) * 1024 for k in ("Private_Clean", "Private_Dirty"))
+def step(label, *modules):
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    print(uss(), label, flush=True)
+step("python")
+step("pillow (drawing the icon)", "PIL.Image", "PIL.ImageDraw")
+step("cpgw_tray.cli (what runs before the icon)", "cpgw_tray.cli")
+step("requests (urllib3, ssl, charset_normalizer, idna)", "requests")
+step("psutil", "psutil")
+step("the rest of the tray's modules", "cpgw_tray.gateway", "cpgw_tray.session",
+     "cpgw_tray.tray", "cpgw_tray.gatewayctl", "cpgw_tray.launcher", "cpgw_tray.history")
+from cpgw_tray.gateway import GatewayClient
+client = GatewayClient(sys.argv[1], verify=False)
+step("a client (session, TLS context)")
+client.auth_status()
+step("a first check (TLS connection)")
+"""
+
+
+def memory_steps() -> list[tuple[str, float]]:
+    """(step, USS in bytes) after each step, in a headless process."""
+    with server("--mode", "keep") as url:
+        probe = subprocess.run(
+            [PYTHON, "-c", MEMORY_STEPS, url],
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    steps = []
+    for line in probe.stdout.splitlines():
+        size, _, label = line.partition(" ")
+        steps.append((label, float(size)))
+    return steps
+
+
+def print_memory_steps(steps: list[tuple[str, float]]) -> None:
+    rows = []
+    previous = None
+    for label, size in steps:
+        delta = "" if previous is None else f"+{(size - previous) / MB:.1f}"
+        rows.append((label, f"{size / MB:.1f}", delta))
+        previous = size
+    table(
+        "Where the tray's memory goes: USS (MB) after each step, headless",
+        ["step", "USS", "added"],
+        rows,
     )

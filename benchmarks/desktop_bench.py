@@ -160,16 +160,26 @@ def measure_backend(backend: str, sim_url: str, runs: int, growth_checks: int) -
             else:
                 docked = sni_registered(desktop.env["DBUS_SESSION_BUS_ADDRESS"])
             ours = [PYTHON, "-m", "cpgw_tray", "--url", sim_url, "--insecure", "tray"]
+            lost = {"bare": 0, "ours": 0}
             for _ in range(runs):  # interleaved, so drift in the machine's load hits both
                 for who, cmd in (("bare", [PYTHON, "-c", BARE_ICON]), ("ours", ours)):
-                    first, size = one_start(
-                        cmd, desktop.env, docked, sim_url if who == "ours" else ""
-                    )
+                    for _attempt in range(3):
+                        first, size = one_start(
+                            cmd, desktop.env, docked, sim_url if who == "ours" else ""
+                        )
+                        if first is not None:
+                            break
+                        lost[who] += 1
                     if first is None:
-                        figures.note = f"{who} icon never docked"
                         continue
                     getattr(figures, f"first_{who}").append(first)
                     getattr(figures, f"uss_{who}").append(size)
+            if any(lost.values()):
+                # trayer now and then drops a dock request (the icon stays an unmapped
+                # child of the root): that start is retried, and counted here
+                figures.note = (
+                    f"dock requests lost (retried): bare {lost['bare']}, ours {lost['ours']}"
+                )
             figures.growth = growth(desktop.env, docked, sim_url, growth_checks)
         except Exception as exc:  # one backend's trouble must not hide the others' figures
             figures.note = f"failed: {type(exc).__name__}: {exc}"
@@ -181,8 +191,8 @@ def measure_backend(backend: str, sim_url: str, runs: int, growth_checks: int) -
 def one_start(
     cmd: list[str], env: dict[str, str], docked: Callable[[], bool], sim_url: str
 ) -> tuple[float | None, float]:
-    """Seconds from launch until docked, and USS once settled (ours: after its first
-    check has been answered, and a second more)."""
+    """Seconds from launch until docked (None: not within 8 s), and USS once settled
+    (ours: after its first check has been answered, and 1.5 s more)."""
     if docked():
         wait(lambda: not docked(), 5)  # the previous icon is still leaving
     if sim_url:
@@ -190,7 +200,7 @@ def one_start(
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        if not wait(docked, 20):
+        if not wait(docked, 8):
             return None, 0.0
         first = time.monotonic() - started
         if sim_url:
@@ -210,7 +220,9 @@ def growth(
     leak of even one object per check."""
     if docked():
         wait(lambda: not docked(), 5)
-    cmd = [PYTHON, str(HERE / "tray_probe.py"), "--url", sim_url, "--insecure", "tray"]
+    # --timeout 2: done requests' deadlines are let go when they would expire
+    cmd = [PYTHON, str(HERE / "tray_probe.py"), "--url", sim_url, "--insecure", "--timeout", "2"]
+    cmd.append("tray")
     proc = subprocess.Popen(
         cmd,
         env=env,
@@ -249,6 +261,9 @@ def print_tray(found: list[BackendFigures]) -> None:
     def s(values: list[float]) -> str:
         return " ".join(f"{v:.2f}" for v in values) or "–"
 
+    def mbs(values: list[float]) -> str:
+        return " ".join(f"{v / MB:.1f}" for v in values) or "–"
+
     rows: list[list[object]] = []
     for f in found:
         if not f.first_ours or not f.first_bare:
@@ -263,13 +278,13 @@ def print_tray(found: list[BackendFigures]) -> None:
                 HOSTS[f.backend],
                 f"{mb:.3f} ({s(f.first_bare)})",
                 f"{mo:.3f} ({s(f.first_ours)})",
-                f"{ub / MB:.1f}",
-                f"{uo / MB:.1f}",
+                f"{ub / MB:.1f} ({mbs(f.uss_bare)})",
+                f"{uo / MB:.1f} ({mbs(f.uss_ours)})",
                 f"+{(uo - ub) / MB:.1f}",
             ]
         )
     table(
-        "Tray on a virtual desktop: first icon docked (s, median (each run)) and USS (MB)",
+        "Tray on a virtual desktop: first icon docked (s) and USS (MB), median (each run)",
         ["backend", "host", "bare icon", "cpgw-tray", "bare USS", "cpgw-tray USS", "over bare"],
         rows,
     )

@@ -4,9 +4,10 @@ growth benchmark: the poller is asked for checks back to back instead of every i
 The tray's rate governor (1 request/s per endpoint, as the real gateway allows) is
 replaced by one that does not pace; everything else is the tray as it runs: the poller
 thread checks, session care enriches, the tray thread shows each status. Protocol on
-stdin/stdout: once the first check is in, each line ``N`` on stdin runs
-N more checks and prints ``done TOTAL BLOCKS``, BLOCKS being Python's allocated memory
-blocks after a garbage collection (a leak of one object per check shows there).
+stdin/stdout: once the first check is in, each line ``N`` on stdin runs N more checks,
+waits ``SETTLE`` seconds and prints ``done TOTAL BLOCKS``, BLOCKS being Python's
+allocated memory blocks after a garbage collection (a leak of one object per check
+shows there).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cpgw_tray import tray
 from cpgw_tray.cli import main
 from cpgw_tray.gateway import RateGovernor
 
+SETTLE = 2.5  # seconds: past the --timeout 2 the growth benchmark gives the tray
 apps: list[tray.TrayApp] = []
 original_start = tray.TrayApp.start
 
@@ -47,7 +49,10 @@ def drive() -> None:
         for _ in range(int(line)):
             one_check(app)
             total += 1
-        time.sleep(0.2)  # the tray thread shows the last status
+        # The tray thread shows the last status; the client's deadline watchdog lets go
+        # of each request's deadline only when it would have expired (the timeout), done
+        # or not: wait past it, or checks back to back look like a leak.
+        time.sleep(SETTLE)
         gc.collect()
         print(f"done {total} {sys.getallocatedblocks()}", flush=True)
 

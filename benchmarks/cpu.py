@@ -140,6 +140,7 @@ class IdleRun:
         self.stack = contextlib.ExitStack()
         self.runs: list[tuple[float, str, str, subprocess.Popen[bytes], Path]] = []
         self.started = 0.0
+        self.urls: dict[str, str] = {}  # gateway stand-ins by behaviour
         self.wakeups: dict[tuple[float, str, str], float] = {}  # per hour
 
     def start(self) -> IdleRun:
@@ -148,6 +149,7 @@ class IdleRun:
             "idle": self.stack.enter_context(server("--mode", "idle", "--idle", "10")),
             "close": self.stack.enter_context(server("--mode", "close")),
         }
+        self.urls = urls
         self.started = time.monotonic()
         for interval, behaviour in IDLE_PLANS:
             for who in self.who_all:
@@ -199,3 +201,17 @@ def print_idle(per_hour: dict[tuple[float, str, str], float], run: IdleRun) -> N
         "place every 60 s); bare and ibind post auth/status every interval. Wake-ups: "
         "voluntary context switches of all the process's threads."
     )
+
+
+def print_tray_idle(found: dict[str, tuple[float, float]], note: str) -> None:
+    rows = [
+        ("15 s (defaults)", BEHAVIOURS[b], f"{cpu:.2f}", f"{woke:.0f}")
+        for b, (cpu, woke) in found.items()
+    ]
+    table(
+        "Idle cost of the tray itself (`cpgw-tray tray`, xorg in trayer), same window",
+        ["interval", "gateway connection", "CPU-s/hour", "wake-ups/hour"],
+        rows or [("–", note or "no figures", "", "")],
+    )
+    if note and rows:
+        print(f"\nNote: {note}")

@@ -318,3 +318,73 @@ def print_tray(found: list[BackendFigures]) -> None:
     for f in found:
         if f.note:
             print(f"\nNote ({f.backend}): {f.note}")
+
+
+def process_cpu_ns(pid: int) -> tuple[int, int]:
+    """(CPU ns, voluntary wake-ups) of every live thread of ``pid``, from /proc (the
+    scheduler's ns run time, not 10 ms ticks)."""
+    cpu = woke = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            cpu += int((task / "schedstat").read_text().split()[0])
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches"):
+                    woke += int(line.split()[1])
+        except (OSError, ValueError):  # the thread ended while we read
+            continue
+    return cpu, woke
+
+
+class TrayIdle:
+    """The real tray (xorg, in trayer) idling at its defaults, one per gateway behaviour,
+    beside the CPU benchmark's idle window: its CPU read from outside, per thread."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="cpgw-bench-trayidle-"))
+        self.desktop: Any = None
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.marks: dict[str, tuple[float, int, int]] = {}
+        self.note = ""
+
+    def start(self, urls: dict[str, str]) -> TrayIdle:
+        from tests.desktop import Desktop, missing_tools
+
+        if missing := missing_tools("trayer"):
+            self.note = f"skipped: needs {', '.join(missing)}"
+            return self
+        try:
+            self.desktop = Desktop(self.tmp, "trayer")
+            self.desktop.env.update(PYTHONPATH=child_env()["PYTHONPATH"], PYSTRAY_BACKEND="xorg")
+            self.desktop.start()
+            for behaviour, url in urls.items():
+                cmd = [PYTHON, "-m", "cpgw_tray", "--url", url, "--insecure", "tray"]
+                self.procs[behaviour] = subprocess.Popen(
+                    cmd, env=self.desktop.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+        except Exception as exc:
+            self.note = f"failed: {type(exc).__name__}: {exc}"
+        return self
+
+    def mark(self) -> None:
+        """The window starts: the trays are up and have checked."""
+        for behaviour, proc in self.procs.items():
+            self.marks[behaviour] = (time.monotonic(), *process_cpu_ns(proc.pid))
+
+    def finish(self) -> dict[str, tuple[float, float]]:
+        """(CPU-s per hour, wake-ups per hour) by gateway behaviour."""
+        found: dict[str, tuple[float, float]] = {}
+        try:
+            for behaviour, proc in self.procs.items():
+                if proc.poll() is not None or behaviour not in self.marks:
+                    self.note = f"the tray for {behaviour!r} ended early"
+                    continue
+                at, cpu, woke = self.marks[behaviour]
+                cpu_now, woke_now = process_cpu_ns(proc.pid)
+                hours = (time.monotonic() - at) / 3600
+                found[behaviour] = ((cpu_now - cpu) / 1e9 / hours, (woke_now - woke) / hours)
+        finally:
+            for proc in self.procs.values():
+                stop(proc)
+            if self.desktop is not None:
+                self.desktop.stop()
+        return found

@@ -71,17 +71,20 @@ def sni_registered(bus_address: str) -> Callable[[], bool]:
     watcher = "org.kde.StatusNotifierWatcher"
 
     def probe() -> bool:
-        reply = conn.call_sync(
-            watcher,
-            "/StatusNotifierWatcher",
-            "org.freedesktop.DBus.Properties",
-            "Get",
-            GLib.Variant("(ss)", (watcher, "RegisteredStatusNotifierItems")),
-            None,
-            Gio.DBusCallFlags.NONE,
-            1000,
-            None,
-        )
+        try:
+            reply = conn.call_sync(
+                watcher,
+                "/StatusNotifierWatcher",
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                GLib.Variant("(ss)", (watcher, "RegisteredStatusNotifierItems")),
+                None,
+                Gio.DBusCallFlags.NONE,
+                1000,
+                None,
+            )
+        except GLib.Error:  # no watcher: the panel is restarting (or crashed)
+            return False
         return bool(reply.unpack()[0])
 
     return probe

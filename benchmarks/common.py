@@ -65,6 +65,20 @@ def server(*args: str, sim: bool = False) -> Iterator[str]:
         stop(proc)
 
 
+def start_sim(*extra: str) -> tuple[subprocess.Popen[str], str]:
+    """The simulator (ready, on a free port) in its own process, as ``health.py`` uses it:
+    (process, URL); the caller stops it."""
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "cpgw_tray", "sim", "--port", "0", "--state", "ready", *extra],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    url = line.split(" on ", 1)[1].split()[0]
+    return proc, url
+
+
 def ms(ns: float) -> str:
     return f"{ns / 1e6:.2f}"
 

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import start_sim  # noqa: E402
+from benchmarks.common import start_sim  # noqa: E402
 
 HOOK = """\
 import os, sys, time

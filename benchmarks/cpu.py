@@ -160,6 +160,12 @@ class IdleRun:
                 self.runs.append((interval, behaviour, who, proc, out))
         return self
 
+    def close(self) -> None:
+        """Stop whatever of the run still runs (an interrupted benchmark); idempotent."""
+        for *_, proc, _out in self.runs:
+            stop(proc)
+        self.stack.close()
+
     def finish(self) -> dict[tuple[float, str, str], float]:
         """CPU-seconds per hour, by (interval, behaviour, contender)."""
         per_hour: dict[tuple[float, str, str], float] = {}

@@ -389,8 +389,13 @@ class TrayIdle:
                 hours = (time.monotonic() - at) / 3600
                 found[behaviour] = ((cpu_now - cpu) / 1e9 / hours, (woke_now - woke) / hours)
         finally:
-            for proc in self.procs.values():
-                stop(proc)
-            if self.desktop is not None:
-                self.desktop.stop()
+            self.close()
         return found
+
+    def close(self) -> None:
+        """Stop the trays and the desktop; idempotent."""
+        for proc in self.procs.values():
+            stop(proc)
+        if self.desktop is not None:
+            self.desktop.stop()
+            self.desktop = None

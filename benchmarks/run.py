@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.desktop
 sys.path.insert(2, str(Path(__file__).resolve().parent.parent / "src"))
 
 import cpu
+import desktop_bench
 import startup
 from common import MB, load, table
 
@@ -59,7 +61,7 @@ def targets(
     checks: cpu.PerCheck,
     idle: dict[tuple[float, str, str], float],
     tray_hour: dict[str, tuple[float, float]],
-    tray: list[object],
+    tray: list[desktop_bench.BackendFigures],
     import_ms: float,
 ) -> None:
     rows: list[list[object]] = []
@@ -119,9 +121,6 @@ def targets(
                 ]
             )
     for f in tray:
-        from desktop_bench import BackendFigures
-
-        assert isinstance(f, BackendFigures)
         ub, uo = f.median(f.uss_bare), f.median(f.uss_ours)
         if ub is not None and uo is not None:
             over = (uo - ub) / MB
@@ -161,6 +160,8 @@ def main() -> None:
         "--idle-seconds", type=float, help="real-time idle window (default 120, --quick 30)"
     )
     args = parser.parse_args()
+    # SIGTERM ends the run like Ctrl-C: the clean-up below stops what it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seconds = args.idle_seconds or (30.0 if args.quick else 120.0)
     began = time.monotonic()
     table("Machine", ["", ""], [*machine(), ("load average at start (1/5/15 min)", load())])
@@ -170,33 +171,34 @@ def main() -> None:
     startup.print_memory_steps(startup.memory_steps())
 
     who_all = cpu.contenders()
-    idle_run = cpu.IdleRun(who_all, warmup=10.0, seconds=seconds).start()
-    tray_idle = None
-    if args.tray:  # the real tray idles beside them, in trayer
-        from desktop_bench import TrayIdle
+    idle_run = cpu.IdleRun(who_all, warmup=10.0, seconds=seconds)
+    tray_idle = desktop_bench.TrayIdle() if args.tray else None
+    try:
+        idle_run.start()
+        if tray_idle is not None:  # the real tray idles beside them, in trayer
+            tray_idle.start({k: idle_run.urls[k] for k in ("keep", "idle")})
+        time.sleep(idle_run.warmup)  # let the idle contenders start before the busy loops
+        if tray_idle is not None:
+            tray_idle.mark()
+        checks = cpu.per_check(who_all, args.quick)
+        cpu.print_per_check(checks, who_all)
+        print(f"\nload average after the checks: {load()}")
+        per_hour = idle_run.finish()
+        cpu.print_idle(per_hour, idle_run)
+        tray_hour: dict[str, tuple[float, float]] = {}
+        if tray_idle is not None:
+            tray_hour = tray_idle.finish()
+            cpu.print_tray_idle(tray_hour, tray_idle.note)
+        print(f"\nload average after the idle window: {load()}")
+    finally:  # interrupted: nothing started here outlives the run
+        idle_run.close()
+        if tray_idle is not None:
+            tray_idle.close()
 
-        urls = {k: idle_run.urls[k] for k in ("keep", "idle")}
-        tray_idle = TrayIdle().start(urls)
-    time.sleep(idle_run.warmup)  # let the idle contenders start up before the busy loops
-    if tray_idle is not None:
-        tray_idle.mark()
-    checks = cpu.per_check(who_all, args.quick)
-    cpu.print_per_check(checks, who_all)
-    print(f"\nload average after the checks: {load()}")
-    per_hour = idle_run.finish()
-    cpu.print_idle(per_hour, idle_run)
-    tray_hour: dict[str, tuple[float, float]] = {}
-    if tray_idle is not None:
-        tray_hour = tray_idle.finish()
-        cpu.print_tray_idle(tray_hour, tray_idle.note)
-    print(f"\nload average after the idle window: {load()}")
-
-    tray: list[object] = []
+    tray: list[desktop_bench.BackendFigures] = []
     if args.tray:
-        from desktop_bench import print_tray, tray_figures
-
-        tray = list(tray_figures(runs=2 if args.quick else 5, growth_checks=1000))
-        print_tray(tray)  # type: ignore[arg-type]
+        tray = desktop_bench.tray_figures(runs=2 if args.quick else 5, growth_checks=1000)
+        desktop_bench.print_tray(tray)
         print(f"\nload average after the tray: {load()}")
     targets(checks, per_hour, tray_hour, tray, imports.least_import_ms)
     print(f"\nwhole run: {time.monotonic() - began:.0f} s; load average at the end: {load()}")

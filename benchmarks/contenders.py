@@ -56,7 +56,8 @@ def check_for(who: str, url: str) -> Callable[[], object]:
         ib = IbkrClient(
             url=url + "/v1/api/", cacert=False, timeout=10, auto_register_shutdown=False
         )
-        return ib.authentication_status
+        check: Callable[[], object] = ib.authentication_status
+        return check
     raise SystemExit(f"unknown contender {who!r}")
 
 

@@ -85,7 +85,7 @@ class Server(ThreadingHTTPServer):
             request = self.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return
-        self.RequestHandlerClass(request, client_address, self)
+        self.RequestHandlerClass(request, client_address, self)  # type: ignore[arg-type]
 
 
 def main() -> None:

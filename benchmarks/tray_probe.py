@@ -16,17 +16,21 @@ import gc
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from cpgw_tray import tray
 from cpgw_tray.cli import main
 from cpgw_tray.gateway import RateGovernor
+
+if TYPE_CHECKING:
+    from cpgw_tray.backends import Backend
 
 SETTLE = 2.5  # seconds: past the --timeout 2 the growth benchmark gives the tray
 apps: list[tray.TrayApp] = []
 original_start = tray.TrayApp.start
 
 
-def start(self: tray.TrayApp, backend: tray.Backend) -> None:
+def start(self: tray.TrayApp, backend: Backend) -> None:
     apps.append(self)
     original_start(self, backend)
 

@@ -395,3 +395,17 @@ def test_unreadable_ca_bundle_is_an_error_not_a_traceback(sim: Simulator, tmp_pa
         client.close()
     assert status.state.value == "error" and "could not be loaded" in status.detail
     assert sim.requests() == []  # nothing is sent without the context the user asked for
+
+
+def test_finished_requests_leave_no_deadline_behind(sim: Simulator) -> None:
+    """A deadline is dropped when its request ends, not kept until it would pass: checks
+    in a row pile nothing up (and the watchdog thread is not woken for them)."""
+    from cpgw_tray import transport
+
+    client = GatewayClient(sim.url, timeout=30, verify=False, governor=RateGovernor(spacing=0))
+    try:
+        for _ in range(5):
+            client.auth_status()
+        assert [d for _, _, d in transport._WATCHDOG._heap if not d.expired] == []
+    finally:
+        client.close()

@@ -53,7 +53,7 @@ from .status import (
 
 log = logging.getLogger(__name__)
 
-LOOK_EVERY = 5.0  # longest wait between looks at the clocks, in seconds
+LOOK_EVERY = 10.0  # longest wait between looks at the clocks (a resume is seen this soon)
 RESUME_GAP = 3.0  # wall clock ahead of the monotonic one by more: the machine slept
 MIN_HOLD = 1.0  # a held-back request is tried again no sooner than this
 _NEXT_NOTE = re.compile(r"\s*Next check\b[^.]*\d\d:\d\d:\d\d\.$")  # "Next check [in N s, ]at …"

@@ -1,4 +1,4 @@
-"""Noticing a saved settings file: a thread that looks every ~2 s (waiting on an Event,
+"""Noticing a saved settings file: a thread that looks every ~3 s (waiting on an Event,
 so it stops at once) and, when the file's modification time, size or content changed,
 resolves the settings again and hands them on — or hands on the one-line error, so a
 bad edit is reported once and the last good settings stay.
@@ -47,7 +47,7 @@ class SettingsWatcher:
         on_change: Callable[[Config], None],
         on_error: Callable[[str], None],
         *,
-        period: float = 2.0,
+        period: float = 3.0,  # within 5 s of a save, with the settling pause
         settle: float = 0.2,
     ) -> None:
         self.path = path

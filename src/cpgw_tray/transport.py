@@ -97,6 +97,7 @@ class Deadline:
             with _TAGS:
                 self._done = True
                 self._conns.clear()
+            _WATCHDOG.forget(self)
 
 
 def _shut(conn: HTTPConnection) -> None:
@@ -127,6 +128,13 @@ class _Watchdog:
                 self._thread.start()
             if self._heap[0][2] is deadline:  # due before any other: wake the thread
                 self._cond.notify()
+
+    def forget(self, deadline: Deadline) -> None:
+        """A request that finished: its deadline is dropped, not kept until it passes
+        (checks in a row would pile up). The thread is not woken for it."""
+        with self._cond:
+            self._heap = [item for item in self._heap if item[2] is not deadline]
+            heapq.heapify(self._heap)
 
     def _run(self) -> None:
         while True:

@@ -74,11 +74,16 @@ def entry(entries: Sequence[Entry], start: str) -> Entry:
     return next(e for e in entries if e.text.startswith(start))
 
 
+def care_menu(entries: Sequence[Entry]) -> Sequence[Entry]:
+    return entry(entries, "Session care").submenu
+
+
 def radio_group(entries: Sequence[Entry]) -> Sequence[Entry]:
-    """The three choices under the group's heading."""
-    heading = texts(entries).index("When TWS or the phone takes over:")
-    assert not entries[heading].enabled
-    return entries[heading + 1 : heading + 4]
+    """The three choices under the group's heading, in the Session care submenu."""
+    care = care_menu(entries)
+    heading = texts(care).index("When TWS or the phone takes over:")
+    assert not care[heading].enabled
+    return care[heading + 1 : heading + 4]
 
 
 def texts(entries: Sequence[Entry]) -> list[str]:
@@ -218,17 +223,19 @@ def test_pause_in_the_menu_shows_when_it_resumes(sim: Simulator, tmp_path: Path)
     backend = FakeBackend()
     tray.start(backend)
     check_at(tray, clocks, et(25, 12, 0))
-    pause = entry(backend.menu, "Pause for 1 hour (I'm using TWS)")
+    assert entry(backend.menu, "Session care").text == "Session care"
+    pause = entry(care_menu(backend.menu), "Pause for 1 hour (I'm using TWS)")
     assert pause.action is not None
     clicked = clocks.wall()
     pause.action()
     backend.drain()
     resumes = clicked + timedelta(hours=1)
-    assert f"Resume (paused until {resumes.astimezone():%H:%M})" in texts(backend.menu)
+    assert f"Resume (paused until {resumes.astimezone():%H:%M})" in texts(care_menu(backend.menu))
+    assert f"Session care paused until {resumes.astimezone():%H:%M}" in texts(backend.menu)
     assert tray.poller.keepalive_paused() and tray.care.paused()
     assert check_at(tray, clocks, et(25, 12, 1)).paused_until == resumes
     assert pause_file.read_text().strip() == "2026-11-25T18:00:02.000Z"  # 13:00:02 ET
-    resume = entry(backend.menu, "Resume (paused until")
+    resume = entry(care_menu(backend.menu), "Resume (paused until")
     assert resume.action is not None
     resume.action()
     backend.drain()

@@ -1,7 +1,8 @@
 """The tray's side of calling the person (:mod:`cpgw_tray.person_care`): the events as
 notifications, and the menu's items — "Log in now…" first while a login is needed, the
-snooze, the pause with the time it resumes, the countdown before a takeover with "Leave
-it this time", and the radio group that chooses (and saves) ``on_competing``.
+snooze, the countdown before a takeover with "Leave it this time", and a "Session care"
+submenu with the pause (the time it resumes) and the radio group that chooses (and
+saves) ``on_competing``.
 
 Events arrive on the poller's thread and are kept for the tray's thread, which shows
 them with the verdict they came with (:meth:`PersonItems.announce`, from
@@ -23,7 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import maintenance
-from .menu import Entry
+from .menu import SEPARATOR, Entry
 from .person import POLICIES, Event, needs_login
 from .person_care import PersonCare
 from .status import State, Status
@@ -153,11 +154,13 @@ class PersonItems:
             leave = self._refreshing(person.leave_this_time)
             counting = policy.take_over_at is not None
             items.append(Entry("Leave it this time", leave, enabled=counting))
+        title = "Session care"
         if person.paused() and policy.paused_until is not None:
+            title = f"Session care paused until {_hhmm(policy.paused_until)}"
             text = f"Resume (paused until {_hhmm(policy.paused_until)})"
-            items.append(Entry(text, self._refreshing(person.resume)))
+            pause = Entry(text, self._refreshing(person.resume))
         else:
-            items.append(Entry("Pause for 1 hour (I'm using TWS)", self._refreshing(person.pause)))
+            pause = Entry("Pause for 1 hour (I'm using TWS)", self._refreshing(person.pause))
         after = f"Take it back after {policy.compete_after.total_seconds() / 60:g} min"
         words = {"leave": "Leave it, tell me", "take_back": "Take it back at once"}
         choices = tuple(
@@ -169,8 +172,9 @@ class PersonItems:
             )
             for name in POLICIES
         )
-        # Inline, not a submenu: xfce4-panel's dbusmenu crashes more often on submenus
-        items += [Entry("When TWS or the phone takes over:", enabled=False), *choices]
+        # One row: the menu must fit a small screen below the icon.
+        heading = Entry("When TWS or the phone takes over:", enabled=False)
+        items.append(Entry(title, submenu=(pause, SEPARATOR, heading, *choices)))
         return items
 
     def _countdown(self) -> str:

@@ -131,3 +131,16 @@ def test_never_takes_over_inside_a_window_or_a_pause() -> None:
 def test_unknown_policy_refused() -> None:
     with pytest.raises(ValueError, match="on_competing"):
         PersonPolicy(on_competing="always")
+
+
+def test_choosing_another_policy_applies_to_a_competing_session_under_way() -> None:
+    policy = PersonPolicy(on_competing="leave", compete_after=900)
+    walk(policy, State.COMPETING, T0, 5)
+    policy.choose("take_back_after", T0 + timedelta(minutes=5))
+    assert policy.take_over_at == T0 + timedelta(minutes=20)
+    events = walk(policy, State.COMPETING, T0 + timedelta(minutes=6), 20)
+    assert [(round(m), k) for m, k in events] == [(14, "take_over")]  # at T0 + 20 min
+    policy.choose("leave", T0 + timedelta(minutes=30))
+    assert policy.take_over_at is None
+    with pytest.raises(ValueError, match="on_competing"):
+        policy.choose("sometimes", T0)

@@ -182,14 +182,16 @@ def test_menu_per_state(app: tuple[TrayApp, FakeBackend], state: State) -> None:
     tray, backend = app
     tray.apply(snapshot(state, detail=f"Do this for {state.value}."))
     items = texts(backend.menu)
-    assert items[0] == f"Status: {LOOKS[state].label}"
+    login = state is State.LOGGED_OUT or state is State.NOT_AUTHENTICATED  # connected unknown
+    assert (items[0] == "Log in now…") is login  # while only a person can help: first
+    assert items[login] == f"Status: {LOOKS[state].label}"
     assert f"Do this for {state.value}." in items
     assert any(t.startswith(("Since ", "Authenticated since ")) for t in items)
     for words in ("Check now", "Open login page", "Notifications", "Quit"):
         assert words in items
     check_now = next(e for e in backend.menu if e.text == "Check now")
     assert check_now.default and check_now.enabled
-    assert not backend.menu[0].enabled  # the status line is information, not an action
+    assert not backend.menu[login].enabled  # the status line is information, not an action
 
 
 def test_long_detail_is_wrapped_and_capped(app: tuple[TrayApp, FakeBackend]) -> None:

@@ -52,7 +52,16 @@ def test_watch_prints_one_line_per_change_and_exits_on_ctrl_c() -> None:
         )
         try:
             lines = reader(proc.stdout)
-            seen = [json.loads(lines.get(timeout=10))["state"]]
+            events: list[str] = []
+
+            def next_state(timeout: float) -> str:
+                """The next status line's state; the person policy's event lines
+                between them are collected."""
+                while "state" not in (line := json.loads(lines.get(timeout=timeout))):
+                    events.append(line["event"])
+                return str(line["state"])
+
+            seen = [next_state(10)]
             for scenario, state in [
                 ("logged_out", "logged_out"),
                 ("competing", "competing"),
@@ -60,8 +69,10 @@ def test_watch_prints_one_line_per_change_and_exits_on_ctrl_c() -> None:
                 ("ready", "ready"),
             ]:
                 control(sim.url, "/sim/state", {"scenario": scenario})
-                seen.append(json.loads(lines.get(timeout=5))["state"])
+                seen.append(next_state(5))
                 assert seen[-1] == state
+            # a ready session logged out, then taken over: the person is called, in order
+            assert events == ["login_needed", "competing", "logged_in"]
             # nothing changes for more than two intervals: no line
             with pytest.raises(queue.Empty):
                 lines.get(timeout=2.5)

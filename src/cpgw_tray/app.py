@@ -187,6 +187,7 @@ def run_tray(
             from . import paths
             from .gateway import client_for
             from .history import History
+            from .person_care import pause_path
             from .settings_menu import SettingsItems
             from .tray import TrayApp
 
@@ -198,6 +199,8 @@ def run_tray(
                 history=history,
                 log_path=log_path,
                 now=now or datetime.now,
+                # the trader's own tray: its pause is seen by `watch` and `status --json`
+                pause_file=pause_path() if record_history else None,
             )
             if gateway_items:
                 from .gatewayctl import GatewayControl
@@ -277,9 +280,10 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def simulate_menu(app: TrayApp, sim: Simulator, clock: SimClock) -> list[Entry]:
-    """The demo's Simulate menu: a scenario for the simulated gateway, or IBKR's nightly
-    restart played on the clock the tray and the simulator share."""
-    from .ibkr_clock import next_daily_window
+    """The demo's Simulate menu: a scenario for the simulated gateway, a takeover by TWS,
+    or IBKR's nightly restart and weekly token reset played on the clock the tray and the
+    simulator share."""
+    from .ibkr_clock import next_daily_window, next_token_reset
     from .menu import SEPARATOR, Entry
     from .simulator import SCENARIOS
 
@@ -303,6 +307,18 @@ def simulate_menu(app: TrayApp, sim: Simulator, clock: SimClock) -> list[Entry]:
             clock.set(next_daily_window(sim.region, clock.now()).start + timedelta(seconds=30))
         changed()
 
+    def weekly_reset() -> None:
+        """30 s before IBKR's weekly token reset, which ends the login; or real time."""
+        if clock.injected:
+            clock.set(None)
+        else:
+            clock.set(next_token_reset(clock.now()) - timedelta(seconds=30))
+        changed()
+
+    def taken_over() -> None:
+        sim.taken_over("TWS")
+        changed()
+
     choices = tuple(
         Entry(f"{name}: {what}", switch(name), checked=sim.session.scenario == name, radio=True)
         for name, what in SCENARIOS.items()
@@ -312,4 +328,10 @@ def simulate_menu(app: TrayApp, sim: Simulator, clock: SimClock) -> list[Entry]:
         nightly_restart,
         checked=clock.injected,
     )
-    return [Entry("Simulate", submenu=(*choices, SEPARATOR, restart))]
+    reset = Entry(
+        "weekly reset: the clock jumps to 30 s before IBKR's Sunday token reset",
+        weekly_reset,
+        checked=clock.injected,
+    )
+    tws = Entry("taken over by TWS: TWS logs in with the same username", taken_over)
+    return [Entry("Simulate", submenu=(*choices, SEPARATOR, tws, restart, reset))]

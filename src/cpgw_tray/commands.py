@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
+from datetime import datetime, timezone
 from typing import TextIO
 
 from .options import add_shared, resolve
@@ -49,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     from .gateway import client_for
     from .maintenance import IbkrClock
+    from .person_care import pause_path, read_pause
     from .session import SessionCare
 
     config = resolve(args)
@@ -62,6 +65,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         status = care.check()
     finally:
         client.close()
+    # A pause made in the tray (or for `watch`): scripts see it too.
+    status = replace(status, paused_until=read_pause(pause_path(), datetime.now(timezone.utc)))
     out.write((json.dumps(status.to_json()) if args.json else human(status)) + "\n")
     return status.exit_code
 

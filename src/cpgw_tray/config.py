@@ -52,6 +52,9 @@ class Config:
     region: str = "auto"  # IBKR's region for its restart windows: auto, na, eu or ap
     reset_timezone: str | None = None  # deprecated: read as a region when region is not set
     restart_windows: bool = True  # false: ignore IBKR's restart windows (an outdated table)
+    login_reminder: float = 600.0  # seconds between login reminders; 0: none after the first
+    on_competing: str = "leave"  # leave, take_back or take_back_after (see person.py)
+    compete_after: float = 900.0  # take_back_after: seconds before taking the session back
     log_level: str = "INFO"
     serve: str | None = None  # the health endpoint's address (--serve), off by default
     on_change: tuple[str, ...] | None = None  # a command run at each state change (--exec)
@@ -159,6 +162,14 @@ def _as_region(value: Any) -> str:
     return value.strip().lower()
 
 
+def _as_competing(value: Any) -> str:
+    from .person import POLICIES
+
+    if not isinstance(value, str) or value.strip().lower() not in POLICIES:
+        raise ValueError(f"expected one of {', '.join(POLICIES)}")
+    return value.strip().lower()
+
+
 def _as_level(value: Any) -> str:
     levels = ("DEBUG", "INFO", "WARNING", "ERROR")
     if not isinstance(value, str) or value.upper() not in levels:
@@ -196,6 +207,9 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "region": _as_region,
     "reset_timezone": _as_zone,
     "restart_windows": _as_bool,
+    "login_reminder": _as_number(60, 86400, zero_ok=True),
+    "on_competing": _as_competing,
+    "compete_after": _as_number(60, 86400),
     "log_level": _as_level,
     "serve": _as_addr,
     "on_change": _as_command,

@@ -99,6 +99,16 @@ class PersonPolicy:
         self.left_this_time = True
         self.take_over_at = None
 
+    def choose(self, on_competing: str, now: datetime) -> None:
+        """The person chose another competing policy; it applies to a competing session
+        under way too (``take_back_after`` counts from now)."""
+        if on_competing not in POLICIES:
+            raise ValueError(f"on_competing must be one of {', '.join(POLICIES)}")
+        if on_competing != self.on_competing:
+            waits = on_competing == "take_back_after" and self._competing
+            self.take_over_at = now + self.compete_after if waits else None
+        self.on_competing = on_competing
+
     def paused(self, now: datetime) -> bool:
         return self.paused_until is not None and now < self.paused_until
 

@@ -3,7 +3,8 @@ publishes honest.
 
 Every ``interval`` seconds it asks ``auth/status``; every ``keepalive`` seconds, while a
 session exists, it tickles instead (a tickle reply carries the same status, so the
-keep-alive never costs an extra check). "Check now" wakes it at once; a click while a
+keep-alive never costs an extra check), unless the person paused session care
+(``keepalive_paused``: then only checks). "Check now" wakes it at once; a click while a
 check runs does not queue another. Each result goes to ``on_status``; the receiver
 decides what changed and marshals UI work to its own thread.
 
@@ -124,6 +125,8 @@ class Poller:
         self._fresh_until: tuple[datetime, float] | None = None
         self._stale_shown = False
         self.threads: list[threading.Thread] = []
+        # True while the person paused session care: checks go on, tickles do not.
+        self.keepalive_paused: Callable[[], bool] = lambda: False
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -187,12 +190,8 @@ class Poller:
         """What is due now ("check", "tickle" or None) and, if nothing, how long until."""
         now = self._clock()
         has_session = self._gateway is not None and self._gateway.state in SESSION_STATES
-        tickle_due = (
-            self.keepalive > 0
-            and has_session
-            and (self._next_tickle is None or now >= self._next_tickle)
-        )
-        if tickle_due:
+        keep = self.keepalive > 0 and has_session and not self.keepalive_paused()
+        if keep and (self._next_tickle is None or now >= self._next_tickle):
             return "tickle", 0.0
         if (
             self._now_requested
@@ -202,7 +201,7 @@ class Poller:
         ):
             return "check", 0.0
         waits = [self._next_check - now]
-        if self.keepalive > 0 and has_session and self._next_tickle is not None:
+        if keep and self._next_tickle is not None:
             waits.append(self._next_tickle - now)
         return None, max(0.0, min(waits))
 

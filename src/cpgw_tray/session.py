@@ -5,8 +5,10 @@ to know of the session (account, paper or live, time left on the login), the acc
 facts are asked once per session, and a brokerage session that drops while the login
 lives is restarted automatically — at most once per 5 minutes, never in ``competing``,
 never in a loop, never with a take-over (that logs the user out of TWS or the phone;
-only the user asks for one), and never inside an IBKR restart window (automation that
-does has had its IP blocked). Each status also gets IBKR's clock for its ``checked_at``
+only the user asks for one, from the menu or through the competing-session policy they
+chose: :meth:`SessionCare.take_over`), never while the person paused session care, and
+never inside an IBKR restart window (automation that does has had its IP blocked). Each
+status also gets IBKR's clock for its ``checked_at``
 (:class:`~cpgw_tray.maintenance.IbkrClock`).
 
 Side requests (the account facts) never decide the state: a failed or bad reply leaves
@@ -56,6 +58,7 @@ class SessionCare:
         self._sso: tuple[float, float] | None = None  # (seconds left, when read)
         self._last_auto: float | None = None
         self._account_retry: tuple[float, float] | None = None  # (not before, back-off)
+        self.paused: Callable[[], bool] = lambda: False  # the person paused session care
 
     def check(self) -> Status:
         return self._care(self.client.auth_status())
@@ -92,6 +95,21 @@ class SessionCare:
         except Deferred:  # paced: the next check tells
             return status
 
+    def take_over(self, status: Status) -> Status:
+        """The competing-session policy's takeover (:mod:`cpgw_tray.person_care`):
+        ``compete: true``, then the status after it (``status`` if it failed)."""
+        try:
+            outcome = self.client.reauthenticate(take_over=True)
+        except Exception:
+            log.exception("taking the session back failed")
+            return status
+        log.info("competing session: taking the session back: %s", outcome.message)
+        self.forget()
+        try:
+            return self.check()
+        except Deferred:  # paced: the next check tells
+            return status
+
     def _ask_account(self, now: float) -> None:
         """Ask the account facts, unless a failed ask is still in its back-off. A side
         request: whatever it answers, the state stays as auth/status said."""
@@ -115,6 +133,9 @@ class SessionCare:
         """The brokerage session is down while the login lives: a gateway that says
         connected but not authenticated, and not because of a competing session."""
         if not self.auto_reauth or status.state is not State.NOT_AUTHENTICATED:
+            return False
+        if self.paused():
+            log.debug("brokerage session down while paused: no reauthentication")
             return False
         if status.connected is not True or status.competing is True:
             return False

@@ -102,6 +102,21 @@ DOCS: dict[str, Doc] = {
         "change its timetable before cpgw-tray does).",
         restart=True,
     ),
+    "login_reminder": Doc(
+        "Seconds between reminders while IBKR needs you to log in (after a session that was "
+        "ready drops, or after the weekly token reset), at most 6 an episode, none inside "
+        "IBKR's restart windows; 0 turns the reminders off (the first notice still comes)."
+    ),
+    "on_competing": Doc(
+        "When TWS, the phone or the web takes the session over: `leave` (tell you and offer "
+        "*Take the session over*), `take_back` (at once) or `take_back_after` (after "
+        "`compete_after` seconds). Never more than one takeover per 5 minutes, never inside "
+        "a restart window or a pause (the menu's radio group saves this key)."
+    ),
+    "compete_after": Doc(
+        "With `on_competing` set to `take_back_after`: seconds to wait before taking the "
+        "session back (the menu counts down and offers *Leave it this time*)."
+    ),
     "log_level": Doc("Detail in the log file: DEBUG, INFO, WARNING or ERROR.", restart=True),
     "serve": Doc(
         "Serve `/livez`, `/readyz`, `/status` and `/metrics` for bots and probes on `PORT`, "
@@ -131,8 +146,8 @@ cpgw-tray settings (TOML). Every key is commented out, so its default applies: r
 the "# " before a key to set it. `cpgw-tray config` shows what applies and where each
 value comes from. Environment variables (CPGW_TRAY_<KEY>) and the command line win over
 this file. A running tray applies a saved change within a few seconds, except for keys
-marked "needs a restart". The menu's Notifications toggle writes its key here, keeping
-your comments.
+marked "needs a restart". The menu's Notifications toggle and its choice for a competing
+session write their keys here, keeping your comments.
 """
 
 

@@ -166,6 +166,8 @@ class SettingsItems:
             app.notifications = new.notifications
         if "auto_reauth" in live:
             app.care.auto_reauth = new.auto_reauth
+        if {"login_reminder", "on_competing", "compete_after"} & set(live):
+            app.person.configure(new)
         if "timeout" in live:
             app.client.timeout = new.timeout
             app.poller.timeout = new.timeout  # a verdict stays fresh for a reply's wait too

@@ -135,6 +135,7 @@ class Status:
     region: str | None = None  # IBKR's clock at checked_at (maintenance.py): the region,
     maintenance_until: datetime | None = None  # the end of the restart window it fell in,
     next_maintenance: datetime | None = None  # and the start of the next window
+    paused_until: datetime | None = None  # session care paused by the person (person_care.py)
 
     @property
     def look(self) -> Look:
@@ -153,7 +154,7 @@ class Status:
         """The contract's JSON object (every field present, ``null`` where unknown)."""
         data = asdict(self)
         data["state"] = self.state.value
-        for key in ("checked_at", "maintenance_until", "next_maintenance"):
+        for key in ("checked_at", "maintenance_until", "next_maintenance", "paused_until"):
             data[key] = iso_utc(data[key]) if data[key] else None
         data["latency_ms"] = None if self.latency_ms is None else round(self.latency_ms, 1)
         return data

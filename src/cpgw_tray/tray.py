@@ -7,6 +7,7 @@ tests use a fake). The poller hands each result to
 the tray's thread, which changes the icon when the state changes, the tooltip after
 each check and the menu when what it shows changed. Inside an IBKR restart window an
 expected drop gets its own look and no notifications (:mod:`cpgw_tray.maintenance`).
+The person policy's events and items are :mod:`cpgw_tray.person_menu`'s.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import maintenance, opener, rows
 from .maintenance import IbkrClock
 from .menu import SEPARATOR, Entry, signature
+from .person_menu import PersonItems
 from .poller import Poller
 from .session import SessionCare
 from .status import SESSION_STATES, State, Status, unknown
@@ -85,6 +87,7 @@ class TrayApp:
         poller: Poller | None = None,
         history: History | None = None,
         log_path: Path | None = None,
+        pause_file: Path | None = None,
     ) -> None:
         self.config = config
         self.client = client
@@ -100,16 +103,19 @@ class TrayApp:
         self.backend: Backend | None = None
         self.ibkr = IbkrClock.from_config(config)
         self.care = SessionCare(client, auto_reauth=config.auto_reauth, ibkr=self.ibkr)
+        self.person_items = PersonItems(self)  # the person policy's notifications and rows
+        self.person = self.person_items.care(self.care, config, pause_file, self._wall)
         self.poller = poller or Poller(
-            self.care.check,
+            self.person.check,
             self.on_status,
             interval=config.interval,
-            tickle=self.care.tickle,
+            tickle=self.person.tickle,
             keepalive=config.keepalive,
             timeout=config.timeout,
             log_path=log_path,
             url=config.url,
         )
+        self.poller.keepalive_paused = self.person.paused
         self.last_action: str | None = None  # the outcome of the last menu action
         # Also told of every status, on the poller's thread (the health endpoint, hooks).
         self.listeners: list[Callable[[Status], None]] = []
@@ -187,6 +193,7 @@ class TrayApp:
             self.since = self._now()
             self.last_action = None  # the new state says how the action went
         self.status = status
+        said = self.person_items.announce(self._was_quiet)  # before the menu: it may note
         window = self._expected_window(status)
         icon: Icon = maintenance.ICON if window else status.state
         if icon != self._shown_icon:
@@ -205,7 +212,7 @@ class TrayApp:
         else:  # the same rows: their countdowns may have moved
             backend.refresh_live()
         was_quiet = self._was_quiet
-        if self._should_notify(status):
+        if self._should_notify(status) and not said:
             after = "Not back after IBKR's restart: " if was_quiet else ""
             backend.notify(f"{after}{status.label}. {status.detail}", "IBKR gateway")
 
@@ -250,7 +257,8 @@ class TrayApp:
         layout: a fact not known says so, so rows never move between openings."""
         status = self.status
         state = status.state
-        items: list[Entry] = [Entry(line, enabled=False) for line in self._head(status)]
+        items = [*self.person_items.head(status)]
+        items += [Entry(line, enabled=False) for line in self._head(status)]
         items += self._facts()
         items += [SEPARATOR, Entry("Check now", self.check_now, default=True)]
         answers = status.http_status is not None and state is not State.ACCESS_DENIED
@@ -263,7 +271,7 @@ class TrayApp:
             items.append(Entry("Reauthenticate", self.reauthenticate, enabled=can))
         end = Entry("Yes, end the session", self.logout)
         items.append(Entry("Log out…", submenu=(end,), enabled=state in SESSION_STATES))
-        items.append(SEPARATOR)
+        items += [*self.person_items.entries(status), SEPARATOR]
         if self.gateway is not None:
             items += [*self.gateway.entries(), SEPARATOR]
         if self.extra_entries is not None:

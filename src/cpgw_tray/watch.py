@@ -1,10 +1,12 @@
 """``cpgw-tray watch``: the tray without a display. Checks and keeps the session alive
 like the tray (IBKR's restart windows included: no reauthentication and one request a
 minute inside them), prints a line (or a JSON line) at each change — of the state, or of
-``maintenance_until``/``next_maintenance`` — logs to ``cpgw-tray.log`` as well as stderr,
-and ends at once and quietly on Ctrl-C, SIGTERM or a closed pipe.
-With ``--serve`` and ``--exec`` it also answers health probes and runs a command at each
-change (:mod:`.outlets`).
+``maintenance_until``/``next_maintenance``/``paused_until`` — and one at each of the person
+policy's events (login needed, reminders, a competing session, a takeover: the tray's
+policies, :mod:`cpgw_tray.person_care`, honouring a pause made in the tray), logs to
+``cpgw-tray.log`` as well as stderr, and ends at once and quietly on Ctrl-C, SIGTERM or
+a closed pipe. With ``--serve`` and ``--exec`` it also answers health probes and runs a
+command at each change (:mod:`.outlets`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from .options import add_outlets, add_shared, resolve
 from .status import Status
 
 if TYPE_CHECKING:
+    from datetime import datetime
     from pathlib import Path
 
     from .config import Config
     from .gateway import GatewayClient
     from .history import History
+    from .person import Event
     from .poller import Poller
 
 log = logging.getLogger(__name__)
@@ -60,22 +64,40 @@ class Printer:
         if self.history is not None:
             self.history.record(status)
         with self._lock:
-            key = (*status.view_key(), status.maintenance_until, status.next_maintenance)
+            times = (status.maintenance_until, status.next_maintenance, status.paused_until)
+            key = (*status.view_key(), *times)
             if self.stop.is_set() or key == self._last:
                 return
             self._last = key
             if self.as_json:
                 line = json.dumps(status.to_json())
             else:
-                at = status.checked_at
-                stamp = at.astimezone().strftime("%H:%M:%S") if at else "--:--:--"
-                line = f"{stamp} {human(status)}{note(status)}"
-            try:
-                self.out.write(line + "\n")
-                self.out.flush()
-            except (BrokenPipeError, ValueError):  # the reader went away (`| head -1`)
-                self.pipe_closed = True
-                self.stop.set()
+                line = f"{_stamp(status.checked_at)} {human(status)}{note(status)}"
+                if status.paused_until is not None:
+                    line += f" [paused until {status.paused_until.astimezone():%H:%M}]"
+            self._write(line)
+
+    def event(self, event: Event) -> None:
+        """A line for the person policy's event: ``{"event": "login_needed", …}``."""
+        with self._lock:
+            if self.stop.is_set():
+                return
+            if self.as_json:
+                self._write(json.dumps(event.to_json()))
+            else:
+                self._write(f"{_stamp(event.at)} {event.kind}: {event.message}")
+
+    def _write(self, line: str) -> None:
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except (BrokenPipeError, ValueError):  # the reader went away (`| head -1`)
+            self.pipe_closed = True
+            self.stop.set()
+
+
+def _stamp(at: datetime | None) -> str:
+    return at.astimezone().strftime("%H:%M:%S") if at else "--:--:--"
 
 
 def watch_poller(
@@ -84,25 +106,35 @@ def watch_poller(
     on_status: Callable[[Status], None],
     clock: Callable[[], float] = time.monotonic,
     log_path: Path | None = None,
+    *,
+    on_event: Callable[[Event], None] = lambda event: None,
+    pause_file: Path | None = None,
+    wall: Callable[[], datetime] | None = None,
 ) -> Poller:
-    """What ``watch`` runs: checks and keep-alive with session care and IBKR's clock."""
+    """What ``watch`` runs: checks and keep-alive with session care, IBKR's clock and
+    the person policy (its events to ``on_event``; a pause read from ``pause_file``)."""
     from .maintenance import IbkrClock
+    from .person_care import PersonCare
     from .poller import Poller
     from .session import SessionCare
 
     ibkr = IbkrClock.from_config(config)
     care = SessionCare(client, auto_reauth=config.auto_reauth, ibkr=ibkr, clock=clock)
-    return Poller(
-        care.check,
+    extra = {"wall": wall} if wall is not None else {}
+    person = PersonCare.from_config(care, config, on_event, pause_file=pause_file, **extra)
+    poller = Poller(
+        person.check,
         on_status,
         interval=config.interval,
-        tickle=care.tickle,
+        tickle=person.tickle,
         keepalive=config.keepalive,
         timeout=config.timeout,
         clock=clock,
         log_path=log_path,
         url=config.url,
     )
+    poller.keepalive_paused = person.paused
+    return poller
 
 
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
@@ -111,6 +143,7 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     from .gateway import client_for
     from .history import History
     from .outlets import Outlets, poller_view
+    from .person_care import pause_path
 
     config = resolve(args)
     log_path = logs.to_file(config.log_level)
@@ -125,7 +158,14 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
 
     client = client_for(config)
     outlets.attach(client)
-    poller = watch_poller(config, client, on_status, log_path=log_path)
+    poller = watch_poller(
+        config,
+        client,
+        on_status,
+        log_path=log_path,
+        on_event=printer.event,
+        pause_file=pause_path(),
+    )
     restore = stop_on_signals(stop)
     outlets.start()
     poller.start()

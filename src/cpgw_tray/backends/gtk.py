@@ -56,6 +56,14 @@ class GtkBackend(PystrayBackend):
         if self._notifier is not None:  # asynchronous: a slow service never blocks
             self._notifier.notify(title, message)
 
+    def notify_with_action(
+        self, message: str, title: str, label: str, action: Callable[[], None]
+    ) -> None:
+        """A click on the notification runs ``action`` (best effort: where the
+        notification service supports actions)."""
+        if self._notifier is not None:
+            self._notifier.notify(title, message, (label, action))
+
     def set_menu(self, entries: Sequence[Entry]) -> None:
         super().set_menu(entries)  # pystray builds the Gtk.Menu on the next idle ...
         self.post(lambda: self._hook(entries))  # ... and this runs after it
@@ -183,12 +191,16 @@ class DbusNotifier:
     """Desktop notifications over D-Bus without waiting for the answer: pystray's own
     call is synchronous and would block the tray's thread if the service is slow."""
 
-    def __init__(self) -> None:
+    def __init__(self, bus: Any = None) -> None:
         from gi.repository import Gio, GLib
 
         self._gio, self._glib = Gio, GLib
-        self._bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
+        self._bus = bus or Gio.bus_get_sync(Gio.BusType.SESSION, None)
         self._id = 0  # replace our previous notification instead of stacking them
+        self._action: Callable[[], None] | None = None  # the shown notification's click
+        name, path = "org.freedesktop.Notifications", "/org/freedesktop/Notifications"
+        flags = Gio.DBusSignalFlags.NONE
+        self._bus.signal_subscribe(name, name, "ActionInvoked", path, None, flags, self._invoked)
 
     @classmethod
     def create(cls) -> DbusNotifier | None:
@@ -198,9 +210,14 @@ class DbusNotifier:
             log.info("no session bus: notifications off", exc_info=True)
             return None
 
-    def notify(self, title: str, message: str) -> None:
+    def notify(
+        self, title: str, message: str, action: tuple[str, Callable[[], None]] | None = None
+    ) -> None:
+        """``action``: (label, what a click does), where the service supports actions."""
+        actions = ["default", action[0]] if action else []
+        self._action = action[1] if action else None
         params = self._glib.Variant(
-            "(susssasa{sv}i)", ("cpgw-tray", self._id, "", title, message, [], {}, -1)
+            "(susssasa{sv}i)", ("cpgw-tray", self._id, "", title, message, actions, {}, -1)
         )
         self._bus.call(
             "org.freedesktop.Notifications",
@@ -214,6 +231,14 @@ class DbusNotifier:
             None,
             self._done,
         )
+
+    def _invoked(self, *signal: Any) -> None:
+        """ActionInvoked (id, key) from the service: our notification was clicked."""
+        if signal[-1].unpack()[0] == self._id and self._action is not None:
+            try:
+                self._action()
+            except Exception:
+                log.exception("notification action failed")
 
     def _done(self, bus: Any, result: Any) -> None:
         try:

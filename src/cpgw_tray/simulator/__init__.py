@@ -13,7 +13,7 @@ and reads the request log::
                            "paper": true}
     POST   /sim/config    {"session_timeout": 360, "max_session": 86400,
                            "rate_limit": true, "penalty": 900, "paper": true}
-    GET    /sim/requests              the request log (gateway paths only)
+    GET    /sim/requests              the request log (gateway paths only, with bodies)
     DELETE /sim/requests              clear it
     POST   /sim/release               let hung requests go (they get no reply)
     GET    /sim/clock                 the simulated time and IBKR's timetable at it

@@ -59,6 +59,7 @@ class Logged:
     status: int | None
     client: str
     peer_port: int  # the client's source port: equal ports mean a reused connection
+    body: Any = None  # the JSON body sent, if any (``compete: true`` shows here)
 
 
 @dataclass
@@ -141,6 +142,13 @@ class SimulatedGateway:
                 s.login_at = now
             if not s.logged_in:
                 s.login_at = None
+
+    def taken_over(self, by: str = "TWS") -> None:
+        """Another session for this username (TWS, the phone, the web) logs in: this one
+        becomes ``competing`` until it is taken back with ``compete: true``."""
+        with self.lock:
+            self.set_scenario("competing", message=f"{by} took the session over")
+            log.info("simulated takeover by %s", by)
 
     def configure(self, **settings: Any) -> None:
         """Change ``session_timeout``, ``max_session``, ``rate_limit``, ``penalty`` or
@@ -400,9 +408,11 @@ class SimulatedGateway:
             "LANDING_APP": "PORTAL",
         }
 
-    def record(self, method: str, path: str, status: int | None, peer: tuple[str, int]) -> None:
+    def record(
+        self, method: str, path: str, status: int | None, peer: tuple[str, int], body: Any = None
+    ) -> None:
         with self.lock:
-            self.log.append(Logged(time.time(), method, path, status, peer[0], peer[1]))
+            self.log.append(Logged(time.time(), method, path, status, peer[0], peer[1], body))
             if len(self.log) > 10000:
                 del self.log[:5000]
 

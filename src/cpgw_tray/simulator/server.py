@@ -227,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         status, reply, headers = self._answer(path, has_length, body)
         # Logged before the reply goes out: a client holding its reply finds it logged.
-        sim.record(self.command, path, status, self.client_address)
+        sim.record(self.command, path, status, self.client_address, body)
         if status is None:
             self._hang()
         else:

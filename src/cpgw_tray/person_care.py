@@ -1,0 +1,216 @@
+"""The person policy (:mod:`cpgw_tray.person`) wired to the session, for the tray and
+``watch`` alike.
+
+Each verdict reaches the policy on the poller's thread through :meth:`PersonCare.check`
+and :meth:`PersonCare.tickle`, with IBKR's clock: no reminder and no takeover inside a
+restart window or in the 5 minutes after it (the tray's quiet rule, so the session has
+time to come back), and the weekly token reset since the session was last ready. A
+``take_over`` event is sent by :meth:`SessionCare.take_over` (the only automatic
+``compete: true``) and the session checked again; every event goes to ``on_event`` (the
+tray notifies, ``watch`` prints). Each status gets ``paused_until``.
+
+A pause stops keep-alive tickles (the poller asks :meth:`PersonCare.paused`), automatic
+reauthentication and takeovers; checks go on. It is kept in a file in the state folder,
+so it outlives a restart within the hour and every cpgw-tray process honours it —
+``watch`` and ``status --json`` included.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .ibkr_clock import next_token_reset
+from .person import Event, PersonPolicy
+from .status import State, Status, iso_utc
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .session import SessionCare
+
+log = logging.getLogger(__name__)
+
+PAUSE_FILE = "paused-until"  # in the state folder: the end of a pause, ISO 8601 UTC
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def pause_path() -> Path:
+    from . import paths
+
+    return paths.state_dir() / PAUSE_FILE
+
+
+def read_pause(path: Path, now: datetime) -> datetime | None:
+    """The end of a pause still running, from its file; None without one (or a file
+    that is not a time: a pause is never made up)."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+        until = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if until.utcoffset() is None:
+        return None
+    return until if until > now else None
+
+
+def write_pause(path: Path, until: datetime | None) -> None:
+    """Record a pause (None: remove it)."""
+    if until is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(iso_utc(until) + "\n", encoding="utf-8")
+
+
+class PersonCare:
+    """The policy fed by the checks, acting on its takeovers (see the module)."""
+
+    def __init__(
+        self,
+        care: SessionCare,
+        on_event: Callable[[Event], None],
+        *,
+        login_reminder: float = 600.0,
+        on_competing: str = "leave",
+        compete_after: float = 900.0,
+        pause_file: Path | None = None,
+        wall: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.care = care
+        self.policy = PersonPolicy(
+            login_reminder=login_reminder, on_competing=on_competing, compete_after=compete_after
+        )
+        self.pause_file = pause_file  # None: the pause lives in this process only
+        self._on_event = on_event
+        self._wall = wall
+        self._lock = threading.Lock()  # the poller's thread and the menu's
+        self.last_ready: datetime | None = None
+        care.paused = self.paused
+        self._read_pause()
+
+    @classmethod
+    def from_config(
+        cls,
+        care: SessionCare,
+        config: Config,
+        on_event: Callable[[Event], None],
+        *,
+        pause_file: Path | None = None,
+        wall: Callable[[], datetime] = _utc_now,
+    ) -> PersonCare:
+        return cls(
+            care,
+            on_event,
+            login_reminder=config.login_reminder,
+            on_competing=config.on_competing,
+            compete_after=config.compete_after,
+            pause_file=pause_file,
+            wall=wall,
+        )
+
+    def configure(self, config: Config) -> None:
+        """Settings changed while running: they apply from the next check."""
+        with self._lock:
+            self.policy.login_reminder = config.login_reminder
+            self.policy.compete_after = timedelta(seconds=config.compete_after)
+            self.policy.choose(config.on_competing, self.now())
+
+    def now(self) -> datetime:
+        return self._wall()
+
+    # ---------------------------------------------------------------- the poller's
+    def check(self) -> Status:
+        self._read_pause()  # before session care decides on a reauthentication
+        return self._observe(self.care.check())
+
+    def tickle(self) -> Status:
+        self._read_pause()
+        if self.paused():  # paused since the poller looked (by another process): no tickle
+            return self._observe(self.care.check())
+        return self._observe(self.care.tickle())
+
+    def _read_pause(self) -> None:
+        """Another process may have paused or resumed (the tray, for ``watch``)."""
+        if self.pause_file is not None:
+            with self._lock:
+                self.policy.paused_until = read_pause(self.pause_file, self.now())
+
+    def paused(self) -> bool:
+        return self.policy.paused(self.now())
+
+    def _observe(self, status: Status) -> Status:
+        for event in self._events(status):
+            self._emit(event)
+            if event.kind == "take_over":
+                status = self.care.take_over(status)
+                for after in self._events(status):  # what the takeover brought
+                    self._emit(after)
+        return self.stamp(status)
+
+    def _events(self, status: Status) -> list[Event]:
+        now = status.checked_at or self.now()
+        with self._lock:
+            if status.state is State.READY:
+                self.last_ready = now
+            reset = self.last_ready is not None and next_token_reset(self.last_ready) <= now
+            ibkr = self.care.ibkr
+            quiet = ibkr is not None and ibkr.quiet(status)
+            return self.policy.observe(status, now, in_window=quiet, after_token_reset=reset)
+
+    def _emit(self, event: Event) -> None:
+        log.info("person: %s: %s", event.kind, event.message)
+        try:
+            self._on_event(event)
+        except Exception:  # a receiver's failure must not stop the checks
+            log.exception("handing on the %s event failed", event.kind)
+
+    def stamp(self, status: Status) -> Status:
+        """The status with ``paused_until`` (None unless a pause runs)."""
+        until = self.policy.paused_until
+        return replace(status, paused_until=until if self.paused() else None)
+
+    # ---------------------------------------------------------------- the person's say
+    def pause(self) -> datetime:
+        """Pause session care for an hour; returns when it resumes."""
+        with self._lock:
+            self.policy.pause(self.now())
+            until = self.policy.paused_until
+            assert until is not None
+            self._save(until)
+        log.info("session care paused until %s", iso_utc(until))
+        return until
+
+    def resume(self) -> None:
+        with self._lock:
+            self.policy.resume()
+            self._save(None)
+        log.info("session care resumed")
+
+    def _save(self, until: datetime | None) -> None:
+        if self.pause_file is None:
+            return
+        try:
+            write_pause(self.pause_file, until)
+        except OSError as exc:  # the pause holds in this process only, from now on
+            log.warning("cannot record the pause in %s: %s", self.pause_file, exc)
+            self.pause_file = None
+
+    def snooze(self) -> None:
+        with self._lock:
+            self.policy.snooze(self.now())
+
+    def leave_this_time(self) -> None:
+        with self._lock:
+            self.policy.leave_this_time()
+
+    def choose(self, on_competing: str) -> None:
+        with self._lock:
+            self.policy.choose(on_competing, self.now())

@@ -1,0 +1,211 @@
+"""The tray's side of calling the person (:mod:`cpgw_tray.person_care`): the events as
+notifications, and the menu's items — "Log in now…" first while a login is needed, the
+snooze, the countdown before a takeover with "Leave it this time", and a "Session care"
+submenu with the pause (the time it resumes) and the radio group that chooses (and
+saves) ``on_competing``.
+
+Events arrive on the poller's thread and are kept for the tray's thread, which shows
+them with the verdict they came with (:meth:`PersonItems.announce`, from
+:meth:`TrayApp.apply`): one notification, the person's words instead of the state's.
+Where the backend cannot notify (pystray's xorg) ``notify-send`` is used when present,
+else the popup's notice line.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import subprocess
+import textwrap
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import maintenance
+from .menu import SEPARATOR, Entry
+from .person import POLICIES, Event, needs_login
+from .person_care import PersonCare
+from .status import State, Status
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .backends import Backend
+    from .config import Config
+    from .session import SessionCare
+
+log = logging.getLogger(__name__)
+
+TITLE = "IBKR gateway"
+ANNOUNCED = ("login_needed", "login_reminder", "competing", "take_over")
+AFTER_RESTART = "Not back after IBKR's restart: "
+
+
+class Saver(Protocol):
+    def save(self, name: str, value: Any) -> None: ...
+
+
+class Host(Protocol):
+    """What these items need of the tray (:class:`~cpgw_tray.tray.TrayApp`)."""
+
+    backend: Backend | None
+    notifications: bool
+    person: PersonCare
+    last_action: str | None
+
+    @property
+    def settings(self) -> Saver | None: ...
+    def open_login(self) -> None: ...
+    def post_refresh(self) -> None: ...
+
+
+def _hhmm(moment: datetime) -> str:
+    return moment.astimezone().strftime("%H:%M")
+
+
+class PersonItems:
+    """Notifications and menu items for the person policy; everything but
+    :meth:`receive` runs on the tray's thread."""
+
+    def __init__(self, app: Host, which: Callable[[str], str | None] = shutil.which) -> None:
+        self.app = app
+        self._which = which
+        self._pending: list[Event] = []
+        self._lock = threading.Lock()
+
+    def care(
+        self,
+        session: SessionCare,
+        config: Config,
+        pause_file: Path | None,
+        wall: Callable[[], datetime],
+    ) -> PersonCare:
+        """The policy on the tray's checks, its events kept for :meth:`announce`."""
+        return PersonCare.from_config(
+            session, config, self.receive, pause_file=pause_file, wall=wall
+        )
+
+    # ---------------------------------------------------------------- notifications
+    def receive(self, event: Event) -> None:
+        """Poller thread: keep the event for the verdict it came with."""
+        with self._lock:
+            self._pending.append(event)
+
+    def announce(self, was_quiet: bool) -> bool:
+        """Tray thread: notify the events received since the last verdict; True if one
+        was shown (the state's own notification is then left out)."""
+        with self._lock:
+            events, self._pending = self._pending, []
+        said = False
+        for event in events:
+            if event.kind == "take_over":
+                self.app.last_action = "Taking the session back (your competing-session choice)"
+            if event.kind not in ANNOUNCED or not self.app.notifications:
+                continue
+            prefix = AFTER_RESTART if was_quiet and event.kind == "login_needed" else ""
+            said = self.tell(prefix + event.message) or said
+        return said
+
+    def tell(self, message: str) -> bool:
+        """One notification by whatever means this desktop has; False where none."""
+        backend = self.app.backend
+        if backend is None:
+            return False
+        if backend.has_notification:
+            with_action = getattr(backend, "notify_with_action", None)
+            if with_action is not None:  # a click on it opens the login page
+                with_action(message, TITLE, "Log in now", self.app.open_login)
+            else:
+                backend.notify(message, TITLE)
+            return True
+        command = self._which("notify-send")
+        if command is not None:
+            argv = [command, "--app-name=cpgw-tray", TITLE, message]
+            threading.Thread(target=_run, args=(argv,), name="notify-send", daemon=True).start()
+            return True
+        popup = getattr(backend, "popup", None)
+        if popup is not None:  # shown atop the next click's menu
+            popup.notice = [*textwrap.wrap(message, 50), f"({datetime.now():%H:%M})"]
+            return True
+        return False
+
+    # ---------------------------------------------------------------- menu
+    def head(self, status: Status) -> list[Entry]:
+        """The first item while a person must log in."""
+        if needs_login(status) and not maintenance.expected_drop(status):
+            return [Entry("Log in now…", self.app.open_login)]
+        return []
+
+    def entries(self, status: Status) -> list[Entry]:
+        person = self.app.person
+        policy, now = person.policy, person.now()
+        items: list[Entry] = []
+        if needs_login(status) and not maintenance.expected_drop(status):
+            if policy.snoozed(now) and policy.snoozed_until is not None:
+                text = f"Login reminders snoozed until {_hhmm(policy.snoozed_until)}"
+                items.append(Entry(text, enabled=False))
+            else:
+                snooze = self._refreshing(person.snooze)
+                items.append(Entry("Snooze login reminders for 1 hour", snooze))
+        if status.state is State.COMPETING and policy.on_competing == "take_back_after":
+            items.append(Entry(self._countdown(), enabled=False, live=self._countdown, every=15))
+            leave = self._refreshing(person.leave_this_time)
+            counting = policy.take_over_at is not None
+            items.append(Entry("Leave it this time", leave, enabled=counting))
+        title = "Session care"
+        if person.paused() and policy.paused_until is not None:
+            title = f"Session care paused until {_hhmm(policy.paused_until)}"
+            text = f"Resume (paused until {_hhmm(policy.paused_until)})"
+            pause = Entry(text, self._refreshing(person.resume))
+        else:
+            pause = Entry("Pause for 1 hour (I'm using TWS)", self._refreshing(person.pause))
+        after = f"Take it back after {policy.compete_after.total_seconds() / 60:g} min"
+        words = {"leave": "Leave it, tell me", "take_back": "Take it back at once"}
+        choices = tuple(
+            Entry(
+                words.get(name, after),
+                self._choose(name),
+                checked=policy.on_competing == name,
+                radio=True,
+            )
+            for name in POLICIES
+        )
+        # One row: the menu must fit a small screen below the icon.
+        heading = Entry("When TWS or the phone takes over:", enabled=False)
+        items.append(Entry(title, submenu=(pause, SEPARATOR, heading, *choices)))
+        return items
+
+    def _countdown(self) -> str:
+        """The row before an automatic takeover (``take_back_after``)."""
+        person = self.app.person
+        policy, due = person.policy, person.policy.take_over_at
+        if due is None:
+            return "Left to the other session" if policy.left_this_time else "Not taking it back"
+        minutes = max(1, math.ceil((due - person.now()).total_seconds() / 60))
+        return f"Taking the session back in {minutes} min"
+
+    def _refreshing(self, action: Callable[[], object]) -> Callable[[], None]:
+        def go() -> None:
+            action()
+            self.app.post_refresh()
+
+        return go
+
+    def _choose(self, name: str) -> Callable[[], None]:
+        def go() -> None:
+            self.app.person.choose(name)
+            if self.app.settings is not None:
+                self.app.settings.save("on_competing", name)
+            self.app.post_refresh()
+
+        return go
+
+
+def _run(command: list[str]) -> None:
+    """notify-send, waited for on its own thread (it returns at once)."""
+    try:
+        subprocess.run(command, timeout=30, check=False, capture_output=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("notify-send failed: %s", exc)

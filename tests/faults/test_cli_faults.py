@@ -64,7 +64,9 @@ def lines_of(proc: subprocess.Popen[str]) -> queue.Queue[dict[str, object]]:
     def pump() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            found.put(json.loads(line))
+            data = json.loads(line)
+            if "state" in data:  # status lines; event lines (login_needed …) are the person's
+                found.put(data)
 
     threading.Thread(target=pump, daemon=True).start()
     return found

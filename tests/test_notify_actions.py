@@ -14,7 +14,9 @@ import pytest
 
 from cpgw_tray.backends.gtk import DbusNotifier
 
-gi = pytest.importorskip("gi")
+pytestmark = pytest.mark.e2e  # a real dbus-daemon, and PyGObject as the desktop has it
+
+gi = pytest.importorskip("gi", reason="needs python3-gi (PyGObject), as .ci/run installs")
 gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib  # noqa: E402
 

@@ -20,6 +20,7 @@ import contextlib
 import heapq
 import http.client
 import itertools
+import math
 import os
 import socket
 import ssl
@@ -117,6 +118,7 @@ class _Watchdog:
         self._heap: list[tuple[float, int, Deadline]] = []
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
+        self._wake_at = math.inf  # when the thread next looks by itself (inf: not at all)
 
     def watch(self, deadline: Deadline) -> None:
         with self._cond:
@@ -126,7 +128,7 @@ class _Watchdog:
                     target=self._run, name="request-deadlines", daemon=True
                 )
                 self._thread.start()
-            if self._heap[0][2] is deadline:  # due before any other: wake the thread
+            if deadline.at < self._wake_at:  # due before the thread would look: wake it
                 self._cond.notify()
 
     def forget(self, deadline: Deadline) -> None:
@@ -140,8 +142,12 @@ class _Watchdog:
         while True:
             with self._cond:
                 while not self._heap or self._heap[0][0] > time.monotonic():
-                    wait = self._heap[0][0] - time.monotonic() if self._heap else 3600.0
-                    self._cond.wait(timeout=max(wait, 0.0))
+                    # A deadline dropped since does not wake the thread: it looks at the
+                    # old time and finds nothing due; with none left it sleeps until told.
+                    self._wake_at = self._heap[0][0] if self._heap else math.inf
+                    wait = self._wake_at - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout=None if wait is None else max(wait, 0.0))
+                self._wake_at = -math.inf  # awake: it looks again before sleeping
                 _at, _seq, deadline = heapq.heappop(self._heap)
             deadline.expire()
 

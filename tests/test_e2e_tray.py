@@ -419,7 +419,34 @@ def test_demo_simulate_entries_change_icon_and_menu(desktop_for) -> None:  # typ
     """`cpgw-tray demo` on an AppIndicator desktop: each Simulate entry, clicked through
     the menu's D-Bus interface as the panel does, changes the icon and the menu within
     1 s (read from what the tray publishes), and the panel then draws the new colour."""
-    desktop = desktop_for("appindicator")
+    for attempt in (1, 2):
+        desktop = desktop_for("appindicator")
+        try:
+            _demo_steps(desktop)
+            return
+        except AssertionError:
+            crash = host_crash(desktop)
+            if crash is None or attempt == 2:
+                raise
+            # A host bug, not the tray's: the panel's plugin died under the menu updates.
+            print(f"demo: xfce4-panel's systray plugin crashed ({crash}); again on a new desktop")
+
+
+HOST_CRASH = re.compile(
+    r"^(wrapper-2\.0: .*Assertion .*failed\.|.*malloc\(\).*|.*Segmentation fault.*)$",
+    re.MULTILINE,
+)
+
+
+def host_crash(desktop: Desktop) -> str | None:
+    """The line where xfce4-panel's systray plugin crashed, if it did (host.log)."""
+    text = (desktop.workdir / "host.log").read_text(errors="replace")
+    found = HOST_CRASH.search(text)
+    return found.group(0)[:160] if found else None
+
+
+def _demo_steps(desktop: Desktop) -> None:
+    """Each Simulate entry of a demo on ``desktop``: menu and icon within 1 s."""
     shots = ARTIFACTS / "demo"
     shots.mkdir(parents=True, exist_ok=True)
     log_path = desktop.workdir / "demo.log"
@@ -444,9 +471,7 @@ def test_demo_simulate_entries_change_icon_and_menu(desktop_for) -> None:  # typ
             # host.log) and the icon is gone: a host bug, not the tray's.
             time.sleep(2.5)
             clicked = time.monotonic()
-            assert "malloc()" not in (desktop.workdir / "host.log").read_text(errors="replace"), (
-                "xfce4-panel's systray plugin crashed; see host.log"
-            )
+            assert host_crash(desktop) is None, "xfce4-panel's systray plugin crashed"
             desktop.dbusmenu_click(entry + ":")
             # What the tray publishes: the menu's status line and the icon's name.
             wait_for(

@@ -42,6 +42,7 @@ from .transport import (
     sort_failure,
 )
 from .urls import api_base, gateway_root, is_loopback
+from .wording import excerpt
 
 if TYPE_CHECKING:
     from .config import Config
@@ -245,7 +246,7 @@ class GatewayClient:
             return Outcome(False, f"Reauthenticate failed: {exc}")
         parsed = loads_or_none(reply.text)
         error = parsed.get("error") if isinstance(parsed, dict) else None
-        said = error if isinstance(error, str) and error else _excerpt(reply.text)
+        said = error if isinstance(error, str) and error else excerpt(reply.text, 120)
         if reply.http_status == 401 or said.lower() in ("not logged in", "no session"):
             root = gateway_root(self.base)
             return Outcome(
@@ -276,7 +277,7 @@ class GatewayClient:
         if reply.http_status == 200 and isinstance(parsed, dict) and parsed.get("status") is True:
             return Outcome(True, "Logged out.")
         return Outcome(
-            False, f"Log out failed: HTTP {reply.http_status} {_excerpt(reply.text)}".strip()
+            False, f"Log out failed: HTTP {reply.http_status} {excerpt(reply.text, 120)}".strip()
         )
 
     def account(self, validate: bool = True) -> Account | None:
@@ -308,11 +309,6 @@ class Outcome:
 
     ok: bool
     message: str
-
-
-def _excerpt(text: str, limit: int = 120) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def client_for(config: Config, now: Callable[[], datetime] | None = None) -> GatewayClient:

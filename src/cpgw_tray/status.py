@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from .strictjson import BadJSON, loads
 from .urls import gateway_root, port_of
-from .wording import http_reply
+from .wording import excerpt, http_reply
 
 
 class State(str, Enum):
@@ -210,11 +210,6 @@ def stale_view(latest: Status, until: datetime, now: datetime) -> Status | None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _excerpt(text: str, limit: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 def _make(state: State, detail: str, meta: Meta, **fields: Any) -> Status:
     return Status(
         state,
@@ -372,7 +367,7 @@ def classify_reply(
     if not is_json:
         port = port_of(meta.url)
         detail = (
-            f"The reply is not the gateway's (not JSON): {_excerpt(body) or 'empty'}. "
+            f"The reply is not the gateway's (not JSON): {excerpt(body) or 'empty'}. "
             f"Another program may hold port {port}."
         )
         return make(State.ERROR, detail)
@@ -389,7 +384,7 @@ def classify_reply(
         iserver = parsed.get("iserver")
         auth = iserver.get("authStatus") if isinstance(iserver, dict) else None
     if not isinstance(auth, dict):
-        return make(State.ERROR, f"Unexpected reply: {_excerpt(body)}")
+        return make(State.ERROR, f"Unexpected reply: {excerpt(body)}")
     return _classify_auth(auth, body, meta, code, sso_expires_s)
 
 
@@ -440,11 +435,11 @@ def _classify_auth(
         return make(State.COMPETING)
     if not_bool or authenticated is None:
         what = ", ".join(not_bool) or "authenticated"
-        return make(State.ERROR, f"Unexpected reply ({what} not true/false): {_excerpt(body)}")
+        return make(State.ERROR, f"Unexpected reply ({what} not true/false): {excerpt(body)}")
     if authenticated is False:
         return make(State.NOT_AUTHENTICATED)
     if connected is False:
         return make(State.DISCONNECTED)
     if connected is True and competing is False:
         return make(State.READY)
-    return make(State.ERROR, f"Unexpected reply (connected/competing missing): {_excerpt(body)}")
+    return make(State.ERROR, f"Unexpected reply (connected/competing missing): {excerpt(body)}")

@@ -33,6 +33,12 @@ def duration(total_s: float, *, with_seconds: bool = False) -> str:
     return " ".join(parts)
 
 
+def excerpt(text: str, limit: int = 160) -> str:
+    """``text`` on one line, cut to ``limit`` characters with "…"."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def summarise_body(body: str) -> str:
     """A gateway error body in a few words: ``{"error": "Internal Server Error",
     "statusCode": 500}`` -> ``HTTP 500 Internal Server Error``; an HTML page -> its text;

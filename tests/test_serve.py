@@ -376,7 +376,7 @@ def test_stop_is_at_once_and_frees_the_port(shown: Shown, metrics: Metrics) -> N
     port = health.addr.port
     assert get(port, "/livez")[0] == 200
     health.stop()
-    assert not health._thread.is_alive()
+    assert not health._httpd._thread.is_alive()
     with pytest.raises(ConnectionRefusedError):
         get(port, "/livez")
     health.stop()  # twice is harmless

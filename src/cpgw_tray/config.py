@@ -57,6 +57,7 @@ class Config:
     compete_after: float = 900.0  # take_back_after: seconds before taking the session back
     log_level: str = "INFO"
     serve: str | None = None  # the health endpoint's address (--serve), off by default
+    serve_hosts: tuple[str, ...] = ()  # more Host names it answers on loopback (proxy, tunnel)
     on_change: tuple[str, ...] | None = None  # a command run at each state change (--exec)
     hook_timeout: float = 30.0  # seconds before a change hook is killed
     # Where things came from, for messages; not settable.
@@ -185,6 +186,12 @@ def _as_addr(value: Any) -> str:
     return str(parse_addr(value))
 
 
+def _as_hosts(value: Any) -> tuple[str, ...]:
+    from .serve import parse_host_names
+
+    return parse_host_names(value)
+
+
 def _as_command(value: Any) -> tuple[str, ...]:
     from .hooks import parse_command
 
@@ -212,10 +219,14 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "compete_after": _as_number(60, 86400),
     "log_level": _as_level,
     "serve": _as_addr,
+    "serve_hosts": _as_hosts,
     "on_change": _as_command,
     "hook_timeout": _as_number(0.1, 3600),
 }
-FLAGS = {"on_change": "--exec"}  # command-line options not named after their key
+FLAGS = {
+    "on_change": "--exec",
+    "serve_hosts": "--serve-host",
+}  # command-line options not named after their key
 assert set(CHECKS) == set(KEYS), "every setting needs a check"
 
 

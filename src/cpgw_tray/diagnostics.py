@@ -158,10 +158,11 @@ def readme(made: str, shapes: dict[str, str], removed: dict[str, Counter[str]]) 
         "verdicts (doctor.txt); the last 500 lines of our log and of each gateway's log; the",
         "last 2000 lines of the history; the settings that hold only numbers, true/false,",
         "choices and addresses, with their values, and the gateway URL's scheme, host and",
-        "port (settings.json, \"kept\").",
+        'port (settings.json, "kept").',
         "",
-        "Shown as a shape only, never the value (settings.json, \"shapes\"): "
-        + (", ".join(sorted(shapes)) or "none set") + ".",
+        'Shown as a shape only, never the value (settings.json, "shapes"): '
+        + (", ".join(sorted(shapes)) or "none set")
+        + ".",
         "",
         "Removed from every file, and replaced by <removed>, <account>, <session-id> or",
         "<user>:",

@@ -82,6 +82,13 @@ def add_outlets(parser: argparse.ArgumentParser) -> None:
         "(loopback when no host is given)",
     )
     group.add_argument(
+        "--serve-host",
+        dest="serve_hosts",
+        action="append",
+        metavar="NAME",
+        help="another Host name --serve answers to on loopback, e.g. a proxy's (repeatable)",
+    )
+    group.add_argument(
         "--exec",
         dest="on_change",
         metavar="CMD",
@@ -93,7 +100,7 @@ def add_outlets(parser: argparse.ArgumentParser) -> None:
 def resolve(args: argparse.Namespace, **extra: Any) -> Config:
     """Settings from every source, the command line last."""
     overrides: dict[str, Any] = {key: getattr(args, key, None) for key in SHARED}
-    for key in ("serve", "on_change"):  # only where add_outlets() added them
+    for key in ("serve", "serve_hosts", "on_change"):  # only where add_outlets() added them
         overrides[key] = getattr(args, key, None)
     overrides["insecure"] = True if overrides["insecure"] else None
     overrides.update(extra)

@@ -51,7 +51,8 @@ class Outlets:
 
             self.metrics = Metrics()
             try:
-                self.server = HealthServer(parse_addr(config.serve), view, self.metrics)
+                addr = parse_addr(config.serve)
+                self.server = HealthServer(addr, view, self.metrics, config.serve_hosts)
             except ServeError as exc:
                 raise UsageError(str(exc)) from None
         if config.on_change:

@@ -48,9 +48,7 @@ def _keyed(keys: str, rest_of_line: bool) -> re.Pattern[str]:
     """``key`` followed by ``:`` or ``=`` (optionally quoted, as in JSON), then the value:
     quoted (escaped quotes included), else up to a separator or the end of the line."""
     unquoted = r"[^\r\n&\"']+" if rest_of_line else r"[^\s,;&}\]\"')]+"
-    return re.compile(
-        rf"""(?i)((?<![\w-])["']?(?:{keys})["']?\s*[:=]\s*)({_QUOTED}|{unquoted})"""
-    )
+    return re.compile(rf"""(?i)((?<![\w-])["']?(?:{keys})["']?\s*[:=]\s*)({_QUOTED}|{unquoted})""")
 
 
 def _flag(keys: str) -> re.Pattern[str]:

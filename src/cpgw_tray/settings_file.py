@@ -126,6 +126,14 @@ DOCS: dict[str, Doc] = {
         example='"127.0.0.1:5001"',
         unset="off",
     ),
+    "serve_hosts": Doc(
+        "More names the health endpoint answers to on a loopback bind (a reverse proxy's or "
+        "an SSH tunnel's `Host`), besides localhost, 127.0.0.1, [::1] and the bound address; "
+        "any other `Host` gets 421, against DNS rebinding; `--serve-host NAME` (repeatable) sets them for one run.",
+        restart=True,
+        example='["health.example.lan"]',
+        unset="none",
+    ),
     "on_change": Doc(
         "A command run at each state change: a list of strings, or one string split like a "
         "shell would (no shell runs it); `--exec` does the same for one run.",

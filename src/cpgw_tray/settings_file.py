@@ -129,7 +129,8 @@ DOCS: dict[str, Doc] = {
     "serve_hosts": Doc(
         "More names the health endpoint answers to on a loopback bind (a reverse proxy's or "
         "an SSH tunnel's `Host`), besides localhost, 127.0.0.1, [::1] and the bound address; "
-        "any other `Host` gets 421, against DNS rebinding; `--serve-host NAME` (repeatable) sets them for one run.",
+        "any other `Host` gets 421, against DNS rebinding; `--serve-host NAME` "
+        "(repeatable) sets them for one run.",
         restart=True,
         example='["health.example.lan"]',
         unset="none",

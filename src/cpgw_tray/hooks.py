@@ -10,7 +10,9 @@ runs come in order and never repeat a transition.
 A run past the timeout is killed with its whole process group; whatever a hook leaves
 running in its group when it exits is ended too, so nothing it started is orphaned
 (a hook that means to start something lasting uses ``setsid`` or ``systemd-run``).
-Exit codes and the tail of stderr are logged; a failing hook never stops the watcher.
+Its stdout and stderr are read in bounded chunks into a 64 KiB ring each (the tail kept,
+the rest dropped and counted; nothing goes to disk); exit codes, the end of stderr
+(redacted) and the bytes dropped are logged; a failing hook never stops the watcher.
 """
 
 from __future__ import annotations
@@ -22,18 +24,20 @@ import os
 import shlex
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import IO, Any
 
+from .redaction import redact
 from .status import State, Status
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
-STDERR_TAIL = 2000  # characters of a hook's stderr kept for the log
+STDERR_TAIL = 2000  # bytes of a hook's stderr shown in the log line
+RING = 64 * 1024  # bytes kept of each of a hook's stdout and stderr (the tail)
+CHUNK = 16 * 1024  # bytes read at a time
 _POSIX = os.name == "posix"
 _NEW_GROUP = 0 if _POSIX else getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
 
@@ -132,41 +136,41 @@ class Hooks:
         }
         what = f"{previous.value} -> {status.state.value}"
         data = (json.dumps(status.to_json()) + "\n").encode()
-        with tempfile.TemporaryFile() as stderr:
-            started = time.monotonic()
-            with self._cond:
-                if self._stopped.is_set():
-                    return
-                try:
-                    proc = subprocess.Popen(
-                        self.argv,
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.DEVNULL,
-                        stderr=stderr,
-                        env=env,
-                        start_new_session=_POSIX,  # its own process group, killed as one
-                        creationflags=_NEW_GROUP,
-                    )
-                except OSError as exc:
-                    log.warning("hook (%s) could not start %s: %s", what, self.argv[0], exc)
-                    return
-                self._proc = proc
+        started = time.monotonic()
+        with self._cond:
+            if self._stopped.is_set():
+                return
             try:
-                proc.communicate(data, timeout=self.timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                _kill_group(proc)  # a timed-out run, or what a finished one left behind
-                proc.wait()
-                if proc.stdin is not None:
-                    proc.stdin.close()
-                with self._cond:
-                    self._proc = None
-            took = time.monotonic() - started
-            stderr.seek(0)
-            tail = stderr.read()[-STDERR_TAIL:].decode("utf-8", "replace").strip()
-        said = f"; stderr: {tail}" if tail else ""
+                proc = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                    start_new_session=_POSIX,  # its own process group, killed as one
+                    creationflags=_NEW_GROUP,
+                )
+            except OSError as exc:
+                log.warning("hook (%s) could not start %s: %s", what, self.argv[0], exc)
+                return
+            self._proc = proc
+        out, err = Ring(), Ring()
+        readers = [out.drain(proc.stdout, "hook-stdout"), err.drain(proc.stderr, "hook-stderr")]
+        try:
+            _feed(proc, data)
+            proc.wait(timeout=self.timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            _kill_group(proc)  # a timed-out run, or what a finished one left behind
+            proc.wait()
+            for reader in readers:  # EOF once the group is gone (bounded: see Ring)
+                reader.join(timeout=2.0)
+            with self._cond:
+                self._proc = None
+        took = time.monotonic() - started
+        said = err.said("stderr") + out.said("stdout", tail=False)
         if self._stopped.is_set() and proc.returncode != 0:
             log.info("hook (%s) ended by stop", what)
         elif timed_out:
@@ -183,6 +187,62 @@ class Hooks:
             )
         else:
             log.info("hook (%s) ran: exit 0 in %.2f s%s", what, took, said)
+
+
+class Ring:
+    """The last :data:`RING` bytes of one of a hook's outputs, read in chunks of at most
+    :data:`CHUNK` bytes on a thread of its own: memory stays bounded whatever the hook
+    writes, nothing goes to disk, and what was dropped is counted."""
+
+    def __init__(self, size: int = RING) -> None:
+        self.size = size
+        self.data = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self.data += chunk
+        if len(self.data) > self.size:
+            del self.data[: len(self.data) - self.size]
+
+    @property
+    def dropped(self) -> int:
+        return self.total - len(self.data)
+
+    def drain(self, pipe: IO[bytes] | None, name: str) -> threading.Thread:
+        """Read ``pipe`` to its end into this ring, on a daemon thread (started)."""
+
+        def run() -> None:
+            if pipe is None:
+                return
+            with pipe:
+                while chunk := pipe.read1(CHUNK):  # type: ignore[attr-defined]
+                    self.add(chunk)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def said(self, name: str, tail: bool = True) -> str:
+        """For the log line: the tail (redacted, newlines folded; ``tail``) and what
+        was dropped."""
+        if not self.total:
+            return ""
+        text = self.data[-STDERR_TAIL:].decode("utf-8", "replace").strip()
+        shown = f"; {name}: {redact(' | '.join(text.splitlines()))}" if tail and text else ""
+        if not tail:
+            shown = f"; {name}: {self.total} bytes"
+        if self.dropped:
+            shown += f" ({self.dropped} bytes of {name} dropped, the last {len(self.data)} kept)"
+        return shown
+
+
+def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    """The status JSON on the hook's stdin; a hook that does not read it is fine."""
+    if proc.stdin is None:
+        return
+    with contextlib.suppress(BrokenPipeError, OSError), proc.stdin:
+        proc.stdin.write(data)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

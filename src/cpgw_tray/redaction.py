@@ -99,7 +99,7 @@ CORPUS: tuple[Shape, ...] = (
     ),
     Shape(
         "Bearer, Basic and Token credentials",
-        re.compile(r"(?i)\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{6,}"),
+        re.compile(r"\b((?i:bearer)|Basic|Token)\s+[A-Za-z0-9._~+/=-]*[0-9=][A-Za-z0-9._~+/=-]*"),
         rf"\1 {REMOVED}",
     ),
     Shape(

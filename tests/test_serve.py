@@ -628,3 +628,15 @@ def test_the_listen_backlog_holds_a_burst_of_scrapers(shown: Shown, metrics: Met
         for sock in socks:
             sock.close()
         health.stop()
+
+
+def test_pipelined_requests_are_answered_in_order(server: HealthServer) -> None:
+    many = 1500  # more than the interpreter's recursion limit
+    data = b"GET /livez HTTP/1.1\r\nHost: localhost\r\n\r\n" * (many - 1)
+    data += b"GET /livez HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.addr.port), timeout=10) as sock:
+        sock.sendall(data)
+        replies = bytearray()
+        while chunk := sock.recv(1 << 16):
+            replies += chunk
+    assert replies.count(b"HTTP/1.1 200 OK\r\n") == many

@@ -154,7 +154,8 @@ class BoundedServer:
         return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _deadline(self, conn: _Conn) -> float:
-        late = self.head_timeout if conn.request is None else self.request_timeout
+        waiting = conn.request is None and not conn.outbuf  # for a request's head
+        late = self.head_timeout if waiting else self.request_timeout
         return conn.started + late
 
     def _expire(self, now: float) -> None:
@@ -204,7 +205,8 @@ class BoundedServer:
                     self._close(conn)
                     return
                 conn.inbuf += data
-                self._advance(conn)
+            while conn.sock in self._conns and not conn.outbuf and self._advance(conn):
+                self._write(conn)  # pipelined requests, one at a time, in a loop
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:  # reset or broken pipe: the client's doing, not an error
@@ -213,31 +215,31 @@ class BoundedServer:
 
     # ------------------------------------------------------------------ one request
 
-    def _advance(self, conn: _Conn) -> None:
-        """Read as far as the buffer allows; answer once a whole request is in."""
-        if conn.outbuf:
-            return  # one request at a time; a pipelined one waits for this reply
+    def _advance(self, conn: _Conn) -> bool:
+        """Read as far as the buffer allows; once a whole request is in, queue its reply
+        and say so (True)."""
         if conn.request is None:
             end = _HEAD_END.search(conn.inbuf)
             if end is None:
                 if len(conn.inbuf) > MAX_HEAD:
                     self._answer(conn, Reply(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE), True)
-                return
+                    return True
+                return False
             head = bytes(conn.inbuf[: end.start()])
             del conn.inbuf[: end.end()]
             request = _parse(head)
             if request is None:
                 self._answer(conn, Reply(HTTPStatus.BAD_REQUEST, b"Bad request\n"), True, "1.0")
-                return
+                return True
             conn.request = request
             length = _content_length(request)
             if length is None or length > MAX_BODY:
                 code = HTTPStatus.BAD_REQUEST if length is None else HTTPStatus(413)
                 self._answer(conn, Reply(code, f"{code.phrase}\n".encode()), True)
-                return
+                return True
             conn.need = length
         if conn.need is not None and len(conn.inbuf) < conn.need:
-            return
+            return False
         del conn.inbuf[: conn.need or 0]
         request, conn.request, conn.need = conn.request, None, None
         assert request is not None
@@ -246,12 +248,13 @@ class BoundedServer:
         if hosts and (len(hosts) > 1 or not self.host_ok(hosts[0])):
             log.debug("health endpoint: %s asked for host %r: 421", conn.peer, hosts)
             self._answer(conn, Reply(HTTPStatus.MISDIRECTED_REQUEST, kind=""), True)
-            return
+            return True
         reply = self.handler(request)
         log.debug(
             "health endpoint: %s %s %s %d", conn.peer, request.method, request.path, reply.code
         )
         self._answer(conn, reply, closing, head_only=request.method == "HEAD")
+        return True
 
     def _answer(
         self,
@@ -269,11 +272,9 @@ class BoundedServer:
         lines += [f"{name}: {value}" for name, value in reply.headers]
         if close:
             lines.append("Connection: close")
-        conn.request = conn.request or Request("", "", "", {})  # under way until written
         conn.outbuf += ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         conn.outbuf += b"" if head_only else reply.body
         conn.close_after = close
-        self._write(conn)
 
     def _write(self, conn: _Conn) -> None:
         sent = conn.sock.send(conn.outbuf) if conn.outbuf else 0
@@ -286,8 +287,6 @@ class BoundedServer:
             return
         conn.request, conn.started = None, time.monotonic()  # awaiting the next request
         self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
-        if conn.inbuf:
-            self._advance(conn)
 
 
 def _parse(head: bytes) -> Request | None:

@@ -35,13 +35,11 @@ _USER_IDS = r"user_?id|USER_ID"
 
 @dataclass(frozen=True)
 class Shape:
-    """One kind of secret: its name for the bundle's README and how to remove it.
-    ``learn``: group numbers whose text is a secret value to remove everywhere else."""
+    """One kind of secret: its name for the bundle's README and how to remove it."""
 
     name: str
     pattern: re.Pattern[str]
     replacement: str | Callable[[re.Match[str]], str]
-    learn: tuple[int, ...] = ()
 
 
 def _keyed(keys: str, rest_of_line: bool) -> re.Pattern[str]:
@@ -113,9 +111,9 @@ CORPUS: tuple[Shape, ...] = (
     Shape("passwords", _keyed(_PASSWORDS, rest_of_line=True), _keep_quotes),
     Shape("passwords on a command line", _flag(_PASSWORDS + "|" + _TOKENS), _keep_quotes),
     Shape("tokens, keys and session values", _keyed(_TOKENS, rest_of_line=False), _keep_quotes),
-    Shape("login names", _keyed(_USERS, rest_of_line=False), _keep_quotes, learn=(2,)),
-    Shape("login names on a command line", _flag(_USERS), _keep_quotes, learn=(2,)),
-    Shape("user ids", _keyed(_USER_IDS, rest_of_line=False), _keep_quotes, learn=(2,)),
+    Shape("login names", _keyed(_USERS, rest_of_line=False), _keep_quotes),
+    Shape("login names on a command line", _flag(_USERS), _keep_quotes),
+    Shape("user ids", _keyed(_USER_IDS, rest_of_line=False), _keep_quotes),
     Shape(
         "user names in home folders",
         re.compile(r"(?i)((?:/home/|/Users/|[A-Z]:\\Users\\))[^/\\\s\"']+"),
@@ -134,6 +132,18 @@ CORPUS: tuple[Shape, ...] = (
         re.compile(r"(?i)(?<![0-9a-z])(?:DU|DF|U|F|I)\d{5,9}(?![0-9])"),
         "<account>",
     ),
+)
+
+# Where a login name or user id is named unmistakably (JSON, key=value without spaces,
+# a command-line option), so that its value can be removed from every other line too;
+# prose such as "user: please log in" teaches nothing.
+LEARNERS = (
+    re.compile(
+        r"""(?i)(?:["']?(?:user_?name|login_?name)["']?\s*[:=]\s*["']?|["']user["']\s*:\s*["']"""
+        r"""|(?<![\w-])(?:user|login)=|(?<!\S)--?(?:user(?:name)?|login)[= ]\s*["']?)"""
+        r"""([A-Za-z0-9._@+-]{4,64})"""
+    ),
+    re.compile(r"""(?i)["']?user_?id["']?\s*[:=]\s*["']?(\d{5,})"""),
 )
 
 
@@ -181,10 +191,9 @@ class Redactor:
     def learn(self, text: str) -> None:
         """Add the values of ``text``'s login names and user ids, so that the same name
         is removed from every other text too (e.g. in a sentence of the gateway's log)."""
-        for shape in self.shapes:
-            for group in shape.learn:
-                for match in shape.pattern.finditer(text):
-                    self.add_value(match.group(group))
+        for pattern in LEARNERS:
+            for match in pattern.finditer(text):
+                self.add_value(match.group(1))
 
     def scrub(self, text: str) -> tuple[str, Counter[str]]:
         """``text`` without secrets, and how many of each shape were removed."""

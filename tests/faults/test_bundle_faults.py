@@ -137,3 +137,10 @@ def test_the_bundle_holds_no_planted_secret(isolated_env: Path, tmp_path: Path) 
     assert "IBKR account ids" in log_line and "session ids" in log_line
     assert f"- {gateway_log.name}: " in readme and "- history.jsonl: " in readme
     assert f"- {gateway_log.name}: nothing" not in readme
+
+
+def test_prose_teaches_no_login_name() -> None:
+    redactor = Redactor()
+    text = "HTTP 401; user: please log in\nplease try again"
+    redactor.learn(text)
+    assert redactor(text).endswith("please try again")  # only the value after "user:" goes

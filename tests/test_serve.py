@@ -640,3 +640,12 @@ def test_pipelined_requests_are_answered_in_order(server: HealthServer) -> None:
         while chunk := sock.recv(1 << 16):
             replies += chunk
     assert replies.count(b"HTTP/1.1 200 OK\r\n") == many
+
+
+def test_an_odd_request_target_is_404_not_an_error(
+    server: HealthServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="cpgw_tray"):
+        reply = raw(server.addr.port, b"GET http://[ HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 404 ")
+    assert not caplog.records

@@ -249,7 +249,11 @@ class BoundedServer:
             log.debug("health endpoint: %s asked for host %r: 421", conn.peer, hosts)
             self._answer(conn, Reply(HTTPStatus.MISDIRECTED_REQUEST, kind=""), True)
             return True
-        reply = self.handler(request)
+        try:
+            reply = self.handler(request)
+        except Exception:  # the handler's fault: logged, answered, and the loop goes on
+            log.exception("health endpoint: %s %s failed", request.method, request.path[:200])
+            reply = Reply(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error; see the log\n")
         log.debug(
             "health endpoint: %s %s %s %d", conn.peer, request.method, request.path, reply.code
         )

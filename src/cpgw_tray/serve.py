@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING, NamedTuple
-from urllib.parse import urlsplit
 
 from .httpd import DEFAULT_LIMITS, BoundedServer, Limits, Reply, Request
 from .redaction import redact
@@ -295,7 +294,7 @@ class HealthServer:
         if request.method != "GET":
             said = f"method {request.method} not allowed; use GET\n".encode()
             return Reply(HTTPStatus.METHOD_NOT_ALLOWED, said, headers=(("Allow", "GET"),))
-        path = urlsplit(request.path).path
+        path = request.path.partition("?")[0]
         if path not in ROUTES:
             return Reply(HTTPStatus.NOT_FOUND, f"not found; try {', '.join(ROUTES)}\n".encode())
         try:

@@ -165,8 +165,11 @@ class Hooks:
         finally:
             _kill_group(proc)  # a timed-out run, or what a finished one left behind
             proc.wait()
-            for reader in readers:  # EOF once the group is gone (bounded: see Ring)
-                reader.join(timeout=2.0)
+            # EOF once the group is gone; something the hook moved out of its group
+            # (setsid) may hold a pipe open: its reader is left to end with it.
+            until = time.monotonic() + 1.0
+            for reader in readers:
+                reader.join(timeout=max(0.0, until - time.monotonic()))
             with self._cond:
                 self._proc = None
         took = time.monotonic() - started

@@ -4,8 +4,9 @@ endpoint's replies on a non-loopback bind, hook output written to the log.
 A :class:`Redactor` holds a corpus of secret *shapes* (regular expressions: headers,
 cookies, tokens, webhook URLs, URLs with user info, IBKR account and session ids, the
 login name and user id in JSON, YAML, key=value and command-line forms) and secret
-*values* (strings removed wherever they appear: learnt from the shapes that name a
-login, or registered by the code that knows them, such as a notification URL's token).
+*values* (strings removed wherever they appear: learnt where a login name or user id
+is named unmistakably, :data:`LEARNERS`, or registered by the code that knows them, such
+as a notification URL's token).
 :data:`REDACTOR` is the process's one instance; :func:`register_shape` and
 :func:`register_value` add to it.
 """

@@ -10,6 +10,8 @@ runs come in order and never repeat a transition.
 A run past the timeout is killed with its whole process group; whatever a hook leaves
 running in its group when it exits is ended too, so nothing it started is orphaned
 (a hook that means to start something lasting uses ``setsid`` or ``systemd-run``).
+Windows has no process groups to signal: there the run's process tree is killed, and
+it runs without a console window.
 Exit codes and the tail of stderr are logged; a failing hook never stops the watcher.
 """
 
@@ -22,11 +24,14 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import psutil
 
 from .status import State, Status
 
@@ -34,8 +39,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 STDERR_TAIL = 2000  # characters of a hook's stderr kept for the log
-_POSIX = os.name == "posix"
-_NEW_GROUP = 0 if _POSIX else getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
 
 
 def parse_command(value: Any) -> list[str]:
@@ -144,8 +147,7 @@ class Hooks:
                         stdout=subprocess.DEVNULL,
                         stderr=stderr,
                         env=env,
-                        start_new_session=_POSIX,  # its own process group, killed as one
-                        creationflags=_NEW_GROUP,
+                        **_detached(),
                     )
                 except OSError as exc:
                     log.warning("hook (%s) could not start %s: %s", what, self.argv[0], exc)
@@ -185,10 +187,27 @@ class Hooks:
             log.info("hook (%s) ran: exit 0 in %.2f s%s", what, took, said)
 
 
+def _detached() -> dict[str, Any]:
+    """POSIX: a session and process group of its own, killed as one. Windows: a process
+    group of its own and no console window (the tray has none to share)."""
+    if sys.platform == "win32":
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
+        return {"creationflags": flags}
+    else:
+        return {"start_new_session": True}
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the hook's process group (POSIX) or the hook (Windows); gone is fine."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if _POSIX:
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
+    """Kill the hook's process group (POSIX) or its process tree, children first
+    (Windows, which has no groups to signal); gone is fine."""
+    if sys.platform == "win32":
+        with contextlib.suppress(psutil.Error):
+            procs = psutil.Process(proc.pid).children(recursive=True)
+            for child in reversed(procs):
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+        with contextlib.suppress(OSError):
             proc.kill()
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)

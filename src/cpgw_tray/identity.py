@@ -182,16 +182,22 @@ def _snapshot() -> tuple[float, list[psutil.Process]]:
 def _session_members(record: Record, procs: list[psutil.Process]) -> list[psutil.Process]:
     """The live processes of a recorded launch: its session, created after it began —
     unless the recorded pid now names another process (then the launch is over)."""
-    leader = next((p for p in procs if p.pid == record.pid), None)
-    created = leader.info["create_time"] or 0 if leader is not None else None
-    if created is not None and abs(created - record.create_time) > SAME_START:
-        return []  # the number is another process's now: our launch ended long ago
-    members = []
-    if sys.platform == "win32":  # no sessions: the recorded process and its tree
-        if leader is not None:
-            with contextlib.suppress(psutil.Error):
-                members = [leader, *leader.children(recursive=True)]
+    if sys.platform == "win32":  # no sessions: the recorded process and its tree, if the same
+        leader = next((p for p in procs if p.pid == record.pid), None)
+        created = leader.info["create_time"] if leader is not None else None
+        if leader is None or abs((created or 0) - record.create_time) > SAME_START:
+            return []
+        with contextlib.suppress(psutil.Error):
+            return [leader, *leader.children(recursive=True)]
+        return []
     else:
+        leader = next((p for p in procs if p.pid == record.pid), None)
+        if (
+            leader is not None
+            and abs((leader.info["create_time"] or 0) - record.create_time) > SAME_START
+        ):
+            return []  # the number is another process's now: our launch ended long ago
+        members = []
         for proc in procs:
             created = proc.info.get("create_time")
             if created is None or created < record.create_time - SAME_START:
@@ -199,7 +205,7 @@ def _session_members(record: Record, procs: list[psutil.Process]) -> list[psutil
             with contextlib.suppress(OSError):
                 if os.getsid(proc.pid) == record.sid:
                     members.append(proc)
-    return members
+        return members
 
 
 def _ours(began: float, procs: list[psutil.Process]) -> tuple[list[Gateway], set[int]]:

@@ -34,8 +34,8 @@ WINDOWS_SIZES = {(16, 16), (32, 32), (48, 48), (256, 256)}  # what LoadImage is 
 
 @pytest.fixture
 def pystray(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("PYSTRAY_BACKEND", "dummy")  # pystray's base icon, no display
-    return pytest.importorskip("pystray")
+    monkeypatch.setenv("PYSTRAY_BACKEND", "dummy")  # no display needed to import it
+    return pytest.importorskip("pystray")  # its _base: every backend's icon builds on it
 
 
 class Touch:
@@ -58,7 +58,7 @@ def fake_pystray(
     """pystray with an Icon whose native calls are recorded; ``loop`` is its main loop,
     run on the thread that calls ``run()`` until the icon is stopped."""
 
-    class RecordingIcon(pystray.Icon):  # type: ignore[misc, name-defined]
+    class RecordingIcon(pystray._base.Icon):  # type: ignore[misc]
         HAS_MENU_RADIO = radio
         HAS_DEFAULT_ACTION = default
         HAS_NOTIFICATION = notification

@@ -1,8 +1,9 @@
 """The Windows and macOS branches that can run here, with ``sys.platform`` faked: the
 Windows stop (the tree terminated, then killed; no process groups), launch records
 there, the hook timeout there, the ``run.bat`` command line and ``java.exe``, start at
-login (the windowed executable, the LaunchAgent's ``launchctl`` call), and the
-PyInstaller spec's branches for each platform."""
+login (the windowed executable, the LaunchAgent's ``launchctl`` call), the PyInstaller
+spec's branches for each platform, opening files (``os.startfile``), the Java advice,
+and the doctor's word on macOS's AirPlay receiver holding the port."""
 
 from __future__ import annotations
 
@@ -340,3 +341,69 @@ def test_windowed_entry_script_gives_missing_streams_the_null_device(tmp_path: P
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.stdout == f"exit 0 {os.devnull}", done.stderr
+
+
+# ------------------------------------------------------------------------ the rest
+
+
+def test_windows_opens_files_with_startfile(windows: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cpgw_tray.opener import open_path
+
+    opened: list[Path] = []
+    monkeypatch.setattr(os, "startfile", opened.append, raising=False)
+    assert open_path(Path("C:/gw/logs/gw.log")) and opened == [Path("C:/gw/logs/gw.log")]
+
+    def refused(path: Path) -> None:
+        raise OSError(1155, "No application is associated with the specified file")
+
+    monkeypatch.setattr(os, "startfile", refused)
+    assert not open_path(Path("C:/gw/notes.xyz"))
+
+
+@pytest.mark.parametrize(
+    ("platform", "words"),
+    [("win32", "winget install"), ("darwin", "brew install openjdk"), ("linux", "apt install")],
+)
+def test_java_help_is_the_platforms(
+    platform: str, words: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sys, "platform", platform)
+    with pytest.raises(identity.LaunchError, match=words):
+        preflight.find_java({"PATH": str(tmp_path)})
+
+
+@pytest.fixture
+def control_center(tmp_path: Path) -> Iterator[int]:
+    """A process named like macOS's AirPlay receiver (ControlCenter) listening on a free
+    port; the port."""
+    name = tmp_path / "ControlCenter"
+    name.symlink_to(sys.executable)
+    listen = (
+        "import socket, sys, time\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+        "print(s.getsockname()[1], flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([str(name), "-c", listen], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield int(proc.stdout.readline())
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
+@pytest.mark.parametrize(
+    ("platform", "fix"),
+    [("darwin", "macOS AirPlay Receiver holds it"), ("linux", "stop ControlCenter (pid")],
+)
+def test_macos_port_held_by_airplay_says_how_to_free_it(
+    platform: str, fix: str, control_center: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cpgw_tray.config import load
+    from cpgw_tray.doctor import Doctor
+
+    monkeypatch.setattr(sys, "platform", platform)
+    check = Doctor(load({"url": f"https://127.0.0.1:{control_center}"}, env={})).port_holder()
+    assert check.ok is False and "ControlCenter" in check.verdict
+    assert check.fix.startswith(fix)

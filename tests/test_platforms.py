@@ -407,3 +407,73 @@ def test_macos_port_held_by_airplay_says_how_to_free_it(
     check = Doctor(load({"url": f"https://127.0.0.1:{control_center}"}, env={})).port_holder()
     assert check.ok is False and "ControlCenter" in check.verdict
     assert check.fix.startswith(fix)
+
+
+class FakeWinreg(types.ModuleType):
+    """The part of ``winreg`` the Run value uses, over a dict of HKEY_CURRENT_USER:
+    a missing key or value raises FileNotFoundError, as there."""
+
+    HKEY_CURRENT_USER = "HKCU"
+    KEY_SET_VALUE = 2
+    REG_SZ = 1
+
+    def __init__(self) -> None:
+        super().__init__("winreg")
+        self.keys: dict[str, dict[str, tuple[str, int]]] = {}
+
+    class Handle:
+        def __init__(self, values: dict[str, tuple[str, int]]) -> None:
+            self.values = values
+
+        def __enter__(self) -> FakeWinreg.Handle:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+    def OpenKey(self, root: str, key: str, *_: int) -> Handle:  # winreg's names
+        if key not in self.keys:
+            raise FileNotFoundError(2, "The system cannot find the file specified")
+        return self.Handle(self.keys[key])
+
+    def CreateKeyEx(self, root: str, key: str, *_: int) -> Handle:
+        return self.Handle(self.keys.setdefault(key, {}))
+
+    def QueryValueEx(self, handle: Handle, name: str) -> tuple[str, int]:
+        if name not in handle.values:
+            raise FileNotFoundError(2, "The system cannot find the file specified")
+        return handle.values[name]
+
+    def SetValueEx(self, handle: Handle, name: str, _: int, kind: int, value: str) -> None:
+        handle.values[name] = (value, kind)
+
+    def DeleteValue(self, handle: Handle, name: str) -> None:
+        if name not in handle.values:
+            raise FileNotFoundError(2, "The system cannot find the file specified")
+        del handle.values[name]
+
+
+def test_windows_autostart_cli_writes_the_run_value_through_winreg(
+    windows: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from cpgw_tray.autostart import RunValue
+
+    from .conftest import run_cli
+
+    winreg = FakeWinreg()
+    monkeypatch.setitem(sys.modules, "winreg", winreg)
+    bundle = tmp_path / "Programs" / "cpgw-tray"
+    bundle.mkdir(parents=True)
+    for name in ("cpgw-tray.exe", WINDOWED_EXE):
+        (bundle / name).write_text("")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(bundle / "cpgw-tray.exe"))
+    assert run_cli("autostart", "status") == (0, "off\n")
+    code, out = run_cli("autostart", "on")
+    assert code == 0 and "CurrentVersion\\Run" in out
+    value, kind = winreg.keys[RunValue.RUN]["cpgw-tray"]
+    assert value == subprocess.list2cmdline([str(bundle / WINDOWED_EXE)])
+    assert kind == winreg.REG_SZ
+    assert run_cli("autostart", "status") == (0, "on\n")
+    assert run_cli("autostart", "off")[0] == 0
+    assert winreg.keys[RunValue.RUN] == {} and run_cli("autostart", "status") == (0, "off\n")

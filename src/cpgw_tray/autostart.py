@@ -328,13 +328,14 @@ class RunValue:
         return Result(True, f"Start at login: off (removed {self.where})")
 
 
-def for_platform(platform: str = sys.platform) -> Autostart:
-    """The writer for this platform."""
-    if platform == "darwin":
+def for_platform() -> Autostart:
+    """The writer for this platform (asked at each call, so tests can fake it)."""
+    if sys.platform == "darwin":
         return LaunchAgent()
-    if platform == "win32":
+    elif sys.platform == "win32":
         return RunValue()
-    return XdgAutostart()
+    else:
+        return XdgAutostart()
 
 
 # ---------------------------------------------------------------------------- CLI

@@ -13,6 +13,8 @@ running in its group when it exits is ended too, so nothing it started is orphan
 Its stdout and stderr are read in bounded chunks into a 64 KiB ring each (the tail kept,
 the rest dropped and counted; nothing goes to disk); exit codes, the end of stderr
 (redacted) and the bytes dropped are logged; a failing hook never stops the watcher.
+Windows has no process groups to signal: there the run's process tree is killed, and
+it runs without a console window.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
+
+import psutil
 
 from .redaction import redact
 from .status import State, Status
@@ -38,8 +43,6 @@ DEFAULT_TIMEOUT = 30.0
 STDERR_TAIL = 2000  # bytes of a hook's stderr shown in the log line
 RING = 64 * 1024  # bytes kept of each of a hook's stdout and stderr (the tail)
 CHUNK = 16 * 1024  # bytes read at a time
-_POSIX = os.name == "posix"
-_NEW_GROUP = 0 if _POSIX else getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
 
 
 def parse_command(value: Any) -> list[str]:
@@ -147,8 +150,7 @@ class Hooks:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     env=env,
-                    start_new_session=_POSIX,  # its own process group, killed as one
-                    creationflags=_NEW_GROUP,
+                    **_detached(),
                 )
             except OSError as exc:
                 log.warning("hook (%s) could not start %s: %s", what, self.argv[0], exc)
@@ -248,10 +250,27 @@ def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
         proc.stdin.write(data)
 
 
+def _detached() -> dict[str, Any]:
+    """POSIX: a session and process group of its own, killed as one. Windows: a process
+    group of its own and no console window (the tray has none to share)."""
+    if sys.platform == "win32":
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
+        return {"creationflags": flags}
+    else:
+        return {"start_new_session": True}
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the hook's process group (POSIX) or the hook (Windows); gone is fine."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if _POSIX:
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
+    """Kill the hook's process group (POSIX) or its process tree, children first
+    (Windows, which has no groups to signal); gone is fine."""
+    if sys.platform == "win32":
+        with contextlib.suppress(psutil.Error):
+            procs = psutil.Process(proc.pid).children(recursive=True)
+            for child in reversed(procs):
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+        with contextlib.suppress(OSError):
             proc.kill()
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -35,7 +35,6 @@ from .constants import EXIT_FAILED, EXIT_NOT_PERMITTED, MAIN_CLASS
 
 log = logging.getLogger(__name__)
 
-WINDOWS = sys.platform == "win32"
 STOP_GRACE = 5.0  # seconds between terminate and kill
 LOCK_TIMEOUT = 60.0  # seconds a start waits for another start of the same folder
 # Seconds within which two start times are the same process's: psutil derives start
@@ -183,7 +182,7 @@ def _snapshot() -> tuple[float, list[psutil.Process]]:
 def _session_members(record: Record, procs: list[psutil.Process]) -> list[psutil.Process]:
     """The live processes of a recorded launch: its session, created after it began —
     unless the recorded pid now names another process (then the launch is over)."""
-    if WINDOWS:  # no sessions: the recorded process and its tree, if it is the same one
+    if sys.platform == "win32":  # no sessions: the recorded process and its tree, if the same
         leader = next((p for p in procs if p.pid == record.pid), None)
         created = leader.info["create_time"] if leader is not None else None
         if leader is None or abs((created or 0) - record.create_time) > SAME_START:
@@ -191,21 +190,22 @@ def _session_members(record: Record, procs: list[psutil.Process]) -> list[psutil
         with contextlib.suppress(psutil.Error):
             return [leader, *leader.children(recursive=True)]
         return []
-    leader = next((p for p in procs if p.pid == record.pid), None)
-    if (
-        leader is not None
-        and abs((leader.info["create_time"] or 0) - record.create_time) > SAME_START
-    ):
-        return []  # the number is another process's now: our launch ended long ago
-    members = []
-    for proc in procs:
-        created = proc.info.get("create_time")
-        if created is None or created < record.create_time - SAME_START:
-            continue
-        with contextlib.suppress(OSError):
-            if os.getsid(proc.pid) == record.sid:
-                members.append(proc)
-    return members
+    else:
+        leader = next((p for p in procs if p.pid == record.pid), None)
+        if (
+            leader is not None
+            and abs((leader.info["create_time"] or 0) - record.create_time) > SAME_START
+        ):
+            return []  # the number is another process's now: our launch ended long ago
+        members = []
+        for proc in procs:
+            created = proc.info.get("create_time")
+            if created is None or created < record.create_time - SAME_START:
+                continue
+            with contextlib.suppress(OSError):
+                if os.getsid(proc.pid) == record.sid:
+                    members.append(proc)
+        return members
 
 
 def _ours(began: float, procs: list[psutil.Process]) -> tuple[list[Gateway], set[int]]:
@@ -345,13 +345,13 @@ def _try_lock(handle: IO[bytes]) -> bool:
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
         except OSError:
             return False
-        return True
-    import fcntl
+    else:
+        import fcntl
 
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
     return True
 
 
@@ -362,10 +362,10 @@ def _unlock(handle: IO[bytes]) -> None:
         handle.seek(0)
         with contextlib.suppress(OSError):
             msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-        return
-    import fcntl
+    else:
+        import fcntl
 
-    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 # ------------------------------------------------------------------------ stopping
@@ -397,13 +397,16 @@ def _each(procs: list[psutil.Process], how: str, gateway: Gateway) -> None:
             raise _refused(gateway) from None
 
 
-def _killpg(pgid: int, sig: int, gateway: Gateway) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass  # the group ended already
-    except PermissionError:
-        raise _refused(gateway) from None
+def _signal_group(gateway: Gateway, hard: bool) -> None:
+    """POSIX: SIGTERM (or SIGKILL when ``hard``) to the process group we started.
+    Windows has no process groups to signal: its members are stopped one by one."""
+    if sys.platform != "win32" and gateway.ours and gateway.pgid is not None:
+        try:
+            os.killpg(gateway.pgid, signal.SIGKILL if hard else signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # the group ended already
+        except PermissionError:
+            raise _refused(gateway) from None
 
 
 def stop_gateway(gateway: Gateway, grace: float = STOP_GRACE) -> None:
@@ -418,14 +421,11 @@ def stop_gateway(gateway: Gateway, grace: float = STOP_GRACE) -> None:
                 procs.append(psutil.Process(pid))
     else:
         procs = tree(gateway.root_pid or gateway.pid)
-    group = gateway.pgid if gateway.ours and not WINDOWS else None
-    if group is not None:
-        _killpg(group, signal.SIGTERM, gateway)
+    _signal_group(gateway, hard=False)
     _each(list(reversed(procs)), "terminate", gateway)
     _, alive = psutil.wait_procs(procs, timeout=grace)
     if alive:
-        if group is not None:
-            _killpg(group, signal.SIGKILL, gateway)
+        _signal_group(gateway, hard=True)
         _each(alive, "kill", gateway)
         psutil.wait_procs(alive, timeout=grace)
     if gateway.ours and gateway.folder:

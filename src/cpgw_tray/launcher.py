@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -54,8 +55,6 @@ from .preflight import (
 
 log = logging.getLogger(__name__)
 
-WINDOWS = sys.platform == "win32"
-
 # Launching needs the folder and port checks (preflight) and process identity; callers
 # may take those names from here too.
 __all__ = [
@@ -80,6 +79,17 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------ launching
+
+
+def detached() -> dict[str, Any]:
+    """How the run script is started. POSIX: a session and process group of its own.
+    Windows: a process group of its own, and no console window (``run.bat`` would open
+    one from the windowed tray); its output goes to the log either way."""
+    if sys.platform == "win32":
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
+        return {"creationflags": flags}
+    else:
+        return {"start_new_session": True}
 
 
 class AlreadyRunning(LaunchError):
@@ -158,9 +168,10 @@ class Launcher:
         return java
 
     def command(self) -> list[str]:
-        if WINDOWS:
+        if sys.platform == "win32":
             return ["cmd", "/c", "bin\\run.bat", "root\\conf.yaml"]
-        return ["bash", "bin/run.sh", "root/conf.yaml"]
+        else:
+            return ["bash", "bin/run.sh", "root/conf.yaml"]
 
     def start(self) -> subprocess.Popen[bytes]:
         """Launch from inside the folder, in a session and process group of its own,
@@ -186,11 +197,6 @@ class Launcher:
                 )
                 out.flush()
                 self.follower = Follower(self.log_path, offset=out.tell())
-                flags: dict[str, object] = (
-                    {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
-                    if WINDOWS
-                    else {"start_new_session": True}
-                )
                 proc: subprocess.Popen[bytes] = subprocess.Popen(
                     self.command(),
                     cwd=self.directory,
@@ -198,7 +204,7 @@ class Launcher:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    **flags,  # type: ignore[call-overload]
+                    **detached(),
                 )
                 self.proc = proc
             created = time.time()

@@ -27,6 +27,7 @@ from .constants import ENV_PREFIX
 from .urls import check_url
 
 DEFAULT_URL = "https://127.0.0.1:5000"
+NOTIFY_ON = ("login_needed", "login_reminder", "competing", "take_over", "dropped", "logged_in")
 
 
 class ConfigError(Exception):
@@ -58,7 +59,11 @@ class Config:
     log_level: str = "INFO"
     serve: str | None = None  # the health endpoint's address (--serve), off by default
     on_change: tuple[str, ...] | None = None  # a command run at each state change (--exec)
-    hook_timeout: float = 30.0  # seconds before a change hook is killed
+    hook_timeout: float = 30.0  # seconds before a hook is killed, a notification abandoned
+    on_event: tuple[str, ...] | None = None  # a command run at each person event (--on-event)
+    notify_urls: tuple[str, ...] = ()  # Apprise URLs: the phone and chat (--notify adds)
+    notify_on: tuple[str, ...] = NOTIFY_ON  # the event kinds sent there; "all": every one
+    notify_quiet: str | None = None  # local hours "HH:MM-HH:MM" when messages wait
     # Where things came from, for messages; not settable.
     config_path: str | None = field(default=None, compare=False)
     url_source: str = field(default="default", compare=False)
@@ -191,6 +196,44 @@ def _as_command(value: Any) -> tuple[str, ...]:
     return tuple(parse_command(value))
 
 
+def _words(value: Any, what: str, commas: bool) -> list[str]:
+    """A list of strings, or one string split at white space (and commas)."""
+    if isinstance(value, str):
+        return [word for word in re.split(r"[\s,]+" if commas else r"\s+", value) if word]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise ValueError(f"expected a list of {what}")
+
+
+def _as_notify_urls(value: Any) -> tuple[str, ...]:
+    from .redact import redact_url
+
+    urls = _words(value, "Apprise URLs", commas=False)
+    for url in urls:
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://.", url):
+            raise ValueError(f"not an Apprise URL (service://…): {redact_url(url)}")
+    return tuple(urls)
+
+
+def _as_kinds(value: Any) -> tuple[str, ...]:
+    from .person import KINDS
+
+    kinds = [kind.lower() for kind in _words(value, "event kinds", commas=True)]
+    for kind in kinds:
+        if kind not in (*KINDS, "all"):
+            raise ValueError(f"unknown event kind {kind!r}; expected {', '.join(KINDS)} or all")
+    return tuple(dict.fromkeys(kinds))
+
+
+def _as_quiet(value: Any) -> str:
+    from .notify_outbox import parse_quiet
+
+    if not isinstance(value, str):
+        raise ValueError('expected local hours such as "23:00-07:00"')
+    start, end = parse_quiet(value)
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
 CHECKS: dict[str, Callable[[Any], Any]] = {
     "url": _as_url,
     "timeout": _as_number(0.1, 600),
@@ -214,8 +257,15 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "serve": _as_addr,
     "on_change": _as_command,
     "hook_timeout": _as_number(0.1, 3600),
+    "on_event": _as_command,
+    "notify_urls": _as_notify_urls,
+    "notify_on": _as_kinds,
+    "notify_quiet": _as_quiet,
 }
-FLAGS = {"on_change": "--exec"}  # command-line options not named after their key
+FLAGS = {
+    "on_change": "--exec",
+    "notify_urls": "--notify",
+}  # command-line options not named after their key
 assert set(CHECKS) == set(KEYS), "every setting needs a check"
 
 
@@ -352,7 +402,12 @@ def load(
 
     merged = {**from_file, **from_env, **from_cli}
     sources.update({key: f"env {ENV_PREFIX}{key.upper()}" for key in from_env})
+    before = sources.get("notify_urls")
     sources.update({key: "command line" for key in from_cli})
+    if "notify_urls" in from_cli and before:  # --notify adds to the settings' URLs
+        base = from_env.get("notify_urls", from_file.get("notify_urls", ()))
+        merged["notify_urls"] = tuple(dict.fromkeys((*base, *from_cli["notify_urls"])))
+        sources["notify_urls"] = f"{before} and the command line"
     url_source = (
         "command line"
         if "url" in from_cli

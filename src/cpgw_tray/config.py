@@ -196,42 +196,15 @@ def _as_command(value: Any) -> tuple[str, ...]:
     return tuple(parse_command(value))
 
 
-def _words(value: Any, what: str, commas: bool) -> list[str]:
-    """A list of strings, or one string split at white space (and commas)."""
-    if isinstance(value, str):
-        return [word for word in re.split(r"[\s,]+" if commas else r"\s+", value) if word]
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return [v.strip() for v in value if v.strip()]
-    raise ValueError(f"expected a list of {what}")
+def _notify(name: str) -> Callable[[Any], Any]:
+    """A check of the phone's settings, kept with them (:mod:`.notify_outbox`)."""
 
+    def check(value: Any) -> Any:
+        from . import notify_outbox
 
-def _as_notify_urls(value: Any) -> tuple[str, ...]:
-    from .redact import redact_url
+        return getattr(notify_outbox, name)(value)
 
-    urls = _words(value, "Apprise URLs", commas=False)
-    for url in urls:
-        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://.", url):
-            raise ValueError(f"not an Apprise URL (service://…): {redact_url(url)}")
-    return tuple(urls)
-
-
-def _as_kinds(value: Any) -> tuple[str, ...]:
-    from .person import KINDS
-
-    kinds = [kind.lower() for kind in _words(value, "event kinds", commas=True)]
-    for kind in kinds:
-        if kind not in (*KINDS, "all"):
-            raise ValueError(f"unknown event kind {kind!r}; expected {', '.join(KINDS)} or all")
-    return tuple(dict.fromkeys(kinds))
-
-
-def _as_quiet(value: Any) -> str:
-    from .notify_outbox import parse_quiet
-
-    if not isinstance(value, str):
-        raise ValueError('expected local hours such as "23:00-07:00"')
-    start, end = parse_quiet(value)
-    return f"{start:%H:%M}-{end:%H:%M}"
+    return check
 
 
 CHECKS: dict[str, Callable[[Any], Any]] = {
@@ -258,9 +231,9 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "on_change": _as_command,
     "hook_timeout": _as_number(0.1, 3600),
     "on_event": _as_command,
-    "notify_urls": _as_notify_urls,
-    "notify_on": _as_kinds,
-    "notify_quiet": _as_quiet,
+    "notify_urls": _notify("check_urls"),
+    "notify_on": _notify("check_kinds"),
+    "notify_quiet": _notify("check_quiet"),
 }
 FLAGS = {
     "on_change": "--exec",

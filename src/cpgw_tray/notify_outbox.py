@@ -11,6 +11,8 @@ threads; :mod:`.notify` sends).
   when they end, except a ``login_needed`` in the hour before IBKR's weekly token reset
   (the last chance to log in before it).
 - At most :data:`LIMIT` messages wait; the oldest is dropped and counted when full.
+
+The checks of ``notify_urls``, ``notify_on`` and ``notify_quiet`` live here too.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
+from typing import Any
 
 from .ibkr_clock import next_token_reset
+from .person import KINDS
+from .redact import redact_url
 
 LIMIT = 100
 HOLD = timedelta(seconds=30)
@@ -40,6 +45,41 @@ def parse_quiet(text: str) -> tuple[time, time]:
     if (h1, m1) == (h2, m2):
         raise ValueError(f"{text.strip()!r} starts and ends at the same time")
     return time(h1, m1), time(h2, m2)
+
+
+def _words(value: Any, what: str, commas: bool) -> list[str]:
+    """A list of strings, or one string split at white space (and commas)."""
+    if isinstance(value, str):
+        return [word for word in re.split(r"[\s,]+" if commas else r"\s+", value) if word]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise ValueError(f"expected a list of {what}")
+
+
+def check_urls(value: Any) -> tuple[str, ...]:
+    """``notify_urls``: Apprise URLs, never shown whole in an error."""
+    urls = _words(value, "Apprise URLs", commas=False)
+    for url in urls:
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://.", url):
+            raise ValueError(f"not an Apprise URL (service://…): {redact_url(url)}")
+    return tuple(dict.fromkeys(urls))
+
+
+def check_kinds(value: Any) -> tuple[str, ...]:
+    """``notify_on``: event kinds, or ``all``."""
+    kinds = [kind.lower() for kind in _words(value, "event kinds", commas=True)]
+    for kind in kinds:
+        if kind not in (*KINDS, "all"):
+            raise ValueError(f"unknown event kind {kind!r}; expected {', '.join(KINDS)} or all")
+    return tuple(dict.fromkeys(kinds))
+
+
+def check_quiet(value: Any) -> str:
+    """``notify_quiet``: ``"HH:MM-HH:MM"``, written back in that form."""
+    if not isinstance(value, str):
+        raise ValueError('expected local hours such as "23:00-07:00"')
+    start, end = parse_quiet(value)
+    return f"{start:%H:%M}-{end:%H:%M}"
 
 
 def in_quiet(span: tuple[time, time] | None, local: datetime) -> bool:

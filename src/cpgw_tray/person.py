@@ -136,10 +136,6 @@ class PersonPolicy:
         if in_window and not self._in_window:
             self._end_episode()  # a new window: what follows is a new episode
         self._in_window = in_window
-        if status.state is not State.UNKNOWN:  # "not checked lately" is no drop
-            if self._ready and status.state is not State.READY and not in_window:
-                events.append(Event("dropped", f"Not ready any more: {status.label}", now))
-            self._ready = status.state is State.READY
         if status.state is State.READY:
             if self.reminders:
                 events.append(Event("logged_in", "Logged in again", now))
@@ -148,6 +144,11 @@ class PersonPolicy:
         elif needs_login(status) and (self.was_ready or after_token_reset) and not in_window:
             events += self._remind(now)
         events += self._competing_events(status, now, in_window)
+        if status.state is not State.UNKNOWN:  # "not checked lately" is no drop
+            if self._ready and status.state is not State.READY and not in_window:
+                # after the verdict's own events: a phone gets what to do first
+                events.append(Event("dropped", f"Not ready any more: {status.label}", now))
+            self._ready = status.state is State.READY
         return events
 
     def _end_episode(self) -> None:

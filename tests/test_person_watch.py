@@ -165,11 +165,12 @@ def test_watch_prints_the_login_events(sim: Simulator) -> None:
     assert [line["event"] for line in said] == ["login_needed", "dropped"] + ["login_reminder"] * 5
     assert said[0]["message"] == LOGIN_NEEDED and set(said[0]) == {"event", "message", "at"}
     first = datetime.fromisoformat(said[0]["at"].replace("Z", "+00:00"))
-    second = datetime.fromisoformat(said[1]["at"].replace("Z", "+00:00"))
+    assert said[1]["message"] == "Not ready any more: Logged out" and said[1]["at"] == said[0]["at"]
+    second = datetime.fromisoformat(said[2]["at"].replace("Z", "+00:00"))
     assert timedelta(minutes=10) <= second - first < timedelta(minutes=10, seconds=20)
-    # the event line comes before the status line of the check that brought it
+    # the event lines come before the status line of the check that brought them
     index = lines.index(said[0])
-    assert lines[index + 1]["state"] == "logged_out"
+    assert lines[index + 1] == said[1] and lines[index + 2]["state"] == "logged_out"
 
 
 def test_watch_prints_events_for_people_too(sim: Simulator) -> None:

@@ -111,9 +111,11 @@ def hide(urls: Sequence[str]) -> None:
 
 
 def _hide_secrets_in_apprise_log() -> None:
-    logger = logging.getLogger("apprise")
-    if _REDACTOR not in logger.filters:
-        logger.addFilter(_REDACTOR)
+    """Apprise's log lines, and urllib3's debug lines of the requests it sends."""
+    for name in ("apprise", "urllib3.connectionpool"):
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
 
 
 @dataclass

@@ -10,7 +10,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, time as daytime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
+from datetime import time as daytime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo

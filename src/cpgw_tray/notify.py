@@ -164,13 +164,14 @@ class Notifier:
         hide(self.urls)
 
     @classmethod
-    def from_config(cls, config: Config) -> Notifier:
+    def from_config(cls, config: Config, *, wall: Callable[[], datetime] | None = None) -> Notifier:
         return cls(
             config.notify_urls,
             kinds=config.notify_on,
             quiet=config.notify_quiet,
             timeout=config.hook_timeout,
             computer=computer_name(config.url),
+            wall=wall or _utc_now,
         )
 
     # ---------------------------------------------------------------- any thread

@@ -50,7 +50,14 @@ class Outlets:
     none). ``view`` is read by the endpoint at each request; call the object with every
     status the poller publishes, and :meth:`event` with every person event."""
 
-    def __init__(self, config: Config, view: Callable[[], View]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        view: Callable[[], View],
+        *,
+        wall: Callable[[], datetime] | None = None,
+    ) -> None:
+        """``wall``: the notifier's clock (tests inject one)."""
         self.metrics: Metrics | None = None
         self.server: HealthServer | None = None
         self.hooks: Hooks | None = None
@@ -76,7 +83,7 @@ class Outlets:
         if config.notify_urls:
             from .notify import Notifier
 
-            self.notifier = Notifier.from_config(config)
+            self.notifier = Notifier.from_config(config, wall=wall)
 
     def attach(self, client: GatewayClient) -> None:
         """Count every request ``client`` sends in the metrics (when serving)."""

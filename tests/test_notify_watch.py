@@ -1,0 +1,202 @@
+"""Issue 25's acceptance over the simulator and real sockets: a login needed while away
+reaches a ``json://`` catcher once per reminder and collapses under a flapping gateway;
+a hanging or failing catcher never delays a check (checks counted on an injected clock
+against a run without one); ``on_event`` sees ``login_needed`` and ``take_over`` while
+``on_change`` sees only state changes."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cpgw_tray.config import load
+from cpgw_tray.outlets import Outlets, poller_view
+from cpgw_tray.person import Event
+from cpgw_tray.poller import Poller
+from cpgw_tray.simulator import Simulator
+from cpgw_tray.status import Status
+from cpgw_tray.watch import Printer, watch_poller
+
+from .conftest import wait_for
+from .test_maintenance import Clocks, client, et
+from .test_notify import Catcher, caught
+
+LOGIN_WORDS = "log in on the computer that runs the gateway"
+
+
+@pytest.fixture
+def catcher() -> Iterator[Catcher]:
+    yield from caught()
+
+
+class Watch:
+    """`watch` as ``cmd_watch`` wires it (printer and outlets), on the simulator and
+    one injected clock; the notifier is stepped with the poller unless ``threads``."""
+
+    def __init__(self, sim: Simulator, clocks: Clocks, **settings: Any) -> None:
+        self.clocks = clocks
+        config = load({"url": sim.url, "region": "na", **settings}, env={})
+        self.out = io.StringIO()
+        printer = Printer(self.out, True, threading.Event())
+        self.outlets = Outlets(config, lambda: poller_view(self.poller), wall=clocks.wall)
+        self.checks: list[float] = []
+        self.events: list[str] = []
+
+        def on_status(status: Status) -> None:
+            self.checks.append(clocks.mono)
+            printer(status)
+            self.outlets(status)
+
+        def on_event(event: Event) -> None:
+            self.events.append(event.kind)
+            printer.event(event)
+            self.outlets.event(event)
+
+        self.poller: Poller = watch_poller(
+            config, client(sim, clocks), on_status, clocks, on_event=on_event, wall=clocks.wall
+        )
+
+    def run(self, seconds: float, *, step_notifier: bool = True) -> None:
+        end = self.clocks.mono + seconds
+        notifier = self.outlets.notifier
+        while self.clocks.mono < end:
+            delay = self.poller.step()
+            if step_notifier and notifier is not None:
+                delay = min(delay, notifier.step())
+            self.clocks.sleep(max(delay, 0.001))
+
+
+def test_a_login_needed_while_away_reaches_the_phone_once_per_reminder(
+    sim: Simulator, catcher: Catcher
+) -> None:
+    watch = Watch(sim, Clocks(et(25, 12, 0)), notify_urls=[catcher.url()], login_reminder=600)
+    watch.run(60)
+    sim.set_scenario("logged_out")
+    watch.run(2 * 60 * 60)
+    said = catcher.messages()
+    logins = [text for text in said if LOGIN_WORDS in text]
+    assert len(logins) == 6  # the first notice and five reminders, each once
+    assert logins[0].startswith("IBKR needs you to log in") and logins[1].startswith("Still")
+    assert said == [logins[0], "The gateway on " + said[1].split("on ", 1)[1], *logins[1:]]
+    assert "Not ready any more: Logged out" in said[1]  # the drop, held 30 s behind
+    sim.set_scenario("ready")
+    watch.run(60)
+    assert catcher.messages()[-1].startswith("Logged in again on ")
+
+
+def test_a_flapping_gateway_collapses_into_one_message_per_30_seconds(
+    sim: Simulator, catcher: Catcher
+) -> None:
+    watch = Watch(sim, Clocks(et(25, 12, 0)), notify_urls=[catcher.url()], interval=5)
+    watch.run(30)
+    for flap in range(60):  # ready and logged out in turn for 5 minutes
+        sim.set_scenario("logged_out" if flap % 2 == 0 else "ready")
+        watch.run(5)
+    watch.run(60)
+    said = catcher.messages()
+    assert len(watch.events) >= 60  # dropped, login_needed, logged_in at every turn
+    assert 5 <= len(said) <= 1 + 6 * 2  # the first at once, then one per 30 s at most
+    assert LOGIN_WORDS in said[0]
+    assert all(" changes in " in text for text in said[1:-1])
+    total = 1 + sum(
+        int(text.split(" changes in ")[0]) for text in said[1:] if " changes in" in text
+    )
+    assert total + sum(" changes in " not in text for text in said[1:]) == len(watch.events)
+
+
+def test_a_hanging_or_failing_catcher_never_delays_a_check(sim: Simulator) -> None:
+    hanging, failing = Catcher("hang"), Catcher("fail")
+    try:
+        with Simulator(port=0, rate_limit=False, scenario="ready") as other:
+            alone = Watch(other, Clocks(et(25, 12, 0)))
+            busy = Watch(
+                sim,
+                Clocks(et(25, 12, 0)),
+                notify_urls=[hanging.url(), failing.url()],
+                notify_on=["all"],
+                hook_timeout=5,
+            )
+            busy.outlets.start()  # the notifier's own thread, in real time
+            for both in (alone, busy):
+                both.run(60, step_notifier=False)
+            for scenario in ("logged_out", "ready", "server_error", "ready", "logged_out"):
+                for both, gateway in ((alone, other), (busy, sim)):
+                    gateway.set_scenario(scenario)
+                    both.run(5 * 60, step_notifier=False)
+            assert busy.checks == alone.checks and len(busy.checks) > 100
+            assert busy.events == alone.events and "dropped" in busy.events
+            assert hanging.wait(1)  # the notifier did try, on its own thread
+            busy.outlets.stop()
+    finally:
+        hanging.close()
+        failing.close()
+
+
+def hook_script(tmp_path: Path, name: str) -> tuple[str, Path]:
+    """A hook that appends one JSON line per run: its environment and its stdin."""
+    out = tmp_path / f"{name}.jsonl"
+    script = tmp_path / f"{name}.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "env = {k: v for k, v in os.environ.items() if k.startswith('CPGW_')}\n"
+        f"with open({str(out)!r}, 'a') as f:\n"
+        "    f.write(json.dumps({'env': env, 'stdin': json.loads(sys.stdin.read())}) + '\\n')\n"
+    )
+    return f"{__import__('sys').executable} {script}", out
+
+
+def runs(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def last_state(path: Path) -> str | None:
+    """The state the change hook's last run was given."""
+    done = runs(path)
+    return str(done[-1]["env"]["CPGW_STATE"]) if done else None
+
+
+def test_on_event_sees_login_needed_and_take_over_and_on_change_only_state_changes(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    on_event, event_file = hook_script(tmp_path, "event")
+    on_change, change_file = hook_script(tmp_path, "change")
+    watch = Watch(
+        sim, Clocks(et(25, 12, 0)), on_event=on_event, on_change=on_change, on_competing="take_back"
+    )
+    watch.outlets.start()
+    try:
+        for scenario in ("ready", "logged_out", "ready"):  # each change's run awaited
+            sim.set_scenario(scenario)
+            watch.run(60)
+            wait_for(lambda s=scenario: last_state(change_file) == s)
+        sim.taken_over("TWS")  # taken back within the same check: no state change
+        watch.run(60)
+        expected = ["login_needed", "dropped", "logged_in", "competing", "take_over", "dropped"]
+        assert watch.events == expected
+        seen = wait_for(lambda: len(runs(event_file)) == len(expected) and runs(event_file))
+        assert [run["env"]["CPGW_EVENT"] for run in seen] == expected  # each once, in order
+        for run in seen:
+            assert run["stdin"] == {
+                "event": run["env"]["CPGW_EVENT"],
+                "message": run["env"]["CPGW_MESSAGE"],
+                "at": run["env"]["CPGW_AT"],
+            }
+            assert "CPGW_STATE" not in run["env"]
+        watch.outlets.stop()  # a run still to come would show here
+        changes = runs(change_file)
+        assert [(r["env"]["CPGW_PREVIOUS"], r["env"]["CPGW_STATE"]) for r in changes] == [
+            ("unknown", "ready"),
+            ("ready", "logged_out"),
+            ("logged_out", "ready"),
+        ]
+        assert all("CPGW_EVENT" not in r["env"] and r["stdin"]["state"] for r in changes)
+    finally:
+        watch.outlets.stop()

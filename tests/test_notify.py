@@ -54,7 +54,7 @@ class Catcher:
                     fail = catcher.mode == "fail" or catcher.failing > 0
                     catcher.failing -= 1 if catcher.failing > 0 else 0
                 if catcher.mode == "hang":
-                    catcher.release.wait(30)
+                    catcher.release.wait(60)  # until closed
                 self.send_response(500 if fail else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

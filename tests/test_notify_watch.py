@@ -111,28 +111,39 @@ def test_a_flapping_gateway_collapses_into_one_message_per_30_seconds(
 
 
 def test_a_hanging_or_failing_catcher_never_delays_a_check(sim: Simulator) -> None:
+    """The same checks, on the same fake clock, as a watch without a phone; and the
+    script ends while a send hangs for good (``hook_timeout`` an hour): nothing the
+    checks do waits for a send."""
     hanging, failing = Catcher("hang"), Catcher("fail")
+    scenarios = ("logged_out", "ready", "server_error", "ready", "logged_out")
+
+    def script(watch: Watch, gateway: Simulator) -> None:
+        watch.run(60, step_notifier=False)
+        for scenario in scenarios:
+            gateway.set_scenario(scenario)
+            watch.run(5 * 60, step_notifier=False)
+
     try:
         with Simulator(port=0, rate_limit=False, scenario="ready") as other:
             alone = Watch(other, Clocks(et(25, 12, 0)))
-            busy = Watch(
-                sim,
-                Clocks(et(25, 12, 0)),
-                notify_urls=[hanging.url(), failing.url()],
-                notify_on=["all"],
-                hook_timeout=5,
-            )
-            busy.outlets.start()  # the notifier's own thread, in real time
-            for both in (alone, busy):
-                both.run(60, step_notifier=False)
-            for scenario in ("logged_out", "ready", "server_error", "ready", "logged_out"):
-                for both, gateway in ((alone, other), (busy, sim)):
-                    gateway.set_scenario(scenario)
-                    both.run(5 * 60, step_notifier=False)
-            assert busy.checks == alone.checks and len(busy.checks) > 100
-            assert busy.events == alone.events and "dropped" in busy.events
-            assert hanging.wait(1)  # the notifier did try, on its own thread
-            busy.outlets.stop()
+            script(alone, other)
+        busy = Watch(
+            sim,
+            Clocks(et(25, 12, 0)),
+            # Apprise's own read timeout (4 s) made an hour: a send hangs until the end
+            notify_urls=[failing.url(), hanging.url("/hook?rto=3600")],
+            notify_on=["all"],
+            hook_timeout=3600,
+        )
+        busy.outlets.start()  # the notifier's own thread, in real time
+        running = threading.Thread(target=script, args=(busy, sim), daemon=True)
+        running.start()
+        running.join(60)
+        assert not running.is_alive(), "a check waited for a send"
+        assert busy.checks == alone.checks and len(busy.checks) > 100
+        assert busy.events == alone.events and "dropped" in busy.events
+        assert hanging.wait(1) and failing.wait(1)  # the notifier did try, on its own thread
+        busy.outlets.stop()
     finally:
         hanging.close()
         failing.close()

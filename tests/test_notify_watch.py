@@ -10,6 +10,7 @@ import io
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +212,37 @@ def test_on_event_sees_login_needed_and_take_over_and_on_change_only_state_chang
         assert all("CPGW_EVENT" not in r["env"] and r["stdin"]["state"] for r in changes)
     finally:
         watch.outlets.stop()
+
+
+def test_a_snooze_in_the_tray_silences_the_phone_as_the_desktop(
+    sim: Simulator, catcher: Catcher
+) -> None:
+    from .test_person_tray import check_at, entry, notes, tray_on
+
+    clocks = Clocks(et(25, 12, 0))
+    tray, backend, _ = tray_on(sim, clocks, notify_urls=[catcher.url()])
+    outlets = Outlets(tray.config, lambda: poller_view(tray.poller), wall=clocks.wall)
+    tray.listeners.append(outlets)  # as the tray's start wires them (app.py)
+    tray.person.listeners.append(outlets.event)
+    notifier = outlets.notifier
+    assert notifier is not None
+
+    def minutes(start: int, count: int) -> None:
+        for minute in range(start, start + count):
+            check_at(tray, clocks, et(25, 12, 0) + timedelta(minutes=minute))
+            notifier.step()
+
+    minutes(0, 1)
+    sim.set_scenario("logged_out")
+    minutes(1, 1)
+    action = entry(backend.menu, "Snooze login reminders for 1 hour").action
+    assert action is not None
+    action()
+    backend.drain()
+    minutes(2, 58)  # the hour of the snooze
+    phone = [text for text in catcher.messages() if LOGIN_WORDS in text]
+    assert len(phone) == len(notes(backend)) == 1
+    minutes(62, 5)  # the hour is over: both hear again
+    phone = [text for text in catcher.messages() if LOGIN_WORDS in text]
+    assert len(phone) == len(notes(backend)) == 2
+    tray.client.close()

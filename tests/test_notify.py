@@ -22,7 +22,7 @@ from cpgw_tray.config import ConfigError, load
 from cpgw_tray.notify import Notifier
 from cpgw_tray.notify_outbox import LIMIT, Message, Outbox, parse_quiet, urgent
 from cpgw_tray.person import LOGIN_NEEDED, Event
-from cpgw_tray.redact import redact_text, redact_url
+from cpgw_tray.redact import redact_notify_urls_in, redact_text, redact_url
 
 from .conftest import run_cli
 
@@ -145,6 +145,34 @@ def test_text_naming_a_url_or_its_secrets_is_redacted() -> None:
     text = f"cannot send to {url}; the bot {SECRET} was refused"
     said = redact_text(text, [url])
     assert SECRET not in said and "tgram://***/***" in said
+
+
+def test_apprise_urls_in_any_text_are_redacted_and_the_gateways_kept() -> None:
+    text = (
+        f'notify_urls = ["tgram://123456:{SECRET}/987", "json://u:{SECRET}@10.0.0.2/x"]\n'
+        "url = https://127.0.0.1:5000/v1/api/iserver/auth/status\n"
+    )
+    said = redact_notify_urls_in(text)
+    assert SECRET not in said
+    assert '["tgram://***/***", "json://***@10.0.0.2/***"]' in said
+    assert "https://127.0.0.1:5000/v1/api/iserver/auth/status" in said
+
+
+def test_apprise_is_imported_only_when_a_message_is_sent() -> None:
+    """A notifier set up (at the tray's start, before the icon) does not load Apprise."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from cpgw_tray.config import load\n"
+        "from cpgw_tray.outlets import Outlets\n"
+        "outlets = Outlets(load({'notify_urls': ['json://127.0.0.1:9/x']}, env={}), list)\n"
+        "assert outlets.notifier is not None\n"
+        "print('apprise' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 # ------------------------------------------------------------------ settings

@@ -76,3 +76,19 @@ def _secrets(url: str) -> list[str]:
     parts = re.split(r"[/?#&=@:]", match["rest"])
     found = {part for part in parts if len(part) >= 6 and part not in shown}
     return sorted(found, key=len, reverse=True)
+
+
+_ANY_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>\]\[,]+")
+KEPT_SCHEMES = ("http", "https")  # the gateway's own URLs stay readable
+
+
+def redact_notify_urls_in(text: str) -> str:
+    """Every URL in ``text`` whose scheme is not http(s) — an Apprise URL — redacted
+    (for text that may hold URLs nobody listed: settings files, old logs)."""
+
+    def one(match: re.Match[str]) -> str:
+        url = match.group(0)
+        scheme = url.split("://", 1)[0].lower()
+        return url if scheme in KEPT_SCHEMES else redact_url(url)
+
+    return _ANY_URL.sub(one, text)

@@ -246,3 +246,41 @@ def test_a_snooze_in_the_tray_silences_the_phone_as_the_desktop(
     phone = [text for text in catcher.messages() if LOGIN_WORDS in text]
     assert len(phone) == len(notes(backend)) == 2
     tray.client.close()
+
+
+def test_the_watch_command_sends_a_login_to_the_phone_and_never_shows_the_secret(
+    sim: Simulator, catcher: Catcher, tmp_path: Path
+) -> None:
+    """``cpgw-tray watch --notify URL`` as a person runs it: a real process, real time."""
+    import os
+    import subprocess
+    import sys
+
+    from .test_notify import SECRET
+
+    stderr = (tmp_path / "stderr").open("w+")
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "cpgw_tray", "--url", sim.url, "--interval", "1"),
+            *("--notify", catcher.url(auth=f"me:{SECRET}@"), "watch", "--json", "-v"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["state"] == "ready"
+        sim.set_scenario("logged_out")
+        said = catcher.wait(1, timeout=20)
+        assert said and LOGIN_WORDS in said[0]
+        while "event" not in (line := json.loads(proc.stdout.readline())):
+            pass
+        assert line["event"] == "login_needed"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    stderr.seek(0)
+    logged = stderr.read()
+    assert "json://***@127.0.0.1" in logged and SECRET not in logged

@@ -197,6 +197,8 @@ class Notifier:
 
     # ---------------------------------------------------------------- the worker
     def start(self) -> None:
+        shown = ", ".join(redact_url(url) for url in self.urls)
+        log.info("phone and chat messages (%s) to %s", ", ".join(sorted(self.kinds)), shown)
         self._thread.start()
 
     def stop(self) -> None:

@@ -259,9 +259,19 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         settings = resolve(
             args, url=sim.url, interval=interval, insecure=True, timeout=0.8, auto_reauth=False
         )
-        # The simulator's certificate is its own; a configured endpoint or hook is for the
-        # real gateway, not for simulated states.
-        return replace(settings, ca_bundle=None, serve=None, on_change=None)
+        # The simulator's certificate is its own; a configured endpoint, hook or phone is
+        # for the real gateway, not for simulated states.
+        return replace(
+            settings, ca_bundle=None, serve=None, on_change=None, on_event=None, notify_urls=()
+        )
+        return replace(
+            settings,
+            ca_bundle=None,
+            serve=None,
+            on_change=None,
+            on_event=None,
+            notify_urls=tuple(url for url in settings.notify_urls if url in tried),
+        )
 
     print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
 

@@ -264,14 +264,6 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         return replace(
             settings, ca_bundle=None, serve=None, on_change=None, on_event=None, notify_urls=()
         )
-        return replace(
-            settings,
-            ca_bundle=None,
-            serve=None,
-            on_change=None,
-            on_event=None,
-            notify_urls=tuple(url for url in settings.notify_urls if url in tried),
-        )
 
     print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
 

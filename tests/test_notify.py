@@ -379,19 +379,23 @@ def test_all_sends_state_changes_too(catcher: Catcher) -> None:
 # ------------------------------------------------------------------ notify --test
 
 
-def test_notify_test_reports_each_url_and_exits_0_or_3(catcher: Catcher) -> None:
+def test_notify_test_reports_each_url_and_exits_0_or_3(
+    catcher: Catcher, caplog: pytest.LogCaptureFixture
+) -> None:
     failing = Catcher("fail")
+    caplog.set_level(logging.DEBUG)
     try:
         code, out = run_cli("--notify", catcher.url(), "notify", "--test")
         assert (
             code == 0 and out == f"json://127.0.0.1:{catcher.server.server_address[1]}/***: sent\n"
         )
         assert "A test from cpgw-tray" in catcher.wait(1)[0]
-        bad = failing.url(auth=f"u:{SECRET}@")
+        bad = failing.url(f"/{SECRET}", auth=f"u:{SECRET}@")
         code, out = run_cli("--notify", catcher.url(), "notify", "--test", "--notify", bad)
         assert code == 3
         assert out.splitlines()[1].endswith("/***: FAILED (see the log)")
         assert len(out.splitlines()) == 2 and SECRET not in out
+        assert "Failed to send" in caplog.text and SECRET not in caplog.text
     finally:
         failing.close()
 

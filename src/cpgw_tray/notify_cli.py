@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_notify(args: argparse.Namespace, out: TextIO) -> int:
-    from .notify import AppriseMissing, computer_name, deliver
+    from .notify import AppriseMissing, computer_name, deliver, hide
     from .redact import redact_url
 
     if not args.test:
@@ -37,6 +37,7 @@ def cmd_notify(args: argparse.Namespace, out: TextIO) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    hide(config.notify_urls)  # from Apprise's own log lines too
     computer = computer_name(config.url)
     title = f"IBKR gateway on {computer}"
     body = f"A test from cpgw-tray on {computer}: messages about the gateway will come here."

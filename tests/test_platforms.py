@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
-from cpgw_tray import gwfolder, hooks, identity, launcher, preflight
+from cpgw_tray import children, gwfolder, hooks, identity, launcher, preflight
 from cpgw_tray.autostart import MARKER, WINDOWED_EXE, LaunchAgent, launch_command
 from cpgw_tray.identity import Gateway, Record, stop_gateway
 from cpgw_tray.status import LOOKS, State, Status
@@ -131,10 +131,9 @@ def test_windows_hooks_start_in_a_group_of_their_own_without_a_console(
 ) -> None:
     monkeypatch.setattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200, raising=False)
     monkeypatch.setattr(subprocess, "CREATE_NO_WINDOW", 0x8000000, raising=False)
-    assert hooks._detached() == {"creationflags": 0x8000200}
-    assert launcher.detached() == {"creationflags": 0x8000200}
+    assert children.detached() == {"creationflags": 0x8000200}
     monkeypatch.setattr(sys, "platform", "linux")
-    assert hooks._detached() == launcher.detached() == {"start_new_session": True}
+    assert children.detached() == {"start_new_session": True}
 
 
 @pytest.mark.e2e  # waits out a real 1 s timeout
@@ -146,7 +145,7 @@ def test_windows_hook_timeout_kills_the_hook_and_its_tree(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    monkeypatch.setattr(hooks, "_detached", dict)  # Windows' flags: Popen here refuses them
+    monkeypatch.setattr(hooks, "detached", dict)  # Windows' flags: Popen here refuses them
     monkeypatch.setattr(os, "killpg", lambda *_: pytest.fail("no process groups on Windows"))
     script = tmp_path / "stubborn-hook.py"
     script.write_text(STUBBORN)
@@ -260,6 +259,7 @@ def run_spec(platform: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     icons: list[Path] = []
     hooks_module = types.ModuleType("PyInstaller.utils.hooks")
     hooks_module.collect_submodules = lambda name: [name]  # type: ignore[attr-defined]
+    hooks_module.collect_data_files = lambda name: []  # type: ignore[attr-defined]
     for name in ("PyInstaller", "PyInstaller.utils"):
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     monkeypatch.setitem(sys.modules, "PyInstaller.utils.hooks", hooks_module)

@@ -100,12 +100,12 @@ def _show_broken(backend: PystrayBackend, log_path: Path) -> None:
 
 
 def _open_outlets(config: Config, built: list[TrayApp], outlets: list[Outlets]) -> None:
-    """The health endpoint and change hooks the settings ask for, if any, into
+    """The health endpoint, hooks and notifier the settings ask for, if any, into
     ``outlets``. Binds ``--serve``'s port now; requests are answered once the app in
     ``built`` exists."""
-    if config.serve or config.on_change:
-        from .outlets import Outlets, poller_view
+    from .outlets import Outlets, poller_view, wanted
 
+    if wanted(config):
         outlets.append(Outlets(config, lambda: poller_view(built[0].poller)))
 
 
@@ -215,6 +215,7 @@ def run_tray(
                 _open_outlets(config, built, outlets)
             for outlet in outlets:
                 app.listeners.append(outlet)
+                app.person.listeners.append(outlet.event)
                 outlet.attach(app.client)
                 outlet.start()
             app.start(backend)
@@ -258,9 +259,11 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         settings = resolve(
             args, url=sim.url, interval=interval, insecure=True, timeout=0.8, auto_reauth=False
         )
-        # The simulator's certificate is its own; a configured endpoint or hook is for the
-        # real gateway, not for simulated states.
-        return replace(settings, ca_bundle=None, serve=None, on_change=None)
+        # The simulator's certificate is its own; a configured endpoint, hook or phone is
+        # for the real gateway, not for simulated states.
+        return replace(
+            settings, ca_bundle=None, serve=None, on_change=None, on_event=None, notify_urls=()
+        )
 
     print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
 

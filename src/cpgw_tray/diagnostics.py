@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .redaction import REDACTOR
+from .redaction import REDACTOR, redact_notify_urls_in
 
 if TYPE_CHECKING:
     from .config import Config
@@ -196,6 +196,10 @@ def write_bundle(
     if history is not None and history.exists():
         parts["history.jsonl"] = tail(history, HISTORY_LINES)
     redactor = REDACTOR.copy()
+    for url in config.notify_urls:
+        redactor.add_url(url)
+    for name, text in parts.items():  # a phone's URL nobody listed (an old log, a hook)
+        parts[name] = redact_notify_urls_in(text)
     for text in parts.values():
         redactor.learn(text)
     removed: dict[str, Counter[str]] = {}

@@ -23,10 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import psutil
 
+from .children import detached
 from .constants import EXIT_USAGE, LISTEN_FAILED
 from .gwfolder import problems
 from .gwlog import Follower, rotate, tail
@@ -79,17 +79,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------ launching
-
-
-def detached() -> dict[str, Any]:
-    """How the run script is started. POSIX: a session and process group of its own.
-    Windows: a process group of its own, and no console window (``run.bat`` would open
-    one from the windowed tray); its output goes to the log either way."""
-    if sys.platform == "win32":
-        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
-        return {"creationflags": flags}
-    else:
-        return {"start_new_session": True}
 
 
 class AlreadyRunning(LaunchError):

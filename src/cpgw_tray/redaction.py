@@ -7,12 +7,18 @@ login name and user id in JSON, YAML, key=value and command-line forms) and secr
 *values* (strings removed wherever they appear: learnt where a login name or user id
 is named unmistakably, :data:`LEARNERS`, or registered by the code that knows them, such
 as a notification URL's token).
-:data:`REDACTOR` is the process's one instance; :func:`register_shape` and
-:func:`register_value` add to it.
+:data:`REDACTOR` is the process's one instance; :func:`register_shape`,
+:func:`register_value` and :func:`register_url` add to it.
+
+Notification (Apprise) URLs carry their secrets in any part — ``tgram://BOTTOKEN/CHATID``,
+``pover://USER@TOKEN``, ``json://user:pass@host/path`` — so where one is shown
+(:func:`redact_url`: ``config``, ``notify --test``, logs) only the scheme, a host that looks
+like a host name or an address, and its port are kept. Pure but for the one instance's lock.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import threading
 from collections import Counter
@@ -189,6 +195,13 @@ class Redactor:
                 ordered = sorted(self._values, key=len, reverse=True)
                 self._values_re = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE)
 
+    def add_url(self, url: str) -> None:
+        """Remove a notification URL from now on: the whole of it, and each part of it
+        that could be secret (a library may print a token alone)."""
+        self.add_value(url)
+        for secret in _secrets(url):
+            self.add_value(secret)
+
     def learn(self, text: str) -> None:
         """Add the values of ``text``'s login names and user ids, so that the same name
         is removed from every other text too (e.g. in a sentence of the gateway's log)."""
@@ -233,3 +246,91 @@ def register_shape(name: str, pattern: str, replacement: str = REMOVED) -> None:
     """A kind of secret (``pattern``, a regular expression; ``replacement`` may use its
     groups, e.g. ``r"\\1<removed>"``), removed from every text redacted from now on."""
     REDACTOR.add_shape(Shape(name, re.compile(pattern), replacement))
+
+
+def register_url(url: str) -> None:
+    """A notification URL: the whole of it and each part that could be secret are removed
+    from every text redacted from now on."""
+    REDACTOR.add_url(url)
+
+
+# ---------------------------------------------------------------- notification URLs
+HIDDEN = "***"
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)
+_HOST_NAME = re.compile(r"^(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
+_PORT = re.compile(r"^[0-9]{1,5}$")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its secrets replaced: ``json://***@127.0.0.1:8080/***``,
+    ``tgram://***/***``. Anything that is not a URL is hidden whole."""
+    match = _URL.match(url.strip())
+    if match is None:
+        return HIDDEN
+    scheme, rest = match["scheme"], match["rest"]
+    where = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    tail = rest[len(where) :]
+    user, at, hostport = where.rpartition("@")
+    shown = f"{scheme}://" + (f"{HIDDEN}@" if at and user else "") + _host(hostport)
+    if tail.strip("/"):
+        shown += "/" + HIDDEN
+    return shown
+
+
+def _host(hostport: str) -> str:
+    """The host and port when they look like them, else ``***``."""
+    host, colon, port = hostport.rpartition(":") if not hostport.endswith("]") else ("", "", "")
+    if not colon or not _PORT.match(port):
+        host, port = hostport, ""
+    if not _is_host(host):
+        return HIDDEN
+    return host + (f":{port}" if port else "")
+
+
+def _is_host(host: str) -> bool:
+    if host == "localhost" or _HOST_NAME.match(host):
+        return True
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def redact_text(text: str, urls: Iterable[str]) -> str:
+    """``text`` with each of ``urls`` (as given, and their parts that could be secret)
+    replaced by its redacted form."""
+    for url in sorted(urls, key=len, reverse=True):
+        if url:
+            text = text.replace(url, redact_url(url))
+            for secret in _secrets(url):
+                text = text.replace(secret, HIDDEN)
+    return text
+
+
+def _secrets(url: str) -> list[str]:
+    """The parts of ``url`` a library might print alone (tokens, passwords, users), the
+    longest first; short words are left alone so that ordinary text stays readable."""
+    match = _URL.match(url.strip())
+    if match is None:
+        return []
+    shown = redact_url(url)
+    parts = re.split(r"[/?#&=@:]", match["rest"])
+    found = {part for part in parts if len(part) >= 6 and part not in shown}
+    return sorted(found, key=len, reverse=True)
+
+
+_ANY_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>\]\[,]+")
+KEPT_SCHEMES = ("http", "https")  # the gateway's own URLs stay readable
+
+
+def redact_notify_urls_in(text: str) -> str:
+    """Every URL in ``text`` whose scheme is not http(s) — an Apprise URL — redacted
+    (for text that may hold URLs nobody listed: settings files, old logs)."""
+
+    def one(match: re.Match[str]) -> str:
+        url = match.group(0)
+        scheme = url.split("://", 1)[0].lower()
+        return url if scheme in KEPT_SCHEMES else redact_url(url)
+
+    return _ANY_URL.sub(one, text)

@@ -143,8 +143,36 @@ DOCS: dict[str, Doc] = {
         unset="none",
     ),
     "hook_timeout": Doc(
-        "Seconds an `on_change` command may run before it is killed with its process group.",
+        "Seconds an `on_change` or `on_event` command may run before it is killed with its "
+        "process group; a phone or chat message taking longer is abandoned (and retried).",
         restart=True,
+    ),
+    "on_event": Doc(
+        "A command run once for each event (`login_needed`, `take_over`, … see *Events*), "
+        "in order, never collapsed: env `CPGW_EVENT`, `CPGW_MESSAGE`, `CPGW_AT`, the "
+        "event's JSON on stdin; `--on-event` does the same for one run.",
+        restart=True,
+        example='["/home/me/bin/on-gateway-event"]',
+        unset="none",
+    ),
+    "notify_urls": Doc(
+        "Phone and chat messages through Apprise URLs (`ntfy://topic`, `tgram://token/chat`, "
+        "`pover://user@token`, `json://host/path`, …; needs `pip install "
+        "'cpgw-tray[notify]'`); `--notify URL` adds one for one run. Shown redacted.",
+        restart=True,
+        unset="none",
+    ),
+    "notify_on": Doc(
+        'The events that go to `notify_urls` (see *Events*); `["all"]` sends every event '
+        "and every state change.",
+        restart=True,
+    ),
+    "notify_quiet": Doc(
+        'Local hours such as `"23:00-07:00"` when messages wait, to go out as one summary '
+        "after; a login needed in the hour before IBKR's weekly token reset still goes.",
+        restart=True,
+        example='"23:00-07:00"',
+        unset="none",
     ),
 }
 
@@ -172,7 +200,7 @@ def toml_value(value: Any) -> str:
         return str(int(value))
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):  # a command: on_change
+    if isinstance(value, (list, tuple)):  # a command, URLs, event kinds
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
     return str(value)
 

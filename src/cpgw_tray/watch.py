@@ -2,11 +2,12 @@
 like the tray (IBKR's restart windows included: no reauthentication and one request a
 minute inside them), prints a line (or a JSON line) at each change — of the state, or of
 ``maintenance_until``/``next_maintenance``/``paused_until`` — and one at each of the person
-policy's events (login needed, reminders, a competing session, a takeover: the tray's
+policy's events (login needed, reminders, a competing session, a takeover, a drop: the tray's
 policies, :mod:`cpgw_tray.person_care`, honouring a pause made in the tray), logs to
 ``cpgw-tray.log`` as well as stderr, and ends at once and quietly on Ctrl-C, SIGTERM or
-a closed pipe. With ``--serve`` and ``--exec`` it also answers health probes and runs a
-command at each change (:mod:`.outlets`).
+a closed pipe. With ``--serve``, ``--exec``, ``--on-event`` and ``notify_urls`` it also
+answers health probes, runs a command at each change or event, and messages the phone
+(:mod:`.outlets`).
 """
 
 from __future__ import annotations
@@ -156,6 +157,10 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         printer(status)
         outlets(status)
 
+    def on_event(event: Event) -> None:
+        printer.event(event)
+        outlets.event(event)
+
     client = client_for(config)
     outlets.attach(client)
     poller = watch_poller(
@@ -163,7 +168,7 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         client,
         on_status,
         log_path=log_path,
-        on_event=printer.event,
+        on_event=on_event,
         pause_file=pause_path(),
     )
     restore = stop_on_signals(stop)

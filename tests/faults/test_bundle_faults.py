@@ -60,12 +60,19 @@ PLANTS: dict[str, list[str]] = {
     "Welcome back JDOE77, all fine": ["JDOE77", "jdoe77"],
     "password=hunter2&user=me": ["hunter2"],
 }
+# Phone and chat (Apprise) URLs from the settings, and as a library might print them.
+NOTIFY_URLS = ["tgram://7712345678:AAFnotifyBOTtok3n/99887766", "pover://puser5@ptok3nXYZ"]
+NOTIFY_PLANTS = {
+    "apprise: sending to tgram://7712345678:AAFnotifyBOTtok3n/99887766": ["AAFnotifyBOTtok3n"],
+    "pushover token ptok3nXYZ refused": ["ptok3nXYZ"],
+    "ntfy://unlisted-s3cret-topic answered 500": ["unlisted-s3cret-topic"],
+}
 WEBHOOK = "https://hooks.slack.com/services/T0AAA/B0BBB/slacksecretXYZ"
 ON_CHANGE = ["curl", "-s", "-X", "POST", "-d", WEBHOOK]  # a command of 6 arguments
 
 
-def leaks_in(text: str) -> list[str]:
-    return [leak for leaks in PLANTS.values() for leak in leaks if leak in text]
+def leaks_in(text: str, plants: dict[str, list[str]] = PLANTS) -> list[str]:
+    return [leak for leaks in plants.values() for leak in leaks if leak in text]
 
 
 def test_the_redactor_removes_every_planted_shape() -> None:
@@ -105,9 +112,11 @@ def test_the_bundle_holds_no_planted_secret(isolated_env: Path, tmp_path: Path) 
         f'gateway_dir = "{gateway_dir}"\n'
         'url = "https://gw.example.internal:5000"\n'
         "interval = 20\n"
+        f"notify_urls = {json.dumps(NOTIFY_URLS)}\n"
     )
     paths.log_dir().mkdir(parents=True, exist_ok=True)
-    planted = "\n".join(f"2026-12-01 INFO line {n}: {line}" for n, line in enumerate(PLANTS))
+    lines = [*PLANTS, *NOTIFY_PLANTS]
+    planted = "\n".join(f"2026-12-01 INFO line {n}: {line}" for n, line in enumerate(lines))
     paths.log_file().write_text(planted + "\n")
     gateway_log = log_of(gateway_dir)  # the configured folder's gateway log goes in
     gateway_log.write_text(planted + "\n")
@@ -125,6 +134,8 @@ def test_the_bundle_holds_no_planted_secret(isolated_env: Path, tmp_path: Path) 
         files = {name: bundle.read(name).decode() for name in bundle.namelist()}
     everything = "\n".join(files.values())
     assert not leaks_in(everything)
+    assert not leaks_in(everything, NOTIFY_PLANTS)
+    assert "notify_urls" in files["settings.json"]  # as a shape
     assert "clientportal.gw" not in files["settings.json"]  # a path, as a shape only
     settings = json.loads(files["settings.json"])
     assert settings["kept"]["interval"] == 20

@@ -12,7 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cpgw_tray.hooks import RING, Hooks
+from cpgw_tray.children import RING
+from cpgw_tray.hooks import Hooks
 from cpgw_tray.status import LOOKS, State, Status
 
 from ..conftest import wait_for

@@ -259,7 +259,7 @@ def run_spec(platform: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     icons: list[Path] = []
     hooks_module = types.ModuleType("PyInstaller.utils.hooks")
     hooks_module.collect_submodules = lambda name: [name]  # type: ignore[attr-defined]
-    hooks_module.collect_data_files = lambda name: []  # type: ignore[attr-defined]
+    hooks_module.collect_data_files = lambda name, **_: []  # type: ignore[attr-defined]
     for name in ("PyInstaller", "PyInstaller.utils"):
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     monkeypatch.setitem(sys.modules, "PyInstaller.utils.hooks", hooks_module)

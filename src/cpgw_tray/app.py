@@ -217,6 +217,8 @@ def run_tray(
                 app.listeners.append(outlet)
                 outlet.attach(app.client)
                 outlet.start()
+            if history is not None:
+                history.started()
             app.start(backend)
         except Exception:
             log.exception("the tray could not start")
@@ -235,6 +237,8 @@ def run_tray(
     watcher.stop()
     for app in built:
         app.quit()
+        if app.history is not None:
+            app.history.stopped()
     for outlet in outlets:
         outlet.stop()
     return EXIT_USAGE if problem and not built else 0

@@ -25,13 +25,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psutil
 
 from . import paths
 from .config import ConfigError, read_conf_yaml
 from .constants import EXIT_FAILED, EXIT_NOT_PERMITTED, MAIN_CLASS
+from .locks import held
 
 log = logging.getLogger(__name__)
 
@@ -320,52 +321,14 @@ def folder_lock(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the start lock of ``folder`` (a lock file in the state folder, released by the
     system if this process dies), so concurrent starts launch one gateway."""
     path = lock_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        deadline = time.monotonic() + timeout
-        while not _try_lock(handle):
-            if time.monotonic() > deadline:
-                raise LaunchError(
-                    f"another start of the gateway in {folder} is still under way "
-                    f"(lock {path}); try again in a moment"
-                )
-            time.sleep(0.05)
-        try:
-            yield
-        finally:
-            _unlock(handle)
-
-
-def _try_lock(handle: IO[bytes]) -> bool:
-    if sys.platform == "win32":
-        import msvcrt
-
-        handle.seek(0)
-        try:
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    import fcntl
-
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _unlock(handle: IO[bytes]) -> None:
-    if sys.platform == "win32":
-        import msvcrt
-
-        handle.seek(0)
-        with contextlib.suppress(OSError):
-            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-        return
-    import fcntl
-
-    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        with held(path, timeout):
+            yield
+    except TimeoutError:
+        raise LaunchError(
+            f"another start of the gateway in {folder} is still under way "
+            f"(lock {path}); try again in a moment"
+        ) from None
 
 
 # ------------------------------------------------------------------------ stopping

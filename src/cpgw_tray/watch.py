@@ -149,7 +149,8 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     log_path = logs.to_file(config.log_level)
     logs.catch_uncaught()
     stop = threading.Event()
-    printer = Printer(out, args.json, stop, History(paths.history_file(), "watch"))
+    history = History(paths.history_file(), "watch")
+    printer = Printer(out, args.json, stop, history)
     outlets = Outlets(config, lambda: poller_view(poller))  # binds --serve's port now
 
     def on_status(status: Status) -> None:
@@ -168,6 +169,7 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     )
     restore = stop_on_signals(stop)
     outlets.start()
+    history.started()
     poller.start()
     try:
         wait_until(stop)
@@ -175,6 +177,7 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         pass
     finally:
         poller.stop()
+        history.stopped()
         outlets.stop()
         restore()
     if printer.pipe_closed and out is sys.stdout:

@@ -443,8 +443,8 @@ class TrayApp:
         threading.Thread(target=run, name="action", daemon=True).start()
 
     def toggle_notifications(self) -> None:
-        """Menu: notifications on or off, saved to the settings file."""
-        self.notifications = not self.notifications
-        if self.settings is not None:
-            self.settings.save("notifications", self.notifications)
+        """Menu: notifications on or off, saved to the settings file (else unchanged)."""
+        wanted = not self.notifications
+        if self.settings is None or self.settings.save("notifications", wanted):
+            self.notifications = wanted
         self.post_refresh()

@@ -31,8 +31,8 @@ def status(state: State, at: datetime) -> Status:
 def test_a_cut_last_line_costs_no_row_written_after_it() -> None:
     path = paths.history_file()
     History(path, "watch").record(status(State.READY, DAY))
-    with open(path, "ab") as out:
-        out.write(b'{"at": "2026-11-27T01:00:00.000Z", "state": "logged_o')  # a crash
+    with open(path, "ab") as cut:
+        cut.write(b'{"at": "2026-11-27T01:00:00.000Z", "state": "logged_o')  # a crash
     history = History(path, "watch")
     later = [State.LOGGED_OUT, State.READY, State.GATEWAY_DOWN]
     for n, state in enumerate(later, start=2):

@@ -44,7 +44,7 @@ AFTER_RESTART = "Not back after IBKR's restart: "
 
 
 class Saver(Protocol):
-    def save(self, name: str, value: Any) -> None: ...
+    def save(self, name: str, value: Any) -> bool: ...
 
 
 class Host(Protocol):

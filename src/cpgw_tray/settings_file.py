@@ -272,6 +272,7 @@ def _with_key(text: str, name: str, value: Any, path: Path) -> str:
     """``text`` with ``name`` set, in the file's own line endings."""
     import tomlkit
     from tomlkit.exceptions import ParseError
+    from tomlkit.items import Item
 
     crlf = "\r\n" in text
     plain = text.replace("\r\n", "\n") if crlf else text
@@ -287,8 +288,9 @@ def _with_key(text: str, name: str, value: Any, path: Path) -> str:
         line = plain[start:end].lstrip()[1:].lstrip(" \t")  # the key's line, uncommented
         note = ""
         try:
-            trivia = tomlkit.parse(line).item(name).trivia
-            note = trivia.comment_ws + trivia.comment if trivia.comment else ""
+            item = tomlkit.parse(line).item(name)
+            if isinstance(item, Item) and item.trivia.comment:
+                note = item.trivia.comment_ws + item.trivia.comment
         except (ParseError, KeyError):
             pass  # a sketch of a value, not TOML: the line is set, nothing to keep
         new = f"{name} = {tomlkit.item(value).as_string()}{note}"

@@ -43,6 +43,8 @@ HEARTBEAT = timedelta(minutes=5)  # the last finished check is saved at most thi
 EVENTS = ("started", "stopped")
 LOCK_TIMEOUT = 10.0  # seconds a writer waits for the other writer
 _CHUNK = 65536
+WINDOWS_LINK = sys.platform == "win32"  # no O_NOFOLLOW there: the link is looked at first
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass(frozen=True)
@@ -312,10 +314,6 @@ class History:
                 log.warning("cannot read the history %s: %s", path, exc)
         # a `stopped` row for a watcher that died is written later than rows after it
         yield from sorted(found, key=lambda row: row.at)
-
-
-WINDOWS_LINK = sys.platform == "win32"  # no O_NOFOLLOW there: the link is looked at first
-NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def _write_all(fd: int, data: bytes, size: int) -> None:

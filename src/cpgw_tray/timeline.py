@@ -155,7 +155,12 @@ def render(
             draw.text((px - 7, BAND_BOTTOM + 8), f"{hour.hour:02d}", fill=(0, 0, 0), font=small)
         hour += timedelta(hours=1)
     share = ready_share(parts)
-    ready = "no data" if share is None else f"ready {share * 100:.1f} % of the known time"
+    known = sum((b - a).total_seconds() for a, b, s in parts if s is not None) / 3600
+    ready = (
+        "not watched"
+        if share is None
+        else f"ready {share * 100:.1f} % of the {known:.1f} h watched"
+    )
     # plain ASCII punctuation: the bundled font has no dashes
     title = f"IBKR gateway, {hours} h to {end.astimezone(zone):%Y-%m-%d %H:%M}: {ready}"
     draw.text((LEFT, 18), title, fill=(0, 0, 0), font=font)

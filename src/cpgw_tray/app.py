@@ -218,6 +218,8 @@ def run_tray(
                 app.person.listeners.append(outlet.event)
                 outlet.attach(app.client)
                 outlet.start()
+            if history is not None:
+                history.started()
             app.start(backend)
         except Exception:
             log.exception("the tray could not start")
@@ -236,6 +238,8 @@ def run_tray(
     watcher.stop()
     for app in built:
         app.quit()
+        if app.history is not None:
+            app.history.stopped()
     for outlet in outlets:
         outlet.stop()
     return EXIT_USAGE if problem and not built else 0

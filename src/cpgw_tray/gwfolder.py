@@ -45,3 +45,22 @@ def found_folder(home: Path | None = None) -> Path | None:
         if not problems(path):
             return path
     return None
+
+
+GATEWAY_JAR = Path("dist/ibgroup.web.core.iblink.router.clientportal.gw.jar")
+SIMULATOR_MARK = b"Simulated Client Portal Gateway"  # the first lines of our scaffold's run.sh
+
+
+def is_gateway_folder(directory: Path) -> bool:
+    """Whether ``directory`` is a gateway's: IBKR's (``root/conf.yaml`` and the gateway's
+    jar in ``dist/``) or cpgw-tray's simulated one (``root/conf.yaml`` and our run
+    script). A process naming the main class elsewhere is nobody's gateway."""
+    try:
+        if not (directory / "root" / "conf.yaml").is_file():
+            return False
+        if (directory / GATEWAY_JAR).is_file():
+            return True
+        with open(directory / run_script(), "rb") as script:
+            return SIMULATOR_MARK in script.read(512)
+    except OSError:
+        return False

@@ -7,8 +7,11 @@ gateway folder. A record is trusted only while its session still has members cre
 after the recorded start: the recorded pid with the same start time, or, when ``run.sh``
 died first, the child it left (a session id is not reused while any member lives).
 A gateway started elsewhere is *adopted* only when a process has an argv element exactly
-equal to the main class and works in the gateway folder — never by a substring of a
-command line, so ``tail -f notes-<main class>.txt`` is nobody's gateway.
+equal to the main class and works in a gateway folder (IBKR's, with its jar, or our
+simulator's) — never by a substring of a command line or from any folder, so
+``tail -f notes-<main class>.txt`` or a ``grep <main class>`` in ~/notes is nobody's
+gateway. Another user's process whose folder the system hides is listed (stopping it is
+refused: exit 3), by a named folder only when it listens on that folder's port.
 """
 
 from __future__ import annotations
@@ -22,16 +25,18 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psutil
 
 from . import paths
 from .config import ConfigError, read_conf_yaml
 from .constants import EXIT_FAILED, EXIT_NOT_PERMITTED, MAIN_CLASS
+from .gwfolder import is_gateway_folder
+from .locks import held
 
 log = logging.getLogger(__name__)
 
@@ -275,13 +280,21 @@ def _run_script_parent(proc: psutil.Process, folder: str | None) -> int | None:
 
 
 def _foreign(procs: list[psutil.Process], claimed: set[int]) -> list[Gateway]:
+    """Gateways started elsewhere: the main class as an argv element of its own, in a
+    gateway folder; or with the folder hidden (another user's), never stoppable by us."""
     found = []
     for proc in procs:
         if proc.pid in claimed or MAIN_CLASS not in (proc.info["cmdline"] or []):
             continue  # `in` on the argv list: an exact element, never a substring
         folder = None
-        with contextlib.suppress(psutil.Error, OSError):
+        try:
             folder = str(Path(proc.cwd()).resolve())
+        except psutil.AccessDenied:
+            pass  # another user's: listed (stopping it is refused), its folder unknown
+        except (psutil.Error, OSError):
+            continue  # ended meanwhile
+        if folder is not None and not is_gateway_folder(Path(folder)):
+            continue  # `grep <main class>` in ~/notes is nobody's gateway
         port = None
         if folder is not None:
             with contextlib.suppress(ConfigError):
@@ -307,9 +320,32 @@ def running_gateways() -> list[Gateway]:
 
 
 def gateway_in(folder: Path) -> Gateway | None:
-    """The gateway running from ``folder`` (ours if there is one), else None."""
+    """The gateway running from ``folder`` (ours if there is one), else None. Another
+    user's gateway, whose folder the system hides, counts when it listens on the
+    folder's port: stopping it is then refused, as without a folder named."""
     resolved = str(folder.resolve())
-    return next((g for g in running_gateways() if g.folder == resolved), None)
+    running = running_gateways()
+    found = next((g for g in running if g.folder == resolved), None)
+    hidden = [g for g in running if g.folder is None]
+    if found is not None or not hidden:
+        return found
+    with contextlib.suppress(ConfigError):
+        port = read_conf_yaml(resolved)[0]
+        listeners = _listeners(port)
+        return next((replace(g, port=port) for g in hidden if listeners & {g.pid, None}), None)
+    return None
+
+
+def _listeners(port: int) -> set[int | None]:
+    """The pids listening on TCP ``port`` (None for a socket the system does not say
+    whose it is: another user's)."""
+    try:
+        conns = psutil.net_connections("tcp")
+    except (psutil.Error, OSError):
+        return set()
+    return {
+        c.pid for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+    }
 
 
 # ------------------------------------------------------------------------ one start at a time
@@ -320,52 +356,14 @@ def folder_lock(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the start lock of ``folder`` (a lock file in the state folder, released by the
     system if this process dies), so concurrent starts launch one gateway."""
     path = lock_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        deadline = time.monotonic() + timeout
-        while not _try_lock(handle):
-            if time.monotonic() > deadline:
-                raise LaunchError(
-                    f"another start of the gateway in {folder} is still under way "
-                    f"(lock {path}); try again in a moment"
-                )
-            time.sleep(0.05)
-        try:
+    try:
+        with held(path, timeout):
             yield
-        finally:
-            _unlock(handle)
-
-
-def _try_lock(handle: IO[bytes]) -> bool:
-    if sys.platform == "win32":
-        import msvcrt
-
-        handle.seek(0)
-        try:
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-    else:
-        import fcntl
-
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-    return True
-
-
-def _unlock(handle: IO[bytes]) -> None:
-    if sys.platform == "win32":
-        import msvcrt
-
-        handle.seek(0)
-        with contextlib.suppress(OSError):
-            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-    else:
-        import fcntl
-
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    except TimeoutError:
+        raise LaunchError(
+            f"another start of the gateway in {folder} is still under way "
+            f"(lock {path}); try again in a moment"
+        ) from None
 
 
 # ------------------------------------------------------------------------ stopping

@@ -150,7 +150,8 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     log_path = logs.to_file(config.log_level)
     logs.catch_uncaught()
     stop = threading.Event()
-    printer = Printer(out, args.json, stop, History(paths.history_file(), "watch"))
+    history = History(paths.history_file(), "watch")
+    printer = Printer(out, args.json, stop, history)
     outlets = Outlets(config, lambda: poller_view(poller))  # binds --serve's port now
 
     def on_status(status: Status) -> None:
@@ -173,6 +174,7 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     )
     restore = stop_on_signals(stop)
     outlets.start()
+    history.started()
     poller.start()
     try:
         wait_until(stop)
@@ -180,6 +182,7 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         pass
     finally:
         poller.stop()
+        history.stopped()
         outlets.stop()
         restore()
     if printer.pipe_closed and out is sys.stdout:

@@ -22,11 +22,12 @@ from cpgw_tray.config import load
 from cpgw_tray.ibkr_clock import next_token_reset
 from cpgw_tray.person import LOGIN_NEEDED
 from cpgw_tray.person_care import PAUSE_FILE, read_pause, write_pause
+from cpgw_tray.pipeline import Pipeline
 from cpgw_tray.poller import Poller
 from cpgw_tray.simulator import SimClock, Simulator
 from cpgw_tray.status import State
 from cpgw_tray.tray import TrayApp
-from cpgw_tray.watch import Printer, watch_poller
+from cpgw_tray.watch import Printer
 
 from .conftest import run_cli, status_json
 from .test_maintenance import Clocks, client, et, run_watch
@@ -47,15 +48,15 @@ def watching(
     config = load({"url": sim.url, "region": "na", **settings}, env={})
     out = io.StringIO()
     printer = Printer(out, as_json, threading.Event())
-    poller = watch_poller(
+    poller = Pipeline(
         config,
         client(sim, clocks),
         printer,
-        clocks,
+        clock=clocks,
         on_event=printer.event,
         pause_file=pause_file,
         wall=clocks.wall,
-    )
+    ).poller
     return poller, out
 
 

@@ -96,7 +96,6 @@ class PersonCare:
         self._wall = wall
         self._lock = threading.Lock()  # the poller's thread and the menu's
         self.last_ready: datetime | None = None
-        care.paused = self.paused
         self._read_pause()
 
     @classmethod
@@ -119,7 +118,7 @@ class PersonCare:
             wall=wall,
         )
 
-    def configure(self, config: Config) -> None:
+    def reconfigure(self, config: Config) -> None:
         """Settings changed while running: they apply from the next check."""
         with self._lock:
             self.policy.login_reminder = config.login_reminder

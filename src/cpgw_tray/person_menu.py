@@ -26,15 +26,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import maintenance
 from .menu import SEPARATOR, Entry
 from .person import POLICIES, Event, needs_login
-from .person_care import PersonCare
 from .status import State, Status
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from .backends import Backend
-    from .config import Config
-    from .session import SessionCare
+    from .person_care import PersonCare
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +70,6 @@ class PersonItems:
         self._which = which
         self._pending: list[Event] = []
         self._lock = threading.Lock()
-
-    def care(
-        self,
-        session: SessionCare,
-        config: Config,
-        pause_file: Path | None,
-        wall: Callable[[], datetime],
-    ) -> PersonCare:
-        """The policy on the tray's checks, its events kept for :meth:`announce`."""
-        return PersonCare.from_config(
-            session, config, self.receive, pause_file=pause_file, wall=wall
-        )
 
     # ---------------------------------------------------------------- notifications
     def receive(self, event: Event) -> None:

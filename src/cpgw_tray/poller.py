@@ -90,6 +90,7 @@ class Poller:
         log_path: str | Path | None = None,
         url: str = "",
         look_every: float = LOOK_EVERY,
+        keepalive_paused: Callable[[], bool] = lambda: False,
     ) -> None:
         for name, value in (("interval", interval), ("look_every", look_every)):
             if not (math.isfinite(value) and value > 0):
@@ -126,9 +127,25 @@ class Poller:
         self._stale_shown = False
         self.threads: list[threading.Thread] = []
         # True while the person paused session care: checks go on, tickles do not.
-        self.keepalive_paused: Callable[[], bool] = lambda: False
+        self.keepalive_paused = keepalive_paused
 
     # ------------------------------------------------------------------ control
+    def reconfigure(self, *, interval: float, keepalive: float, timeout: float) -> None:
+        """Saved settings, from the next wait on; a shorter interval checks at once (the
+        wait under way is the old, longer one). ``timeout``: a verdict stays fresh for a
+        reply's wait too."""
+        shorter = interval < self.interval
+        with self._lock:
+            self.interval = interval
+            self.keepalive = keepalive if self._tickle is not None else 0.0
+            self.timeout = timeout
+        if shorter:
+            self.check_now()
+
+    def pause_keepalive_when(self, paused: Callable[[], bool]) -> None:
+        """Ask ``paused`` before each tickle (the person's pause of session care)."""
+        self.keepalive_paused = paused
+
     def start(self) -> None:
         self.threads = [
             threading.Thread(target=self._run, name="poller", daemon=True),

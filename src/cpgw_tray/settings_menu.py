@@ -167,21 +167,7 @@ class SettingsItems:
         changed = [key for key in KEYS if getattr(old, key) != getattr(new, key)]
         later = [key for key in changed if key in RESTART_KEYS]
         live = [key for key in changed if key not in RESTART_KEYS]
-        app.config = replace(new, **{key: getattr(old, key) for key in later})
-        if "notifications" in live:
-            app.notifications = new.notifications
-        if "auto_reauth" in live:
-            app.care.auto_reauth = new.auto_reauth
-        if {"login_reminder", "on_competing", "compete_after"} & set(live):
-            app.person.configure(new)
-        if "timeout" in live:
-            app.client.timeout = new.timeout
-            app.poller.timeout = new.timeout  # a verdict stays fresh for a reply's wait too
-        if "interval" in live or "keepalive" in live:
-            app.poller.interval = new.interval
-            app.poller.keepalive = new.keepalive
-            if new.interval < old.interval:  # the wait under way is the old, longer one
-                app.poller.check_now()
+        app.reconfigure(replace(new, **{key: getattr(old, key) for key in later}))
         self.problem = None
         self.restart_needed = sorted({*self.restart_needed, *later})
         if live:

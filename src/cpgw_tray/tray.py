@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import maintenance, opener, rows
-from .maintenance import IbkrClock
 from .menu import SEPARATOR, Entry, signature
 from .person_menu import PersonItems
-from .poller import Poller
-from .session import SessionCare
+from .pipeline import Pipeline
 from .status import SESSION_STATES, State, Status, unknown
 from .urls import gateway_root
 
@@ -35,6 +33,7 @@ if TYPE_CHECKING:
     from .history import History
     from .ibkr_clock import Window
     from .icons import Icon
+    from .poller import Poller
 
 log = logging.getLogger(__name__)
 
@@ -101,21 +100,20 @@ class TrayApp:
         self.status = unknown(config.url)
         self.since = now()
         self.backend: Backend | None = None
-        self.ibkr = IbkrClock.from_config(config)
-        self.care = SessionCare(client, auto_reauth=config.auto_reauth, ibkr=self.ibkr)
         self.person_items = PersonItems(self)  # the person policy's notifications and rows
-        self.person = self.person_items.care(self.care, config, pause_file, self._wall)
-        self.poller = poller or Poller(
-            self.person.check,
+        self.pipeline = Pipeline(
+            config,
+            client,
             self.on_status,
-            interval=config.interval,
-            tickle=self.person.tickle,
-            keepalive=config.keepalive,
-            timeout=config.timeout,
+            on_event=self.person_items.receive,
+            pause_file=pause_file,
+            wall=self._wall,
             log_path=log_path,
-            url=config.url,
+            poller=poller,
         )
-        self.poller.keepalive_paused = self.person.paused
+        # the pipeline's parts, read by the menu's items (written only by its reconfigure)
+        self.ibkr, self.care = self.pipeline.ibkr, self.pipeline.care
+        self.person, self.poller = self.pipeline.person, self.pipeline.poller
         self.last_action: str | None = None  # the outcome of the last menu action
         # Also told of every status, on the poller's thread (the health endpoint, hooks).
         self.listeners: list[Callable[[Status], None]] = []
@@ -182,6 +180,13 @@ class TrayApp:
     def refresh(self) -> None:
         """Tray thread: re-apply the current snapshot (after a menu toggle)."""
         self.apply(self.status)
+
+    def reconfigure(self, config: Config) -> None:
+        """Tray thread: saved settings, to the tray's own and to the pipeline's parts."""
+        if config.notifications != self.config.notifications:
+            self.notifications = config.notifications
+        self.config = config
+        self.pipeline.reconfigure(config)
 
     def apply(self, status: Status) -> None:
         """Tray thread: the one place that changes the tray."""

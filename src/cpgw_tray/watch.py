@@ -17,8 +17,6 @@ import json
 import logging
 import sys
 import threading
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from .commands import human
@@ -28,13 +26,9 @@ from .status import Status
 
 if TYPE_CHECKING:
     from datetime import datetime
-    from pathlib import Path
 
-    from .config import Config
-    from .gateway import GatewayClient
     from .history import History
     from .person import Event
-    from .poller import Poller
 
 log = logging.getLogger(__name__)
 
@@ -101,43 +95,6 @@ def _stamp(at: datetime | None) -> str:
     return at.astimezone().strftime("%H:%M:%S") if at else "--:--:--"
 
 
-def watch_poller(
-    config: Config,
-    client: GatewayClient,
-    on_status: Callable[[Status], None],
-    clock: Callable[[], float] = time.monotonic,
-    log_path: Path | None = None,
-    *,
-    on_event: Callable[[Event], None] = lambda event: None,
-    pause_file: Path | None = None,
-    wall: Callable[[], datetime] | None = None,
-) -> Poller:
-    """What ``watch`` runs: checks and keep-alive with session care, IBKR's clock and
-    the person policy (its events to ``on_event``; a pause read from ``pause_file``)."""
-    from .maintenance import IbkrClock
-    from .person_care import PersonCare
-    from .poller import Poller
-    from .session import SessionCare
-
-    ibkr = IbkrClock.from_config(config)
-    care = SessionCare(client, auto_reauth=config.auto_reauth, ibkr=ibkr, clock=clock)
-    extra = {"wall": wall} if wall is not None else {}
-    person = PersonCare.from_config(care, config, on_event, pause_file=pause_file, **extra)
-    poller = Poller(
-        person.check,
-        on_status,
-        interval=config.interval,
-        tickle=person.tickle,
-        keepalive=config.keepalive,
-        timeout=config.timeout,
-        clock=clock,
-        log_path=log_path,
-        url=config.url,
-    )
-    poller.keepalive_paused = person.paused
-    return poller
-
-
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     """Print a line at each change until stopped; exit 0."""
     from . import logs, paths
@@ -145,6 +102,7 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     from .history import History
     from .outlets import Outlets, poller_view
     from .person_care import pause_path
+    from .pipeline import Pipeline
 
     config = resolve(args)
     log_path = logs.to_file(config.log_level)
@@ -164,14 +122,9 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
 
     client = client_for(config)
     outlets.attach(client)
-    poller = watch_poller(
-        config,
-        client,
-        on_status,
-        log_path=log_path,
-        on_event=on_event,
-        pause_file=pause_path(),
-    )
+    poller = Pipeline(
+        config, client, on_status, log_path=log_path, on_event=on_event, pause_file=pause_path()
+    ).poller
     restore = stop_on_signals(stop)
     outlets.start()
     history.started()

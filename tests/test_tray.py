@@ -41,7 +41,8 @@ from cpgw_tray.status import (
     Status,
     classify_reply,
 )
-from cpgw_tray.tray import TrayApp, tooltip
+from cpgw_tray.tray import TrayApp
+from cpgw_tray.tray_view import tooltip
 from cpgw_tray.wording import duration, http_reply, summarise_body
 
 from .conftest import control

@@ -23,14 +23,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import maintenance
 from .menu import SEPARATOR, Entry
 from .person import POLICIES, Event, needs_login
-from .status import State, Status
+from .status import State
 
 if TYPE_CHECKING:
     from .backends import Backend
     from .person_care import PersonCare
+    from .tray_view import View
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +116,18 @@ class PersonItems:
         return False
 
     # ---------------------------------------------------------------- menu
-    def head(self, status: Status) -> list[Entry]:
+    def head(self, view: View) -> list[Entry]:
         """The first item while a person must log in."""
-        if needs_login(status) and not maintenance.expected_drop(status):
+        if needs_login(view.status) and not view.expected:
             return [Entry("Log in now…", self.app.open_login)]
         return []
 
-    def entries(self, status: Status) -> list[Entry]:
+    def entries(self, view: View) -> list[Entry]:
+        status = view.status
         person = self.app.person
         policy, now = person.policy, person.now()
         items: list[Entry] = []
-        if needs_login(status) and not maintenance.expected_drop(status):
+        if needs_login(status) and not view.expected:
             if policy.snoozed(now) and policy.snoozed_until is not None:
                 text = f"Login reminders snoozed until {_hhmm(policy.snoozed_until)}"
                 items.append(Entry(text, enabled=False))

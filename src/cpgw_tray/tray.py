@@ -19,11 +19,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import maintenance, opener, rows
+from . import opener, tray_view
 from .menu import SEPARATOR, Entry, signature
 from .person_menu import PersonItems
 from .pipeline import Pipeline
 from .status import SESSION_STATES, State, Status, unknown
+from .tray_view import View
 from .urls import gateway_root
 
 if TYPE_CHECKING:
@@ -31,25 +32,10 @@ if TYPE_CHECKING:
     from .config import Config
     from .gateway import GatewayClient, Outcome
     from .history import History
-    from .ibkr_clock import Window
     from .icons import Icon
     from .poller import Poller
 
 log = logging.getLogger(__name__)
-
-TOOLTIP_LIMIT = 127  # win32 raises ValueError beyond this
-NO_ACTION = " — no action needed"
-
-
-def tooltip(status: Status, headline: str | None = None) -> str:
-    """``IBKR gateway: Ready — checked 12:01:05 (3 ms)``, cut to the win32 limit;
-    ``headline`` replaces the label (an IBKR restart window's words)."""
-    text = f"IBKR gateway: {headline or status.label}"
-    if status.checked_at is not None:
-        text += f" — checked {status.checked_at.astimezone().strftime('%H:%M:%S')}"
-    if status.latency_ms is not None:
-        text += f" ({status.latency_ms:.0f} ms)"
-    return text if len(text) <= TOOLTIP_LIMIT else text[: TOOLTIP_LIMIT - 1] + "…"
 
 
 class GatewayItems(Protocol):
@@ -68,6 +54,18 @@ class SettingsPart(Protocol):
 
 
 # ------------------------------------------------------------------------ the app
+
+
+def worth_telling(known: State | None, status: Status, quiet: bool) -> bool:
+    """A notification for ``status`` after the last known state ``known``: changes into
+    and out of ``ready`` between known states — not the first verdict after start, not a
+    verdict gone stale (grey for a moment after a resume), while a drop seen after a stale
+    spell still counts. None while ``quiet`` (inside an IBKR restart window and for 5
+    minutes after it): the change is judged against the state before the window, so one
+    notification follows only when the session has not come back."""
+    if status.state is State.UNKNOWN or quiet or known is None or known is status.state:
+        return False
+    return State.READY in (known, status.state)
 
 
 class TrayApp:
@@ -188,8 +186,19 @@ class TrayApp:
         self.config = config
         self.pipeline.reconfigure(config)
 
+    def view(self) -> View:
+        """What the tray shows for the current snapshot (computed once per apply)."""
+        return tray_view.compute(
+            self.status,
+            since=self.since,
+            last_action=self.last_action,
+            ibkr=self.ibkr,
+            wall=self._wall,
+            latest=lambda: self.status,
+        )
+
     def apply(self, status: Status) -> None:
-        """Tray thread: the one place that changes the tray."""
+        """Tray thread: the one place that changes the tray; it renders the view."""
         backend = self.backend
         if backend is None or self.quitting.is_set():
             return
@@ -198,73 +207,46 @@ class TrayApp:
             self.since = self._now()
             self.last_action = None  # the new state says how the action went
         self.status = status
-        said = self.person_items.announce(self._was_quiet)  # before the menu: it may note
-        window = self._expected_window(status)
-        icon: Icon = maintenance.ICON if window else status.state
-        if icon != self._shown_icon:
-            log.debug("icon: %s", icon)
-            backend.set_icon(icon)
-            self._shown_icon = icon
-        title = tooltip(status, window.label + NO_ACTION if window else None)
-        if title != self._shown_title:
-            backend.set_title(title)
-            self._shown_title = title
-        entries = self.entries()
+        said = self.person_items.announce(self._was_quiet)  # before the view: it may note
+        known, was_quiet = self._remember(status)
+        view = self.view()
+        if view.icon != self._shown_icon:
+            log.debug("icon: %s", view.icon)
+            backend.set_icon(view.icon)
+            self._shown_icon = view.icon
+        if view.tooltip != self._shown_title:
+            backend.set_title(view.tooltip)
+            self._shown_title = view.tooltip
+        entries = self.entries(view)
         menu = signature(entries, live=backend.live_menu)
         if menu != self._shown_menu:
             backend.set_menu(entries)
             self._shown_menu = menu
         else:  # the same rows: their countdowns may have moved
             backend.refresh_live()
-        was_quiet = self._was_quiet
-        if self._should_notify(status) and not said:
+        wanted = self.notifications and backend.has_notification
+        if wanted and worth_telling(known, status, self._was_quiet) and not said:
             after = "Not back after IBKR's restart: " if was_quiet else ""
             backend.notify(f"{after}{status.label}. {status.detail}", "IBKR gateway")
 
-    def _should_notify(self, status: Status) -> bool:
-        """Changes into and out of ``ready`` between known states: not the first verdict
-        after start, and not a verdict gone stale (grey for a moment after a resume),
-        while a drop seen after a stale spell still counts. Quiet inside an IBKR restart
-        window and for 5 minutes after it: the change is judged against the state before
-        the window, so one notification follows only when the session has not come back."""
-        if status.state is State.UNKNOWN:
-            return False
-        self._was_quiet = quiet = self.ibkr.quiet(status)
-        if quiet:
-            return False
-        known, self._known = self._known, status.state
-        if not self.notifications or self.backend is None or not self.backend.has_notification:
-            return False
-        if known is None or known is status.state:
-            return False
-        return State.READY in (known, status.state)
-
-    def _expected_window(self, status: Status) -> Window | None:
-        """The restart window that explains this state (shown with its own look)."""
-        return self.ibkr.window(status) if maintenance.expected_drop(status) else None
-
-    def _head(self, status: Status) -> list[str]:
-        """The status row and its explanation, as many rows in every opening."""
-        detail = rows.detail_rows(status)
-        window = self._expected_window(status)
-        if window is None:
-            return [f"Status: {status.label}", *detail]
-        head = [  # the detail's advice (log in, restart) would be wrong here
-            window.label + NO_ACTION,
-            f"Status: {status.label} (expected during the restart)",
-            "Checks once a minute until the session is back",
-        ]
-        return head + [" "] * (1 + len(detail) - len(head))
+    def _remember(self, status: Status) -> tuple[State | None, bool]:
+        """Keep the last known state and whether it came in a restart window's quiet;
+        returns both as they were before ``status``. A grey verdict changes neither."""
+        before = self._known, self._was_quiet
+        if status.state is not State.UNKNOWN:
+            self._was_quiet = self.ibkr.quiet(status)
+            if not self._was_quiet:
+                self._known = status.state
+        return before
 
     # ---------------------------------------------------------------- menu
-    def entries(self) -> list[Entry]:
-        """The menu, as a function of the current snapshot. Each state has a fixed row
-        layout: a fact not known says so, so rows never move between openings."""
-        status = self.status
+    def entries(self, view: View | None = None) -> list[Entry]:
+        """The menu for ``view`` (default: the current snapshot's). Each state has a
+        fixed row layout: a fact not known says so, so rows never move between openings."""
+        view = view or self.view()
+        status = view.status
         state = status.state
-        items = [*self.person_items.head(status)]
-        items += [Entry(line, enabled=False) for line in self._head(status)]
-        items += self._facts()
+        items = [*self.person_items.head(view), *view.rows]
         items += [SEPARATOR, Entry("Check now", self.check_now, default=True)]
         answers = status.http_status is not None and state is not State.ACCESS_DENIED
         items.append(Entry("Open login page", self.open_login, enabled=answers))
@@ -276,7 +258,7 @@ class TrayApp:
             items.append(Entry("Reauthenticate", self.reauthenticate, enabled=can))
         end = Entry("Yes, end the session", self.logout)
         items.append(Entry("Log out…", submenu=(end,), enabled=state in SESSION_STATES))
-        items += [*self.person_items.entries(status), SEPARATOR]
+        items += [*self.person_items.entries(view), SEPARATOR]
         if self.gateway is not None:
             items += [*self.gateway.entries(), SEPARATOR]
         if self.extra_entries is not None:
@@ -291,52 +273,10 @@ class TrayApp:
         ]
         return items
 
-    def _facts(self) -> list[Entry]:
-        """Rows about the session, the same rows for every opening in a state: since
-        when, which account, time left (live countdowns), the last action's outcome."""
-        status = self.status
-        state = status.state
-        # what the last action came to (blank until there is one: the row stays put)
-        last = Entry(self.last_action or " ", enabled=False)
-        if state is State.UNKNOWN:  # nothing known yet but what an action said
-            return [last]
-        since = self.since.astimezone().strftime("%H:%M")
-        facts = [
-            Entry(
-                f"Authenticated since {since}" if state is State.READY else f"Since {since}",
-                enabled=False,
-            )
-        ]
-        if state in SESSION_STATES:
-            kind = {True: "paper", False: "live", None: "paper or live unknown"}[status.paper]
-            account = f"{status.account} ({kind})" if status.account else "unknown"
-            facts.append(Entry(f"Account: {account}", enabled=False))
-            facts.append(Entry(f"Server: {status.server_name or 'unknown'}", enabled=False))
-            facts.append(self._live(self._login_left, every=15.0))
-        if state is State.RATE_LIMITED:
-            facts.append(self._live(self._next_check, every=1.0))
-        if self.ibkr.enabled:  # the restart now or next, and the weekly full login
-            told = self._expected_window(status) is not None  # the head says the window
-            facts.append(self._live(lambda: rows.restart_row(self.ibkr, self._wall(), told), 15.0))
-            facts.append(self._live(lambda: rows.token_row(self.ibkr, self._wall()), 15.0))
-        facts.append(Entry(self.ibkr.choice.text, enabled=False))
-        facts.append(last)
-        return facts
-
-    @staticmethod
-    def _live(text: Callable[[], str], every: float) -> Entry:
-        return Entry(text(), enabled=False, live=text, every=every)
-
     def _wall(self) -> datetime:
         """Now, with a time zone (the injected clock may give a naive local time)."""
         now = self._now()
         return now if now.tzinfo is not None else now.astimezone()
-
-    def _login_left(self) -> str:
-        return rows.login_left(self.status, self._wall())
-
-    def _next_check(self) -> str:
-        return rows.next_check(self.status, self._wall())
 
     def check_now(self) -> None:
         """Menu: check at once (coalesced with a check already running)."""

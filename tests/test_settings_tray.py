@@ -7,6 +7,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from cpgw_tray.menu import Entry
 from cpgw_tray.poller import Poller
 from cpgw_tray.settings_file import default_text
 from cpgw_tray.settings_menu import SettingsItems, open_settings, show_bad_settings
+from cpgw_tray.settings_table import LIVE_KEYS
 from cpgw_tray.settings_watch import SettingsWatcher
 from cpgw_tray.status import State
 from cpgw_tray.tray import TrayApp
@@ -89,6 +93,34 @@ def entry(backend: FakeBackend, text: str) -> Entry:
     found = [e for e in backend.menu if e.text == text]
     assert found, f"no {text!r} in {[e.text for e in backend.menu]}"
     return found[0]
+
+
+# What a running tray shows for each key it applies live, once the key changed.
+LIVE_CHANGES: dict[str, tuple[object, Callable[[TrayApp], object]]] = {
+    "timeout": (4.0, lambda app: (app.client.timeout, app.poller.timeout) == (4, 4)),
+    "interval": (7.0, lambda app: app.poller.interval == 7),
+    "keepalive": (20.0, lambda app: app.poller.keepalive == 20),
+    "notifications": (False, lambda app: app.notifications is False),
+    "auto_reauth": (False, lambda app: app.care.auto_reauth is False),
+    "login_reminder": (120.0, lambda app: app.person.policy.login_reminder == 120),
+    "on_competing": ("take_back", lambda app: app.person.policy.on_competing == "take_back"),
+    "compete_after": (
+        120.0,
+        lambda app: app.person.policy.compete_after == timedelta(seconds=120),
+    ),
+}
+
+
+@pytest.mark.parametrize("key", sorted(LIVE_KEYS))
+def test_every_live_key_is_applied_through_reconfigure(tmp_path: Path, key: str) -> None:
+    """Issue 22: each key the settings table marks live reaches its running part through
+    ``reconfigure`` alone, and no key is left out of this check."""
+    assert set(LIVE_CHANGES) == LIVE_KEYS, "say how the new live key shows in LIVE_CHANGES"
+    app, _, _ = tray_with_settings(save(tmp_path / "config.toml", ""))
+    value, applied = LIVE_CHANGES[key]
+    assert not applied(app)
+    app.reconfigure(replace(app.config, **{key: value}))
+    assert applied(app), key
 
 
 def test_notifications_toggle_survives_a_restart_and_keeps_comments(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import argparse
 from typing import Any, NoReturn
 
 from .config import Config, load
+from .settings_table import FLAGS
 
 
 class UsageError(Exception):
@@ -23,9 +24,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-SHARED = ("url", "timeout", "ca_bundle", "insecure", "interval", "keepalive")
 
 
 def add_shared(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
@@ -116,14 +114,8 @@ def add_outlets(parser: argparse.ArgumentParser) -> None:
 
 def resolve(args: argparse.Namespace, **extra: Any) -> Config:
     """Settings from every source, the command line last."""
-    overrides: dict[str, Any] = {key: getattr(args, key, None) for key in SHARED}
-    for key in (
-        "serve",
-        "serve_hosts",
-        "on_change",
-        "on_event",
-    ):  # only where add_outlets() added them
-        overrides[key] = getattr(args, key, None)
+    # every key with a flag (the outlets' only where add_outlets() added them)
+    overrides: dict[str, Any] = {key: getattr(args, key, None) for key in FLAGS}
     urls = [
         *(getattr(args, "notify_urls", None) or ()),
         *(getattr(args, "notify_urls_after", None) or ()),

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from .config import KEYS, ConfigError
 from .menu import SEPARATOR, Entry
 from .opener import open_path
-from .settings_file import RESTART_KEYS, init_file, remove_stale_temps, set_key
+from .settings_file import init_file, remove_stale_temps, set_key
+from .settings_table import RESTART_KEYS
 from .status import State
 
 if TYPE_CHECKING:

@@ -36,8 +36,9 @@ def test_the_settings_table_is_the_one_declaration() -> None:
         assert declared[setting.name].default == setting.default, setting.name
         assert CHECKS[setting.name] is setting.check
     assert set(KEYS) == LIVE_KEYS | RESTART_KEYS and not LIVE_KEYS & RESTART_KEYS
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for command in ("tray", "watch"):
+        top = build_parser([command])._actions
+        sub = next(a for a in top if isinstance(a, argparse._SubParsersAction))
         parser = sub.choices[command]
         accepted = {o: a.dest for a in parser._actions for o in a.option_strings}
         for key, flag in FLAGS.items():  # each flag reaches its key (--notify adds up)

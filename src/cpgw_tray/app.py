@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from .config import file_path
 from .constants import EXIT_UNAVAILABLE, EXIT_USAGE
-from .options import add_outlets, add_shared, resolve
+from .options import add_outlets, resolve
 
 if TYPE_CHECKING:
     from .backends import PystrayBackend
@@ -33,14 +33,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    tray = sub.add_parser("tray", help="show the tray icon (the default)")
-    add_shared(tray)
-    add_outlets(tray)
-    tray.set_defaults(func=cmd_tray)
-    demo = sub.add_parser("demo", help="the tray with a simulated gateway, for a first look")
-    add_shared(demo)
-    demo.set_defaults(func=cmd_demo)
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """``tray`` (the default) and ``demo``: their own options (:mod:`cpgw_tray.cli`)."""
+    if name == "tray":
+        add_outlets(parser)
+    parser.set_defaults(func=cmd_tray if name == "tray" else cmd_demo)
 
 
 def cmd_tray(args: argparse.Namespace, out: TextIO) -> int:

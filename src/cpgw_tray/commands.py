@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TextIO
 
-from .options import add_shared, resolve
+from .options import resolve
 from .status import Status
 
 
@@ -22,30 +22,18 @@ def human(status: Status) -> str:
     return f"{status.state.value}: {status.label} — {status.detail} [{status.url}{latency}]"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    status = sub.add_parser(
-        "status", help="check once, print the state, exit with its code", description=None
-    )
-    add_shared(status)
-    status.add_argument("--json", action="store_true", help="print one JSON object")
-    status.set_defaults(func=cmd_status)
-
-    reauth = sub.add_parser("reauth", help="start the brokerage session again (ssodh/init)")
-    add_shared(reauth)
-    reauth.add_argument(
-        "--take-over",
-        action="store_true",
-        help="take the session over from TWS, the phone or the web (logs them out)",
-    )
-    reauth.set_defaults(func=cmd_action)
-
-    logout = sub.add_parser("logout", help="end the gateway session")
-    add_shared(logout)
-    logout.set_defaults(func=cmd_action)
-
-    opener = sub.add_parser("open", help="open the gateway's login page in the browser")
-    add_shared(opener)
-    opener.set_defaults(func=cmd_open)
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """``status``, ``reauth``, ``logout`` and ``open``: their own options."""
+    if name == "status":
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+    if name == "reauth":
+        parser.add_argument(
+            "--take-over",
+            action="store_true",
+            help="take the session over from TWS, the phone or the web (logs them out)",
+        )
+    funcs = {"status": cmd_status, "reauth": cmd_action, "logout": cmd_action}
+    parser.set_defaults(func=funcs.get(name, cmd_open))
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:

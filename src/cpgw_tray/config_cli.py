@@ -12,17 +12,14 @@ from typing import TextIO
 
 from .config import KEYS, Config, file_path
 from .constants import EXIT_CANT_CREATE, EXIT_OK
-from .options import add_shared, resolve
+from .options import resolve
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser(
-        "config",
-        help="show the settings and where each comes from (--path, --init, --edit)",
-        description="Show the settings that apply and where each comes from: the default, "
-        "the file and line, an environment variable or the command line.",
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Show the settings that apply and where each comes from: the default, "
+        "the file and line, an environment variable or the command line."
     )
-    add_shared(parser)
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--path", action="store_true", help="print the settings file's path")
     what.add_argument(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
-from .options import add_shared, resolve
+from .options import resolve
 
 if TYPE_CHECKING:
     from .config import Config
@@ -247,16 +247,12 @@ def clock_check(date_header: str | None, now: datetime) -> Check:
     )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    doctor = sub.add_parser(
-        "doctor", help="check the set-up, each verdict with its fix; exit 0 all good, 3 not"
-    )
-    add_shared(doctor)
-    doctor.add_argument("--dir", metavar="D", help="the clientportal.gw folder to check")
-    doctor.add_argument(
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", metavar="D", help="the clientportal.gw folder to check")
+    parser.add_argument(
         "--bundle", metavar="FILE.zip", help="also write a diagnostics bundle for support"
     )
-    doctor.set_defaults(func=cmd_doctor)
+    parser.set_defaults(func=cmd_doctor)
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:

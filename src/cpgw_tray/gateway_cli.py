@@ -26,7 +26,7 @@ from .constants import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
-from .options import Parser, UsageError, add_shared
+from .options import Parser, UsageError, shared_options
 
 if TYPE_CHECKING:
     from .identity import Gateway
@@ -84,16 +84,11 @@ def _positive(text: str) -> int:
     return value
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    gateway = sub.add_parser(
-        "gateway",
-        help="start, stop and inspect the gateway process",
-        description="Start, stop and inspect the Client Portal Gateway process.",
-        epilog=_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_shared(gateway)
-    gsub = gateway.add_subparsers(
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.description = "Start, stop and inspect the Client Portal Gateway process."
+    parser.epilog = _epilog()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    gsub = parser.add_subparsers(
         dest="gateway_command", metavar="ACTION", parser_class=Parser, required=True
     )
     for name, text in ACTIONS:
@@ -103,8 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             description=text,
             epilog=_epilog(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[shared_options()],
         )
-        add_shared(action)
         action.add_argument(
             "--dir",
             metavar="D",
@@ -125,7 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             action.add_argument(
                 "-n", "--lines", type=_positive, default=40, metavar="N", help="last N lines (40)"
             )
-    gateway.set_defaults(func=cmd_gateway)
+    parser.set_defaults(func=cmd_gateway)
 
 
 def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:

@@ -10,26 +10,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .options import UsageError, add_shared, resolve
+from .options import UsageError, resolve
 
 if TYPE_CHECKING:
     from .config import Config
     from .history import History, Row
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    history = sub.add_parser(
-        "history", help="the state changes seen by the tray and watch (table, JSON, picture)"
-    )
-    add_shared(history)
-    history.add_argument(
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--since", default="24h", metavar="WHEN", help="24h, 90m, 7d or an ISO time (24h)"
     )
-    history.add_argument("--json", action="store_true", help="print JSON Lines")
-    history.add_argument(
+    parser.add_argument("--json", action="store_true", help="print JSON Lines")
+    parser.add_argument(
         "--png", metavar="FILE", help="write the 24 h timeline picture to FILE instead"
     )
-    history.set_defaults(func=cmd_history)
+    parser.set_defaults(func=cmd_history)
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO) -> int:

@@ -9,17 +9,14 @@ import sys
 from typing import TextIO
 
 from .constants import EXIT_NOT_SENT, EXIT_OK, EXIT_USAGE
-from .options import UsageError, add_shared, resolve
+from .options import UsageError, resolve
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser(
-        "notify",
-        help="send a test message to each phone/chat URL (--test)",
-        description="Send one test message to each Apprise URL of notify_urls and --notify; "
-        "exit 0 when all went, 3 when any failed, 64 when none is set or Apprise is missing.",
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Send one test message to each Apprise URL of notify_urls and --notify; "
+        "exit 0 when all went, 3 when any failed, 64 when none is set or Apprise is missing."
     )
-    add_shared(parser)
     parser.add_argument("--test", action="store_true", help="send the test message")
     parser.set_defaults(func=cmd_notify)
 

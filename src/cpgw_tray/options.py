@@ -79,6 +79,13 @@ def add_shared(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     )
 
 
+def shared_options() -> Parser:
+    """The shared options as a parent for a sub-command's parser (``parents=``)."""
+    parent = Parser(add_help=False)
+    add_shared(parent)
+    return parent
+
+
 def add_outlets(parser: argparse.ArgumentParser) -> None:
     """``--serve``, ``--exec`` and ``--on-event``, for the commands that keep watching
     (tray, watch)."""

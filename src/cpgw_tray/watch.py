@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from .commands import human
 from .lifecycle import silence_stdout, stop_on_signals, wait_until
-from .options import add_outlets, add_shared, resolve
+from .options import add_outlets, resolve
 from .status import Status
 
 if TYPE_CHECKING:
@@ -33,12 +33,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    watch = sub.add_parser("watch", help="check repeatedly and print a line at each change")
-    add_shared(watch)
-    watch.add_argument("--json", action="store_true", help="print JSON Lines")
-    add_outlets(watch)
-    watch.set_defaults(func=cmd_watch)
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """``watch``'s own options (:mod:`cpgw_tray.cli`)."""
+    parser.add_argument("--json", action="store_true", help="print JSON Lines")
+    add_outlets(parser)
+    parser.set_defaults(func=cmd_watch)
 
 
 class Printer:

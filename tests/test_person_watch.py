@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cpgw_tray.app import simulate_menu
+from cpgw_tray.app import SimulateMenu
 from cpgw_tray.config import load
 from cpgw_tray.ibkr_clock import next_token_reset
 from cpgw_tray.person import LOGIN_NEEDED
@@ -244,10 +244,11 @@ def test_the_demo_simulates_a_takeover_by_tws_and_the_weekly_reset(sim: Simulato
     clock = SimClock(real=lambda: real[0])
     sim.wall = clock
     config = load({"url": sim.url, "region": "na"}, env={})
-    tray = TrayApp(config, client(sim, Clocks(start)), poller=IdlePoller(), now=clock.now)
+    watched = client(sim, Clocks(start))
+    simulate = SimulateMenu.factory(sim, clock, watched)
+    tray = TrayApp(config, watched, sections=[simulate], poller=IdlePoller(), now=clock.now)
     backend = FakeBackend()
     tray.start(backend)
-    tray.extra_entries = lambda: simulate_menu(tray, sim, clock)
     tray.refresh()
     backend.drain()
     simulate = next(e for e in backend.menu if e.text == "Simulate").submenu

@@ -18,6 +18,7 @@ from cpgw_tray.config import Config, load
 from cpgw_tray.gateway import GatewayClient
 from cpgw_tray.menu import Entry
 from cpgw_tray.poller import Poller
+from cpgw_tray.sections import SectionFactory
 from cpgw_tray.settings_file import default_text
 from cpgw_tray.settings_menu import SettingsItems, open_settings, show_bad_settings
 from cpgw_tray.settings_table import LIVE_KEYS
@@ -67,6 +68,17 @@ class FakeAutostart:
         return self.result(True, "off")
 
 
+def settings_section(path: Path) -> SectionFactory:
+    """The settings items on ``path``, with a fake autostart and opener."""
+    return lambda door: SettingsItems(
+        door,
+        path,
+        autostart=FakeAutostart(),  # type: ignore[arg-type]
+        opener=Opened(),
+        command=["x"],
+    )
+
+
 def tray_with_settings(
     path: Path, poller: Poller | None = None, env: dict[str, str] | None = None
 ) -> tuple[TrayApp, FakeBackend, SettingsItems]:
@@ -80,9 +92,11 @@ def tray_with_settings(
         tickle=lambda: snapshot(State.READY),
         keepalive=config.keepalive,
     )
-    app = TrayApp(config, client, poller=poller, open_url=lambda url: None)
-    items = SettingsItems(app, path, autostart=FakeAutostart(), opener=Opened(), command=["x"])  # type: ignore[arg-type]
-    app.settings = items
+    app = TrayApp(
+        config, client, sections=[settings_section(path)], poller=poller, open_url=lambda url: None
+    )
+    items = app.sections[0]
+    assert isinstance(items, SettingsItems)
     backend = FakeBackend()
     app.backend = backend  # as start() does, without starting the poller
     app.refresh()
@@ -187,6 +201,7 @@ def test_saved_change_is_applied_live_restart_keys_wait(tmp_path: Path) -> None:
     assert app.poller.interval == 30
     save(path, 'interval = 5\nkeepalive = 20\ntimeout = 4\nurl = "https://127.0.0.1:5999"\n')
     items.apply(load({}, config_path=str(path), env={}))
+    backend.drain()  # the menu is redrawn on the tray's thread
     assert (app.poller.interval, app.poller.keepalive, app.client.timeout) == (5, 20, 4)
     assert app.poller.timeout == 4
     assert app.config.interval == 5 and app.config.url == "https://127.0.0.1:5000"  # kept

@@ -28,6 +28,7 @@ from cpgw_tray.icons import ICONS, Icon, fit, icon_image, look_of, xorg_icon
 from cpgw_tray.menu import SEPARATOR, Entry, signature
 from cpgw_tray.poller import Poller
 from cpgw_tray.rows import detail_rows, next_check
+from cpgw_tray.sections import Section
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.status import (
     LOOKS,
@@ -42,7 +43,7 @@ from cpgw_tray.status import (
     classify_reply,
 )
 from cpgw_tray.tray import TrayApp
-from cpgw_tray.tray_view import tooltip
+from cpgw_tray.tray_view import View, tooltip
 from cpgw_tray.wording import duration, http_reply, summarise_body
 
 from .conftest import control
@@ -245,12 +246,19 @@ def test_menu_actions(app: tuple[TrayApp, FakeBackend]) -> None:
     assert tray.opened.get(timeout=5) == "https://127.0.0.1:5000/"  # type: ignore[attr-defined]
 
 
-def test_extra_entries_and_their_changes_rebuild_the_menu(app: tuple[TrayApp, FakeBackend]) -> None:
-    tray, backend = app
+def test_sections_and_their_changes_rebuild_the_menu() -> None:
     chosen = ["a"]
-    tray.extra_entries = lambda: [
-        Entry("Simulate", submenu=tuple(Entry(n, checked=chosen[0] == n, radio=True) for n in "ab"))
-    ]
+
+    class Choice(Section):
+        def entries(self, view: View) -> list[Entry]:
+            radio = tuple(Entry(n, checked=chosen[0] == n, radio=True) for n in "ab")
+            return [Entry("Simulate", submenu=radio)]
+
+    config = load({"url": "https://127.0.0.1:5000"}, env={})
+    client = GatewayClient(config.url, verify=False)
+    tray = TrayApp(config, client, sections=[lambda door: Choice()], poller=IdlePoller())
+    backend = FakeBackend()
+    tray.start(backend)
     tray.refresh()
     menus = backend.count("menu")
     chosen[0] = "b"

@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,15 +20,19 @@ from typing import TYPE_CHECKING, TextIO
 from .config import file_path
 from .constants import EXIT_UNAVAILABLE, EXIT_USAGE
 from .options import add_outlets, resolve
+from .sections import Section
 
 if TYPE_CHECKING:
     from .backends import PystrayBackend
     from .config import Config
+    from .gateway import GatewayClient
     from .menu import Entry
     from .outlets import Outlets
+    from .sections import Door, SectionFactory
     from .settings_menu import SettingsItems
     from .simulator import SimClock, Simulator
     from .tray import TrayApp
+    from .tray_view import View
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +110,19 @@ def _open_outlets(config: Config, built: list[TrayApp], outlets: list[Outlets]) 
         outlets.append(Outlets(config, lambda: poller_view(built[0].poller)))
 
 
+def gateway_sections(config: Config, client: GatewayClient) -> list[SectionFactory]:
+    """The tray's own section above the settings: the gateway items."""
+    from .gatewayctl import GatewayControl
+
+    return [GatewayControl]
+
+
 def run_tray(
     load: Callable[[], Config],
     settings_path: Path,
     *,
-    extra_entries: Callable[[TrayApp], list[Entry]] | None = None,
+    sections: Callable[[Config, GatewayClient], Sequence[SectionFactory]] | None = None,
     on_quit: Callable[[], None] | None = None,
-    gateway_items: bool = True,
     record_history: bool = True,
     now: Callable[[], datetime] | None = None,
 ) -> int:
@@ -122,7 +132,8 @@ def run_tray(
     is saved. Bad settings at start print their line on stderr and show a red icon
     saying what is wrong (exit 64 after Quit); once the file is fixed the tray starts.
     ``now``: a wall clock shared with a simulator (the demo's), for the tray and its
-    checks."""
+    checks. ``sections``: the menu's sections for the settings and client in use, above
+    the settings (default: the gateway items)."""
     from . import logs
     from .config import ConfigError
     from .settings_watch import SettingsWatcher
@@ -189,9 +200,17 @@ def run_tray(
             from .tray import TrayApp
 
             history = History(paths.history_file(), "tray") if record_history else None
+            client = client_for(config, now)
+
+            def settings_items(door: Door) -> SettingsItems:
+                items.append(SettingsItems(door, settings_path))
+                return items[0]
+
+            above = (sections or gateway_sections)(config, client)
             app = TrayApp(
                 config,
-                client_for(config, now),
+                client,
+                sections=[*above, settings_items],
                 on_quit=on_quit,
                 history=history,
                 log_path=log_path,
@@ -199,15 +218,7 @@ def run_tray(
                 # the trader's own tray: its pause is seen by `watch` and `status --json`
                 pause_file=pause_path() if record_history else None,
             )
-            if gateway_items:
-                from .gatewayctl import GatewayControl
-
-                app.gateway = GatewayControl(app)
-            if extra_entries is not None:
-                app.extra_entries = lambda: extra_entries(app)
-            app.settings = settings = SettingsItems(app, settings_path)
             built.append(app)
-            items.append(settings)
             if problem:  # the settings were fixed after start: their outlets open now
                 _open_outlets(config, built, outlets)
             for outlet in outlets:
@@ -273,9 +284,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         return run_tray(
             load,
             file_path(getattr(args, "config", None)),
-            extra_entries=lambda app: simulate_menu(app, sim, clock),
+            sections=lambda config, client: [SimulateMenu.factory(sim, clock, client)],
             on_quit=sim.stop,
-            gateway_items=False,
             record_history=False,  # a simulated day is not the trader's history
             now=clock.now,
         )
@@ -283,59 +293,81 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         sim.stop()
 
 
-def simulate_menu(app: TrayApp, sim: Simulator, clock: SimClock) -> list[Entry]:
+class SimulateMenu(Section):
     """The demo's Simulate menu: a scenario for the simulated gateway, a takeover by TWS,
     or IBKR's nightly restart and weekly token reset played on the clock the tray and the
-    simulator share."""
-    from .ibkr_clock import next_daily_window, next_token_reset
-    from .menu import SEPARATOR, Entry
-    from .simulator import SCENARIOS
+    simulator share. ``forgive`` ends the client's back-off (the gateway changed)."""
 
-    def changed() -> None:
-        app.client.governor.forgive()  # the simulated gateway changed: ask at once
-        app.poller.check_now(fresh=True)
+    def __init__(
+        self, door: Door, sim: Simulator, clock: SimClock, forgive: Callable[[], None]
+    ) -> None:
+        self.door, self.sim, self.clock, self.forgive = door, sim, clock, forgive
 
-    def switch(name: str) -> Callable[[], None]:
+    @classmethod
+    def factory(cls, sim: Simulator, clock: SimClock, client: GatewayClient) -> SectionFactory:
+        """The section for a tray watching ``sim`` through ``client``."""
+        return lambda door: cls(door, sim, clock, client.governor.forgive)
+
+    def changed(self) -> None:
+        self.forgive()  # the simulated gateway changed: ask at once
+        self.door.check_now(fresh=True)
+
+    def switch(self, name: str) -> Callable[[], None]:
         def go() -> None:
-            sim.set_scenario(name)
-            changed()
+            self.sim.set_scenario(name)
+            self.changed()
 
         return go
 
-    def nightly_restart() -> None:
+    def nightly_restart(self, region: str) -> None:
         """Into IBKR's next nightly restart window (30 s in), or back to real time."""
-        if clock.injected:
-            clock.set(None)
-        else:
-            sim.region = app.ibkr.region
-            clock.set(next_daily_window(sim.region, clock.now()).start + timedelta(seconds=30))
-        changed()
+        from .ibkr_clock import next_daily_window
 
-    def weekly_reset() -> None:
+        if self.clock.injected:
+            self.clock.set(None)
+        else:
+            self.sim.region = region  # the tray's
+            start = next_daily_window(self.sim.region, self.clock.now()).start
+            self.clock.set(start + timedelta(seconds=30))
+        self.changed()
+
+    def weekly_reset(self) -> None:
         """30 s before IBKR's weekly token reset, which ends the login; or real time."""
-        if clock.injected:
-            clock.set(None)
+        from .ibkr_clock import next_token_reset
+
+        if self.clock.injected:
+            self.clock.set(None)
         else:
-            clock.set(next_token_reset(clock.now()) - timedelta(seconds=30))
-        changed()
+            self.clock.set(next_token_reset(self.clock.now()) - timedelta(seconds=30))
+        self.changed()
 
-    def taken_over() -> None:
-        sim.taken_over("TWS")
-        changed()
+    def taken_over(self) -> None:
+        self.sim.taken_over("TWS")
+        self.changed()
 
-    choices = tuple(
-        Entry(f"{name}: {what}", switch(name), checked=sim.session.scenario == name, radio=True)
-        for name, what in SCENARIOS.items()
-    )
-    restart = Entry(
-        "nightly restart: the clock jumps into IBKR's next restart window",
-        nightly_restart,
-        checked=clock.injected,
-    )
-    reset = Entry(
-        "weekly reset: the clock jumps to 30 s before IBKR's Sunday token reset",
-        weekly_reset,
-        checked=clock.injected,
-    )
-    tws = Entry("taken over by TWS: TWS logs in with the same username", taken_over)
-    return [Entry("Simulate", submenu=(*choices, SEPARATOR, tws, restart, reset))]
+    def entries(self, view: View) -> list[Entry]:
+        from .menu import SEPARATOR, Entry
+        from .simulator import SCENARIOS
+
+        sim, clock, region = self.sim, self.clock, view.region
+        choices = tuple(
+            Entry(
+                f"{name}: {what}",
+                self.switch(name),
+                checked=sim.session.scenario == name,
+                radio=True,
+            )
+            for name, what in SCENARIOS.items()
+        )
+        restart = Entry(
+            "nightly restart: the clock jumps into IBKR's next restart window",
+            lambda: self.nightly_restart(region),
+            checked=clock.injected,
+        )
+        reset = Entry(
+            "weekly reset: the clock jumps to 30 s before IBKR's Sunday token reset",
+            self.weekly_reset,
+            checked=clock.injected,
+        )
+        tws = Entry("taken over by TWS: TWS logs in with the same username", self.taken_over)
+        return [Entry("Simulate", submenu=(*choices, SEPARATOR, tws, restart, reset))]

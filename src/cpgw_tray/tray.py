@@ -7,22 +7,27 @@ tests use a fake). The poller hands each result to
 the tray's thread, which changes the icon when the state changes, the tooltip after
 each check and the menu when what it shows changed. Inside an IBKR restart window an
 expected drop gets its own look and no notifications (:mod:`cpgw_tray.maintenance`).
-The person policy's events and items are :mod:`cpgw_tray.person_menu`'s.
+What it shows is computed once per status (:mod:`cpgw_tray.tray_view`); the check
+pipeline is :mod:`cpgw_tray.pipeline`'s. The person policy's events and items are
+:mod:`cpgw_tray.person_menu`'s; the other parts of the menu (the gateway items, the
+settings, the demo's Simulate menu) are sections given at construction, acting through
+the narrow door of :mod:`cpgw_tray.sections`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from . import opener, tray_view
 from .menu import SEPARATOR, Entry, signature
-from .person_menu import PersonItems
+from .person_menu import Announcer, PersonItems
 from .pipeline import Pipeline
+from .sections import Saver, SectionFactory, run_in_background
 from .status import SESSION_STATES, State, Status, unknown
 from .tray_view import View
 from .urls import gateway_root
@@ -36,21 +41,6 @@ if TYPE_CHECKING:
     from .poller import Poller
 
 log = logging.getLogger(__name__)
-
-
-class GatewayItems(Protocol):
-    """The menu's gateway items (see :mod:`cpgw_tray.gatewayctl`), as the app uses them."""
-
-    def entries(self) -> list[Entry]: ...
-    def rescan(self) -> None: ...
-    def shutdown(self) -> None: ...
-
-
-class SettingsPart(Protocol):
-    """The menu's settings items (see :mod:`cpgw_tray.settings_menu`), as the app uses them."""
-
-    def entries(self) -> list[Entry]: ...
-    def save(self, name: str, value: Any) -> bool: ...
 
 
 # ------------------------------------------------------------------------ the app
@@ -76,7 +66,7 @@ class TrayApp:
         config: Config,
         client: GatewayClient,
         *,
-        extra_entries: Callable[[], list[Entry]] | None = None,
+        sections: Sequence[SectionFactory] = (),
         on_quit: Callable[[], None] | None = None,
         open_url: Callable[[str], bool] = opener.open_url,
         open_path: Callable[[Path], bool] = opener.open_path,
@@ -88,7 +78,6 @@ class TrayApp:
     ) -> None:
         self.config = config
         self.client = client
-        self.extra_entries = extra_entries
         self.history = history  # None: nothing recorded (the demo, tests)
         self._on_quit = on_quit
         self._open_url = open_url
@@ -98,12 +87,12 @@ class TrayApp:
         self.status = unknown(config.url)
         self.since = now()
         self.backend: Backend | None = None
-        self.person_items = PersonItems(self)  # the person policy's notifications and rows
+        self.announcer = Announcer(self)  # the person policy's events as notifications
         self.pipeline = Pipeline(
             config,
             client,
             self.on_status,
-            on_event=self.person_items.receive,
+            on_event=self.announcer.receive,
             pause_file=pause_file,
             wall=self._wall,
             log_path=log_path,
@@ -112,17 +101,17 @@ class TrayApp:
         # the pipeline's parts, read by the menu's items (written only by its reconfigure)
         self.ibkr, self.care = self.pipeline.ibkr, self.pipeline.care
         self.person, self.poller = self.pipeline.person, self.pipeline.poller
+        self.person_items = PersonItems(self, self.person)  # the person policy's rows
         self.last_action: str | None = None  # the outcome of the last menu action
         # Also told of every status, on the poller's thread (the health endpoint, hooks).
         self.listeners: list[Callable[[Status], None]] = []
-        self.gateway: GatewayItems | None = None
-        self.settings: SettingsPart | None = None
         self._shown_icon: Icon | None = None
         self._known: State | None = None  # the last state that was not unknown, nor quiet
         self._was_quiet = False  # the last known state came inside a restart window's quiet
         self._shown_title: str | None = None
         self._shown_menu: tuple[Any, ...] | None = None
         self.quitting = threading.Event()
+        self.sections = [make(self) for make in sections]  # last: they may ask the door
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, backend: Backend) -> None:
@@ -139,8 +128,8 @@ class TrayApp:
         self.quitting.set()
         log.info("quitting")
         self.poller.stop()
-        if self.gateway is not None:
-            self.gateway.shutdown()
+        for section in self.sections:
+            section.shutdown()
         if self._on_quit is not None:
             self._on_quit()
         if self.backend is not None:
@@ -149,17 +138,23 @@ class TrayApp:
     # ---------------------------------------------------------------- threads
     def on_status(self, status: Status) -> None:
         """Poller thread: hand the snapshot to the tray's thread. When the state changes,
-        look again for the gateway process here, off the tray's thread."""
+        the sections are told (the gateway items look again, on a worker of their own)."""
         if self.history is not None:
             self.history.record(status)
-        if self.gateway is not None and status.state is not self.status.state:
-            self.gateway.rescan()
-        if self.backend is not None and not self.quitting.is_set():
-            self.backend.post(lambda: self.apply(status))
+        if status.state is not self.status.state:
+            for section in self.sections:
+                section.state_changed()
+        self.post(lambda: self.apply(status))
         for listener in self.listeners:
             listener(status)
 
-    def post_refresh(self) -> None:
+    # ---------------------------------------------------------------- the sections' door
+    def post(self, fn: Callable[[], None]) -> None:
+        """Any thread: run ``fn`` on the tray's thread (nothing once quitting)."""
+        if self.backend is not None and not self.quitting.is_set():
+            self.backend.post(fn)
+
+    def redraw(self) -> None:
         """Any thread: redraw the menu from the current snapshot."""
         if self.backend is not None:
             self.backend.post(self.refresh)
@@ -167,7 +162,20 @@ class TrayApp:
     def note(self, text: str | None) -> None:
         """Any thread: show the outcome of an action in the menu."""
         self.last_action = text
-        self.post_refresh()
+        self.redraw()
+
+    def background(self, name: str, job: Callable[[], object], failure: str) -> None:
+        """Any thread: run ``job`` off the tray's thread; a failure is logged and shown
+        as "``failure`` (its name); see the log"."""
+        run_in_background(
+            name, job, lambda exc: self.note(f"{failure} ({type(exc).__name__}); see the log")
+        )
+
+    def save(self, name: str, value: Any) -> bool:
+        """Tray thread: a menu choice written back to the settings file (where there is
+        a settings section); whether it was saved (else the choice stays as it was)."""
+        saver = next((s for s in self.sections if isinstance(s, Saver)), None)
+        return saver is None or saver.save(name, value)
 
     def notify(self, title: str, message: str) -> None:
         """Any thread: a desktop notification, if the user wants them."""
@@ -207,7 +215,7 @@ class TrayApp:
             self.since = self._now()
             self.last_action = None  # the new state says how the action went
         self.status = status
-        said = self.person_items.announce(self._was_quiet)  # before the view: it may note
+        said = self.announcer.announce(self._was_quiet)  # before the view: it may note
         known, was_quiet = self._remember(status)
         view = self.view()
         if view.icon != self._shown_icon:
@@ -259,12 +267,8 @@ class TrayApp:
         end = Entry("Yes, end the session", self.logout)
         items.append(Entry("Log out…", submenu=(end,), enabled=state in SESSION_STATES))
         items += [*self.person_items.entries(view), SEPARATOR]
-        if self.gateway is not None:
-            items += [*self.gateway.entries(), SEPARATOR]
-        if self.extra_entries is not None:
-            items += [*self.extra_entries(), SEPARATOR]
-        if self.settings is not None:
-            items += self.settings.entries()
+        for section in self.sections:
+            items += [*section.entries(view), *([SEPARATOR] if section.separated else [])]
         items += [
             Entry("Show history…", self.show_history, enabled=self.history is not None),
             Entry("Save diagnostics…", self.save_diagnostics),
@@ -278,9 +282,10 @@ class TrayApp:
         now = self._now()
         return now if now.tzinfo is not None else now.astimezone()
 
-    def check_now(self) -> None:
-        """Menu: check at once (coalesced with a check already running)."""
-        self.poller.check_now()
+    def check_now(self, fresh: bool = False) -> None:
+        """Menu: check at once (coalesced with a check already running, unless
+        ``fresh``: the gateway was just changed)."""
+        self.poller.check_now(fresh)
 
     def open_login(self) -> None:
         """Menu: the gateway's login page in the default browser."""
@@ -309,7 +314,7 @@ class TrayApp:
             if backend is not None and backend.has_notification:  # the click's answer
                 backend.post(lambda: backend.notify(f"Open it yourself: {target}", why))
 
-        threading.Thread(target=run, name="opener", daemon=True).start()
+        self.background("opener", run, f"Opening {target}")
 
     def show_history(self) -> None:
         """Menu: the last 24 hours as a picture, opened, or its path in the menu."""
@@ -321,21 +326,16 @@ class TrayApp:
             from .history_cli import write_timeline
 
             assert self.history is not None
-            try:
-                path = write_timeline(
-                    self.history,
-                    paths.state_dir() / "history-24h.png",
-                    datetime.now(timezone.utc),
-                    self.config,
-                )
-            except Exception as exc:
-                log.exception("cannot draw the history")
-                self.note(f"History picture failed ({type(exc).__name__}); see the log")
-                return
+            path = write_timeline(
+                self.history,
+                paths.state_dir() / "history-24h.png",
+                datetime.now(timezone.utc),
+                self.config,
+            )
             if not self._open_url(path.as_uri()):
                 self.note(f"History picture: {path}")
 
-        threading.Thread(target=run, name="history", daemon=True).start()
+        self.background("history", run, "History picture failed")
 
     def save_diagnostics(self) -> None:
         """Menu: the doctor's bundle for support, saved in the state folder; its path in
@@ -346,16 +346,11 @@ class TrayApp:
             from .doctor import save_bundle
 
             name = f"diagnostics-{datetime.now():%Y%m%d-%H%M%S}.zip"
-            try:
-                path = save_bundle(paths.state_dir() / name, self.config)
-            except Exception as exc:
-                log.exception("cannot save the diagnostics")
-                self.note(f"Diagnostics failed ({type(exc).__name__}); see the log")
-                return
+            path = save_bundle(paths.state_dir() / name, self.config)
             self.note(f"Diagnostics saved: {path}")
             self.notify("Diagnostics saved", str(path))
 
-        threading.Thread(target=run, name="diagnostics", daemon=True).start()
+        self.background("diagnostics", run, "Diagnostics failed")
 
     def reauthenticate(self) -> None:
         """Menu: start the brokerage session again (off the tray's thread)."""
@@ -385,11 +380,11 @@ class TrayApp:
             self.note(message)
             self.poller.check_now(fresh=True)
 
-        threading.Thread(target=run, name="action", daemon=True).start()
+        self.background("action", run, f"{what} failed")
 
     def toggle_notifications(self) -> None:
         """Menu: notifications on or off, saved to the settings file (else unchanged)."""
         wanted = not self.notifications
-        if self.settings is None or self.settings.save("notifications", wanted):
+        if self.save("notifications", wanted):
             self.notifications = wanted
-        self.post_refresh()
+        self.redraw()

@@ -48,6 +48,7 @@ class View:
     tooltip: str
     window: Window | None  # the IBKR restart window that explains the state, if any
     rows: tuple[Entry, ...]  # the status rows and the facts, above the actions
+    region: str  # the IBKR region whose restart windows apply
 
     @property
     def expected(self) -> bool:
@@ -73,7 +74,7 @@ def compute(
     title = tooltip(status, window.label + NO_ACTION if window else None)
     head = [Entry(line, enabled=False) for line in _head(status, window)]
     facts = _facts(status, window, since, last_action, ibkr, wall, latest or (lambda: status))
-    return View(status, icon, title, window, (*head, *facts))
+    return View(status, icon, title, window, (*head, *facts), ibkr.region)
 
 
 def _head(status: Status, window: Window | None) -> list[str]:

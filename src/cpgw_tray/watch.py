@@ -132,8 +132,9 @@ def watch_poller(
         clock=clock,
         log_path=log_path,
         url=config.url,
+        **extra,  # type: ignore[arg-type]
     )
-    poller.keepalive_paused = person.paused
+    poller.keepalive_paused = person.paused_now
     return poller
 
 

@@ -78,6 +78,11 @@ class Hooks:
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name="hooks", daemon=True)
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The worker thread (a watcher checks that it still runs)."""
+        return self._thread
+
     def start(self) -> None:
         self._thread.start()
 

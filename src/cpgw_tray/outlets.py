@@ -10,6 +10,7 @@ Nothing here is imported unless one of them is asked for.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -63,6 +64,11 @@ class Outlets:
         """Count every request ``client`` sends in the metrics (when serving)."""
         if self.metrics is not None:
             client.on_request = self.metrics.request
+
+    def threads(self) -> list[threading.Thread]:
+        """The worker threads started: each must run as long as the watcher does."""
+        workers = [self.server, self.hooks]
+        return [w.thread for w in workers if w is not None and w.thread.ident is not None]
 
     def start(self) -> None:
         if self.server is not None:

@@ -31,7 +31,9 @@ _ESCAPES = re.compile(
 )
 _UNSAFE = re.compile(r"[\x00\ud800-\udfff]")  # NUL and lone surrogates become U+FFFD
 # Other controls (whitespace is folded after), C1, zero-width and bidirectional marks
-_CONTROLS = re.compile(r"[\x01-\x08\x0e-\x1b\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_CONTROLS = re.compile(
+    r"[\x01-\x08\x0e-\x1b\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
 
 
 def duration(total_s: float, *, with_seconds: bool = False) -> str:

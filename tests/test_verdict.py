@@ -8,6 +8,7 @@ import io
 import itertools
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from cpgw_tray.cli import build_parser
 from cpgw_tray.gateway import GatewayClient, RateGovernor
+from cpgw_tray.history import History
 from cpgw_tray.options import resolve
 from cpgw_tray.poller import EVIDENCE_EVERY
 from cpgw_tray.simulator import Simulator
@@ -154,12 +156,14 @@ def test_any_interleaving_of_evidence_publishes_only_the_verdicts(
 # ------------------------------------------------------------------ acceptance: simulator
 
 
-def _watch_lines(scenario: str, cycles: int = 30) -> tuple[list[str], Simulator]:
+def _watch_lines(scenario: str, tmp: Path, cycles: int = 30) -> list[str]:
     """``watch --interval 1 --keepalive 1`` against the simulator playing ``scenario``,
-    for ``cycles`` seconds of a fake clock (nothing sleeps): the lines it prints."""
+    for ``cycles`` seconds of a fake clock (nothing sleeps): the lines it prints. Its
+    history has one row per printed state (no row for evidence)."""
     clocks = Clocks()
     out = io.StringIO()
-    printer = Printer(out, False, threading.Event())
+    history = History(tmp / "history.jsonl", "watch")
+    printer = Printer(out, False, threading.Event(), history)
     with Simulator(port=0, rate_limit=False, scenario=scenario) as sim:
         args = build_parser().parse_args(
             ["--url", sim.url, "watch", "--interval", "1", "--keepalive", "1"]
@@ -183,18 +187,23 @@ def _watch_lines(scenario: str, cycles: int = 30) -> tuple[list[str], Simulator]
             client.close()
         kinds = [entry.path.rsplit("/", 1)[-1] for entry in sim.requests()]
     assert kinds.count("tickle") >= cycles // 2 and kinds.count("status") >= 3, kinds
-    return out.getvalue().splitlines(), sim
+    lines = out.getvalue().splitlines()
+    rows = history.path.read_text().splitlines()
+    assert len(rows) == len({line.split()[1] for line in lines}), rows
+    return lines
 
 
-def test_the_november_2025_pair_does_not_flap() -> None:
+def test_the_november_2025_pair_does_not_flap(tmp_path: Path) -> None:
     """auth/status: authenticated false, connected true; tickle: 200 'no session'. At
     most the first verdict and one change; here the one verdict."""
-    lines, _ = _watch_lines("half_open")
+    lines = _watch_lines("half_open", tmp_path)
     assert 1 <= len(lines) <= 2, lines
     assert all(" not_authenticated: " in line for line in lines), lines
 
 
 @pytest.mark.parametrize("scenario", ["tickle_bare", "tickle_nan"])
-def test_a_tickle_that_says_nothing_of_the_session_leaves_ready(scenario: str) -> None:
-    lines, _ = _watch_lines(scenario)
+def test_a_tickle_that_says_nothing_of_the_session_leaves_ready(
+    scenario: str, tmp_path: Path
+) -> None:
+    lines = _watch_lines(scenario, tmp_path)
     assert len(lines) == 1 and " ready: " in lines[0], lines

@@ -19,8 +19,8 @@ It owns four promises:
   ``iserver.authStatus``) or cannot be read (NaN, ``{"error": "no session"}``) publishes
   nothing: it asks for a check, at most one per source per :data:`EVIDENCE_EVERY`
   seconds and never before a 429's back-off or IBKR's restart-window pacing ends. Two
-  endpoints that keep disagreeing thus give one stable state.
-
+  endpoints that keep disagreeing thus give one stable state. (A tickle replaces one check
+  in a row at most: checks never starve behind tickles.)
 - It cannot die. The whole step is guarded, and the thread loop too: any exception is
   logged with its traceback and published as an ``error`` verdict naming the log; when
   publishing itself fails, that is logged and the schedule goes on unchanged.

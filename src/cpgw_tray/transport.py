@@ -10,6 +10,8 @@
 - **Bodies streamed and capped** on their decoded size: gzip/deflate are inflated here,
   never more than the cap plus one byte, so neither an endless body nor a compression
   bomb grows memory.
+- **Interim replies skipped**: a ``1xx`` before the real reply (``103 Early Hints``) is
+  read past, never taken for the reply.
 - **One ``ssl.SSLContext`` per client**, built once and handed to urllib3 through the
   adapter: a reconnect costs a handshake, not a reload of the CA store.
 """
@@ -179,8 +181,28 @@ def _claim_request(conn: HTTPConnection) -> None:
         deadline.claim(conn)
 
 
+MAX_INTERIM = 20  # interim 1xx replies skipped before one reply, at most
+
+
+class _FinalResponse(http.client.HTTPResponse):
+    """Skips interim replies (``103 Early Hints``, ``102 Processing``) as http.client
+    skips ``100 Continue``: they come before the real reply and say nothing of it.
+    ``101 Switching Protocols`` is final and stays (an error for the client)."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        for _ in range(MAX_INTERIM):
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 101 < status < 200:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim reply's headers
+        raise http.client.HTTPException(f"more than {MAX_INTERIM} interim replies")
+
+
 class _Conn(HTTPConnection):
-    """A connection whose connect, socket and requests belong to the current deadline."""
+    """A connection whose connect, socket and requests belong to the current deadline;
+    its replies skip interim ones."""
+
+    response_class = _FinalResponse
 
     def _new_conn(self) -> socket.socket:
         deadline = _bound_connect(self)

@@ -155,14 +155,15 @@ def test_tail_reads_only_the_end(tmp_path: Path) -> None:
 def test_save_diagnostics_from_the_menu() -> None:
     import threading
 
+    from cpgw_tray.backends.dummy import DummyBackend
     from cpgw_tray.gateway import GatewayClient
     from cpgw_tray.tray import TrayApp
 
-    from .test_tray import FakeBackend, IdlePoller
+    from .test_tray import IdlePoller
 
     config = load({"url": f"https://127.0.0.1:{free_port()}"}, env={})
     app = TrayApp(config, GatewayClient(config.url, verify=False), poller=IdlePoller())
-    backend = FakeBackend()
+    backend = DummyBackend()
     app.start(backend)
     app.save_diagnostics()
     for thread in [t for t in threading.enumerate() if t.name == "diagnostics"]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient
 from cpgw_tray.gatewayctl import GatewayControl
@@ -28,12 +29,12 @@ from .gwprocs import (
     port_of,
     procs_in,
 )
-from .test_tray import FakeBackend, IdlePoller
+from .test_tray import IdlePoller
 
 REAL = pytest.mark.e2e
 
 
-def tray_for(directory: Path, tmp_path: Path) -> tuple[TrayApp, FakeBackend, GatewayControl]:
+def tray_for(directory: Path, tmp_path: Path) -> tuple[TrayApp, DummyBackend, GatewayControl]:
     config = load(
         {
             "url": f"https://127.0.0.1:{port_of(directory)}",
@@ -44,7 +45,7 @@ def tray_for(directory: Path, tmp_path: Path) -> tuple[TrayApp, FakeBackend, Gat
         env={},
     )
     app = TrayApp(config, GatewayClient(config.url, verify=False), poller=IdlePoller())
-    backend = FakeBackend()
+    backend = DummyBackend()
     app.backend = backend
     control = GatewayControl(app, log_path=tmp_path / "gateway.log")
     app.gateway = control
@@ -54,12 +55,12 @@ def tray_for(directory: Path, tmp_path: Path) -> tuple[TrayApp, FakeBackend, Gat
     return app, backend, control
 
 
-def item(backend: FakeBackend, text: str) -> object:
+def item(backend: DummyBackend, text: str) -> object:
     backend.drain()
     return next(e for e in backend.menu if e.text == text)
 
 
-def click(backend: FakeBackend, text: str) -> None:
+def click(backend: DummyBackend, text: str) -> None:
     entry = item(backend, text)
     assert entry.enabled and entry.action is not None, text  # type: ignore[attr-defined]
     entry.action()  # type: ignore[attr-defined]

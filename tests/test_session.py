@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 
 from cpgw_tray.accounts import Account, parse_account
+from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.gateway import Deferred, GatewayClient, Outcome, RateGovernor
 from cpgw_tray.poller import Poller
@@ -20,7 +21,6 @@ from cpgw_tray.status import State, Status
 from cpgw_tray.tray import TrayApp
 
 from .conftest import run_cli
-from .test_tray import FakeBackend
 
 
 class SharedClock:
@@ -240,13 +240,13 @@ def test_poller_waits_out_the_backoff() -> None:
     assert poller.step() == 300
 
 
-def tray_checked_once(sim: Simulator, scenario: str | None = None) -> tuple[TrayApp, FakeBackend]:
+def tray_checked_once(sim: Simulator, scenario: str | None = None) -> tuple[TrayApp, DummyBackend]:
     """A tray on the simulator (fake tray, poller not started) after one real check."""
     if scenario is not None:
         sim.set_scenario(scenario)
     config = load({"url": sim.url, "restart_windows": False}, env={})  # real time
     tray = TrayApp(config, GatewayClient(config.url, verify=False))
-    backend = FakeBackend()
+    backend = DummyBackend()
     tray.backend = backend
     tray.apply(tray.care.check())
     return tray, backend

@@ -224,7 +224,7 @@ def test_backoff_without_retry_after_doubles_to_fifteen_minutes() -> None:
     assert waits == [60, 120, 240, 480, 900, 900]
     gov.answered()
     assert gov.rate_limited(None) == 60
-    assert gov.blocked_for() == 60
+    assert gov.reserve("/tickle") == 60  # every request waits out the back-off
 
 
 def test_poller_waits_out_the_backoff() -> None:

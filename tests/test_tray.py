@@ -189,6 +189,12 @@ def test_no_notifications_where_the_backend_has_none() -> None:
     assert backend.count("notify") == 0
 
 
+def test_the_default_clock_is_utc_like_every_other() -> None:
+    config = load({}, env={})
+    tray = TrayApp(config, GatewayClient(config.url, verify=False), poller=IdlePoller())
+    assert tray.since.utcoffset() == timedelta(0)
+
+
 def test_menu_actions(app: tuple[TrayApp, DummyBackend]) -> None:
     tray, backend = app
     entry = {e.text: e for e in backend.menu}

@@ -2,7 +2,7 @@
 
 :class:`TrayApp` holds the product's behaviour and talks to a small
 :class:`~cpgw_tray.backends.Backend` interface (the pystray one is in :mod:`backends`;
-tests use a fake). The poller hands each result to
+tests use :mod:`backends.dummy`). The poller hands each result to
 :meth:`TrayApp.on_status` on its own thread; that only *posts* :meth:`TrayApp.apply` to
 the tray's thread, which changes the icon when the state changes, the tooltip after
 each check and the menu when what it shows changed. Inside an IBKR restart window an
@@ -58,7 +58,7 @@ class GatewayItems(Protocol):
     """The menu's gateway items (see :mod:`cpgw_tray.gatewayctl`), as the app uses them."""
 
     def entries(self) -> list[Entry]: ...
-    def rescan(self) -> None: ...
+    def rescan_soon(self) -> None: ...
     def shutdown(self) -> None: ...
 
 
@@ -156,13 +156,13 @@ class TrayApp:
     # ---------------------------------------------------------------- threads
     def on_status(self, status: Status) -> None:
         """Poller thread: hand the snapshot to the tray's thread. When the state changes,
-        look again for the gateway process here, off the tray's thread."""
+        look again for the gateway process, on a worker (not delaying the icon)."""
         if self.history is not None:
             self.history.record(status)
-        if self.gateway is not None and status.state is not self.status.state:
-            self.gateway.rescan()
         if self.backend is not None and not self.quitting.is_set():
             self.backend.post(lambda: self.apply(status))
+        if self.gateway is not None and status.state is not self.status.state:
+            self.gateway.rescan_soon()
         for listener in self.listeners:
             listener(status)
 

@@ -18,7 +18,7 @@ import pytest
 
 from cpgw_tray.constants import MAIN_CLASS
 from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.identity import gateway_in, record_path, running_gateways
+from cpgw_tray.identity import gateway_in, record_path, running_gateways, wait_gone
 from cpgw_tray.launcher import (
     AlreadyRunning,
     Exited,
@@ -164,6 +164,18 @@ def test_simulator_folder_needs_no_java(gw_dir: Path) -> None:
     assert not needs_java(gw_dir)
     run_sh = gw_dir / "bin" / "run.sh"
     assert not run_sh.stat().st_mode & 0o111  # shipped without an execute bit, like IBKR's
+
+
+def test_a_zombie_has_ended_for_a_stop(tmp_path: Path) -> None:
+    """A stopped gateway whose parent (not us) has not read its exit code yet is gone:
+    a stop does not wait out its grace, then kill, then wait again, for it."""
+    child = subprocess.Popen(["true"], cwd=tmp_path)  # we do not reap it
+    proc = psutil.Process(child.pid)
+    wait_for(lambda: proc.status() == psutil.STATUS_ZOMBIE)
+    try:
+        assert wait_gone([proc], timeout=60) == []
+    finally:
+        child.wait()
 
 
 @REAL

@@ -406,6 +406,23 @@ def _killpg(pgid: int, sig: int, gateway: Gateway) -> None:
         raise _refused(gateway) from None
 
 
+def wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` s for ``procs`` to end (a zombie has); those still running."""
+    deadline, alive = time.monotonic() + timeout, procs
+    while True:
+        left = max(deadline - time.monotonic(), 0.0)
+        _, alive = psutil.wait_procs(alive, timeout=min(left, 0.1))
+        alive = [p for p in alive if _status(p) not in (psutil.STATUS_ZOMBIE, None)]
+        if not alive or left == 0.0:
+            return alive
+
+
+def _status(proc: psutil.Process) -> str | None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return proc.status()
+    return None
+
+
 def stop_gateway(gateway: Gateway, grace: float = STOP_GRACE) -> None:
     """Stop a gateway, all of it. Ours: the process group we started (and any member of
     the launch that left it), so nothing is orphaned when run.sh died first. Adopted:
@@ -422,12 +439,12 @@ def stop_gateway(gateway: Gateway, grace: float = STOP_GRACE) -> None:
     if group is not None:
         _killpg(group, signal.SIGTERM, gateway)
     _each(list(reversed(procs)), "terminate", gateway)
-    _, alive = psutil.wait_procs(procs, timeout=grace)
+    alive = wait_gone(procs, grace)
     if alive:
         if group is not None:
             _killpg(group, signal.SIGKILL, gateway)
         _each(alive, "kill", gateway)
-        psutil.wait_procs(alive, timeout=grace)
+        wait_gone(alive, grace)
     if gateway.ours and gateway.folder:
         forget(Path(gateway.folder))
     log.info("stopped the gateway in %s (pid %s)", gateway.where(), gateway.pid)

@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import psutil
@@ -269,6 +269,11 @@ def test_a_stale_record_is_not_trusted(gw_dir: Path, tmp_path: Path) -> None:
     assert proc.poll() is not None
 
 
+def watch_ended() -> None:
+    """Wait until the crash watch has judged the gateway's end (its thread is done)."""
+    wait_for(lambda: not [t for t in threading.enumerate() if t.name == "gateway-watch"])
+
+
 @REAL
 def test_crash_watch_reports_an_exit_on_its_own(gw_dir: Path, tmp_path: Path) -> None:
     exits: list[Exited] = []
@@ -285,7 +290,7 @@ def test_crash_watch_reports_an_exit_on_its_own(gw_dir: Path, tmp_path: Path) ->
     launcher.start()
     launcher.wait_ready()
     launcher.stop()
-    time.sleep(0.3)
+    watch_ended()
     assert exits == []
 
 
@@ -301,7 +306,7 @@ def test_crash_watch_reports_a_lone_child_honestly(gw_dir: Path, tmp_path: Path)
     assert port_answers(port_of(gw_dir))
     launcher.stop()  # the lone child is stopped with the group: a stop, not a crash
     wait_for(lambda: not alive(ready.pid), 10)
-    time.sleep(0.3)
+    watch_ended()
     assert len(exits) == 1 and procs_in(gw_dir) == []
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -57,14 +56,12 @@ def test_fail_text_reaches_the_user(sim: Simulator) -> None:
     assert code == 1 and data["fail"] == fail and fail in data["detail"]
 
 
-@pytest.mark.e2e  # waits out a real 2 s timeout
+@pytest.mark.e2e  # waits out a real timeout
 def test_hanging_gateway_is_not_responding_within_timeout(sim: Simulator) -> None:
     control(sim.url, "/sim/state", {"scenario": "hang"})
-    started = time.monotonic()
-    code, data = status_json(sim.url, "--timeout", "2")
-    assert time.monotonic() - started < 4
+    code, data = status_json(sim.url, "--timeout", "0.5")  # the hang lasts far longer
     assert data["state"] == "not_responding" and code == 2
-    assert "2 s" in data["detail"]
+    assert "0.5 s" in data["detail"]
 
 
 def test_nothing_listening_is_gateway_down() -> None:

@@ -8,7 +8,6 @@ import select
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -235,10 +234,9 @@ def test_quit_while_a_check_hangs_is_immediate(sim: Simulator) -> None:
     backend = DummyBackend()
     tray.start(backend)
     assert asking.wait(5) and tray.poller.busy
-    started = time.monotonic()
     tray.quit()
-    assert time.monotonic() - started < 0.5
     assert backend.stopped.is_set() and tray.poller.stopped
+    assert tray.poller.busy  # quit came back while the request still hangs: not awaited
 
 
 # ------------------------------------------------------------------ icons

@@ -8,7 +8,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -51,9 +50,7 @@ def test_all_good_exits_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not port_answers(port) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: port_answers(port), timeout=20)
         control(f"https://127.0.0.1:{port}", "/sim/state", {"scenario": "ready"})
         for key, value in fake_java(tmp_path).items():
             monkeypatch.setenv(key, value)

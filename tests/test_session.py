@@ -20,7 +20,7 @@ from cpgw_tray.simulator import Logged, Simulator
 from cpgw_tray.status import State, Status
 from cpgw_tray.tray import TrayApp
 
-from .conftest import run_cli
+from .conftest import run_cli, wait_for
 
 
 class SharedClock:
@@ -61,14 +61,13 @@ def test_check_now_storm_is_paced_and_coalesced() -> None:
             client.auth_status, results.append, interval=15, tickle=client.tickle, keepalive=60
         )
         poller.start()
-        deadline = time.monotonic() + 5
-        while not results and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: results)
         sim.clear_requests()
         for _ in range(50):  # 50 clicks within one second
             poller.check_now()
             time.sleep(0.02)
-        time.sleep(1.5)  # let whatever the storm started finish
+        # whatever the storm started has finished: no check asked for, none running
+        wait_for(lambda: not poller._now_requested and not poller.busy)
         poller.stop()
         client.close()
         log = sim.requests()

@@ -14,7 +14,7 @@ from cpgw_tray.governor import RateGovernor, parse_retry_after
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.urls import api_base, is_loopback
 
-from .conftest import SYSTEM_CA, PlainHTTPServer, control, free_port, status_json, wait_for
+from .conftest import SYSTEM_CA, PlainHTTPServer, control, free_port, status_json
 from .test_status import JSON_FIELDS
 
 # scenario -> (state, exit code)
@@ -404,20 +404,5 @@ def test_finished_requests_leave_no_deadline_behind(sim: Simulator) -> None:
         for _ in range(5):
             client.auth_status()
         assert [d for _, _, d in transport._WATCHDOG._heap if not d.expired] == []
-    finally:
-        client.close()
-
-
-def test_no_deadline_is_armed_between_requests(sim: Simulator) -> None:
-    """Once a request ends, the watchdog sleeps until the next one (no timer left for a
-    deadline that no longer matters: an idle client wakes nothing)."""
-    import math
-
-    from cpgw_tray import transport
-
-    client = GatewayClient(sim.url, timeout=60, verify=False, governor=RateGovernor(spacing=0))
-    try:
-        client.auth_status()
-        wait_for(lambda: transport._WATCHDOG._wake_at == math.inf, timeout=10)
     finally:
         client.close()

@@ -132,20 +132,18 @@ class _Watchdog:
                 self._cond.notify()
 
     def forget(self, deadline: Deadline) -> None:
-        """A request that finished: its deadline is dropped, not kept until it passes.
-        When the thread sleeps for it, it is told, to sleep until the next deadline (or
-        until told): between requests no timer is armed, so an idle client wakes
-        nothing; its one wake-up comes with the request's end."""
+        """A request that finished: its deadline is dropped, not kept until it passes
+        (checks in a row would pile up). The thread is not woken for it."""
         with self._cond:
             self._heap = [item for item in self._heap if item[2] is not deadline]
             heapq.heapify(self._heap)
-            if self._wake_at == deadline.at:
-                self._cond.notify()
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._heap or self._heap[0][0] > time.monotonic():
+                    # A deadline dropped since does not wake the thread: it looks at the
+                    # old time and finds nothing due; with none left it sleeps until told.
                     self._wake_at = self._heap[0][0] if self._heap else math.inf
                     wait = self._wake_at - time.monotonic() if self._heap else None
                     self._cond.wait(timeout=None if wait is None else max(wait, 0.0))

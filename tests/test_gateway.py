@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import trustme
 from cpgw_tray.gateway import GatewayClient
 from cpgw_tray.governor import RateGovernor, parse_retry_after
 from cpgw_tray.simulator import Simulator
+from cpgw_tray.status import State
 from cpgw_tray.urls import api_base, is_loopback
 
 from .conftest import SYSTEM_CA, PlainHTTPServer, control, free_port, status_json
@@ -394,15 +396,13 @@ def test_unreadable_ca_bundle_is_an_error_not_a_traceback(sim: Simulator, tmp_pa
     assert sim.requests() == []  # nothing is sent without the context the user asked for
 
 
-def test_finished_requests_leave_no_deadline_behind(sim: Simulator) -> None:
-    """A deadline is dropped when its request ends, not kept until it would pass: checks
-    in a row pile nothing up (and the watchdog thread is not woken for them)."""
-    from cpgw_tray import transport
-
+def test_deadlines_need_no_thread(sim: Simulator) -> None:
+    """Requests are bounded by their own sockets' timeouts (what is left of the
+    deadline, before each read and write): no watchdog thread wakes for them."""
     client = GatewayClient(sim.url, timeout=30, verify=False, governor=RateGovernor(spacing=0))
     try:
         for _ in range(5):
-            client.auth_status()
-        assert [d for _, _, d in transport._WATCHDOG._heap if not d.expired] == []
+            assert client.auth_status().state is State.READY
+        assert "request-deadlines" not in [t.name for t in threading.enumerate()]
     finally:
         client.close()

@@ -67,6 +67,7 @@ class Watch:
             clock=clocks,
             on_event=on_event,
             wall=clocks.wall,
+            poller_wall=clocks.wall,
         ).poller
 
     def run(self, seconds: float, *, step_notifier: bool = True) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from cpgw_tray.app import SimulateMenu
+from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.ibkr_clock import next_token_reset
 from cpgw_tray.person import LOGIN_NEEDED
@@ -31,7 +32,7 @@ from cpgw_tray.watch import Printer
 
 from .conftest import run_cli, status_json
 from .test_maintenance import Clocks, client, et, run_watch
-from .test_tray import FakeBackend, IdlePoller
+from .test_tray import IdlePoller
 
 UTC = timezone.utc
 
@@ -56,6 +57,7 @@ def watching(
         on_event=printer.event,
         pause_file=pause_file,
         wall=clocks.wall,
+        poller_wall=clocks.wall,
     ).poller
     return poller, out
 
@@ -247,7 +249,7 @@ def test_the_demo_simulates_a_takeover_by_tws_and_the_weekly_reset(sim: Simulato
     watched = client(sim, Clocks(start))
     simulate = SimulateMenu.factory(sim, clock, watched)
     tray = TrayApp(config, watched, sections=[simulate], poller=IdlePoller(), now=clock.now)
-    backend = FakeBackend()
+    backend = DummyBackend()
     tray.start(backend)
     tray.refresh()
     backend.drain()

@@ -13,6 +13,7 @@ import pytest
 
 from cpgw_tray import maintenance
 from cpgw_tray.app import SimulateMenu
+from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient, RateGovernor
 from cpgw_tray.ibkr_clock import window_at
@@ -22,7 +23,7 @@ from cpgw_tray.status import State
 from cpgw_tray.tray import TrayApp
 
 from .conftest import control, run_cli
-from .test_tray import FakeBackend, IdlePoller
+from .test_tray import IdlePoller
 
 NY = ZoneInfo("America/New_York")
 UTC = timezone.utc
@@ -155,7 +156,7 @@ def test_demo_nightly_restart_shares_one_clock_with_the_tray() -> None:
         client = GatewayClient(sim.url, verify=False, now=clock.now)
         simulate = SimulateMenu.factory(sim, clock, client)
         tray = TrayApp(config, client, sections=[simulate], poller=IdlePoller(), now=clock.now)
-        backend = FakeBackend()
+        backend = DummyBackend()
         tray.start(backend)
         tray.refresh()
         backend.drain()

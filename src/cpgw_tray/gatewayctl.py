@@ -79,7 +79,7 @@ class GatewayControl(Section):
             self.rescan()
             self.door.redraw()
 
-        self.door.background("gateway-scan", scan, "Looking for the gateway failed")
+        self.door.background("gateway-rescan", scan, "Looking for the gateway failed")
 
     def entries(self, view: View | None = None) -> list[Entry]:
         running, busy, launcher = self.running, self.busy, self.launcher

@@ -42,13 +42,15 @@ class Pipeline:
         on_event: Callable[[Event], None] = lambda event: None,
         pause_file: Path | None = None,
         wall: Callable[[], datetime] | None = None,
+        poller_wall: Callable[[], datetime] | None = None,
         clock: Callable[[], float] = time.monotonic,
         log_path: Path | None = None,
         poller: Poller | None = None,
     ) -> None:
         """``pause_file``: where the person's pause is shared with other processes (None:
         in this process only). ``wall``: the person policy's clock (the demo's shared
-        one). ``poller``: a ready-made one (tests); it is told of the pause."""
+        one); ``poller_wall``: the poller's (default: the real one; tests on a fake
+        clock). ``poller``: a ready-made one (tests); it is told of the pause."""
         self.config = config
         self.client = client
         self.ibkr = IbkrClock.from_config(config)
@@ -69,10 +71,9 @@ class Pipeline:
                 clock=clock,
                 log_path=log_path,
                 url=config.url,
-                keepalive_paused=self.person.paused,
+                **({"wall": poller_wall} if poller_wall is not None else {}),  # type: ignore[arg-type]
             )
-        else:
-            poller.pause_keepalive_when(self.person.paused)
+        poller.pause_keepalive_when(self.person.paused_now)
         self.poller = poller
 
     def reconfigure(self, config: Config) -> None:

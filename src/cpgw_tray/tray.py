@@ -2,7 +2,7 @@
 
 :class:`TrayApp` holds the product's behaviour and talks to a small
 :class:`~cpgw_tray.backends.Backend` interface (the pystray one is in :mod:`backends`;
-tests use a fake). The poller hands each result to
+tests use :mod:`backends.dummy`). The poller hands each result to
 :meth:`TrayApp.on_status` on its own thread; that only *posts* :meth:`TrayApp.apply` to
 the tray's thread, which changes the icon when the state changes, the tooltip after
 each check and the menu when what it shows changed. Inside an IBKR restart window an
@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------------ the app
 
 
+UTC_NOW = partial(datetime.now, timezone.utc)  # the default clock, as every other one
+
+
 def worth_telling(known: State | None, status: Status, quiet: bool) -> bool:
     """A notification for ``status`` after the last known state ``known``: changes into
     and out of ``ready`` between known states — not the first verdict after start, not a
@@ -70,7 +74,7 @@ class TrayApp:
         on_quit: Callable[[], None] | None = None,
         open_url: Callable[[str], bool] = opener.open_url,
         open_path: Callable[[Path], bool] = opener.open_path,
-        now: Callable[[], datetime] = datetime.now,
+        now: Callable[[], datetime] = UTC_NOW,
         poller: Poller | None = None,
         history: History | None = None,
         log_path: Path | None = None,
@@ -94,7 +98,7 @@ class TrayApp:
             self.on_status,
             on_event=self.announcer.receive,
             pause_file=pause_file,
-            wall=self._wall,
+            wall=self._now,
             log_path=log_path,
             poller=poller,
         )
@@ -141,10 +145,10 @@ class TrayApp:
         the sections are told (the gateway items look again, on a worker of their own)."""
         if self.history is not None:
             self.history.record(status)
+        self.post(lambda: self.apply(status))
         if status.state is not self.status.state:
             for section in self.sections:
                 section.state_changed()
-        self.post(lambda: self.apply(status))
         for listener in self.listeners:
             listener(status)
 
@@ -201,7 +205,7 @@ class TrayApp:
             since=self.since,
             last_action=self.last_action,
             ibkr=self.ibkr,
-            wall=self._wall,
+            wall=self._now,
             latest=lambda: self.status,
         )
 
@@ -276,11 +280,6 @@ class TrayApp:
             Entry("Quit", self.quit),
         ]
         return items
-
-    def _wall(self) -> datetime:
-        """Now, with a time zone (the injected clock may give a naive local time)."""
-        now = self._now()
-        return now if now.tzinfo is not None else now.astimezone()
 
     def check_now(self, fresh: bool = False) -> None:
         """Menu: check at once (coalesced with a check already running, unless

@@ -312,7 +312,15 @@ class Outcome:
 
 
 def client_for(config: Config, now: Callable[[], datetime] | None = None) -> GatewayClient:
-    """The client the settings describe; ``now``: an injected wall clock (the demo's)."""
+    """The client the settings describe, paced with every other cpgw-tray process that
+    talks to the same gateway; ``now``: an injected wall clock (the demo's)."""
+    from .shared_state import SharedSlots
+
+    governor = RateGovernor(shared=SharedSlots.for_gateway(config.url).book)
     if now is None:
-        return GatewayClient(config.url, timeout=config.timeout, verify=config.verify)
-    return GatewayClient(config.url, timeout=config.timeout, verify=config.verify, now=now)
+        return GatewayClient(
+            config.url, timeout=config.timeout, verify=config.verify, governor=governor
+        )
+    return GatewayClient(
+        config.url, timeout=config.timeout, verify=config.verify, governor=governor, now=now
+    )

@@ -25,13 +25,15 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psutil
 
 from . import paths
 from .config import ConfigError, read_conf_yaml
 from .constants import EXIT_FAILED, EXIT_NOT_PERMITTED, MAIN_CLASS
+from .shared_state import try_lock, unlock
+from .smallfile import check_regular, read_small
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +122,7 @@ def save_record(record: Record) -> None:
 
 def read_record(path: Path) -> Record | None:
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads(read_small(path).decode("utf-8"))
         return Record(
             folder=str(data["folder"]),
             pid=int(data["pid"]),
@@ -320,10 +322,15 @@ def folder_lock(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the start lock of ``folder`` (a lock file in the state folder, released by the
     system if this process dies), so concurrent starts launch one gateway."""
     path = lock_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        check_regular(path)
+        handle = open(path, "a+b")  # noqa: SIM115 - closed below, after the lock
+    except OSError as exc:  # a folder where the lock file belongs, a read-only disk
+        raise LaunchError(f"cannot take the start lock {path}: {exc}") from None
+    with handle:
         deadline = time.monotonic() + timeout
-        while not _try_lock(handle):
+        while not try_lock(handle):
             if time.monotonic() > deadline:
                 raise LaunchError(
                     f"another start of the gateway in {folder} is still under way "
@@ -333,39 +340,7 @@ def folder_lock(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         try:
             yield
         finally:
-            _unlock(handle)
-
-
-def _try_lock(handle: IO[bytes]) -> bool:
-    if sys.platform == "win32":
-        import msvcrt
-
-        handle.seek(0)
-        try:
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    import fcntl
-
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _unlock(handle: IO[bytes]) -> None:
-    if sys.platform == "win32":
-        import msvcrt
-
-        handle.seek(0)
-        with contextlib.suppress(OSError):
-            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-        return
-    import fcntl
-
-    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            unlock(handle)
 
 
 # ------------------------------------------------------------------------ stopping

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from .ibkr_clock import next_token_reset
 from .person import Event, PersonPolicy
+from .smallfile import read_small
 from .status import State, Status, iso_utc
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def read_pause(path: Path, now: datetime) -> datetime | None:
     """The end of a pause still running, from its file; None without one (or a file
     that is not a time: a pause is never made up)."""
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        text = read_small(path).decode("utf-8").strip()
         until = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (OSError, ValueError, UnicodeDecodeError):
         return None

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SHOW_WAIT = 10.0  # seconds set-up waits for the icon before building the rest anyway
+
 
 class PystrayBackend:
     """The real tray, through pystray. Subclasses say how to reach the tray's thread
@@ -76,9 +78,23 @@ class PystrayBackend:
         self.post(self.icon.stop)  # on the tray's thread, like every other change
 
     def run(self, setup: Callable[[], None]) -> None:
+        """Show the icon, then run ``setup`` on pystray's setup thread once it shows:
+        setup imports the heavy parts, which would otherwise hold up the tray's thread
+        (the GIL, the disk) before the icon is up."""
+
         def on_setup(icon: Any) -> None:
-            # pystray's setup thread; showing the icon is a tray change like any other
-            self.post(lambda: setattr(icon, "visible", True))
+            shown = threading.Event()
+
+            def show() -> None:  # a tray change like any other, on the tray's thread
+                try:
+                    icon.visible = True
+                finally:
+                    # one round more: some trays (appindicator) show it one idle call later
+                    self.post(shown.set)
+
+            self.post(show)
+            if not shown.wait(SHOW_WAIT):
+                log.warning("the icon did not show within %.0f s; going on", SHOW_WAIT)
             setup()
 
         try:

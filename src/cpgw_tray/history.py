@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from .smallfile import check_regular
 from .status import State, Status, iso_utc
 from .urls import gateway_root
 
@@ -136,6 +137,7 @@ class History:
         """Every readable row, oldest first, from ``since`` on; corrupt lines skipped."""
         for path in self.files():
             try:
+                check_regular(path)  # a FIFO here would block the read for good
                 with open(path, encoding="utf-8", errors="replace") as lines:
                     for line in lines:
                         try:

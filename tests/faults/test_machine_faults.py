@@ -105,6 +105,14 @@ def test_the_settings_watcher_never_waits_on_a_fifo(tmp_path: Path) -> None:
     assert fingerprint(fifo) is None  # returns at once: loading reports what it is
 
 
+def test_a_history_file_that_is_a_fifo_is_reported_not_waited_on() -> None:
+    path = Path(os.environ["XDG_STATE_HOME"]) / "cpgw-tray" / "history.jsonl"
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    done = run("history", timeout=15)
+    assert "FIFO" in one_line(done.stderr) and "Traceback" not in done.stderr
+
+
 # ---------------------------------------------------------------- a closed pipe
 
 

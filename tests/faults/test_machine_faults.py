@@ -7,10 +7,12 @@ Real processes and real time: marked e2e.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import pytest
 
 from cpgw_tray.simulator import Simulator
 
+from ..conftest import wait_for
 from .conftest import cli, reap
 
 pytestmark = pytest.mark.e2e
@@ -179,6 +182,59 @@ def test_the_pacing_is_per_gateway() -> None:
         assert sorted(p.name for p in shared.iterdir()) == sorted(
             f"pacing-{url_key(sim.url)}.json" for sim in (one, two)
         )
+
+
+# ---------------------------------------------------------------- one takeover limit
+
+
+class Lines:
+    """A process's stdout lines as JSON, read on a thread of their own."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.seen: list[dict[str, object]] = []
+        self._proc = proc
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            with contextlib.suppress(ValueError):
+                self.seen.append(json.loads(line))
+
+    def count(self, key: str, value: str) -> int:
+        return sum(1 for line in list(self.seen) if line.get(key) == value)
+
+
+def test_a_tray_and_a_watch_never_both_take_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `watch` processes set to take_back on one machine: when TWS takes the session
+    twice within 5 minutes, one takeover between them, not one each."""
+    monkeypatch.setenv("CPGW_TRAY_ON_COMPETING", "take_back")
+    with Simulator(port=0, rate_limit=False, scenario="ready") as sim:
+        argv = ("--url", sim.url, "watch", "--json", "--interval", "1")
+        procs = [cli(*argv, stdout=subprocess.PIPE) for _ in range(2)]
+        try:
+            outs = [Lines(proc) for proc in procs]
+            wait_for(lambda: all(out.count("state", "ready") for out in outs))
+            sim.taken_over("TWS")
+
+            def takeovers() -> list[object]:
+                return [r.body for r in sim.requests() if r.path.endswith("ssodh/init")]
+
+            wait_for(takeovers)
+            wait_for(lambda: sim.state()["scenario"] == "ready")  # taken back
+
+            def checks() -> int:
+                return sum(1 for r in sim.requests() if r.path.endswith("auth/status"))
+
+            sim.taken_over("TWS")  # again, within 5 minutes: both must leave it
+            before = checks()
+            wait_for(lambda: checks() >= before + 6, 30)  # three more checks each
+            assert takeovers() == [{"publish": True, "compete": True}]
+            assert sum(out.count("event", "take_over") for out in outs) == 1
+            assert all(out.count("state", "competing") for out in outs)  # both left it
+        finally:
+            for proc in procs:
+                reap(proc)
 
 
 if sys.platform == "win32":  # FIFOs, devices and symlink loops are POSIX tests

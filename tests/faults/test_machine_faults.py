@@ -133,6 +133,7 @@ def _history_rows(count: int) -> None:
 
 @pytest.mark.parametrize("argv", [["history"], ["history", "--json"]])
 def test_a_reader_that_goes_away_ends_the_command_quietly(argv: list[str]) -> None:
+    """One place (the CLI's main) for every printing command; the history prints most."""
     _history_rows(3000)  # well over a pipe's buffer
     proc = cli(*argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

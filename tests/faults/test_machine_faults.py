@@ -167,6 +167,31 @@ def test_two_status_runs_in_one_second_share_the_budget_instead_of_a_429() -> No
     assert json.loads(third.stdout)["state"] == "ready"
 
 
+def test_status_behind_a_queue_of_other_processes_waits_its_turn() -> None:
+    """Other processes booked the next slots (6 s of them, over the client's usual
+    5 s): `status` waits for its own instead of a traceback."""
+    from cpgw_tray.shared_state import SharedSlots
+
+    with Simulator(port=0, rate_limit=True, penalty=60, scenario="ready") as sim:
+        SharedSlots.for_gateway(sim.url).book("iserver/auth/status", 6.0, 1.1, 60.0)
+        done = run("--url", sim.url, "status", "--json", timeout=40)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 0 and json.loads(done.stdout)["state"] == "ready"
+
+
+def test_status_behind_a_queue_over_a_minute_says_so_at_once() -> None:
+    from cpgw_tray.shared_state import SharedSlots
+
+    with Simulator(port=0, rate_limit=True, penalty=60, scenario="ready") as sim:
+        SharedSlots.for_gateway(sim.url).book("iserver/auth/status", 90.0, 1.1, 120.0)
+        done = run("--url", sim.url, "status", "--json")
+        sent = [r for r in sim.requests() if r.path.endswith("auth/status")]
+    assert "Traceback" not in done.stderr, done.stderr
+    data = json.loads(done.stdout)
+    assert done.returncode == 3 and data["state"] == "rate_limited" and sent == []
+    assert 80 < data["retry_after_s"] <= 91
+
+
 def test_the_pacing_is_per_gateway() -> None:
     """Two gateways are two budgets: a check of one never waits for the other."""
     with (

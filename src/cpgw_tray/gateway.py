@@ -320,7 +320,7 @@ def client_for(config: Config, now: Callable[[], datetime] | None = None) -> Gat
     talks to the same gateway; ``now``: an injected wall clock (the demo's)."""
     from .shared_state import SharedSlots
 
-    governor = RateGovernor(shared=SharedSlots.for_gateway(config.url).book)
+    governor = RateGovernor(shared=SharedSlots.for_gateway(config.url))
     if now is None:
         return GatewayClient(
             config.url, timeout=config.timeout, verify=config.verify, governor=governor

@@ -4,9 +4,9 @@ exclusive lock, so two processes never both take the same slot.
 
 - :class:`SharedState`: one such file; :meth:`SharedState.update` runs a change on its
   contents under the lock.
-- :class:`SharedSlots`: the gateway's one-request-a-second budget per endpoint, shared by
-  every process that talks to one gateway (one file per gateway URL); plugged into
-  :class:`~.governor.RateGovernor` as its ``shared`` booking.
+- :class:`SharedSlots`: the gateway's one-request-a-second budget per endpoint, and the
+  back-off after a 429, shared by every process that talks to one gateway (one file per
+  gateway URL); plugged into :class:`~.governor.RateGovernor` as its ``shared``.
 - :class:`TakeoverLimit`: the once-per-5-minutes automatic takeover, one per machine.
 
 The locks are advisory (``flock``; ``msvcrt.locking`` on Windows) and released by the
@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from .governor import Deferred
+from .governor import BACKOFF_MAX, Deferred
 from .smallfile import MAX_BYTES, NotAFile, check_regular, kind
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 LOCK_WAIT = 2.0  # seconds; a holder keeps the lock for a read and a write
 FORGET_AFTER = 120.0  # a slot older than this says nothing about pacing any more
+HELD = "held_until"  # the key of the shared back-off: a wall time
 
 
 class SharedStateError(OSError):
@@ -149,8 +150,8 @@ class SharedState:
 
 
 class SharedSlots:
-    """The booked request times (wall clock) per endpoint of one gateway, shared by
-    every process: :meth:`book` is :class:`~.governor.RateGovernor`'s ``shared``."""
+    """The booked request times (wall clock) per endpoint of one gateway and its
+    back-off, shared by every process (:class:`~.governor.SharedPacing`)."""
 
     def __init__(self, state: SharedState, clock: Callable[[], float] = time.time) -> None:
         self.state = state
@@ -169,10 +170,11 @@ class SharedSlots:
         def change(data: dict[str, Any]) -> float:
             now = self._clock()
             for key, value in list(data.items()):  # old or unreadable slots: forgotten
+                ahead = BACKOFF_MAX if key == HELD else FORGET_AFTER
                 fresh = isinstance(value, (int, float)) and math.isfinite(value)
-                if not fresh or not now - FORGET_AFTER < value < now + FORGET_AFTER:
+                if not fresh or not now - FORGET_AFTER < value < now + ahead + 1:
                     del data[key]
-            at = now + delay
+            at = max(now + delay, float(data.get(HELD, now)))  # after a 429: after it
             last = data.get(endpoint)
             if last is not None:
                 at = max(at, last + spacing)
@@ -186,6 +188,27 @@ class SharedSlots:
         except SharedStateError as exc:
             self._warn(exc)
             return delay
+
+    def hold(self, seconds: float) -> None:
+        """A 429: no process sends to this gateway for ``seconds``."""
+
+        def change(data: dict[str, Any]) -> None:
+            until = self._clock() + min(seconds, BACKOFF_MAX)
+            held = data.get(HELD)
+            if not isinstance(held, (int, float)) or not held >= until:
+                data[HELD] = until
+
+        self._quietly(change)
+
+    def release(self) -> None:
+        """End the shared back-off (the demo's simulated gateway changed)."""
+        self._quietly(lambda data: data.pop(HELD, None))
+
+    def _quietly(self, change: Callable[[dict[str, Any]], object]) -> None:
+        try:
+            self.state.update(change)
+        except SharedStateError as exc:
+            self._warn(exc)
 
     def _warn(self, exc: SharedStateError) -> None:
         if not self._warned:

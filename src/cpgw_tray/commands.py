@@ -51,13 +51,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def held_back(url: str, wait: float) -> Status:
-    """The verdict of a check that never went: other cpgw-tray processes hold every
-    slot for longer than ``status`` waits (exit 3, like a 429, and nothing was sent)."""
+    """The verdict of a check that never went: the requests other cpgw-tray processes
+    booked, or a 429 one of them got, hold it back longer than ``status`` waits (exit 3,
+    like a 429; nothing was sent)."""
     from .status import LOOKS, State
 
     detail = (
-        f"Not checked: other cpgw-tray processes on this computer have booked the gateway's "
-        f"next {wait:.0f} s of status checks (one a second); try again later."
+        f"Not checked: cpgw-tray holds requests to this gateway back for {wait:.0f} s more "
+        "(other cpgw-tray processes' checks, one a second, or a 429 one of them got); "
+        "asking now would earn a 429."
     )
     look = LOOKS[State.RATE_LIMITED]
     return Status(

@@ -12,8 +12,14 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TextIO
 
+from .gateway import AUTH_STATUS, Deferred, client_for
+from .maintenance import IbkrClock
+from .opener import open_url
 from .options import resolve
-from .status import Status
+from .person_care import pause_path, read_pause
+from .session import SessionCare
+from .status import LOOKS, State, Status
+from .urls import gateway_root
 
 QUEUE_WAIT = 60.0  # the longest `status` waits behind other processes' booked checks
 
@@ -42,7 +48,6 @@ def held_back(url: str, wait: float) -> Status:
     """The verdict of a check that never went: the requests other cpgw-tray processes
     booked, or a 429 one of them got, hold it back longer than ``status`` waits (exit 3,
     like a 429; nothing was sent)."""
-    from .status import LOOKS, State
 
     detail = (
         f"Not checked: cpgw-tray holds requests to this gateway back for {wait:.0f} s more "
@@ -61,10 +66,6 @@ def held_back(url: str, wait: float) -> Status:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    from .gateway import AUTH_STATUS, Deferred, client_for
-    from .maintenance import IbkrClock
-    from .person_care import pause_path, read_pause
-    from .session import SessionCare
 
     config = resolve(args)
     client = client_for(config)
@@ -88,7 +89,6 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_action(args: argparse.Namespace, out: TextIO) -> int:
     """``reauth`` or ``logout``: exit 0 when the gateway took it, 1 when not."""
-    from .gateway import client_for
 
     client = client_for(resolve(args))
     try:
@@ -105,8 +105,6 @@ def cmd_action(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_open(args: argparse.Namespace, out: TextIO) -> int:
     """The login page in the browser; where there is none, the URL to copy (exit 0 either
     way: the person has what they asked for)."""
-    from .opener import open_url
-    from .urls import gateway_root
 
     url = gateway_root(resolve(args).url)
     if open_url(url):

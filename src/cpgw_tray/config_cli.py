@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from .config import KEYS, Config, file_path
 from .constants import EXIT_CANT_CREATE, EXIT_OK
+from .opener import open_path
 from .options import resolve
+from .redaction import redact_url
+from .settings_file import init_file, toml_value
 
 
 def arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -39,8 +44,6 @@ def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{path}\n")
         return EXIT_OK
     if args.init or args.edit:
-        from .settings_file import init_file
-
         try:
             created = init_file(path)
         except OSError as exc:
@@ -57,15 +60,12 @@ def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
 
 def render(config: Config, path: Path) -> str:
     """One line per key: ``name = value  # where it came from``."""
-    from .settings_file import toml_value
 
     there = "" if path.is_file() else " (not there: the defaults apply; `config --init` writes it)"
     lines = [f"# settings file: {path}{there}"]
     for name in KEYS:
         value = getattr(config, name)
         if name == "notify_urls":  # their tokens and passwords stay hidden
-            from .redaction import redact_url
-
             value = tuple(redact_url(url) for url in value)
         shown = "unset" if value is None else toml_value(value)
         lines.append(f"{name} = {shown}".ljust(48) + f"  # {config.sources.get(name, 'default')}")
@@ -74,10 +74,6 @@ def render(config: Config, path: Path) -> str:
 
 def _edit(path: Path, out: TextIO) -> int:
     """The person's editor, waited for; else the system opener; else the path."""
-    import shlex
-    import subprocess
-
-    from .opener import open_path
 
     for variable in ("VISUAL", "EDITOR"):
         editor = os.environ.get(variable, "").strip()

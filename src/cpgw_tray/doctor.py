@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
+from . import paths
+from .config import ConfigError, read_conf_yaml
+from .constants import EXIT_NOT_PERMITTED, MAIN_CLASS
+from .diagnostics import write_bundle
+from .gateway import Deferred, Unreachable, client_for
+from .identity import LaunchError, log_of
 from .options import resolve
+from .preflight import find_directory, find_java, listeners, port_answers
+from .status import Endpoint, Failure, State, classify_reply
 
 if TYPE_CHECKING:
     from .config import Config
@@ -64,8 +72,6 @@ class Doctor:
 
     # -------------------------------------------------------------- the folder
     def java(self) -> Check:
-        from .identity import LaunchError
-        from .preflight import find_java
 
         try:
             java = find_java(self.env)
@@ -74,8 +80,6 @@ class Doctor:
         return Check("Java", True, f"{java.version} ({java.path})")
 
     def gateway_folder(self) -> Check:
-        from .identity import LaunchError
-        from .preflight import find_directory
 
         try:
             self.folder, how = find_directory(self.config.gateway_dir)
@@ -90,8 +94,6 @@ class Doctor:
 
     def conf_yaml(self) -> Check:
         import yaml
-
-        from .config import ConfigError, read_conf_yaml
 
         if self.folder is None:
             return Check("conf.yaml", None, "no gateway folder to look in")
@@ -121,7 +123,6 @@ class Doctor:
 
     # -------------------------------------------------------------- the port
     def port_holder(self) -> Check:
-        from .preflight import listeners, port_answers
 
         port = self.port or 5000
         if not port_answers(port):
@@ -147,8 +148,6 @@ class Doctor:
     # -------------------------------------------------------------- the gateway
     def gateway_reply(self) -> list[Check]:
         """One status request: the certificate, paper or live, and the gateway's clock."""
-        from .gateway import Deferred, Unreachable, client_for
-        from .status import Endpoint, Failure, State, classify_reply
 
         client = client_for(self.config)
         try:
@@ -217,7 +216,6 @@ def _is_our_simulator(proc: Any) -> bool:
 
 
 def _is_gateway(proc: Any) -> bool:
-    from .constants import MAIN_CLASS
 
     try:
         return MAIN_CLASS in proc.cmdline()
@@ -256,7 +254,6 @@ def arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
-    from .constants import EXIT_NOT_PERMITTED
 
     config = resolve(args, gateway_dir=args.dir)
     checks = Doctor(config).run()
@@ -279,13 +276,9 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
 def save_bundle(target: Path, config: Config, checks: list[Check] | None = None) -> Path:
     """The diagnostics bundle (see :mod:`cpgw_tray.diagnostics`), running the doctor
     first unless its checks are given."""
-    from . import paths
-    from .diagnostics import write_bundle
 
     logs = [("cpgw-tray.log", paths.log_file())]
     if config.gateway_dir:  # the configured folder's gateway log, else every folder's
-        from .identity import log_of
-
         gateway_logs = [log_of(Path(config.gateway_dir))]
     else:
         gateway_logs = sorted(paths.log_dir().glob("gateway-*.log"))

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from . import identity, paths
 from .config import load
 from .constants import (
     EXIT_FAILED,
@@ -26,7 +27,13 @@ from .constants import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
+from .gwfolder import problems
+from .gwlog import tail
+from .identity import LaunchError, log_of
+from .launcher import AlreadyRunning, Cancelled, Launcher, find_directory
+from .lifecycle import stop_on_signals
 from .options import Parser, UsageError, shared_options
+from .stopping import stop_gateway
 
 if TYPE_CHECKING:
     from .identity import Gateway
@@ -125,7 +132,6 @@ def arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
     """``gateway start|stop|restart|status|logs``; exit codes as in :data:`EXIT_CODES`."""
-    from .identity import LaunchError
 
     try:
         return _gateway(args, out)
@@ -139,8 +145,6 @@ def _gateway(args: argparse.Namespace, out: TextIO) -> int:
     named = Path(config.gateway_dir).expanduser() if config.gateway_dir else None
     action = args.gateway_command
     if named is not None and action != "start":
-        from .gwfolder import problems
-
         wrong = problems(named)
         if wrong:
             raise UsageError(f"not a gateway folder: {wrong[0]}")
@@ -170,7 +174,6 @@ def _in(named: Path | None) -> str:
 
 def _pick(named: Path | None) -> Gateway | None:
     """The gateway a command acts on: the named folder's, else the only one running."""
-    from . import identity
 
     if named is not None:
         return identity.gateway_in(named)
@@ -198,7 +201,6 @@ def _describe(gateway: Gateway) -> dict[str, Any]:
 
 
 def _status(named: Path | None, as_json: bool, out: TextIO) -> int:
-    from . import identity
 
     if named is not None:
         found = identity.gateway_in(named)
@@ -220,20 +222,15 @@ def _status(named: Path | None, as_json: bool, out: TextIO) -> int:
 
 
 def _stop(target: Gateway, out: TextIO) -> None:
-    from .launcher import Launcher
 
     if target.folder:
         Launcher(Path(target.folder)).stop(target)
     else:
-        from .stopping import stop_gateway
-
         stop_gateway(target)
     out.write(f"Stopped the gateway in {target.where()} ({target.describe()}).\n")
 
 
 def _start(named: Path | None, wait: bool, timeout: float, out: TextIO) -> int:
-    from .launcher import AlreadyRunning, Cancelled, Launcher, find_directory
-    from .lifecycle import stop_on_signals
 
     directory, how = find_directory(str(named) if named else None)
     if how == "found":
@@ -271,9 +268,6 @@ def _start(named: Path | None, wait: bool, timeout: float, out: TextIO) -> int:
 
 
 def _logs(named: Path | None, lines: int, out: TextIO) -> int:
-    from . import paths
-    from .gwlog import tail
-    from .identity import log_of
 
     if named is None:
         running = _pick(None)

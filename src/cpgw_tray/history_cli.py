@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from . import paths
+from .history import History, Row, parse_since
+from .ibkr_clock import windows
+from .maintenance import IbkrClock
 from .options import UsageError, resolve
+from .timeline import gaps, render
 
 if TYPE_CHECKING:
     from .config import Config
@@ -29,8 +34,6 @@ def arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
-    from . import paths
-    from .history import History, parse_since
 
     now = datetime.now(timezone.utc)
     try:
@@ -65,8 +68,6 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
 def with_gaps(history: History, since: datetime, now: datetime) -> list[Row]:
     """The rows from ``since`` on, and a ``not_watched`` row for each stretch when
     nothing was watching (its ``until`` says when watching began again)."""
-    from .history import Row
-    from .timeline import gaps
 
     every = list(history.rows())
     holes = [
@@ -79,11 +80,6 @@ def with_gaps(history: History, since: datetime, now: datetime) -> list[Row]:
 def write_timeline(history: History, path: Path, now: datetime, config: Config) -> Path:
     """Render the 24 hours before ``now`` to ``path`` as PNG, IBKR's restart windows for
     the configured region shaded."""
-    from datetime import timedelta
-
-    from .ibkr_clock import windows
-    from .maintenance import IbkrClock
-    from .timeline import render
 
     clock = IbkrClock.from_config(config)
     shade = (

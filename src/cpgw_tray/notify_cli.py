@@ -9,7 +9,9 @@ import sys
 from typing import TextIO
 
 from .constants import EXIT_NOT_SENT, EXIT_OK, EXIT_USAGE
+from .notify import AppriseMissing, computer_name, deliver, hide
 from .options import UsageError, resolve
+from .redaction import redact_url
 
 
 def arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -22,8 +24,6 @@ def arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_notify(args: argparse.Namespace, out: TextIO) -> int:
-    from .notify import AppriseMissing, computer_name, deliver, hide
-    from .redaction import redact_url
 
     if not args.test:
         raise UsageError("notify: say --test to send a test message to each URL")

@@ -25,10 +25,18 @@ import sys
 import threading
 from typing import TYPE_CHECKING, TextIO
 
+from . import logs, paths
 from .commands import human
+from .config import ConfigError
 from .constants import EXIT_IOERR, EXIT_SOFTWARE
+from .gateway import client_for
+from .history import History
 from .lifecycle import SLICE, hangup_probe, silence_stdout, stop_on_signals
+from .maintenance import note
 from .options import UsageError, add_outlets, resolve
+from .outlets import Outlets, poller_view
+from .person_care import pause_path
+from .pipeline import Pipeline
 from .status import Status
 
 if TYPE_CHECKING:
@@ -64,7 +72,6 @@ class Printer:
         self.failed: tuple[int, str] | None = None
 
     def __call__(self, status: Status) -> None:
-        from .maintenance import note
 
         if self.history is not None:
             self.history.record(status)
@@ -136,7 +143,6 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     """Print a line at each change until stopped: 0 for Ctrl-C, SIGTERM or a closed
     pipe; 74 for an output that cannot be written; 70 for an internal failure outside
     the check loop (a usage or settings error stays 64)."""
-    from .config import ConfigError
 
     try:
         return _watch(args, out)
@@ -149,12 +155,6 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _watch(args: argparse.Namespace, out: TextIO) -> int:
-    from . import logs, paths
-    from .gateway import client_for
-    from .history import History
-    from .outlets import Outlets, poller_view
-    from .person_care import pause_path
-    from .pipeline import Pipeline
 
     config = resolve(args)
     log_path = logs.to_file(config.log_level)

@@ -12,6 +12,9 @@ from ..config import ConfigError, read_conf_yaml
 from ..constants import LISTEN_FAILED
 from ..lifecycle import stop_on_signals, wait_until
 from ..options import UsageError
+from .model import SCENARIOS
+from .scaffold import FolderNotEmpty, make_gateway_dir
+from .server import Simulator
 
 
 def arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -66,9 +69,6 @@ def arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
-    from .model import SCENARIOS
-    from .scaffold import FolderNotEmpty, make_gateway_dir
-    from .server import Simulator
 
     if args.make_gateway_dir:
         try:

@@ -163,7 +163,7 @@ def test_save_diagnostics_from_the_menu() -> None:
     app = TrayApp(config, GatewayClient(config.url, verify=False), poller=IdlePoller())
     backend = DummyBackend()
     app.start(backend)
-    app.save_diagnostics()
+    app.support.save_diagnostics()
     for thread in [t for t in threading.enumerate() if t.name == "diagnostics"]:
         thread.join(timeout=20)
     backend.drain()

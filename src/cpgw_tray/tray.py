@@ -30,6 +30,7 @@ from .person_menu import Announcer, PersonItems
 from .pipeline import Pipeline
 from .sections import Saver, SectionFactory, run_in_background
 from .status import SESSION_STATES, State, Status, unknown
+from .support_menu import SupportItems
 from .tray_view import View
 from .urls import gateway_root
 
@@ -115,7 +116,9 @@ class TrayApp:
         self._shown_title: str | None = None
         self._shown_menu: tuple[Any, ...] | None = None
         self.quitting = threading.Event()
-        self.sections = [make(self) for make in sections]  # last: they may ask the door
+        # last: they may ask the door; the support items close the list
+        self.support = SupportItems(self, history, open_url)
+        self.sections = [*(make(self) for make in sections), self.support]
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, backend: Backend) -> None:
@@ -274,8 +277,6 @@ class TrayApp:
         for section in self.sections:
             items += [*section.entries(view), *([SEPARATOR] if section.separated else [])]
         items += [
-            Entry("Show history…", self.show_history, enabled=self.history is not None),
-            Entry("Save diagnostics…", self.save_diagnostics),
             Entry("Notifications", self.toggle_notifications, checked=self.notifications),
             Entry("Quit", self.quit),
         ]
@@ -314,42 +315,6 @@ class TrayApp:
                 backend.post(lambda: backend.notify(f"Open it yourself: {target}", why))
 
         self.background("opener", run, f"Opening {target}")
-
-    def show_history(self) -> None:
-        """Menu: the last 24 hours as a picture, opened, or its path in the menu."""
-
-        def run() -> None:
-            from datetime import timezone
-
-            from . import paths
-            from .history_cli import write_timeline
-
-            assert self.history is not None
-            path = write_timeline(
-                self.history,
-                paths.state_dir() / "history-24h.png",
-                datetime.now(timezone.utc),
-                self.config,
-            )
-            if not self._open_url(path.as_uri()):
-                self.note(f"History picture: {path}")
-
-        self.background("history", run, "History picture failed")
-
-    def save_diagnostics(self) -> None:
-        """Menu: the doctor's bundle for support, saved in the state folder; its path in
-        the menu and a notification, so it can be attached to a message."""
-
-        def run() -> None:
-            from . import paths
-            from .doctor import save_bundle
-
-            name = f"diagnostics-{datetime.now():%Y%m%d-%H%M%S}.zip"
-            path = save_bundle(paths.state_dir() / name, self.config)
-            self.note(f"Diagnostics saved: {path}")
-            self.notify("Diagnostics saved", str(path))
-
-        self.background("diagnostics", run, "Diagnostics failed")
 
     def reauthenticate(self) -> None:
         """Menu: start the brokerage session again (off the tray's thread)."""

@@ -408,6 +408,37 @@ def test_durations_in_hours_and_minutes(app: tuple[TrayApp, DummyBackend]) -> No
     assert "Login expires in 41 min" in texts(tray.entries())
 
 
+def test_a_status_is_judged_once_per_apply(
+    app: tuple[TrayApp, DummyBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: the icon, the tooltip, the rows and the person's items each asked again
+    whether the status was an expected drop and which window explained it; the view is
+    now computed once per status."""
+    from cpgw_tray import maintenance, tray_view
+    from cpgw_tray.ibkr_clock import next_window
+
+    tray, backend = app
+    calls: list[str] = []
+    drop, window = maintenance.expected_drop, tray.ibkr.window
+
+    def counted_drop(status: Status) -> bool:
+        calls.append("expected_drop")
+        return drop(status)
+
+    def counted_window(status: Status) -> object:
+        calls.append("window")
+        return window(status)
+
+    monkeypatch.setattr(tray_view.maintenance, "expected_drop", counted_drop)
+    monkeypatch.setattr(tray.ibkr, "window", counted_window)
+    # A minute into IBKR's next restart window: an expected drop, shown with its own look.
+    coming = next_window(tray.ibkr.region, NOW[0], tray.ibkr.schedule)
+    at = NOW[0] = coming.start + timedelta(minutes=1)
+    tray.apply(tray.ibkr.stamp(replace(snapshot(State.NOT_AUTHENTICATED), checked_at=at)))
+    assert calls == ["expected_drop", "window"]
+    assert [v for k, v in backend.calls if k == "icon"][-1] == maintenance.ICON
+
+
 def test_status_line_says_each_word_once(app: tuple[TrayApp, DummyBackend]) -> None:
     tray, _ = app
     tray.apply(snapshot(State.ERROR))

@@ -90,12 +90,13 @@ def cmd_action(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_open(args: argparse.Namespace, out: TextIO) -> int:
     """The login page in the browser; where there is none, the URL to copy (exit 0 either
     way: the person has what they asked for)."""
-    from .opener import open_url
+    from .opener import why_not_opened
     from .urls import gateway_root
 
     url = gateway_root(resolve(args).url)
-    if open_url(url):
+    why = why_not_opened(url)
+    if why is None:
         out.write(f"Opening {url}\n")
     else:
-        out.write(f"No browser found: open {url} in a browser yourself.\n")
+        out.write(f"Not opened ({why}): open {url} in a browser yourself.\n")
     return 0

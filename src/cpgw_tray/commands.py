@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TextIO
 
-from .options import add_shared, resolve
+from .options import add_shared, resolve, tell
 from .status import Status
 
 
@@ -56,6 +56,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 
     config = resolve(args)
     client = client_for(config)
+    tell(f"asking {config.url} … up to {config.timeout:g} s")
     try:
         # One check: no automatic reauthentication, and no /sso/validate (limited to
         # one a minute, which scripts calling `status` in a loop would exceed).

@@ -9,6 +9,7 @@ repeatable ``--notify`` keeps both: URLs given before and after the sub-command 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, NoReturn
 
 from .config import Config, load
@@ -112,6 +113,15 @@ def add_outlets(parser: argparse.ArgumentParser) -> None:
         help="run CMD at each event: login_needed, take_over… (no shell; env CPGW_EVENT, "
         "CPGW_MESSAGE, CPGW_AT; the event JSON on stdin)",
     )
+
+
+def tell(text: str) -> None:
+    """A progress line for a person at a terminal, on stderr (stdout is for scripts and
+    stays as it was); nothing when stderr is not a terminal."""
+    stream = sys.stderr
+    if stream is not None and stream.isatty():
+        stream.write(text + "\n")
+        stream.flush()
 
 
 def resolve(args: argparse.Namespace, **extra: Any) -> Config:

@@ -393,8 +393,7 @@ class TrayApp:
         threading.Thread(target=run, name="history", daemon=True).start()
 
     def save_diagnostics(self) -> None:
-        """Menu: the doctor's bundle for support, saved in the state folder; its path in
-        the menu and a notification, so it can be attached to a message."""
+        """Menu: the support bundle; "saving…" at once, then its path (menu, notification)."""
 
         def run() -> None:
             from . import paths
@@ -410,6 +409,7 @@ class TrayApp:
             self.note(f"Diagnostics saved: {path}")
             self.notify("Diagnostics saved", str(path))
 
+        self.note("Saving diagnostics… (the doctor asks the gateway first)")
         threading.Thread(target=run, name="diagnostics", daemon=True).start()
 
     def reauthenticate(self) -> None:

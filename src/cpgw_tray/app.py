@@ -150,7 +150,12 @@ def run_tray(
         else:
             backend.post(lambda: show_bad(message))
 
-    watcher = SettingsWatcher(settings_path, load, changed, failed)  # before the first load
+    def tick() -> None:  # watcher thread, every few seconds
+        if items:
+            items[0].tick()
+
+    # made before the first load
+    watcher = SettingsWatcher(settings_path, load, changed, failed, on_tick=tick)
     try:
         config: Config | None = load()
         problem = None

@@ -49,6 +49,7 @@ class SettingsWatcher:
         *,
         period: float = 3.0,  # within 5 s of a save, with the settling pause
         settle: float = 0.2,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.path = path
         self._load = load
@@ -56,6 +57,7 @@ class SettingsWatcher:
         self.on_error = on_error
         self.period = period
         self.settle = settle  # an editor may write in steps: wait for the file to settle
+        self.on_tick = on_tick  # also called at every look (other state to follow)
         self._seen = fingerprint(path)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,6 +91,8 @@ class SettingsWatcher:
         while not self._stop.wait(self.period):
             try:
                 self.check()
+                if self.on_tick is not None:
+                    self.on_tick()
             except Exception as exc:  # a bug here must not end the watching silently
                 log.exception("watching the settings file failed")
                 try:

@@ -314,10 +314,16 @@ class ActionBackend(FakeBackend):
     """A backend whose notifications take a click (D-Bus in the real one)."""
 
     def notify_with_action(
-        self, message: str, title: str, label: str, action: Callable[[], None]
+        self,
+        message: str,
+        title: str,
+        label: str,
+        action: Callable[[], None],
+        also: tuple[str, Callable[[], None]] | None = None,
     ) -> None:
         self.calls.append(("notify", message))
         self.clicks = (label, action)
+        self.also = also
 
 
 def test_a_click_on_the_login_notification_opens_the_login_page(sim: Simulator) -> None:
@@ -331,4 +337,27 @@ def test_a_click_on_the_login_notification_opens_the_login_page(sim: Simulator) 
     backend.clicks[1]()
     join("opener")
     assert opened == [gateway_root(sim.url)]
+    tray.client.close()
+
+
+def test_the_competing_notification_offers_the_takeover_and_leaving_it(sim: Simulator) -> None:
+    """Not "Log in now" (the person is logged in, elsewhere): take the session over, or
+    leave it (which stops a countdown to taking it back)."""
+    clocks = Clocks(et(25, 12, 0))
+    backend = ActionBackend()
+    tray, _, opened = tray_on(
+        sim, clocks, backend=backend, on_competing="take_back_after", compete_after=900
+    )
+    check_at(tray, clocks, et(25, 12, 0))
+    sim.taken_over("TWS")
+    check_at(tray, clocks, et(25, 12, 1))
+    assert backend.clicks[0] == "Take the session over"
+    assert backend.also is not None and backend.also[0] == "Leave it"
+    backend.also[1]()
+    backend.drain()
+    assert "Left to the other session" in texts(backend.menu)
+    backend.clicks[1]()  # take it over after all
+    join("action")
+    assert any(r.path.endswith("ssodh/init") for r in sim.requests())
+    assert opened == []
     tray.client.close()

@@ -192,7 +192,8 @@ def test_the_demo_weekly_reset_never_lands_in_a_restart_window(region: str) -> N
 
 
 def demo_tray(clock: SimClock, sim: Simulator, region: str) -> tuple[TrayApp, FakeBackend]:
-    config = load({"url": sim.url, "region": region}, env={})
+    """The tray as the demo makes it: no automatic reauthentication."""
+    config = load({"url": sim.url, "region": region, "auto_reauth": False}, env={})
     client = GatewayClient(sim.url, verify=False, now=clock.now)
     tray = TrayApp(config, client, poller=IdlePoller(), now=clock.now)
     backend = FakeBackend()
@@ -243,4 +244,19 @@ def test_demo_back_to_real_time_undoes_the_restart_quietly() -> None:
         said = [v for k, v in backend.calls if k == "notify"]
         assert not any("Not back after IBKR's restart" in v for v in said), said
         assert abs(tray.since - datetime.now(UTC)) < timedelta(minutes=5)
+        tray.client.close()
+
+
+def test_demo_since_rows_move_with_the_clock() -> None:
+    """A state that does not change across the jumps (logged out): its "Since" follows
+    the clock there and back."""
+    clock = SimClock()
+    with Simulator(0, scenario="logged_out", rate_limit=False, wall=clock) as sim:
+        tray, backend = demo_tray(clock, sim, "eu")
+        assert check(tray, backend) is State.LOGGED_OUT
+        simulate(backend, "nightly restart:")
+        assert abs(tray.since - clock.now()) < timedelta(minutes=1)
+        simulate(backend, "nightly restart:")
+        assert check(tray, backend) is State.LOGGED_OUT
+        assert abs(tray.since - datetime.now(UTC)) < timedelta(minutes=1)
         tray.client.close()

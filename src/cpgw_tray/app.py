@@ -318,15 +318,13 @@ def simulate_menu(app: TrayApp, sim: Simulator, clock: SimClock) -> list[Entry]:
         before = clock.now()
         if clock.injected:
             clock.set(None)
-            sim.set_scenario(left[0])
+            sim.set_scenario(clock.left_scenario)
         else:
-            left[:] = [sim.session.scenario]
+            clock.left_scenario = sim.session.scenario
             sim.region = app.ibkr.region
             clock.set(at(before))
         app.since += clock.now() - before
         changed()
-
-    left = [sim.session.scenario]
 
     def nightly_restart() -> None:
         """Into IBKR's next nightly restart window (30 s in), or back to real time."""

@@ -43,6 +43,7 @@ class SimClock:
         self._real = real
         self._offset: timedelta | None = None
         self._lock = threading.Lock()
+        self.left_scenario = "ready"  # the demo's: the scenario before a jump, for the way back
 
     def now(self) -> datetime:
         with self._lock:

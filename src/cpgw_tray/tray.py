@@ -100,6 +100,7 @@ class TrayApp:
         self.notifications = config.notifications
         self.status = unknown(config.url)
         self.since = now()
+        self.came_from: State | None = None  # the state before the one shown (since_row)
         self.backend: Backend | None = None
         self.ibkr = IbkrClock.from_config(config)
         self.care = SessionCare(client, auto_reauth=config.auto_reauth, ibkr=self.ibkr)
@@ -190,7 +191,7 @@ class TrayApp:
             return
         previous = self.status
         if status.state is not previous.state:
-            self.since = self._now()
+            self.since, self.came_from = self._now(), previous.state
             self.last_action = None  # the new state says how the action went
         self.status = status
         said = self.person_items.announce(self._was_quiet)  # before the menu: it may note
@@ -200,7 +201,7 @@ class TrayApp:
             log.debug("icon: %s", icon)
             backend.set_icon(icon)
             self._shown_icon = icon
-        title = tooltip(status, window.label + NO_ACTION if window else None)
+        title = tooltip(status, rows.window_row(window) + NO_ACTION if window else None)
         if title != self._shown_title:
             backend.set_title(title)
             self._shown_title = title
@@ -245,7 +246,7 @@ class TrayApp:
         if window is None:
             return [f"Status: {status.label}", *detail]
         head = [  # the detail's advice (log in, restart) would be wrong here
-            window.label + NO_ACTION,
+            rows.window_row(window) + NO_ACTION,
             f"Status: {status.label} (expected during the restart)",
             "Checks once a minute until the session is back",
         ]
@@ -295,13 +296,7 @@ class TrayApp:
         last = Entry(self.last_action or " ", enabled=False)
         if state is State.UNKNOWN:  # nothing known yet but what an action said
             return [last]
-        since = self.since.astimezone().strftime("%H:%M")
-        facts = [
-            Entry(
-                f"Authenticated since {since}" if state is State.READY else f"Since {since}",
-                enabled=False,
-            )
-        ]
+        facts = [Entry(rows.since_row(state, self.since, self.came_from), enabled=False)]
         if state in SESSION_STATES:
             kind = {True: "paper", False: "live", None: "paper or live unknown"}[status.paper]
             account = f"{status.account} ({kind})" if status.account else "unknown"

@@ -13,7 +13,8 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -203,7 +204,7 @@ def run_tray(
                 on_quit=on_quit,
                 history=history,
                 log_path=log_path,
-                now=now or datetime.now,
+                now=now or partial(datetime.now, timezone.utc),
                 # the trader's own tray: its pause is seen by `watch` and `status --json`
                 pause_file=pause_path() if record_history else None,
             )

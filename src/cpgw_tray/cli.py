@@ -103,6 +103,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     from . import logs
 
     out = out or sys.stdout
+    reconfigure = getattr(out, "reconfigure", None)
+    if reconfigure is not None:  # a terminal that cannot show "—" gets "?", not an error
+        reconfigure(errors="replace")
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser(argv).parse_args(argv)

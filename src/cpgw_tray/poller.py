@@ -2,14 +2,25 @@
 publishes honest.
 
 Every ``interval`` seconds it asks ``auth/status``; every ``keepalive`` seconds, while a
-session exists, it tickles instead (a tickle reply carries the same status, so the
-keep-alive never costs an extra check), unless the person paused session care
+session exists, it tickles instead, unless the person paused session care
 (``keepalive_paused``: then only checks). "Check now" wakes it at once; a click while a
 check runs does not queue another. Each result goes to ``on_status``; the receiver
 decides what changed and marshals UI work to its own thread.
 
-It owns three promises:
+It owns four promises:
 
+- One verdict. ``/iserver/auth/status`` is the authority on the session: only its
+  replies (the checks) are verdicts, and only verdicts change the state. Every other
+  reply — the tickle, and whatever else is handed to :meth:`Poller.evidence` (the
+  websocket's ``sts``) — is evidence. Evidence that agrees with the last verdict (the
+  same state) refreshes its ``checked_at`` and ``sso_expires_s`` only, so no line, hook
+  or history row follows (and a tickle that agrees replaces a check: keep-alive costs no
+  extra request). Evidence that disagrees, says nothing of the session (a tickle without
+  ``iserver.authStatus``) or cannot be read (NaN, ``{"error": "no session"}``) publishes
+  nothing: it asks for a check, at most one per source per :data:`EVIDENCE_EVERY`
+  seconds and never before a 429's back-off or IBKR's restart-window pacing ends. Two
+  endpoints that keep disagreeing thus give one stable state. (A tickle replaces one check
+  in a row at most: checks never starve behind tickles.)
 - It cannot die. The whole step is guarded, and the thread loop too: any exception is
   logged with its traceback and published as an ``error`` verdict naming the log; when
   publishing itself fails, that is logged and the schedule goes on unchanged.
@@ -57,6 +68,9 @@ log = logging.getLogger(__name__)
 LOOK_EVERY = 10.0  # longest wait between looks at the clocks (a resume is seen this soon)
 RESUME_GAP = 3.0  # wall clock ahead of the monotonic one by more: the machine slept
 MIN_HOLD = 1.0  # a held-back request is tried again no sooner than this
+EVIDENCE_EVERY = 10.0  # evidence from one source asks for a check at most this often
+# States a piece of evidence can agree with: what an authStatus (or a 401) says.
+AGREEABLE = SESSION_STATES | {State.LOGGED_OUT}
 _NEXT_NOTE = re.compile(r"\s*Next check\b[^.]*\d\d:\d\d:\d\d\.$")  # "Next check [in N s, ]at …"
 
 
@@ -118,6 +132,9 @@ class Poller:
         self._looked: tuple[float, datetime] | None = None
         self._next_check: float | None = None  # None: check at once
         self._next_tickle: float | None = None
+        self._tickled = False  # a tickle went since the last check
+        self._paced_until = 0.0  # no request before this: a 429's back-off, window pacing
+        self._asked: dict[str, float] = {}  # evidence source -> when it last asked a check
         self._gateway: Status | None = None  # the gateway's last verdict: drives keep-alive
         self.latest: Status | None = None  # the last verdict published as fresh
         # When the verdict goes stale, on both clocks: the wall clock counts a suspend,
@@ -191,16 +208,16 @@ class Poller:
         now = self._clock()
         has_session = self._gateway is not None and self._gateway.state in SESSION_STATES
         keep = self.keepalive > 0 and has_session and not self.keepalive_paused()
-        if keep and (self._next_tickle is None or now >= self._next_tickle):
+        next_check = now if self._next_check is None else self._next_check
+        check = self._now_requested or self._resumed or now >= next_check
+        # Both due: the tickle first, unless one went since the last check (the check's
+        # turn: a tickle's reply is evidence and must not starve the verdicts).
+        tickle = keep and (self._next_tickle is None or now >= self._next_tickle)
+        if tickle and not (check and self._tickled):
             return "tickle", 0.0
-        if (
-            self._now_requested
-            or self._resumed
-            or self._next_check is None
-            or now >= self._next_check
-        ):
+        if check:
             return "check", 0.0
-        waits = [self._next_check - now]
+        waits = [next_check - now]
         if keep and self._next_tickle is not None:
             waits.append(self._next_tickle - now)
         return None, max(0.0, min(waits))
@@ -236,8 +253,9 @@ class Poller:
     def _do(self, action: str) -> float:
         with self._lock:
             self._busy = True
-            self._now_requested = False  # this check answers every request made so far
-            self._resumed = False
+            if action == "check":  # a tickle is evidence: it answers no request for a check
+                self._now_requested = False  # this check answers every request made so far
+                self._resumed = False
         try:
             status = self._tickle() if action == "tickle" and self._tickle else self._check()
         except Deferred as held:
@@ -248,14 +266,74 @@ class Poller:
         hold = status.retry_after_s if status.state is State.RATE_LIMITED else None
         hold = hold if hold is not None and math.isfinite(hold) else 0.0
         hold = max(hold, maintenance.pace(status))
-        self._next_check = finished + max(self.interval, hold)
+        if action == "tickle" and self._gateway is not None:
+            hold = max(hold, maintenance.pace(self._gateway))
+        self._paced_until = finished + hold
         if action == "tickle" or self._next_tickle is None:
             self._next_tickle = finished + self.keepalive
         if hold:
             self._next_tickle = max(self._next_tickle, finished + hold)
+        if action == "tickle":  # evidence, not a verdict; it replaces one check in a row
+            if hold and self._next_check is not None:
+                self._next_check = max(self._next_check, self._paced_until)
+            replaces, self._tickled = not self._tickled, True
+            self.evidence("tickle", status, replaces_check=replaces)
+            return self.due()[1]
+        self._tickled = False
+        self._next_check = finished + max(self.interval, hold)
         self._gateway = status
         self._publish_verdict(status, self._next_check - finished)
         return self.due()[1]
+
+    def evidence(self, source: str, said: Status | None, *, replaces_check: bool = False) -> str:
+        """Evidence about the session from a reply other than ``auth/status``; safe from
+        any thread. ``source`` names where it came from (``"tickle"``, ``"websocket"``):
+        each source asks for a check at most once per :data:`EVIDENCE_EVERY` s. ``said``
+        is the reply classified as a status (its ``state``, ``checked_at`` and
+        ``sso_expires_s`` are read), or None when the reply cannot be read at all.
+
+        Returns ``"agrees"`` (the verdict republished with the new ``checked_at`` and
+        ``sso_expires_s``; ``replaces_check``: the next check moves an interval on),
+        ``"check"`` (a check is asked for, once pacing allows), ``"capped"`` (this
+        source asked too recently) or ``"ignored"`` (no verdict yet). Never a new state."""
+        now = self._clock()
+        with self._publishing:
+            with self._lock:
+                verdict, latest = self._gateway, self.latest
+                if verdict is None or latest is None:
+                    return "ignored"
+                if said is not None and said.state is verdict.state and said.state in AGREEABLE:
+                    sso = said.sso_expires_s
+                    sso = latest.sso_expires_s if sso is None else sso
+                    at = said.checked_at or latest.checked_at
+                    self._gateway = replace(verdict, checked_at=at, sso_expires_s=sso)
+                    self.latest = refreshed = replace(latest, checked_at=at, sso_expires_s=sso)
+                    if replaces_check:
+                        self._next_check = max(now + self.interval, self._paced_until)
+                    next_due = (self._next_check or now) - now
+                    self._fresh_until = self._deadline(max(0.0, next_due))
+                    self._stale_shown = False
+                    done = "agrees"
+                else:
+                    last = self._asked.get(source)
+                    if last is not None and now - last < EVIDENCE_EVERY:
+                        done = "capped"
+                    else:
+                        self._asked[source] = now
+                        self._next_check = min(
+                            self._next_check if self._next_check is not None else now,
+                            max(now, self._paced_until),
+                        )
+                        done = "check"
+            if done == "agrees":
+                self._publish(refreshed)
+        what = said.state.value if said is not None else "an unreadable reply"
+        log.debug(
+            "evidence from %s (%s) vs verdict %s: %s", source, what, verdict.state.value, done
+        )
+        if done == "check":
+            self._wake.set()
+        return done
 
     def _held(self, wait: float) -> float:
         """The client held the request back (nothing was sent): try again after the hold;

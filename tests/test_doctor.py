@@ -211,7 +211,7 @@ def test_save_diagnostics_says_saving_at_once_then_the_path(tmp_path: Path) -> N
     from cpgw_tray.gateway import GatewayClient
     from cpgw_tray.tray import TrayApp
 
-    from .test_tray import FakeBackend, IdlePoller
+    from .test_tray import DummyBackend, IdlePoller
 
     with socket.socket() as mute:  # accepts connections (the kernel does), never answers
         mute.bind(("127.0.0.1", 0))
@@ -219,7 +219,7 @@ def test_save_diagnostics_says_saving_at_once_then_the_path(tmp_path: Path) -> N
         url = f"https://127.0.0.1:{mute.getsockname()[1]}"
         config = load({"url": url, "timeout": 2}, env={})
         app = TrayApp(config, GatewayClient(config.url, verify=False), poller=IdlePoller())
-        backend = FakeBackend()
+        backend = DummyBackend()
         app.start(backend)
         app.save_diagnostics()
         backend.drain()

@@ -83,15 +83,16 @@ def test_authenticated_since_only_when_the_login_was_seen(
 
 
 def test_the_tray_says_authenticated_since_after_a_login_it_saw() -> None:
+    from cpgw_tray.backends.dummy import DummyBackend
     from cpgw_tray.config import load
     from cpgw_tray.gateway import GatewayClient
     from cpgw_tray.tray import TrayApp
 
-    from .test_tray import FakeBackend, IdlePoller, snapshot
+    from .test_tray import IdlePoller, snapshot
 
     config = load({"url": "https://127.0.0.1:5000"}, env={})
     tray = TrayApp(config, GatewayClient(config.url, verify=False), poller=IdlePoller())
-    backend = FakeBackend()
+    backend = DummyBackend()
     tray.start(backend)
     tray.apply(snapshot(State.READY))  # ready at the first check
     assert any(e.text.startswith("Seen ready since ") for e in backend.menu)

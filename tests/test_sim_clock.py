@@ -192,12 +192,12 @@ def test_the_demo_weekly_reset_never_lands_in_a_restart_window(region: str) -> N
         assert at == reset - timedelta(seconds=30) or reset < at < reset + timedelta(hours=3)
 
 
-def demo_tray(clock: SimClock, sim: Simulator, region: str) -> tuple[TrayApp, FakeBackend]:
+def demo_tray(clock: SimClock, sim: Simulator, region: str) -> tuple[TrayApp, DummyBackend]:
     """The tray as the demo makes it: no automatic reauthentication."""
     config = load({"url": sim.url, "region": region, "auto_reauth": False}, env={})
     client = GatewayClient(sim.url, verify=False, now=clock.now)
     tray = TrayApp(config, client, poller=IdlePoller(), now=clock.now)
-    backend = FakeBackend()
+    backend = DummyBackend()
     tray.start(backend)
     tray.extra_entries = lambda: simulate_menu(tray, sim, clock)
     tray.refresh()
@@ -205,14 +205,14 @@ def demo_tray(clock: SimClock, sim: Simulator, region: str) -> tuple[TrayApp, Fa
     return tray, backend
 
 
-def simulate(backend: FakeBackend, start: str) -> None:
+def simulate(backend: DummyBackend, start: str) -> None:
     simulate = next(e for e in backend.menu if e.text == "Simulate")
     action = next(e for e in simulate.submenu if e.text.startswith(start)).action
     assert action is not None
     action()
 
 
-def check(tray: TrayApp, backend: FakeBackend) -> State:
+def check(tray: TrayApp, backend: DummyBackend) -> State:
     tray.client.governor.forgive()
     tray.apply(tray.care.check())
     backend.drain()

@@ -208,10 +208,11 @@ def test_save_diagnostics_says_saving_at_once_then_the_path(tmp_path: Path) -> N
     import socket
     import threading
 
+    from cpgw_tray.backends.dummy import DummyBackend
     from cpgw_tray.gateway import GatewayClient
     from cpgw_tray.tray import TrayApp
 
-    from .test_tray import DummyBackend, IdlePoller
+    from .test_tray import IdlePoller
 
     with socket.socket() as mute:  # accepts connections (the kernel does), never answers
         mute.bind(("127.0.0.1", 0))

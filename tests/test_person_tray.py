@@ -231,8 +231,10 @@ def test_pause_in_the_menu_shows_when_it_resumes(sim: Simulator, tmp_path: Path)
     pause.action()
     backend.drain()
     resumes = clicked + timedelta(hours=1)
-    assert f"Resume (paused until {resumes.astimezone():%H:%M})" in texts(care_menu(backend.menu))
-    assert f"Session care paused until {resumes.astimezone():%H:%M}" in texts(backend.menu)
+    assert f"Resume (paused until {resumes.astimezone():%H:%M %Z})" in texts(
+        care_menu(backend.menu)
+    )
+    assert f"Session care paused until {resumes.astimezone():%H:%M %Z}" in texts(backend.menu)
     assert tray.poller.keepalive_paused() and tray.care.paused()
     assert check_at(tray, clocks, et(25, 12, 1)).paused_until == resumes
     assert pause_file.read_text().strip() == "2026-11-25T18:00:02.000Z"  # 13:00:02 ET

@@ -27,6 +27,7 @@ from . import maintenance
 from .menu import SEPARATOR, Entry
 from .person import POLICIES, Event, needs_login
 from .person_care import PersonCare
+from .rows import local_clock
 from .status import State, Status
 
 if TYPE_CHECKING:
@@ -63,7 +64,8 @@ class Host(Protocol):
 
 
 def _hhmm(moment: datetime) -> str:
-    return moment.astimezone().strftime("%H:%M")
+    """ "14:05 GMT": this computer's clock and its zone, as every time in the menu."""
+    return local_clock(moment)
 
 
 class PersonItems:

@@ -40,3 +40,100 @@ def test_nothing_heavy_is_imported_before_the_icon(tmp_path: Path) -> None:
     assert "cpgw_tray.app" in loaded  # the probe ran where the icon is made
     for heavy in ("requests", "psutil", "tkinter", "cpgw_tray.launcher", "cpgw_tray.gateway"):
         assert heavy not in loaded, f"{heavy} is imported before the icon shows"
+
+
+ORDER_PROBE = """
+import os, queue, sys, threading
+
+seen = []
+
+
+class ImportWatch:  # the first import of requests, as it starts
+    def find_spec(self, name, path=None, target=None):
+        if name == "requests" and "requests" not in seen:
+            seen.append("requests")
+        return None
+
+
+sys.meta_path.insert(0, ImportWatch())
+
+from cpgw_tray import backends
+from cpgw_tray.backends.base import PystrayBackend
+
+
+class Menu:
+    SEPARATOR = None
+
+    def __init__(self, *items):
+        self.items = items
+
+
+class Icon:
+    \"\"\"pystray's icon as a tray sees it: shown when ``visible`` is set, changed only on
+    its own thread, which comes round every 50 ms (a real one is busy embedding).\"\"\"
+
+    HAS_MENU = True
+    HAS_NOTIFICATION = False
+    HAS_MENU_RADIO = True
+    HAS_DEFAULT_ACTION = True
+
+    def __init__(self, name, image, title):
+        self.posted = queue.SimpleQueue()
+        self.icon, self.title, self.menu = image, title, None
+
+    @property
+    def visible(self):
+        return "visible" in seen
+
+    @visible.setter
+    def visible(self, value):
+        if value and "visible" not in seen:
+            seen.append("visible")
+
+    def run(self, setup):
+        threading.Thread(target=setup, args=(self,), daemon=True).start()
+        idle = threading.Event()
+        while not {"visible", "requests"} <= set(seen):
+            idle.wait(0.05)
+            while not self.posted.empty():
+                self.posted.get()()
+        print(" ".join(seen), flush=True)
+        os._exit(0)
+
+
+class Pystray:
+    Icon, Menu = Icon, Menu
+
+    @staticmethod
+    def MenuItem(*args, **kwargs):
+        return args
+
+
+class Backend(PystrayBackend):
+    def post(self, fn):
+        self.icon.posted.put(fn)
+
+
+backends.create = lambda title: Backend(Pystray, title)
+from cpgw_tray.cli import main
+main(["--url", "https://127.0.0.1:9", "tray"])
+"""
+
+
+def test_the_icon_shows_before_requests_starts_importing(tmp_path: Path) -> None:
+    """Seen from the tray's side: the icon becomes visible (on the tray's thread) before
+    the set-up thread so much as starts importing requests."""
+    home = tmp_path / "home"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_STATE_HOME": str(home / "state"),
+        "DISPLAY": ":99",  # only looked at; the probe's pystray stands in for the tray
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src"),
+    }
+    probe = subprocess.run(
+        [sys.executable, "-c", ORDER_PROBE], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == ["visible", "requests"], probe.stderr

@@ -331,6 +331,46 @@ def test_governor_books_nothing_for_a_caller_that_will_not_wait() -> None:
     assert gov.reserve("tickle") == pytest.approx(1.1)
 
 
+def test_two_governors_on_one_shared_file_pace_as_one(tmp_path: Path) -> None:
+    """Two processes' governors (each its own SharedState on the one file): the second
+    waits the rest of the spacing; one that will not wait books nothing there."""
+    from cpgw_tray.gateway import Deferred
+    from cpgw_tray.shared_state import SharedSlots, SharedState
+
+    wall, mono = FakeClock(), FakeClock()
+    path = tmp_path / "pacing.json"
+    one = RateGovernor(spacing=1.1, clock=mono, shared=SharedSlots(SharedState(path), wall))
+    two = RateGovernor(spacing=1.1, clock=mono, shared=SharedSlots(SharedState(path), wall))
+    assert one.reserve("iserver/auth/status") == 0
+    wall.now += 0.4
+    mono.now += 0.4
+    with pytest.raises(Deferred) as held:
+        two.reserve("iserver/auth/status", max_wait=0.5)
+    assert held.value.wait == pytest.approx(0.7)
+    assert two.reserve("iserver/auth/status") == pytest.approx(0.7)  # the rest of it
+    assert two.reserve("tickle") == 0  # another endpoint: its own budget
+    assert one.reserve("iserver/auth/status") == pytest.approx(1.8)  # behind the second
+
+
+def test_a_429_in_one_process_holds_back_the_others_until_released(tmp_path: Path) -> None:
+    from cpgw_tray.gateway import Deferred
+    from cpgw_tray.shared_state import SharedSlots, SharedState
+
+    wall, mono = FakeClock(), FakeClock()
+    path = tmp_path / "pacing.json"
+    one = RateGovernor(clock=mono, shared=SharedSlots(SharedState(path), wall))
+    two = RateGovernor(clock=mono, shared=SharedSlots(SharedState(path), wall))
+    assert one.rate_limited(60.0) == 60.0
+    with pytest.raises(Deferred) as held:
+        two.reserve("iserver/auth/status", max_wait=5)
+    assert held.value.wait == pytest.approx(60.0)
+    wall.now += 20
+    mono.now += 20
+    assert two.reserve("tickle") == pytest.approx(40.0)  # the rest of the back-off
+    one.forgive()  # the demo's gateway changed: every process may ask again
+    assert two.reserve("iserver/auth/status") == 0
+
+
 def test_governor_back_off_defers_without_booking() -> None:
     from cpgw_tray.gateway import Deferred
 

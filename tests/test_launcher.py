@@ -18,7 +18,7 @@ import pytest
 
 from cpgw_tray.constants import MAIN_CLASS
 from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.identity import gateway_in, record_path, running_gateways, wait_gone
+from cpgw_tray.identity import gateway_in, record_path, running_gateways
 from cpgw_tray.launcher import (
     AlreadyRunning,
     Exited,
@@ -30,6 +30,7 @@ from cpgw_tray.launcher import (
     tree,
 )
 from cpgw_tray.simulator import make_gateway_dir
+from cpgw_tray.stopping import wait_gone
 
 from .conftest import PlainHTTPServer, free_port, run_cli, wait_for
 from .gwprocs import (

@@ -188,6 +188,61 @@ def test_watch_prints_events_for_people_too(sim: Simulator) -> None:
     )
 
 
+def test_a_sleep_across_a_restart_window_starts_a_new_episode(sim: Simulator) -> None:
+    """Reminders used up, then the laptop sleeps across IBKR's nightly restart: waking
+    to a session still logged out calls the person again."""
+    clocks = Clocks(et(25, 12, 0))
+    poller, out = watching(sim, clocks, login_reminder=600)
+    run_watch(poller, clocks, 60)
+    sim.set_scenario("logged_out")
+    run_watch(poller, clocks, 2 * 60 * 60)
+    used_up = ["login_needed", "dropped"] + ["login_reminder"] * 5
+    assert events(out) == used_up
+    clocks.set_wall(et(26, 9, 0))  # asleep from 14:01 to 09:00: the 23:45 window passed
+    run_watch(poller, clocks, 60)
+    assert events(out) == [*used_up, "login_needed"]
+
+
+def test_logged_out_after_the_token_reset_calls_a_process_that_never_saw_it_ready(
+    sim: Simulator,
+) -> None:
+    """`watch` (or the tray) started on Monday with the session logged out since
+    Sunday's token reset: nobody saw it ready since, so only a person can help."""
+    sim.set_scenario("logged_out")
+    clocks = Clocks(et(30, 12, 0))  # Monday noon, after Sunday's reset
+    poller, out = watching(sim, clocks)
+    run_watch(poller, clocks, 60)
+    assert events(out) == ["login_needed"]
+
+
+def test_a_tray_and_a_watch_take_over_once_per_5_minutes_between_them(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """Two processes set to take_back on one machine (they share the state folder):
+    one takeover per 5 minutes between them, never one each."""
+    clocks = Clocks(et(25, 12, 0))
+    pause_file = tmp_path / PAUSE_FILE
+    one, out_one = watching(sim, clocks, pause_file=pause_file, on_competing="take_back")
+    two, out_two = watching(sim, clocks, pause_file=pause_file, on_competing="take_back")
+
+    def both(seconds: float) -> None:
+        end = clocks.mono + seconds
+        while clocks.mono < end:
+            clocks.sleep(max(min(one.step(), two.step()), 0.001))
+
+    both(60)
+    sim.clear_requests()
+    sim.taken_over("TWS")
+    both(60)
+    assert takeovers(sim) == [{"publish": True, "compete": True}]
+    sim.taken_over("TWS")  # again a minute later: neither takes it back within 5 minutes
+    both(150)
+    assert len(takeovers(sim)) == 1
+    both(150)  # past 5 minutes: one more, by one of them
+    assert takeovers(sim) == [{"publish": True, "compete": True}] * 2
+    assert (events(out_one) + events(out_two)).count("take_over") == 2
+
+
 def test_status_json_says_paused_until(sim: Simulator, isolated_env: Path) -> None:
     code, data = status_json(sim.url)
     assert code == 0 and data["paused_until"] is None

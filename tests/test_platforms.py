@@ -24,8 +24,9 @@ import pytest
 
 from cpgw_tray import children, gwfolder, hooks, identity, launcher, preflight
 from cpgw_tray.autostart import MARKER, WINDOWED_EXE, LaunchAgent, launch_command
-from cpgw_tray.identity import Gateway, Record, stop_gateway
+from cpgw_tray.identity import Gateway, Record
 from cpgw_tray.status import LOOKS, State, Status
+from cpgw_tray.stopping import stop_gateway
 
 from .conftest import wait_for
 

@@ -5,6 +5,7 @@ bad settings at start shown rather than a silent exit."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -261,6 +262,23 @@ def test_bad_settings_without_a_display_exit_64_with_one_line(
     err = capsys.readouterr().err
     assert code == 64 and err.count("\n") == 1
     assert f"unknown key 'timout' in {path} line 2" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_default_settings_file_that_is_a_fifo_is_bad_settings_for_the_tray(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not silently ignored: the tray's bad-settings path (the red icon on a desktop;
+    exit 64 with one line naming the file without one), and no wait on the FIFO."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    path = isolated_env / "config" / "cpgw-tray" / "config.toml"
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    code, _ = run_cli("tray")
+    err = capsys.readouterr().err
+    assert code == 64 and err.count("\n") == 1
+    assert f"{path} is a FIFO" in err
 
 
 @pytest.mark.e2e

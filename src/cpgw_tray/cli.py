@@ -1,5 +1,6 @@
 """The command line: parse, then dispatch to the command's module. ``main(argv) -> int``;
-every error becomes one stderr line and an exit code, never a traceback.
+every error becomes one stderr line and an exit code, never a traceback. A reader that
+goes away (``cpgw-tray history | head -2``) ends any printing command quietly, exit 0.
 
 Each command lives in its own module, which adds its sub-parser in ``register`` and runs
 as ``func(args, out) -> exit code``; this module imports nothing heavy, so the tray
@@ -111,7 +112,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         args = build_parser(argv).parse_args(argv)
         args.command = args.command or "tray"
         logs.to_stderr(args.verbose)
-        return int(args.func(args, out))
+        code = int(args.func(args, out))
+        out.flush()  # here, not at exit: a closed pipe is caught below
+        return code
+    except BrokenPipeError:
+        from .lifecycle import silence_stdout
+
+        silence_stdout()  # the interpreter's last flush would complain again
+        return 0
     except (UsageError, ConfigError) as exc:
         print(f"cpgw-tray: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -15,6 +15,8 @@ from typing import TextIO
 from .options import add_shared, resolve, tell
 from .status import Status
 
+QUEUE_WAIT = 60.0  # the longest `status` waits behind other processes' booked checks
+
 
 def human(status: Status) -> str:
     """One line for people: state, label, what to do."""
@@ -48,14 +50,37 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     opener.set_defaults(func=cmd_open)
 
 
+def held_back(url: str, wait: float) -> Status:
+    """The verdict of a check that never went: the requests other cpgw-tray processes
+    booked, or a 429 one of them got, hold it back longer than ``status`` waits (exit 3,
+    like a 429; nothing was sent)."""
+    from .status import LOOKS, State
+
+    detail = (
+        f"Not checked: cpgw-tray holds requests to this gateway back for {wait:.0f} s more "
+        "(other cpgw-tray processes' checks, one a second, or a 429 one of them got); "
+        "asking now would earn a 429."
+    )
+    look = LOOKS[State.RATE_LIMITED]
+    return Status(
+        State.RATE_LIMITED,
+        look.label,
+        detail,
+        url=url,
+        retry_after_s=wait,
+        checked_at=datetime.now(timezone.utc),
+    )
+
+
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    from .gateway import client_for
+    from .gateway import AUTH_STATUS, Deferred, client_for
     from .maintenance import IbkrClock
     from .person_care import pause_path, read_pause
     from .session import SessionCare
 
     config = resolve(args)
     client = client_for(config)
+    client.max_wait = QUEUE_WAIT  # behind other processes' checks: wait for our turn
     tell(f"asking {config.url} … up to {config.timeout:g} s")
     try:
         # One check: no automatic reauthentication, and no /sso/validate (limited to
@@ -64,6 +89,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
             client, auto_reauth=False, validate=False, ibkr=IbkrClock.from_config(config)
         )
         status = care.check()
+    except Deferred as held:
+        status = held_back(client.url_for(AUTH_STATUS), held.wait)
     finally:
         client.close()
     # A pause made in the tray (or for `watch`): scripts see it too.

@@ -24,6 +24,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from . import paths
 from .constants import ENV_PREFIX
+from .smallfile import NotAFile, present, read_small
 from .urls import check_url
 
 DEFAULT_URL = "https://127.0.0.1:5000"
@@ -266,8 +267,12 @@ def _where(path: Path, text: str, key: str) -> str:
 
 
 def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of a settings file: a regular file of at most 1 MiB, read
+    without waiting (a FIFO or a device is refused, see :mod:`.smallfile`)."""
     try:
-        raw = path.read_bytes()
+        raw = read_small(path)
+    except NotAFile as exc:
+        raise ConfigError(f"cannot read {what} {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
     try:
@@ -369,7 +374,7 @@ def load(
     path = file_path(config_path, env)
     from_file: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    if explicit or path.is_file():
+    if explicit or present(path):  # a default path of the wrong kind is reported too
         from_file, sources = read_file(path)
     from_env = read_env(env)
     from_cli: dict[str, Any] = {}

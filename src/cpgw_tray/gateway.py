@@ -107,6 +107,9 @@ class GatewayClient:
         self.timeout = timeout  # one wall-clock budget per request, connect to last byte
         self.verify = verify
         self.governor = governor or RateGovernor()
+        # The longest a request waits for its slot; a one-shot command behind other
+        # processes' bookings waits longer (see ``cmd_status``).
+        self.max_wait = 5.0
         self._sleep = sleep
         self._now = now
         # Told of every request sent: (path, HTTP status or the failure's name); the
@@ -153,16 +156,17 @@ class GatewayClient:
         method: str,
         path: str,
         body: Any = None,
-        max_wait: float = 5.0,
+        max_wait: float | None = None,
         cap: int = MAX_BODY,
     ) -> Reply:
         """One request, paced by the governor and bounded by one deadline of
         ``timeout`` seconds. Raises :class:`Deferred` (nothing sent, nothing booked)
-        when the governor would hold it longer than ``max_wait``; :class:`Unreachable`
+        when the governor would hold it longer than ``max_wait`` (None: the client's
+        :attr:`max_wait`); :class:`Unreachable`
         when no usable reply came (transport failure, deadline passed, a body over
         ``cap`` bytes once decoded). HTTP errors are replies, not exceptions."""
         url = self.url_for(path)
-        wait = self.governor.reserve(path, max_wait)
+        wait = self.governor.reserve(path, self.max_wait if max_wait is None else max_wait)
         if wait > 0:
             self._sleep(wait)
         started = time.perf_counter()
@@ -312,7 +316,15 @@ class Outcome:
 
 
 def client_for(config: Config, now: Callable[[], datetime] | None = None) -> GatewayClient:
-    """The client the settings describe; ``now``: an injected wall clock (the demo's)."""
+    """The client the settings describe, paced with every other cpgw-tray process that
+    talks to the same gateway; ``now``: an injected wall clock (the demo's)."""
+    from .shared_state import SharedSlots
+
+    governor = RateGovernor(shared=SharedSlots.for_gateway(config.url))
     if now is None:
-        return GatewayClient(config.url, timeout=config.timeout, verify=config.verify)
-    return GatewayClient(config.url, timeout=config.timeout, verify=config.verify, now=now)
+        return GatewayClient(
+            config.url, timeout=config.timeout, verify=config.verify, governor=governor
+        )
+    return GatewayClient(
+        config.url, timeout=config.timeout, verify=config.verify, governor=governor, now=now
+    )

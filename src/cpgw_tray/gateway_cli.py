@@ -230,7 +230,7 @@ def _stop(target: Gateway, out: TextIO) -> None:
     if target.folder:
         Launcher(Path(target.folder)).stop(target)
     else:
-        from .identity import stop_gateway
+        from .stopping import stop_gateway
 
         stop_gateway(target)
     out.write(f"Stopped the gateway in {target.where()} ({target.describe()}).\n")

@@ -173,8 +173,8 @@ class GatewayControl:
         self._work("Stopping gateway…", self._stop_now)
 
     def _stop_now(self) -> str:
-        from .identity import stop_gateway
         from .launcher import LaunchError
+        from .stopping import stop_gateway
 
         self._stop.set()
         self.rescan()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .locks import held
+from .smallfile import check_regular
 from .status import State, Status, iso_utc
 from .urls import gateway_root
 
@@ -300,6 +301,7 @@ class History:
         found = []
         for path in self.files():
             try:
+                check_regular(path)  # a FIFO here would block the read for good
                 with open(path, encoding="utf-8", errors="replace") as lines:
                     for line in lines:
                         try:

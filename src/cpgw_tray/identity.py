@@ -1,5 +1,5 @@
-"""Which processes are a gateway, and whose: launch records, adoption, the per-folder start
-lock, and stopping.
+"""Which processes are a gateway, and whose: launch records, adoption and the per-folder
+start lock (stopping one is :mod:`.stopping`'s).
 
 A gateway is *ours* when our launcher started it: the launch (pid, process group and
 session, start time, folder, port, log) is recorded in the state folder, one file per
@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -37,10 +36,10 @@ from .config import ConfigError, read_conf_yaml
 from .constants import EXIT_FAILED, EXIT_NOT_PERMITTED, MAIN_CLASS
 from .gwfolder import is_gateway_folder
 from .locks import held
+from .smallfile import read_small
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE = 5.0  # seconds between terminate and kill
 LOCK_TIMEOUT = 60.0  # seconds a start waits for another start of the same folder
 # Seconds within which two start times are the same process's: psutil derives start
 # times from the boot time in whole seconds, which moves when the wall clock is stepped.
@@ -124,7 +123,7 @@ def save_record(record: Record) -> None:
 
 def read_record(path: Path) -> Record | None:
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads(read_small(path).decode("utf-8"))
         return Record(
             folder=str(data["folder"]),
             pid=int(data["pid"]),
@@ -364,85 +363,5 @@ def folder_lock(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
             f"another start of the gateway in {folder} is still under way "
             f"(lock {path}); try again in a moment"
         ) from None
-
-
-# ------------------------------------------------------------------------ stopping
-
-
-def _refused(gateway: Gateway) -> NotPermitted:
-    return NotPermitted(
-        f"not permitted to stop the gateway in {gateway.where()} (pid {gateway.pid}): "
-        "it runs as another user; stop it as that user"
-    )
-
-
-def tree(pid: int) -> list[psutil.Process]:
-    """The process and all its descendants."""
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _each(procs: list[psutil.Process], how: str, gateway: Gateway) -> None:
-    for proc in procs:
-        try:
-            getattr(proc, how)()
-        except psutil.NoSuchProcess:
-            pass
-        except (psutil.AccessDenied, PermissionError):
-            raise _refused(gateway) from None
-
-
-def _signal_group(gateway: Gateway, hard: bool) -> None:
-    """POSIX: SIGTERM (or SIGKILL when ``hard``) to the process group we started.
-    Windows has no process groups to signal: its members are stopped one by one."""
-    if sys.platform != "win32" and gateway.ours and gateway.pgid is not None:
-        try:
-            os.killpg(gateway.pgid, signal.SIGKILL if hard else signal.SIGTERM)
-        except ProcessLookupError:
-            pass  # the group ended already
-        except PermissionError:
-            raise _refused(gateway) from None
-
-
-def wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """Wait up to ``timeout`` s for ``procs`` to end (a zombie has); those still running."""
-    deadline, alive = time.monotonic() + timeout, procs
-    while True:
-        left = max(deadline - time.monotonic(), 0.0)
-        _, alive = psutil.wait_procs(alive, timeout=min(left, 0.1))
-        alive = [p for p in alive if _status(p) not in (psutil.STATUS_ZOMBIE, None)]
-        if not alive or left == 0.0:
-            return alive
-
-
-def _status(proc: psutil.Process) -> str | None:
-    with contextlib.suppress(psutil.NoSuchProcess):
-        return proc.status()
-    return None
-
-
-def stop_gateway(gateway: Gateway, grace: float = STOP_GRACE) -> None:
-    """Stop a gateway, all of it. Ours: the process group we started (and any member of
-    the launch that left it), so nothing is orphaned when run.sh died first. Adopted:
-    its run script's tree, or its own. Terminate first; kill what outlives ``grace``.
-    Raises :class:`NotPermitted` when the system refuses."""
-    if gateway.ours and gateway.members:
-        procs = []
-        for pid in gateway.members:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                procs.append(psutil.Process(pid))
-    else:
-        procs = tree(gateway.root_pid or gateway.pid)
-    _signal_group(gateway, hard=False)
-    _each(list(reversed(procs)), "terminate", gateway)
-    alive = wait_gone(procs, grace)
-    if alive:
-        _signal_group(gateway, hard=True)
-        _each(alive, "kill", gateway)
-        wait_gone(alive, grace)
-    if gateway.ours and gateway.folder:
-        forget(Path(gateway.folder))
-    log.info("stopped the gateway in %s (pid %s)", gateway.where(), gateway.pid)
+    except OSError as exc:  # a folder where the lock file belongs, a read-only disk
+        raise LaunchError(f"cannot take the start lock {path}: {exc}") from None

@@ -38,8 +38,6 @@ from .identity import (
     gateway_in,
     log_for,
     save_record,
-    stop_gateway,
-    tree,
 )
 from .preflight import (
     Java,
@@ -52,6 +50,7 @@ from .preflight import (
     tls_answers,
     who_holds,
 )
+from .stopping import stop_gateway, tree
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
-"""Lock files shared between processes: the launcher's per-folder start lock and the
-history's writers (tray and ``watch``) use them. The system releases a lock when its
-holder dies, so a crash never leaves one behind."""
+"""Lock files shared between processes: the launcher's per-folder start lock, the
+history's writers (tray and ``watch``) and the shared state files use them. The system
+releases a lock when its holder dies, so a crash never leaves one behind."""
 
 from __future__ import annotations
 
@@ -11,25 +11,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from .smallfile import check_regular
+
 
 @contextlib.contextmanager
 def held(path: Path, timeout: float) -> Iterator[None]:
     """Hold the lock file ``path`` (created with its folder if missing); raises
-    :class:`TimeoutError` when another holder keeps it longer than ``timeout`` seconds."""
+    :class:`TimeoutError` when another holder keeps it longer than ``timeout`` seconds,
+    :class:`OSError` (:class:`~.smallfile.NotAFile` included) when the path cannot be a
+    lock file (a folder or a FIFO there, a read-only disk)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_regular(path)
     with open(path, "a+b") as handle:
         deadline = time.monotonic() + timeout
-        while not _try_lock(handle):
+        while not try_lock(handle):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the lock {path} is still held by another process")
             time.sleep(0.02)
         try:
             yield
         finally:
-            _unlock(handle)
+            unlock(handle)
 
 
-def _try_lock(handle: IO[bytes]) -> bool:
+def try_lock(handle: IO[bytes]) -> bool:
     if sys.platform == "win32":
         import msvcrt
 
@@ -48,7 +53,7 @@ def _try_lock(handle: IO[bytes]) -> bool:
     return True
 
 
-def _unlock(handle: IO[bytes]) -> None:
+def unlock(handle: IO[bytes]) -> None:
     if sys.platform == "win32":
         import msvcrt
 

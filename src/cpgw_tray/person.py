@@ -4,8 +4,9 @@ verdict and the time (no I/O, no threads; the tray and ``watch`` act on its even
 - A login that needs a person — logged out after having been ready, or not ready after
   IBKR's weekly token reset, outside a restart window — is announced at once, then
   reminded every ``login_reminder`` seconds, at most :data:`MAX_REMINDERS` times an
-  episode, never inside a window, never while snoozed. An episode ends at login or when
-  a restart window begins.
+  episode, never inside a window, never while snoozed. An episode ends at login, when
+  a restart window begins, or when a whole window passed between two checks (a laptop
+  asleep across it).
 - A competing session (TWS, the phone, the web) is left alone (``leave``), taken back at
   once (``take_back``) or after ``compete_after`` seconds (``take_back_after``) unless
   the person says "leave it this time". At most one automatic takeover per
@@ -128,12 +129,19 @@ class PersonPolicy:
 
     # ---------------------------------------------------------------- verdicts
     def observe(
-        self, status: Status, now: datetime, *, in_window: bool, after_token_reset: bool = False
+        self,
+        status: Status,
+        now: datetime,
+        *,
+        in_window: bool,
+        after_token_reset: bool = False,
+        window_passed: bool = False,
     ) -> list[Event]:
-        """The events this verdict brings. ``after_token_reset``: IBKR's weekly token
-        reset has passed since the last login, so a full login is due."""
+        """The events this verdict brings. ``after_token_reset``: no ready session has
+        been seen since IBKR's latest weekly token reset, so a full login is due.
+        ``window_passed``: a restart window began since the last check."""
         events: list[Event] = []
-        if in_window and not self._in_window:
+        if window_passed or (in_window and not self._in_window):
             self._end_episode()  # a new window: what follows is a new episode
         self._in_window = in_window
         if status.state is State.READY:

@@ -4,11 +4,14 @@
 Each verdict reaches the policy on the poller's thread through :meth:`PersonCare.check`
 and :meth:`PersonCare.tickle`, with IBKR's clock: no reminder and no takeover inside a
 restart window or in the 5 minutes after it (the tray's quiet rule, so the session has
-time to come back), and the weekly token reset since the session was last ready. A
-``take_over`` event is sent by :meth:`SessionCare.take_over` (the only automatic
-``compete: true``) and the session checked again; every event goes to ``on_event`` (the
-tray notifies, ``watch`` prints) and then to each of :attr:`PersonCare.listeners` (the
-phone and ``on_event`` hooks, :mod:`.outlets`). Each status gets ``paused_until``.
+time to come back); a window that began since the last check (a sleep across it) ends
+the episode; no ready session seen since the latest weekly token reset (this process's
+first check included) means a full login is due. A ``take_over`` event is sent by
+:meth:`SessionCare.take_over` (the only automatic ``compete: true``), once per machine
+per 5 minutes (:class:`~.shared_state.TakeoverLimit`, for processes that share the
+pause), and the session checked again; every event goes to ``on_event`` (the tray
+notifies, ``watch`` prints) and then to each of :attr:`PersonCare.listeners` (the phone
+and ``on_event`` hooks, :mod:`.outlets`). Each status gets ``paused_until``.
 
 A pause stops keep-alive tickles (the poller asks :meth:`PersonCare.paused`), automatic
 reauthentication and takeovers; checks go on. It is kept in a file in the state folder,
@@ -26,8 +29,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .ibkr_clock import next_token_reset
-from .person import Event, PersonPolicy
+from .ibkr_clock import next_token_reset, windows
+from .person import TAKEOVER_EVERY, Event, PersonPolicy
+from .shared_state import TakeoverLimit
+from .smallfile import read_small
 from .status import State, Status, iso_utc
 
 if TYPE_CHECKING:
@@ -53,7 +58,7 @@ def read_pause(path: Path, now: datetime) -> datetime | None:
     """The end of a pause still running, from its file; None without one (or a file
     that is not a time: a pause is never made up)."""
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        text = read_small(path).decode("utf-8").strip()
         until = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
@@ -84,8 +89,10 @@ class PersonCare:
         compete_after: float = 900.0,
         pause_file: Path | None = None,
         wall: Callable[[], datetime] = _utc_now,
+        takeover_limit: TakeoverLimit | None = None,
     ) -> None:
         self.care = care
+        self.takeover_limit = takeover_limit  # None: this process's own limit only
         self.policy = PersonPolicy(
             login_reminder=login_reminder, on_competing=on_competing, compete_after=compete_after
         )
@@ -96,6 +103,7 @@ class PersonCare:
         self._wall = wall
         self._lock = threading.Lock()  # the poller's thread and the menu's
         self.last_ready: datetime | None = None
+        self.last_check: datetime | None = None
         care.paused = self.paused
         self._read_pause()
 
@@ -117,6 +125,8 @@ class PersonCare:
             compete_after=config.compete_after,
             pause_file=pause_file,
             wall=wall,
+            # the trader's own processes share the pause, and the takeover limit with it
+            takeover_limit=TakeoverLimit.for_machine(TAKEOVER_EVERY) if pause_file else None,
         )
 
     def configure(self, config: Config) -> None:
@@ -160,6 +170,8 @@ class PersonCare:
 
     def _observe(self, status: Status) -> Status:
         for event in self._events(status):
+            if event.kind == "take_over" and not self._may_take_over(event.at):
+                continue
             self._emit(event)
             if event.kind == "take_over":
                 status = self.care.take_over(status)
@@ -167,15 +179,29 @@ class PersonCare:
                     self._emit(after)
         return self.stamp(status)
 
+    def _may_take_over(self, at: datetime) -> bool:
+        """No other cpgw-tray process on this machine took over in the last 5 minutes."""
+        if self.takeover_limit is None or self.takeover_limit.claim(at):
+            return True
+        log.info("person: not taking over: another cpgw-tray process did within 5 minutes")
+        return False
+
     def _events(self, status: Status) -> list[Event]:
         now = status.checked_at or self.now()
         with self._lock:
             if status.state is State.READY:
                 self.last_ready = now
-            reset = self.last_ready is not None and next_token_reset(self.last_ready) <= now
+            reset = self.last_ready is None or next_token_reset(self.last_ready) <= now
             ibkr = self.care.ibkr
             quiet = ibkr is not None and ibkr.quiet(status)
-            return self.policy.observe(status, now, in_window=quiet, after_token_reset=reset)
+            passed = False
+            if ibkr is not None and ibkr.enabled and self.last_check is not None:
+                began = windows(ibkr.region, self.last_check, now, ibkr.schedule)
+                passed = any(self.last_check < w.start <= now for w in began)
+            self.last_check = max(now, self.last_check or now)
+            return self.policy.observe(
+                status, now, in_window=quiet, after_token_reset=reset, window_passed=passed
+            )
 
     def _emit(self, event: Event) -> None:
         log.info("person: %s: %s", event.kind, event.message)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError
+from .smallfile import read_small
 
 if TYPE_CHECKING:
     from .config import Config
@@ -34,8 +35,8 @@ def fingerprint(path: Path) -> Fingerprint:
     """What tells one saved version of the file from another."""
     try:
         stat = path.stat()
-        data = path.read_bytes()
-    except OSError:  # missing or unreadable: loading says which
+        data = read_small(path)  # never waits on a FIFO, never reads a device
+    except OSError:  # missing, unreadable or not a file: loading says which
         return None
     return stat.st_mtime_ns, stat.st_size, hashlib.sha256(data).hexdigest()
 

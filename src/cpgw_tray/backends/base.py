@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SHOW_WAIT = 10.0  # seconds set-up waits for the icon before building the rest anyway
+
 
 class PystrayBackend:
     """The real tray, through pystray. Subclasses say how to reach the tray's thread
@@ -120,11 +122,22 @@ class PystrayBackend:
 
     def run(self, setup: Callable[[], None]) -> None:
         """pystray's loop, on the main thread, until :meth:`stop`; ``setup`` runs on
-        pystray's setup thread once the loop runs, after the icon's showing is posted."""
+        pystray's setup thread once the icon shows: setup imports the heavy parts, which
+        would otherwise hold up the tray's thread (the GIL, the disk) before the icon is up."""
 
         def on_setup(_icon: Any) -> None:
-            # pystray's setup thread; showing the icon is a tray change like any other
-            self.post(self._show)
+            shown = threading.Event()
+
+            def show() -> None:  # a tray change like any other, on the tray's thread
+                try:
+                    self._show()
+                finally:
+                    # one round more: some trays (appindicator) show it one idle call later
+                    self.post(shown.set)
+
+            self.post(show)
+            if not shown.wait(SHOW_WAIT):
+                log.warning("the icon did not show within %.0f s; going on", SHOW_WAIT)
             setup()
 
         try:

@@ -159,7 +159,12 @@ def run_tray(
         else:
             backend.post(lambda: show_bad(message))
 
-    watcher = SettingsWatcher(settings_path, load, changed, failed)  # before the first load
+    def tick() -> None:  # watcher thread, every few seconds
+        if items:
+            items[0].tick()
+
+    # made before the first load
+    watcher = SettingsWatcher(settings_path, load, changed, failed, on_tick=tick)
     try:
         config: Config | None = load()
         problem = None
@@ -320,27 +325,44 @@ class SimulateMenu(Section):
 
         return go
 
+    def jump(self, at: Callable[[datetime], datetime], region: str) -> None:
+        """The shared clock to ``at(now)``, or back to real time with the scenario it left
+        (an injected restart or reset is undone, so nothing says "not back after IBKR's
+        restart"). The "Since …" rows move with the clock."""
+        sim, clock = self.sim, self.clock
+        before = clock.now()
+        if clock.injected:
+            clock.set(None)
+            sim.set_scenario(clock.left_scenario)
+        else:
+            clock.left_scenario = sim.session.scenario
+            sim.region = region  # the tray's
+            clock.set(at(before))
+        self.door.clock_moved(clock.now() - before)
+        self.changed()
+
     def nightly_restart(self, region: str) -> None:
         """Into IBKR's next nightly restart window (30 s in), or back to real time."""
         from .ibkr_clock import next_daily_window
 
-        if self.clock.injected:
-            self.clock.set(None)
-        else:
-            self.sim.region = region  # the tray's
-            start = next_daily_window(self.sim.region, self.clock.now()).start
-            self.clock.set(start + timedelta(seconds=30))
-        self.changed()
+        self.jump(
+            lambda now: next_daily_window(self.sim.region, now).start + timedelta(seconds=30),
+            region,
+        )
 
-    def weekly_reset(self) -> None:
-        """30 s before IBKR's weekly token reset, which ends the login; or real time."""
+    def weekly_reset(self, region: str) -> None:
+        """To IBKR's weekly token reset, which ends the login (see ``reset_moment``); or
+        back to real time."""
         from .ibkr_clock import next_token_reset
+        from .simulator.clock import reset_moment
 
-        if self.clock.injected:
-            self.clock.set(None)
-        else:
-            self.clock.set(next_token_reset(self.clock.now()) - timedelta(seconds=30))
-        self.changed()
+        def land(now: datetime) -> datetime:
+            at = reset_moment(self.sim.region, now)
+            if at > next_token_reset(now):  # jumped past it: the login it ended is gone
+                self.sim.set_scenario("logged_out")
+            return at
+
+        self.jump(land, region)
 
     def taken_over(self) -> None:
         self.sim.taken_over("TWS")
@@ -366,8 +388,8 @@ class SimulateMenu(Section):
             checked=clock.injected,
         )
         reset = Entry(
-            "weekly reset: the clock jumps to 30 s before IBKR's Sunday token reset",
-            self.weekly_reset,
+            "weekly reset: the clock jumps to IBKR's Sunday token reset (outside the restart)",
+            lambda: self.weekly_reset(region),
             checked=clock.injected,
         )
         tws = Entry("taken over by TWS: TWS logs in with the same username", self.taken_over)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from . import __version__
-from .config import ConfigError
+from .config import Config, ConfigError, load
 from .constants import EXIT_INTERRUPTED, EXIT_USAGE
-from .options import Parser, UsageError, add_shared, shared_options
+from .options import Parser, UsageError, add_shared, shared_options, show_settings
 
 EPILOG = """\
 examples:
@@ -82,13 +82,15 @@ COMMANDS = {
 DEFAULT = "tray"  # `cpgw-tray` alone
 
 
-def _parser(loaded: str | None) -> Parser:
-    """The parser: every command named, only ``loaded``'s options (its module imported)."""
+def _parser(loaded: str | None, help: bool = True) -> Parser:
+    """The parser: every command named, only ``loaded``'s options (its module imported);
+    ``help``: it answers ``--help`` itself."""
     parser = Parser(
         prog="cpgw-tray",
         description="Tray indicator and checks for the IBKR Client Portal Gateway.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=help,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_shared(parser, top=True)
@@ -110,9 +112,26 @@ def _parser(loaded: str | None) -> Parser:
 
 def build_parser(argv: Sequence[str] | None = None) -> Parser:
     """The parser for ``argv`` (default: the process's arguments): the command it names
-    found first, then only that command's options added."""
-    found, _ = _parser(None).parse_known_args(argv)
-    return _parser(found.command or DEFAULT)
+    found first (help left for the second pass), then only that command's options added.
+    When ``argv`` asks for help, the shared options show the values the settings give
+    (read with the ``--config`` given, if any)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    found, _ = _parser(None, help=False).parse_known_args(argv)
+    parser = _parser(found.command or DEFAULT)
+    if "-h" in argv or "--help" in argv:
+        show_settings(parser, _settings(argv))
+    return parser
+
+
+def _settings(argv: Sequence[str]) -> Config:
+    """The settings for ``--help``: the file's and the environment's (built-in ones when
+    they are bad: the help still shows, the command then says what is wrong)."""
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    given += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
+    try:
+        return load(config_path=given[-1] if given else None)
+    except ConfigError:
+        return Config()
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -124,6 +143,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if reconfigure is not None:  # a terminal that cannot show "—" gets "?", not an error
         reconfigure(errors="replace")
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser(argv).parse_args(argv)
         args.command = args.command or "tray"
         logs.to_stderr(args.verbose)

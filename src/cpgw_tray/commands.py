@@ -14,8 +14,8 @@ from typing import TextIO
 
 from .gateway import AUTH_STATUS, Deferred, client_for
 from .maintenance import IbkrClock
-from .opener import open_url
-from .options import resolve
+from .opener import why_not_opened
+from .options import resolve, tell
 from .person_care import pause_path, read_pause
 from .session import SessionCare
 from .status import LOOKS, State, Status
@@ -70,6 +70,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     config = resolve(args)
     client = client_for(config)
     client.max_wait = QUEUE_WAIT  # behind other processes' checks: wait for our turn
+    tell(f"asking {config.url} … up to {config.timeout:g} s")
     try:
         # One check: no automatic reauthentication, and no /sso/validate (limited to
         # one a minute, which scripts calling `status` in a loop would exceed).
@@ -107,8 +108,9 @@ def cmd_open(args: argparse.Namespace, out: TextIO) -> int:
     way: the person has what they asked for)."""
 
     url = gateway_root(resolve(args).url)
-    if open_url(url):
+    why = why_not_opened(url)
+    if why is None:
         out.write(f"Opening {url}\n")
     else:
-        out.write(f"No browser found: open {url} in a browser yourself.\n")
+        out.write(f"Not opened ({why}): open {url} in a browser yourself.\n")
     return 0

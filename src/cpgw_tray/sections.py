@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from datetime import timedelta
     from pathlib import Path
 
     from .config import Config
@@ -82,6 +83,10 @@ class Door(Protocol):
 
     def reconfigure(self, config: Config) -> None:
         """Tray thread: saved settings, to the running parts."""
+
+    def clock_moved(self, by: timedelta) -> None:
+        """The wall clock the tray reads was moved (the demo's): the times it keeps move
+        with it."""
 
 
 class Section(ABC):

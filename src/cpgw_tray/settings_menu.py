@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import KEYS, ConfigError
+from .icons import SETTINGS_ICON
 from .menu import SEPARATOR, Entry
 from .opener import open_path
 from .sections import Section, run_in_background
 from .settings_file import init_file, remove_stale_temps, set_key
 from .settings_table import RESTART_KEYS
-from .status import State
 
 if TYPE_CHECKING:
     from .autostart import Autostart
@@ -86,6 +86,17 @@ class SettingsItems(Section):
         except OSError as exc:
             log.warning("cannot tell whether cpgw-tray starts at login: %s", exc)
             return False
+
+    def tick(self) -> None:
+        """Watcher thread, every few seconds: *Start at login* follows the real state
+        (``cpgw-tray autostart on|off``, or the desktop's own settings, change it too)."""
+        now = self._autostart_status()
+        if now != self.autostart_on:
+            self.door.post(lambda: self._show_autostart(now))
+
+    def _show_autostart(self, on: bool) -> None:
+        self.autostart_on = on
+        self.door.redraw()
 
     def entries(self, view: View | None = None) -> list[Entry]:
         items: list[Entry] = []
@@ -187,8 +198,8 @@ def show_bad_settings(backend: Backend, problem: str, path: Path, quit: Callable
     def open_file() -> None:
         run_in_background("settings-open", lambda: open_settings(path), lambda exc: None)
 
-    backend.set_icon(State.ERROR)
-    backend.set_title("cpgw-tray: settings error — see the menu")
+    backend.set_icon(SETTINGS_ICON)  # its own name: trays show it, not "Gateway error"
+    backend.set_title("cpgw-tray: Settings error — see the menu")
     backend.set_menu(
         [
             Entry("cpgw-tray cannot start: bad settings", enabled=False),

@@ -57,8 +57,7 @@ class SupportItems(Section):
         self.door.background("history", run, "History picture failed")
 
     def save_diagnostics(self) -> None:
-        """Menu: the doctor's bundle for support, saved in the state folder; its path in
-        the menu and a notification, so it can be attached to a message."""
+        """Menu: the support bundle; "saving…" at once, then its path (menu, notification)."""
 
         def run() -> None:
             from .doctor import save_bundle
@@ -68,4 +67,5 @@ class SupportItems(Section):
             self.door.note(f"Diagnostics saved: {path}")
             self.door.notify("Diagnostics saved", str(path))
 
+        self.door.note("Saving diagnostics… (the doctor asks the gateway first)")
         self.door.background("diagnostics", run, "Diagnostics failed")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,6 +91,7 @@ class TrayApp:
         self.notifications = config.notifications
         self.status = unknown(config.url)
         self.since = now()
+        self.came_from: State | None = None  # the state before the one shown (since_row)
         self.backend: Backend | None = None
         self.announcer = Announcer(self)  # the person policy's events as notifications
         self.pipeline = Pipeline(
@@ -178,6 +179,10 @@ class TrayApp:
             name, job, lambda exc: self.note(f"{failure} ({type(exc).__name__}); see the log")
         )
 
+    def clock_moved(self, by: timedelta) -> None:
+        """Tray thread: the demo's clock moved; "Since …" moves with it."""
+        self.since += by
+
     def save(self, name: str, value: Any) -> bool:
         """Tray thread: a menu choice written back to the settings file (where there is
         a settings section); whether it was saved (else the choice stays as it was)."""
@@ -206,6 +211,7 @@ class TrayApp:
         return tray_view.compute(
             self.status,
             since=self.since,
+            came_from=self.came_from,
             last_action=self.last_action,
             ibkr=self.ibkr,
             wall=self._now,
@@ -219,7 +225,7 @@ class TrayApp:
             return
         previous = self.status
         if status.state is not previous.state:
-            self.since = self._now()
+            self.since, self.came_from = self._now(), previous.state
             self.last_action = None  # the new state says how the action went
         self.status = status
         said = self.announcer.announce(self._was_quiet)  # before the view: it may note

@@ -64,16 +64,20 @@ def compute(
     ibkr: IbkrClock,
     wall: Callable[[], datetime],
     latest: Callable[[], Status] | None = None,
+    came_from: State | None = None,
 ) -> View:
-    """The view of ``status``: ``since`` when its state began, ``last_action`` the outcome
-    of the last menu action, ``wall`` the clock the live rows count with and ``latest``
-    the status they count from (the one shown by then: a menu left in place when only
-    facts changed still counts from the newest; default ``status``)."""
+    """The view of ``status``: ``since`` when its state began (``came_from`` the state
+    before), ``last_action`` the outcome of the last menu action, ``wall`` the clock the
+    live rows count with and ``latest`` the status they count from (the one shown by
+    then: a menu left in place when only facts changed still counts from the newest;
+    default ``status``)."""
     window = ibkr.window(status) if maintenance.expected_drop(status) else None
     icon: Icon = maintenance.ICON if window else status.state
-    title = tooltip(status, window.label + NO_ACTION if window else None)
+    title = tooltip(status, rows.window_row(window) + NO_ACTION if window else None)
     head = [Entry(line, enabled=False) for line in _head(status, window)]
-    facts = _facts(status, window, since, last_action, ibkr, wall, latest or (lambda: status))
+    facts = _facts(
+        status, window, (since, came_from), last_action, ibkr, wall, latest or (lambda: status)
+    )
     return View(status, icon, title, window, (*head, *facts), ibkr.region)
 
 
@@ -83,7 +87,7 @@ def _head(status: Status, window: Window | None) -> list[str]:
     if window is None:
         return [f"Status: {status.label}", *detail]
     head = [  # the detail's advice (log in, restart) would be wrong here
-        window.label + NO_ACTION,
+        rows.window_row(window) + NO_ACTION,
         f"Status: {status.label} (expected during the restart)",
         "Checks once a minute until the session is back",
     ]
@@ -93,7 +97,7 @@ def _head(status: Status, window: Window | None) -> list[str]:
 def _facts(
     status: Status,
     window: Window | None,
-    since: datetime,
+    since: tuple[datetime, State | None],
     last_action: str | None,
     ibkr: IbkrClock,
     wall: Callable[[], datetime],
@@ -106,10 +110,7 @@ def _facts(
     last = Entry(last_action or " ", enabled=False)
     if state is State.UNKNOWN:  # nothing known yet but what an action said
         return [last]
-    at = since.astimezone().strftime("%H:%M")
-    facts = [
-        Entry(f"Authenticated since {at}" if state is State.READY else f"Since {at}", enabled=False)
-    ]
+    facts = [Entry(rows.since_row(state, *since), enabled=False)]
     if state in SESSION_STATES:
         kind = {True: "paper", False: "live", None: "paper or live unknown"}[status.paper]
         account = f"{status.account} ({kind})" if status.account else "unknown"

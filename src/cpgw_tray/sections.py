@@ -59,6 +59,10 @@ class Door(Protocol):
     def notify(self, title: str, message: str) -> None:
         """A desktop notification, if the person wants them."""
 
+    def alert(self, title: str, message: str) -> None:
+        """A desktop notification whatever the Notifications toggle says: the answer to
+        what the person just did (a saved file, a click)."""
+
     def redraw(self) -> None:
         """Draw the menu again (after a section's own state changed)."""
 

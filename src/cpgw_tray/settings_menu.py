@@ -166,7 +166,7 @@ class SettingsItems(Section):
     def show_problem(self, message: str) -> None:
         """Tray thread: say what is wrong, in the menu and a notification."""
         self.problem = message
-        self.door.notify("cpgw-tray settings not applied", message)
+        self.door.alert("cpgw-tray settings not applied", message)
         self.door.redraw()
 
     def apply(self, new: Config) -> None:
@@ -182,9 +182,7 @@ class SettingsItems(Section):
             log.info("settings applied: %s", ", ".join(f"{k} = {getattr(new, k)!r}" for k in live))
         if later:
             log.info("settings saved that apply after a restart: %s", ", ".join(later))
-            self.door.notify(
-                "cpgw-tray settings", f"Restart cpgw-tray to apply: {', '.join(later)}"
-            )
+            self.door.alert("cpgw-tray settings", f"Restart cpgw-tray to apply: {', '.join(later)}")
         self.door.redraw()
 
 

@@ -191,8 +191,14 @@ class TrayApp:
 
     def notify(self, title: str, message: str) -> None:
         """Any thread: a desktop notification, if the user wants them."""
+        if self.notifications:
+            self.alert(title, message)
+
+    def alert(self, title: str, message: str) -> None:
+        """Any thread: a desktop notification whatever the Notifications toggle says,
+        where the desktop has them: the answer to what the person just did."""
         backend = self.backend
-        if backend is not None and self.notifications and backend.has_notification:
+        if backend is not None and backend.has_notification:
             backend.post(lambda: backend.notify(message, title))
 
     def refresh(self) -> None:
@@ -316,9 +322,7 @@ class TrayApp:
                 return
             log.warning("%s: %s", why, target)
             self.note(f"{why}; open {target} yourself")
-            backend = self.backend
-            if backend is not None and backend.has_notification:  # the click's answer
-                backend.post(lambda: backend.notify(f"Open it yourself: {target}", why))
+            self.alert(why, f"Open it yourself: {target}")  # the click's answer
 
         self.background("opener", run, f"Opening {target}")
 

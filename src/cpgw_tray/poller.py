@@ -23,6 +23,12 @@ It owns three promises:
   publishes nothing new: the last verdict stays, its detail says when the next check is,
   and its freshness moves with the hold.
 
+Evidence (:meth:`Poller.evidence`: a reply other than auth/status, such as the websocket's
+``sts``, that disagrees with the verdict) asks for an auth/status check at once, at most one
+per source per 10 s and never against a 429 back-off or restart-window pacing; only that
+check publishes. While push is connected and the verdict is ``ready``, checks stretch to
+min(4 × interval, 300 s); on any other verdict, or when push drops, the interval holds.
+
 Both threads wait on :class:`threading.Event` in slices of at most ``look_every`` seconds
 (so a resume is noticed promptly), can be stopped at once, and are daemons: quitting never
 waits on a hung request. ``on_status`` is called from either thread, never from both at
@@ -57,6 +63,8 @@ log = logging.getLogger(__name__)
 LOOK_EVERY = 10.0  # longest wait between looks at the clocks (a resume is seen this soon)
 RESUME_GAP = 3.0  # wall clock ahead of the monotonic one by more: the machine slept
 MIN_HOLD = 1.0  # a held-back request is tried again no sooner than this
+EVIDENCE_CAP = 10.0  # one evidence-asked check per source per this many seconds
+PUSH_STRETCH = 300.0  # while push watches a ready session: checks every min(4×interval, this)
 _NEXT_NOTE = re.compile(r"\s*Next check\b[^.]*\d\d:\d\d:\d\d\.$")  # "Next check [in N s, ]at …"
 
 
@@ -127,6 +135,13 @@ class Poller:
         self.threads: list[threading.Thread] = []
         # True while the person paused session care: checks go on, tickles do not.
         self.keepalive_paused: Callable[[], bool] = lambda: False
+        # The websocket (push.py), when asked for: its state for the ``push`` field, and
+        # whether it is connected (checks then stretch while the verdict is ready).
+        self.push_state: Callable[[], str | None] = lambda: None
+        self._hold_until: float | None = None  # a 429 back-off or restart-window pacing
+        self._evidence_at: dict[str, float] = {}  # source -> when it last asked for a check
+        self._evidence_due = False
+        self._stretch_to: float | None = None  # the next check while push may stretch it
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -158,6 +173,45 @@ class Poller:
         self._wake.set()
         return True
 
+    def evidence(self, source: str) -> bool:
+        """Evidence from ``source`` (e.g. the websocket's ``sts``) disagrees with the
+        verdict: ask for an auth/status check at once. Publishes nothing itself. At most
+        one per source per :data:`EVIDENCE_CAP` seconds, and none while a 429 back-off or
+        restart-window pacing holds requests; returns whether a check was asked for."""
+        now = self._clock()
+        with self._lock:
+            if self._hold_until is not None and now < self._hold_until:
+                return False
+            last = self._evidence_at.get(source)
+            if last is not None and now - last < EVIDENCE_CAP:
+                return False
+            self._evidence_at[source] = now
+            self._evidence_due = True
+        log.info("evidence from %s: checking auth/status now", source)
+        self._wake.set()
+        return True
+
+    def republish(self) -> None:
+        """Publish the fresh verdict again (the push state it carries changed)."""
+        with self._publishing:
+            with self._lock:
+                latest, until = self.latest, self._until(self._wall())
+            if latest is not None and until is not None and self._wall() <= until:
+                self._publish(latest)
+
+    def _stamp(self, status: Status) -> Status:
+        push = self.push_state()
+        return status if push is None or status.push == push else replace(status, push=push)
+
+    def _next_due(self) -> float | None:
+        """When the next check is due: later while push watches a ready session."""
+        due = self._next_check
+        stretch = self._stretch_to
+        if due is None or stretch is None or self.push_state() != "connected":
+            return due
+        ready = self._gateway is not None and self._gateway.state is State.READY
+        return max(due, stretch) if ready else due
+
     @property
     def busy(self) -> bool:
         return self._busy
@@ -169,8 +223,8 @@ class Poller:
         with self._lock:
             latest, until = self.latest, self._until(now)
         if latest is None or until is None:
-            return unknown(self.url)
-        return stale_view(latest, until, now) or latest
+            return self._stamp(unknown(self.url))
+        return self._stamp(stale_view(latest, until, now) or latest)
 
     def _until(self, now: datetime) -> datetime | None:
         """The verdict's deadline on the wall clock, whichever clock says it comes first."""
@@ -191,16 +245,14 @@ class Poller:
         now = self._clock()
         has_session = self._gateway is not None and self._gateway.state in SESSION_STATES
         keep = self.keepalive > 0 and has_session and not self.keepalive_paused()
+        if self._evidence_due:
+            return "check", 0.0
         if keep and (self._next_tickle is None or now >= self._next_tickle):
             return "tickle", 0.0
-        if (
-            self._now_requested
-            or self._resumed
-            or self._next_check is None
-            or now >= self._next_check
-        ):
+        next_check = self._next_due()
+        if self._now_requested or self._resumed or next_check is None or now >= next_check:
             return "check", 0.0
-        waits = [self._next_check - now]
+        waits = [next_check - now]
         if keep and self._next_tickle is not None:
             waits.append(self._next_tickle - now)
         return None, max(0.0, min(waits))
@@ -238,6 +290,7 @@ class Poller:
             self._busy = True
             self._now_requested = False  # this check answers every request made so far
             self._resumed = False
+            self._evidence_due = self._evidence_due and action == "tickle"
         try:
             status = self._tickle() if action == "tickle" and self._tickle else self._check()
         except Deferred as held:
@@ -249,12 +302,15 @@ class Poller:
         hold = hold if hold is not None and math.isfinite(hold) else 0.0
         hold = max(hold, maintenance.pace(status))
         self._next_check = finished + max(self.interval, hold)
+        self._hold_until = finished + hold if hold else None
+        stretch = max(self.interval, min(4 * self.interval, PUSH_STRETCH))
+        self._stretch_to = finished + max(stretch, hold)
         if action == "tickle" or self._next_tickle is None:
             self._next_tickle = finished + self.keepalive
         if hold:
             self._next_tickle = max(self._next_tickle, finished + hold)
         self._gateway = status
-        self._publish_verdict(status, self._next_check - finished)
+        self._publish_verdict(status, (self._next_due() or self._next_check) - finished)
         return self.due()[1]
 
     def _held(self, wait: float) -> float:
@@ -265,6 +321,7 @@ class Poller:
         log.info("request held back by the rate governor for %.0f s", wait)
         self._next_check = max(self._next_check or now, now + wait)
         self._next_tickle = max(self._next_tickle or now, now + wait)
+        self._hold_until = max(self._hold_until or now, now + wait)
         with self._publishing:
             with self._lock:
                 latest, until, held = self.latest, self._until(wall), self._fresh_until
@@ -320,7 +377,7 @@ class Poller:
             if self._stopped.is_set():
                 return True
             try:
-                self._on_status(status)
+                self._on_status(self._stamp(status))
             except Exception:
                 log.exception("publishing %s failed", status.state.value)
                 return False

@@ -29,8 +29,9 @@ and reads the request log::
 From tests: ``with Simulator(port=0) as sim: sim.url ...``.
 
 The package: :mod:`.model` (session and replies), :mod:`.server` (HTTPS and the
-control API), :mod:`.push` (the websocket ``/v1/api/ws``), :mod:`.clock` (the injectable wall clock), :mod:`.certs`,
-:mod:`.scaffold` (a gateway-shaped folder) and :mod:`.command` (``cpgw-tray sim``).
+control API), :mod:`.push` (the websocket ``/v1/api/ws``), :mod:`.clock` (the injectable
+wall clock), :mod:`.certs`, :mod:`.scaffold` (a gateway-shaped folder) and :mod:`.command`
+(``cpgw-tray sim``).
 """
 
 from __future__ import annotations

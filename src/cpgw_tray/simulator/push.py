@@ -155,10 +155,8 @@ class _Socket:
             self.protocol.receive_eof()
             return False
         self.protocol.receive_data(data)
-        for frame in self.protocol.events_received():
-            if frame.opcode is Opcode.CLOSE:
-                return False
-        return True
+        frames = self.protocol.events_received()
+        return all(frame.opcode is not Opcode.CLOSE for frame in frames)
 
 
 def serve(sim: SimulatedGateway, hub: PushHub, handler: Any, stopping: threading.Event) -> None:

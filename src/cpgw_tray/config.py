@@ -59,6 +59,7 @@ class Config:
     serve: str | None = None  # the health endpoint's address (--serve), off by default
     on_change: tuple[str, ...] | None = None  # a command run at each state change (--exec)
     hook_timeout: float = 30.0  # seconds before a change hook is killed
+    push: bool = False  # hold the gateway's websocket: drops seen at once, bulletins (push.py)
     # Where things came from, for messages; not settable.
     config_path: str | None = field(default=None, compare=False)
     url_source: str = field(default="default", compare=False)
@@ -214,6 +215,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "serve": _as_addr,
     "on_change": _as_command,
     "hook_timeout": _as_number(0.1, 3600),
+    "push": _as_bool,
 }
 FLAGS = {"on_change": "--exec"}  # command-line options not named after their key
 assert set(CHECKS) == set(KEYS), "every setting needs a check"

@@ -3,6 +3,7 @@
 line instead of failing, so a half-written line after a crash costs one row, not the file.
 
 Row: ``{"at": ISO UTC, "state", "previous", "detail", "url", "source": "tray"|"watch"}``.
+Event row (no ``state``): ``{"at", "event": "bulletin", "id", "message", "url", "source"}``.
 """
 
 from __future__ import annotations
@@ -104,6 +105,16 @@ class History:
             except OSError as exc:
                 log.warning("cannot write the history %s: %s", self.path, exc)
             return True
+
+    def record_event(self, event: dict[str, Any], url: str) -> None:
+        """Append an event row (``{"at", "event", …, "url", "source"}``, e.g. an IBKR
+        bulletin); readers of state rows skip it."""
+        row = {**event, "url": gateway_root(url) if url else "", "source": self.source}
+        with self._lock:
+            try:
+                self._append(json.dumps(row) + "\n")
+            except OSError as exc:
+                log.warning("cannot write the history %s: %s", self.path, exc)
 
     def _append(self, line: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

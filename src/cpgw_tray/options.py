@@ -73,7 +73,7 @@ def add_shared(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
 
 
 def add_outlets(parser: argparse.ArgumentParser) -> None:
-    """``--serve`` and ``--exec``, for the commands that keep watching (tray, watch)."""
+    """``--serve``, ``--exec`` and ``--push``, for the commands that keep watching."""
     group = parser.add_argument_group("for bots and servers")
     group.add_argument(
         "--serve",
@@ -88,12 +88,19 @@ def add_outlets(parser: argparse.ArgumentParser) -> None:
         help="run CMD at each state change (no shell; env CPGW_STATE, CPGW_PREVIOUS, "
         "CPGW_DETAIL, CPGW_URL; the status JSON on stdin)",
     )
+    group.add_argument(
+        "--push",
+        action="store_true",
+        default=None,
+        help="also hold the gateway's websocket: a dropped session seen within a second, "
+        "IBKR's bulletins shown (setting `push`)",
+    )
 
 
 def resolve(args: argparse.Namespace, **extra: Any) -> Config:
     """Settings from every source, the command line last."""
     overrides: dict[str, Any] = {key: getattr(args, key, None) for key in SHARED}
-    for key in ("serve", "on_change"):  # only where add_outlets() added them
+    for key in ("serve", "on_change", "push"):  # only where add_outlets() added them
         overrides[key] = getattr(args, key, None)
     overrides["insecure"] = True if overrides["insecure"] else None
     overrides.update(extra)

@@ -163,7 +163,7 @@ class Push:
         failure in a row, capped at :data:`MAX_PAUSE`, jittered down by up to half."""
         base = min(MAX_PAUSE, MIN_PAUSE * 2 ** min(self._failures, 16))
         self._failures += 1
-        return base * (0.5 + 0.5 * self._jitter())
+        return float(base * (0.5 + 0.5 * self._jitter()))
 
     def _set(self, state: str) -> None:
         if state != self.state:

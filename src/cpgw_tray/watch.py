@@ -6,7 +6,8 @@ policy's events (login needed, reminders, a competing session, a takeover: the t
 policies, :mod:`cpgw_tray.person_care`, honouring a pause made in the tray), logs to
 ``cpgw-tray.log`` as well as stderr, and ends at once and quietly on Ctrl-C, SIGTERM or
 a closed pipe. With ``--serve`` and ``--exec`` it also answers health probes and runs a
-command at each change (:mod:`.outlets`).
+command at each change (:mod:`.outlets`). With ``push`` it holds the gateway's websocket
+(:mod:`.push_link`): drops seen at once, IBKR's bulletins printed as event lines.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ if TYPE_CHECKING:
     from .config import Config
     from .gateway import GatewayClient
     from .history import History
+    from .outlets import Outlets
     from .person import Event
     from .poller import Poller
+    from .push_link import Bulletin, PushLink
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ class Printer:
             self.history.record(status)
         with self._lock:
             times = (status.maintenance_until, status.next_maintenance, status.paused_until)
-            key = (*status.view_key(), *times)
+            key = (*status.view_key(), *times, status.push)
             if self.stop.is_set() or key == self._last:
                 return
             self._last = key
@@ -137,6 +140,37 @@ def watch_poller(
     return poller
 
 
+def push_link(
+    config: Config,
+    client: GatewayClient,
+    poller: Poller,
+    printer: Printer,
+    history: History,
+    outlets: Outlets,
+) -> PushLink:
+    """The websocket for ``watch``: each new bulletin an event line, a history event row
+    and one more on the metrics' counter."""
+    from . import paths
+    from .bulletins import Bulletins
+    from .push_link import PushLink
+
+    def on_bulletin(bulletin: Bulletin) -> None:
+        printer.event(bulletin)
+        history.record_event(bulletin.to_json(), config.url)
+        if outlets.metrics is not None:
+            outlets.metrics.bulletin()
+
+    bulletins = Bulletins(paths.bulletins_file(), config.url)
+    return PushLink(
+        config,
+        client,
+        poller,
+        bulletins,
+        on_bulletin=on_bulletin,
+        paused=lambda: poller.keepalive_paused(),
+    )
+
+
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     """Print a line at each change until stopped; exit 0."""
     from . import logs, paths
@@ -149,12 +183,16 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     log_path = logs.to_file(config.log_level)
     logs.catch_uncaught()
     stop = threading.Event()
-    printer = Printer(out, args.json, stop, History(paths.history_file(), "watch"))
+    history = History(paths.history_file(), "watch")
+    printer = Printer(out, args.json, stop, history)
     outlets = Outlets(config, lambda: poller_view(poller))  # binds --serve's port now
+    links: list[PushLink] = []
 
     def on_status(status: Status) -> None:
         printer(status)
         outlets(status)
+        for link in links:
+            link.saw(status)
 
     client = client_for(config)
     outlets.attach(client)
@@ -166,14 +204,20 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         on_event=printer.event,
         pause_file=pause_path(),
     )
+    if config.push:
+        links.append(push_link(config, client, poller, printer, history, outlets))
     restore = stop_on_signals(stop)
     outlets.start()
     poller.start()
+    for link in links:
+        link.start()
     try:
         wait_until(stop)
     except KeyboardInterrupt:  # Ctrl-C before the handler was in place, or on Windows
         pass
     finally:
+        for link in links:
+            link.stop()
         poller.stop()
         outlets.stop()
         restore()

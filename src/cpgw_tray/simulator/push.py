@@ -18,7 +18,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -156,7 +156,7 @@ class _Socket:
             return False
         self.protocol.receive_data(data)
         frames = self.protocol.events_received()
-        return all(frame.opcode is not Opcode.CLOSE for frame in frames)
+        return not any(isinstance(f, Frame) and f.opcode is Opcode.CLOSE for f in frames)
 
 
 def serve(sim: SimulatedGateway, hub: PushHub, handler: Any, stopping: threading.Event) -> None:

@@ -1,0 +1,133 @@
+"""Push joined to a watcher (the tray or ``watch``): the websocket (:mod:`.push`) is held
+only while the poller's verdict says a session exists, care is not paused and no IBKR
+restart window is on; what it hears is evidence for the poller, and IBKR's bulletins go
+out once each (:mod:`.bulletins`) as :class:`Bulletin` events.
+
+- An ``sts`` whose facts differ from the verdict (authenticated, connected, competing)
+  asks the poller for an auth/status check (:meth:`.Poller.evidence`, source ``push``);
+  a lost socket or a missing heartbeat asks too. The check, not the message, publishes.
+- A change of the socket's state republishes the verdict with its ``push`` field.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from .person import Event
+from .push import HEARTBEAT_GAP, Push, Sts
+from .status import SESSION_STATES, State, Status, iso_utc
+
+if TYPE_CHECKING:
+    from .bulletins import Bulletins
+    from .config import Config
+    from .gateway import GatewayClient
+    from .poller import Poller
+
+log = logging.getLogger(__name__)
+
+SOURCE = "push"
+
+
+@dataclass(frozen=True)
+class Bulletin(Event):
+    """An IBKR bulletin, shown once: ``kind`` is ``bulletin``."""
+
+    ident: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "event": "bulletin",
+            "id": self.ident,
+            "message": self.message,
+            "at": iso_utc(self.at),
+        }
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def disagrees(sts: Sts, verdict: Status | None) -> bool:
+    """Whether an ``sts`` tells another story than the verdict."""
+    if verdict is None:
+        return True
+    told = (sts.authenticated is True, sts.connected is True, sts.competing is True)
+    known = (verdict.authenticated is True, verdict.connected is True, verdict.competing is True)
+    return told != known
+
+
+class PushLink:
+    """One gateway's websocket, wired to its poller (see the module)."""
+
+    def __init__(
+        self,
+        config: Config,
+        client: GatewayClient,
+        poller: Poller,
+        bulletins: Bulletins,
+        *,
+        on_bulletin: Callable[[Bulletin], None] = lambda bulletin: None,
+        paused: Callable[[], bool] = lambda: False,
+        wall: Callable[[], datetime] = _utc_now,
+        heartbeat_gap: float = HEARTBEAT_GAP,
+    ) -> None:
+        self.client, self.poller, self.bulletins = client, poller, bulletins
+        self.on_bulletin = on_bulletin
+        self._paused = paused
+        self._wall = wall
+        self.push = Push(
+            config.url,
+            verify=config.verify,
+            timeout=config.timeout,
+            session_id=self._session_id,
+            allowed=self._allowed,
+            on_sts=self._sts,
+            on_bulletin=self._bulletin,
+            on_lost=self._lost,
+            on_state=lambda state: poller.republish(),
+            heartbeat_gap=heartbeat_gap,
+        )
+        poller.push_state = lambda: self.push.state
+        self._had_session = False
+
+    def start(self) -> None:
+        self.push.start()
+
+    def stop(self) -> None:
+        self.push.stop()
+
+    def saw(self, status: Status) -> None:
+        """A published verdict (poller thread): a session that just began opens the
+        socket now rather than at the next look."""
+        has = status.state in SESSION_STATES
+        if has and not self._had_session:
+            self.push.poke()
+        self._had_session = has
+
+    def _session_id(self) -> str | None:
+        latest = self.poller.latest
+        if latest is None or latest.state not in SESSION_STATES:
+            return None
+        return self.client.push_session
+
+    def _allowed(self) -> bool:
+        latest = self.poller.latest
+        return not self._paused() and (latest is None or latest.maintenance_until is None)
+
+    def _sts(self, sts: Sts) -> None:
+        latest = self.poller.latest
+        if disagrees(sts, latest):
+            shown = latest.state.value if latest is not None else State.UNKNOWN.value
+            log.info("push: sts %s disagrees with the verdict %s", sts, shown)
+            self.poller.evidence(SOURCE)
+
+    def _lost(self, reason: str) -> None:
+        self.poller.evidence(SOURCE)
+
+    def _bulletin(self, ident: str, message: str) -> None:
+        if self.bulletins.first_time(ident):
+            self.on_bulletin(Bulletin("bulletin", message, self._wall(), ident))

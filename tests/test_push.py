@@ -1,0 +1,227 @@
+"""Push without sockets: message parsing, the reconnect pause, the bulletin store, and the
+poller's evidence entry point and push-stretched interval (fake clocks: nothing sleeps)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from cpgw_tray.bulletins import Bulletins
+from cpgw_tray.config import ConfigError, load
+from cpgw_tray.poller import EVIDENCE_CAP, Poller
+from cpgw_tray.push import MAX_PAUSE, Push, Sts, clean, parse, ws_url
+from cpgw_tray.push_link import Bulletin, disagrees
+from cpgw_tray.status import State, Status
+
+from .test_gateway import FakeClock
+from .test_poller import make, run_for, setup
+
+
+# ------------------------------------------------------------------ messages
+def test_parse_reads_the_real_shapes() -> None:
+    assert parse('{"topic":"system","hb":1764000000000}') == ("hb", None)
+    assert parse('{"topic":"system","success":"user","isFT":false,"isPaper":false}') is None
+    sts = '{"topic":"sts","args":{"connected":true,"authenticated":false,"competing":false}}'
+    assert parse(sts) == ("sts", Sts(False, True, False))
+    # live capture: args an array and a numeric id; IBKR's docs: one object, a string id
+    blt = '{"topic":"blt","args":[{"id":1789618148,"exchanges":null,"message":"[BBSMSG]\\nHalt"}]}'
+    assert parse(blt) == ("blt", [("1789618148", "[BBSMSG] Halt")])
+    assert parse('{"topic":"blt","args":{"id":"7","message":"x"}}') == ("blt", [("7", "x")])
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        '{"topic":"ntf","args":{"id":"118","text":"x","title":null,"url":null}}',
+        '{"topic":"sts","args":"nope"}',
+        '{"topic":"blt","args":[{"id":true,"message":"x"},{"id":1}]}',
+        "[1,2]",
+        "not json",
+        b"\xff\xfe",
+        '{"topic":"sts","args":{"authenticated":NaN}}',
+    ],
+)
+def test_parse_ignores_what_it_cannot_use(message: str | bytes) -> None:
+    assert parse(message) is None
+
+
+def test_sts_facts_must_be_real_booleans() -> None:
+    assert parse('{"topic":"sts","args":{"authenticated":"true"}}') == (
+        "sts",
+        Sts(None, None, None),
+    )
+
+
+def test_bulletin_text_is_cleaned() -> None:
+    text = clean("Halt\x1b[31m in\u202e XYZ\x00\n\ud800" + "x" * 900)
+    assert "\x1b" not in text and "\x00" not in text and "\u202e" not in text
+    assert "\ud800" not in text and "\n" not in text
+    assert len(text) <= 500 and text.startswith("Halt [31m in XYZ")
+
+
+def test_ws_url_follows_the_gateway_url() -> None:
+    assert ws_url("https://127.0.0.1:5000") == "wss://127.0.0.1:5000/v1/api/ws"
+    assert ws_url("http://localhost:5001/") == "ws://localhost:5001/v1/api/ws"
+
+
+def test_sts_disagrees_only_when_its_facts_differ() -> None:
+    ready = replace(make(State.READY), authenticated=True, connected=True)
+    assert not disagrees(Sts(True, True, False), ready)
+    assert disagrees(Sts(False, True, False), ready)
+    assert disagrees(Sts(True, False, False), ready)
+    assert disagrees(Sts(True, True, True), ready)
+
+
+# ------------------------------------------------------------------ reconnect policy
+def test_pause_grows_jittered_and_caps_at_five_minutes() -> None:
+    low = Push("https://127.0.0.1:5000", verify=False, timeout=1, session_id=lambda: None)
+    high = Push("https://127.0.0.1:5000", verify=False, timeout=1, session_id=lambda: None)
+    low._jitter, high._jitter = (lambda: 0.0), (lambda: 1.0)
+    lows = [low.pause_after_failure() for _ in range(14)]
+    highs = [high.pause_after_failure() for _ in range(14)]
+    assert highs[:4] == [1.0, 2.0, 4.0, 8.0]
+    assert lows[:4] == [0.5, 1.0, 2.0, 4.0]
+    assert max(highs) == MAX_PAUSE and highs[-1] == MAX_PAUSE and lows[-1] == MAX_PAUSE / 2
+    assert highs == sorted(highs)
+
+
+def test_no_socket_without_a_session_or_when_not_allowed() -> None:
+    opened: list[str] = []
+    push = Push("https://127.0.0.1:5000", verify=False, timeout=1, session_id=lambda: None)
+    push._open = lambda session: opened.append(session)  # type: ignore[assignment,method-assign,return-value]
+    assert push.step() > 0 and push.state == "off"
+    push._session_id = lambda: "abc"
+    push._allowed = lambda: False
+    assert push.step() > 0 and push.state == "off"
+    assert opened == []
+
+
+# ------------------------------------------------------------------ bulletins
+def test_bulletins_are_shown_once_per_gateway_for_seven_days(tmp_path: Path) -> None:
+    now = [datetime(2026, 12, 1, tzinfo=timezone.utc)]
+    path = tmp_path / "state" / "bulletins.json"
+    one = Bulletins(path, "https://127.0.0.1:5000", now=lambda: now[0])
+    assert one.first_time("17")
+    assert not one.first_time("17")
+    # remembered across a restart (a new store on the same file), per gateway
+    again = Bulletins(path, "https://127.0.0.1:5000", now=lambda: now[0])
+    assert not again.first_time("17")
+    assert Bulletins(path, "https://127.0.0.1:5001", now=lambda: now[0]).first_time("17")
+    now[0] += timedelta(days=7, seconds=1)
+    assert again.first_time("17")  # forgotten after a week
+
+
+def test_a_broken_bulletins_file_starts_empty(tmp_path: Path) -> None:
+    path = tmp_path / "bulletins.json"
+    path.write_text("{not json")
+    assert Bulletins(path, "g").first_time("1")
+    assert json.loads(path.read_text())["g 1"]
+
+
+def test_bulletin_event_line_shape() -> None:
+    at = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
+    line = Bulletin("bulletin", "Halt", at, "17").to_json()
+    assert line == {
+        "event": "bulletin",
+        "id": "17",
+        "message": "Halt",
+        "at": "2026-12-03T09:00:00.000Z",
+    }
+
+
+# ------------------------------------------------------------------ the setting
+def test_push_setting_is_a_bool_off_by_default(tmp_path: Path) -> None:
+    assert load(env={}).push is False
+    assert load({"push": True}, env={}).push is True
+    bad = tmp_path / "c.toml"
+    bad.write_text('interval = 15\npush = "sometimes"\n')
+    with pytest.raises(ConfigError, match=r"'push' in .*c\.toml line 2"):
+        load(config_path=str(bad), env={})
+
+
+# ------------------------------------------------------------------ the poller
+def test_evidence_asks_one_check_now_capped_per_source() -> None:
+    clock, gw, _, poller = setup(interval=15, keepalive=0)
+    run_for(clock, poller, 1)
+    assert len(gw.calls) == 1
+    assert poller.evidence("push")
+    assert not poller.evidence("push")  # capped: one per source per 10 s
+    assert poller.evidence("tickle")  # another source is not held by push's cap
+    run_for(clock, poller, 0.1)
+    assert [c[0] for c in gw.calls] == ["check", "check"]  # the two asks: one check
+    clock.now += EVIDENCE_CAP - 0.2
+    assert not poller.evidence("push")
+    clock.now += 0.2
+    assert poller.evidence("push")  # after a quiet spell: not held back
+
+
+def test_evidence_is_an_auth_status_check_even_when_a_tickle_is_due() -> None:
+    clock, gw, _, poller = setup(interval=15, keepalive=60)
+    run_for(clock, poller, 59.9)
+    before = len(gw.calls)
+    clock.now += 0.2  # a tickle is due now
+    poller.evidence("push")
+    poller.step()
+    assert gw.calls[before][0] == "check"
+
+
+def test_evidence_never_against_a_429_back_off_or_window_pacing() -> None:
+    clock = FakeClock()
+    calls: list[float] = []
+
+    def limited() -> Status:
+        calls.append(clock.now)
+        if len(calls) > 1:
+            return make(State.READY)
+        return replace(make(State.RATE_LIMITED), retry_after_s=60.0)
+
+    poller = Poller(limited, lambda status: None, interval=15, clock=clock)
+    run_for(clock, poller, 0.1)
+    assert not poller.evidence("push")
+    run_for(clock, poller, 59.8)
+    assert calls == [1000.0]  # nothing asked inside the back-off
+    run_for(clock, poller, 0.2)
+    assert len(calls) == 2
+    assert poller.evidence("push")  # the back-off over: evidence counts again
+
+
+def test_push_connected_stretches_checks_only_while_ready() -> None:
+    clock, gw, seen, poller = setup(interval=15, keepalive=0)
+    push = ["connected"]
+    poller.push_state = lambda: push[0]
+    run_for(clock, poller, 59.9)
+    assert len(gw.calls) == 1  # min(4 × 15, 300) = 60 s
+    run_for(clock, poller, 0.2)
+    assert len(gw.calls) == 2
+    push[0] = "connecting"  # push dropped: back to the interval at once
+    run_for(clock, poller, 15.1)
+    assert len(gw.calls) == 3
+    push[0] = "connected"
+    gw.state = State.COMPETING
+    run_for(clock, poller, 60.1)
+    assert [t for _, t in gw.calls] == [1000.0, 1060.0, 1075.0, 1135.0]
+    run_for(clock, poller, 45.1)
+    assert [t for _, t in gw.calls][4:] == [1150.0, 1165.0, 1180.0]  # not ready: every 15 s
+    assert seen[-1].push == "connected"
+
+
+def test_stretch_is_capped_at_five_minutes_and_never_below_the_interval() -> None:
+    clock, gw, _, poller = setup(interval=100, keepalive=0)
+    poller.push_state = lambda: "connected"
+    run_for(clock, poller, 300.1)
+    assert len(gw.calls) == 2
+    clock2, gw2, _, slow = setup(interval=600, keepalive=0)
+    slow.push_state = lambda: "connected"
+    run_for(clock2, slow, 600.1)
+    assert len(gw2.calls) == 2
+
+
+def test_without_push_the_field_stays_null() -> None:
+    clock, _, seen, poller = setup(interval=15, keepalive=0)
+    run_for(clock, poller, 16)
+    assert [s.push for s in seen] == [None, None]
+    assert poller.view().to_json()["push"] is None

@@ -191,6 +191,17 @@ class Poller:
         self._wake.set()
         return True
 
+    def tickle_soon(self) -> None:
+        """Tickle at once rather than a keep-alive period after the first check (the
+        websocket needs the session id a tickle reply carries); never inside a hold."""
+        now = self._clock()
+        with self._lock:
+            if self._hold_until is not None and now < self._hold_until:
+                return
+            if self._next_tickle is not None and self._next_tickle > now:
+                self._next_tickle = now
+        self._wake.set()
+
     def republish(self) -> None:
         """Publish the fresh verdict again (the push state it carries changed)."""
         with self._publishing:

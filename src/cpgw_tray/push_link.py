@@ -92,7 +92,8 @@ class PushLink:
             heartbeat_gap=heartbeat_gap,
         )
         poller.push_state = lambda: self.push.state
-        self._had_session = False
+        self._poked: str | None = None  # the session id the socket was last woken for
+        self._asked = False  # a tickle asked for this session's id
 
     def start(self) -> None:
         self.push.start()
@@ -101,12 +102,17 @@ class PushLink:
         self.push.stop()
 
     def saw(self, status: Status) -> None:
-        """A published verdict (poller thread): a session that just began opens the
-        socket now rather than at the next look."""
-        has = status.state in SESSION_STATES
-        if has and not self._had_session:
+        """A published verdict (poller thread): a session that just began gets a tickle
+        now (its reply carries the session id), and the socket opens as soon as the id
+        is known rather than at the next look."""
+        session = self.client.push_session if status.state in SESSION_STATES else None
+        if status.state in SESSION_STATES and session is None and not self._asked:
+            self._asked = True  # once a session: the keep-alive's own tickles go on after
+            self.poller.tickle_soon()
+        if session is not None and session != self._poked:
             self.push.poke()
-        self._had_session = has
+        self._poked = session
+        self._asked = self._asked and status.state in SESSION_STATES
 
     def _session_id(self) -> str | None:
         latest = self.poller.latest

@@ -225,3 +225,18 @@ def test_without_push_the_field_stays_null() -> None:
     run_for(clock, poller, 16)
     assert [s.push for s in seen] == [None, None]
     assert poller.view().to_json()["push"] is None
+
+
+def test_metrics_tell_push_and_count_bulletins() -> None:
+    from cpgw_tray.serve import Metrics
+
+    metrics = Metrics()
+    body, _ = metrics.render(make(State.READY))
+    assert b"cpgw_tray_push_connected" not in body  # push not asked for: absent
+    metrics.bulletin()
+    metrics.bulletin()
+    body, _ = metrics.render(replace(make(State.READY), push="connected"))
+    assert b"cpgw_tray_push_connected 1.0" in body
+    assert b"cpgw_tray_bulletins_total 2.0" in body
+    body, _ = metrics.render(replace(make(State.READY), push="connecting"))
+    assert b"cpgw_tray_push_connected 0.0" in body

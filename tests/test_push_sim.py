@@ -191,3 +191,67 @@ def test_watch_json_prints_a_bulletin_once_across_restarts(ready_sim: Simulator)
             proc.wait(timeout=10)
     rows = [json.loads(line) for line in paths.history_file().read_text().splitlines()]
     assert [r["id"] for r in rows if r.get("event") == "bulletin"] == ["17", "18", "19"]
+
+
+def test_heartbeats_keep_the_socket_and_their_absence_drops_it(ready_sim: Simulator) -> None:
+    """The simulator's heartbeat interval is set over its control API: beats every 0.2 s
+    hold a socket whose gap is 1 s; beats every 10 s lose it after that gap."""
+    control(ready_sim.url, "/sim/push", {"heartbeat": 0.2})
+    lost: list[str] = []
+    push = Push(
+        ready_sim.url,
+        verify=False,
+        timeout=2,
+        session_id=lambda: "9fe1c272dc44e023a3aefe52b71d42bd",
+        on_lost=lost.append,
+        heartbeat_gap=1.0,
+    )
+    push.start()
+    try:
+        wait_for(lambda: push.state == "connected", timeout=5)
+        wait_for(lambda: ready_sim.push.clients == 1)
+        connected = push.since
+        assert not wait_for_nothing(lambda: lost, 2.5)
+        assert push.state == "connected" and push.since == connected
+        control(ready_sim.url, "/sim/push", {"heartbeat": 10})
+        wait_for(lambda: lost, timeout=5)
+        assert lost[0] == "no heartbeat for 1 s"
+    finally:
+        push.stop()
+
+
+def wait_for_nothing(check: Any, seconds: float) -> Any:
+    """What ``check`` gives after ``seconds`` of watching for it (falsy: it never came)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    return check()
+
+
+def test_no_socket_without_a_session_paused_or_in_a_restart_window(
+    ready_sim: Simulator, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    with Watcher(ready_sim, tmp_path, interval=15, push=True) as watcher:
+        wait_for(lambda: watcher.push.state == "connected", timeout=10)
+        link = watcher.link
+        assert link is not None
+        latest = watcher.poller.latest
+        assert latest is not None
+        assert link._allowed() and link._session_id() is not None
+        window = replace(latest, maintenance_until=datetime.now(timezone.utc))
+        watcher.poller.latest = window
+        assert not link._allowed()
+        watcher.poller.latest = replace(latest, state=State.LOGGED_OUT)
+        assert link._session_id() is None
+        watcher.poller.latest = latest
+        paused = [True]
+        link._paused = lambda: paused[0]
+        assert not link._allowed()
+        wait_for(lambda: watcher.push.state == "off", timeout=15)  # closed, not lost
+        assert watcher.push._failures == 0

@@ -14,7 +14,7 @@ from cpgw_tray.bulletins import Bulletins
 from cpgw_tray.config import ConfigError, load
 from cpgw_tray.poller import EVIDENCE_CAP, Poller
 from cpgw_tray.push import MAX_PAUSE, Push, Sts, clean, parse, ws_url
-from cpgw_tray.push_link import Bulletin, disagrees
+from cpgw_tray.push_link import Bulletin, PushLink, disagrees
 from cpgw_tray.status import State, Status
 
 from .test_gateway import FakeClock
@@ -240,3 +240,43 @@ def test_metrics_tell_push_and_count_bulletins() -> None:
     assert b"cpgw_tray_bulletins_total 2.0" in body
     body, _ = metrics.render(replace(make(State.READY), push="connecting"))
     assert b"cpgw_tray_push_connected 0.0" in body
+
+
+def test_evidence_asked_before_a_429_waits_for_its_back_off() -> None:
+    """Evidence came while a check was in flight; that check met a 429: the evidence's
+    check waits for the back-off like everything else."""
+    clock = FakeClock()
+    calls: list[float] = []
+    poller_box: list[Poller] = []
+
+    def limited() -> Status:
+        calls.append(clock.now)
+        if len(calls) == 1:
+            assert poller_box[0].evidence("push")  # asked while this check runs
+            return replace(make(State.RATE_LIMITED), retry_after_s=60.0)
+        return make(State.READY)
+
+    poller = Poller(limited, lambda status: None, interval=15, clock=clock)
+    poller_box.append(poller)
+    run_for(clock, poller, 59.9)
+    assert calls == [1000.0]
+    run_for(clock, poller, 0.2)
+    assert calls == [1000.0, 1060.0]
+
+
+def test_a_session_that_ended_takes_its_id_along(tmp_path: Path) -> None:
+    *_, poller = setup(interval=15, keepalive=60)
+
+    class Client:
+        push_session: str | None = "old"
+
+    config = load({"url": "https://127.0.0.1:5000", "push": True}, env={})
+    client = Client()
+    link = PushLink(config, client, poller, Bulletins(tmp_path / "b.json", "g"))  # type: ignore[arg-type]
+    link.saw(make(State.LOGGED_OUT))
+    assert client.push_session is None
+    asked: list[bool] = []
+    poller.tickle_soon = lambda: asked.append(True)  # type: ignore[method-assign]
+    link.saw(make(State.READY))  # a new session: its id is asked for with a tickle
+    link.saw(make(State.READY))
+    assert asked == [True]

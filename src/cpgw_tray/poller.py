@@ -314,6 +314,7 @@ class Poller:
         hold = max(hold, maintenance.pace(status))
         self._next_check = finished + max(self.interval, hold)
         self._hold_until = finished + hold if hold else None
+        self._evidence_due = self._evidence_due and not hold  # asked before the hold began
         stretch = max(self.interval, min(4 * self.interval, PUSH_STRETCH))
         self._stretch_to = finished + max(stretch, hold)
         if action == "tickle" or self._next_tickle is None:
@@ -333,6 +334,7 @@ class Poller:
         self._next_check = max(self._next_check or now, now + wait)
         self._next_tickle = max(self._next_tickle or now, now + wait)
         self._hold_until = max(self._hold_until or now, now + wait)
+        self._evidence_due = False  # nothing is sent before the hold ends
         with self._publishing:
             with self._lock:
                 latest, until, held = self.latest, self._until(wall), self._fresh_until

@@ -127,8 +127,13 @@ class Push:
         self.url = ws_url(url)
         self._loopback = is_loopback(url)
         self._context = None
+        self._broken: str | None = None  # a CA bundle that cannot be loaded: no socket
         if self.url.startswith("wss:"):
-            self._context = build_context(verify, trust_env=not self._loopback)
+            try:
+                self._context = build_context(verify, trust_env=not self._loopback)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                self._broken = f"the CA bundle {verify} could not be loaded ({exc})"
+                log.warning("push is off: %s", self._broken)
         self.timeout = timeout
         self.heartbeat_gap = heartbeat_gap
         self._session_id = session_id
@@ -189,9 +194,9 @@ class Push:
         """One attempt: open a socket if allowed, read it until it is lost or no longer
         allowed; return the seconds to wait before the next attempt."""
         session = self._session_id()
-        if session is None or not self._allowed():
+        if session is None or not self._allowed() or self._broken is not None:
             self._set(OFF)
-            return LOOK_EVERY
+            return LOOK_EVERY if self._broken is None else MAX_PAUSE
         self._set(CONNECTING)
         opened = self._clock()
         try:

@@ -105,7 +105,11 @@ class PushLink:
         """A published verdict (poller thread): a session that just began gets a tickle
         now (its reply carries the session id), and the socket opens as soon as the id
         is known rather than at the next look."""
-        session = self.client.push_session if status.state in SESSION_STATES else None
+        if status.state not in SESSION_STATES:
+            # The session ended: its id is no cookie for the next one. The next session's
+            # first tickle (asked for below) brings the new id. Same thread as the tickle.
+            self.client.push_session = None
+        session = self.client.push_session
         if status.state in SESSION_STATES and session is None and not self._asked:
             self._asked = True  # once a session: the keep-alive's own tickles go on after
             self.poller.tickle_soon()

@@ -29,7 +29,7 @@ from cpgw_tray.status import State, Status
 from cpgw_tray.tray import TrayApp
 from cpgw_tray.watch import watch_poller
 
-from .conftest import control, wait_for
+from .conftest import control, status_json, wait_for
 from .test_tray import FakeBackend
 from .test_watch import reader
 
@@ -255,3 +255,12 @@ def test_no_socket_without_a_session_paused_or_in_a_restart_window(
         assert not link._allowed()
         wait_for(lambda: watcher.push.state == "off", timeout=15)  # closed, not lost
         assert watcher.push._failures == 0
+
+
+def test_one_shot_status_says_push_null_even_with_push_on(
+    ready_sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CPGW_TRAY_PUSH", "true")
+    code, data = status_json(ready_sim.url)
+    assert code == 0 and "push" in data and data["push"] is None
+    assert not [r for r in ready_sim.requests() if r.path.endswith("/ws")]

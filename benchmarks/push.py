@@ -91,6 +91,16 @@ def drops(count: int) -> list[float]:
     return delays
 
 
+def wakeups(pid: int) -> int:
+    """Voluntary context switches of all of a process's threads (Linux /proc)."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches"):
+                total += int(line.split()[1])
+    return total
+
+
 def idle(seconds: float, warmup: float = 10.0) -> dict[str, tuple[float, float]]:
     import psutil
 
@@ -100,13 +110,10 @@ def idle(seconds: float, warmup: float = 10.0) -> dict[str, tuple[float, float]]
     try:
         time.sleep(warmup)
         watched = {name: psutil.Process(p.pid) for name, p in procs.items()}
-        start = {
-            name: (sum(p.cpu_times()[:2]), p.num_ctx_switches().voluntary)
-            for name, p in watched.items()
-        }
+        start = {name: (sum(p.cpu_times()[:2]), wakeups(p.pid)) for name, p in watched.items()}
         time.sleep(seconds)
         for name, p in watched.items():
-            cpu, woke = sum(p.cpu_times()[:2]), p.num_ctx_switches().voluntary
+            cpu, woke = sum(p.cpu_times()[:2]), wakeups(p.pid)
             found[name] = (
                 (cpu - start[name][0]) * 3600 / seconds,
                 (woke - start[name][1]) * 3600 / seconds,

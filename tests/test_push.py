@@ -280,3 +280,31 @@ def test_a_session_that_ended_takes_its_id_along(tmp_path: Path) -> None:
     link.saw(make(State.READY))  # a new session: its id is asked for with a tickle
     link.saw(make(State.READY))
     assert asked == [True]
+
+
+def test_a_verdict_stays_fresh_until_the_stretched_check() -> None:
+    """Push connects after the first check: the verdict stays fresh until the stretched
+    check is overdue, not the interval's; when push drops, the interval's limit is back."""
+    clock, gw, seen, poller = setup(interval=15, keepalive=0)
+    wall = [datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)]
+    poller._wall = lambda: wall[0]
+    push = ["connecting"]
+    poller.push_state = lambda: push[0]
+
+    def advance(seconds: float) -> None:
+        clock.now += seconds
+        wall[0] += timedelta(seconds=seconds)
+
+    poller.step()
+    push[0] = "connected"
+    poller.republish()
+    advance(40)  # past 15 + 10 + 5: stale had the interval's limit stayed
+    poller.check_freshness()
+    assert poller.view().state is State.READY and seen[-1].state is State.READY
+    assert len(gw.calls) == 1
+    push[0] = "off"
+    poller.republish()
+    assert poller.due() == ("check", 0.0)  # the interval's check is overdue: at once
+    advance(15.1)  # and it has only its timeout and the grace to finish
+    poller.check_freshness()
+    assert poller.view().state is State.UNKNOWN and seen[-1].state is State.UNKNOWN

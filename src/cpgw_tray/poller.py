@@ -203,12 +203,17 @@ class Poller:
         self._wake.set()
 
     def republish(self) -> None:
-        """Publish the fresh verdict again (the push state it carries changed)."""
+        """Publish the fresh verdict again: the push state it carries changed, and with
+        it when the next check is due, so the verdict stays fresh until that one."""
         with self._publishing:
             with self._lock:
                 latest, until = self.latest, self._until(self._wall())
-            if latest is not None and until is not None and self._wall() <= until:
-                self._publish(latest)
+                if latest is None or until is None or self._wall() > until:
+                    return
+                due = self._next_due()
+                if due is not None:
+                    self._fresh_until = self._deadline(max(0.0, due - self._clock()))
+            self._publish(latest)
 
     def _stamp(self, status: Status) -> Status:
         push = self.push_state()

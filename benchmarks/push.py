@@ -139,9 +139,10 @@ def main() -> None:
     seconds = 30.0 if args.quick else 120.0
     found = idle(seconds)
     off, on = found.get("push off"), found.get("push on")
-    rows = [(name, f"{cpu:.2f}", f"{woke:.0f}") for name, (cpu, woke) in found.items()]
+    rows = [(name, f"{cpu:.3f}", f"{woke:.0f}") for name, (cpu, woke) in found.items()]
     if off and on:
-        rows.append(("on / off", f"{on[0] / off[0]:.2f}×", f"{on[1] / off[1]:.2f}×"))
+        ratios = [f"{b / a:.2f}×" if a else "– (off used none)" for a, b in zip(off, on)]
+        rows.append(("on / off", *ratios))
     table(
         f"Push: idle at the defaults, {seconds:g} s of real time",
         ["watch", "CPU-s/hour", "wake-ups/hour"],

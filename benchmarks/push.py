@@ -141,7 +141,9 @@ def main() -> None:
     off, on = found.get("push off"), found.get("push on")
     rows = [(name, f"{cpu:.3f}", f"{woke:.0f}") for name, (cpu, woke) in found.items()]
     if off and on:
-        ratios = [f"{b / a:.2f}×" if a else "– (off used none)" for a, b in zip(off, on)]
+        ratios = [
+            f"{b / a:.2f}×" if a else "– (off used none)" for a, b in zip(off, on, strict=True)
+        ]
         rows.append(("on / off", *ratios))
     table(
         f"Push: idle at the defaults, {seconds:g} s of real time",

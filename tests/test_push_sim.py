@@ -264,3 +264,36 @@ def test_one_shot_status_says_push_null_even_with_push_on(
     code, data = status_json(ready_sim.url)
     assert code == 0 and "push" in data and data["push"] is None
     assert not [r for r in ready_sim.requests() if r.path.endswith("/ws")]
+
+
+def test_demo_simulate_menu_sends_an_ibkr_bulletin_over_the_websocket(
+    ready_sim: Simulator,
+) -> None:
+    from cpgw_tray.app import simulate_menu
+    from cpgw_tray.simulator import SimClock
+
+    from .test_tray import IdlePoller
+
+    got: list[tuple[str, str]] = []
+    push = Push(
+        ready_sim.url,
+        verify=False,
+        timeout=2,
+        session_id=lambda: "9fe1c272dc44e023a3aefe52b71d42bd",
+        on_bulletin=lambda ident, message: got.append((ident, message)),
+    )
+    config = load({"url": ready_sim.url}, env={})
+    tray = TrayApp(config, GatewayClient(ready_sim.url, verify=False), poller=IdlePoller())
+    push.start()
+    try:
+        wait_for(lambda: ready_sim.push.clients == 1, timeout=5)
+        simulate = next(
+            e for e in simulate_menu(tray, ready_sim, SimClock()) if e.text == "Simulate"
+        )
+        entry = next(e for e in simulate.submenu if e.text.startswith("IBKR bulletin"))
+        assert entry.action is not None
+        entry.action()
+        wait_for(lambda: got, timeout=5)
+        assert got[0][1].startswith("[BBSMSG Bulletin] Simulated:")
+    finally:
+        push.stop()

@@ -308,3 +308,22 @@ def test_a_verdict_stays_fresh_until_the_stretched_check() -> None:
     advance(15.1)  # and it has only its timeout and the grace to finish
     poller.check_freshness()
     assert poller.view().state is State.UNKNOWN and seen[-1].state is State.UNKNOWN
+
+
+def test_watch_prints_a_line_when_push_changes() -> None:
+    import io
+    import threading
+
+    from cpgw_tray.watch import Printer
+
+    out = io.StringIO()
+    printer = Printer(out, False, threading.Event())
+    ready = make(State.READY)
+    printer(replace(ready, push="connecting"))
+    printer(replace(ready, push="connecting"))
+    printer(replace(ready, push="connected"))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("[push connecting]") and lines[1].endswith("[push connected]")
+    printer(ready)  # push not asked for: no note
+    assert "[push" not in out.getvalue().splitlines()[-1]

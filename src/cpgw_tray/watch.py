@@ -78,6 +78,8 @@ class Printer:
                 line = f"{_stamp(status.checked_at)} {human(status)}{note(status)}"
                 if status.paused_until is not None:
                     line += f" [paused until {status.paused_until.astimezone():%H:%M}]"
+                if status.push is not None:
+                    line += f" [push {status.push}]"
             self._write(line)
 
     def event(self, event: Event) -> None:

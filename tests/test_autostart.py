@@ -115,7 +115,7 @@ def test_launch_command_is_the_running_entry_point(tmp_path: Path) -> None:
 
 
 def test_macos_launch_agent_in_a_temporary_folder(tmp_path: Path) -> None:
-    agent = LaunchAgent(tmp_path)
+    agent = LaunchAgent(tmp_path, launchctl=lambda argv: 0)  # never this machine's launchd
     assert not agent.status()
     assert agent.enable(["/Applications/cpgw-tray.app/Contents/MacOS/cpgw-tray"]).ok
     plist = plistlib.loads((tmp_path / "cpgw-tray.plist").read_bytes())

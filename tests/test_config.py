@@ -199,6 +199,11 @@ def test_server_keys_from_file_and_environment(tmp_path: Path) -> None:
         ('\non_change = ""\n', "bad value for 'on_change' in {path} line 2: empty command"),
         ("on_change = [1]\n", "bad value for 'on_change' in {path} line 1: expected a command"),
         ("hook_timeout = 0\n", "bad value for 'hook_timeout' in {path} line 1: must be between"),
+        (
+            'serve_hosts = ["proxy.lan:8080"]\n',
+            "bad value for 'serve_hosts' in {path} line 1: 'proxy.lan:8080' is not a host name",
+        ),
+        ("serve_hosts = 3\n", "bad value for 'serve_hosts' in {path} line 1: expected a list"),
     ],
 )
 def test_bad_server_keys_name_key_file_and_line(tmp_path: Path, text: str, words: str) -> None:
@@ -215,6 +220,18 @@ def test_bad_server_options_name_the_flag() -> None:
         load({"serve": "70000"}, env={})
     with pytest.raises(ConfigError, match="CPGW_TRAY_ON_CHANGE: empty command"):
         load({}, env={"CPGW_TRAY_ON_CHANGE": " "})
+    with pytest.raises(ConfigError, match="bad value for --serve-host: 'a b' is not a host"):
+        load({"serve_hosts": ["ok.lan", "a b"]}, env={})
+
+
+def test_serve_hosts_from_file_environment_and_flag(tmp_path: Path) -> None:
+    path = write(tmp_path, 'serve_hosts = ["Proxy.LAN"]\n')
+    assert load({}, config_path=str(path), env={}).serve_hosts == ("proxy.lan",)
+    env = {"CPGW_TRAY_SERVE_HOSTS": "a.lan,b.lan"}
+    assert load({}, config_path=str(path), env=env).serve_hosts == ("a.lan", "b.lan")
+    code, _ = run_cli("--url", "https://127.0.0.1:1", "watch", "--serve-host", "bad name")
+    assert code == 64
+    assert load({}, env={}).serve_hosts == ()
 
 
 def test_a_command_is_shown_as_a_toml_array_that_reads_back(tmp_path: Path) -> None:

@@ -16,9 +16,10 @@ import pytest
 
 from cpgw_tray import paths
 from cpgw_tray.config import load
-from cpgw_tray.diagnostics import redact, tail
+from cpgw_tray.diagnostics import tail
 from cpgw_tray.doctor import Doctor, clock_check
 from cpgw_tray.preflight import port_answers
+from cpgw_tray.redaction import redact
 from cpgw_tray.simulator import make_gateway_dir
 
 from .conftest import PlainHTTPServer, control, free_port, run_cli, wait_for

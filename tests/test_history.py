@@ -38,6 +38,7 @@ def simulated_day(history: History) -> list[tuple[datetime, State]]:
     for at, state in day:
         history.record(status(state, at))
         history.record(status(state, at + timedelta(seconds=15)))  # same state: no row
+    history.record(status(State.READY, START + timedelta(hours=24)))  # watched all day
     return day
 
 
@@ -108,7 +109,7 @@ def test_history_command_json_and_table(capsys: pytest.CaptureFixture[str]) -> N
     code, out = run_cli("history", "--since", "2026-11-26T00:00Z", "--json")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [r["state"] for r in rows] == [s.value for _, s in day]
+    assert [r["state"] for r in rows if "state" in r] == [s.value for _, s in day]
     code, out = run_cli("history", "--since", "2026-11-27T13:00Z")
     assert code == 0 and "gateway_down" in out and "not_authenticated" not in out
     code, _ = run_cli("history", "--since", "last week")
@@ -126,7 +127,7 @@ def test_timeline_has_a_band_per_state_in_the_contract_colours(tmp_path: Path) -
     history = History(tmp_path / "h.jsonl", source="tray")
     simulated_day(history)
     end = START + timedelta(hours=24)
-    image = render(list(history.rows()), end)
+    image = render(list(history.rows()), end, seen=history.seen())
     assert _colour_at(image, START + timedelta(hours=3), end) == LOOKS[State.READY].colour
     yellow = LOOKS[State.NOT_AUTHENTICATED].colour
     assert _colour_at(image, START + timedelta(hours=6), end) == yellow
@@ -145,15 +146,17 @@ def test_timeline_ready_share_and_shaded_windows(tmp_path: Path) -> None:
     history = History(tmp_path / "h.jsonl", source="tray")
     simulated_day(history)
     end = START + timedelta(hours=24)
-    parts = spans(list(history.rows()), end - timedelta(hours=24), end)
+    parts = spans(list(history.rows()), end - timedelta(hours=24), end, history.seen())
     from cpgw_tray.timeline import ready_share
 
     share = ready_share(parts)
     assert share is not None and abs(share - (24 - 2.75 - 5 / 60) / 24) < 1e-9
     window = (START + timedelta(hours=5), START + timedelta(hours=6))
-    shaded = render(list(history.rows()), end, shade=[window])
+    shaded = render(list(history.rows()), end, shade=[window], seen=history.seen())
     plain = _colour_at(
-        render(list(history.rows()), end), START + timedelta(hours=5, minutes=5), end
+        render(list(history.rows()), end, seen=history.seen()),
+        START + timedelta(hours=5, minutes=5),
+        end,
     )
     dark = _colour_at(shaded, START + timedelta(hours=5, minutes=5), end)
     assert sum(dark) < sum(plain)  # shaded where IBKR restarts
@@ -212,6 +215,7 @@ def test_history_png_shades_the_regions_restart_windows(tmp_path: Path) -> None:
     history = History(tmp_path / "h.jsonl", source="tray")
     history.record(status(State.READY, datetime(2026, 11, 24, 12, tzinfo=timezone.utc)))
     end = datetime(2026, 11, 25, 18, 0, tzinfo=timezone.utc)  # Wednesday 13:00 ET
+    history.record(status(State.READY, end))  # steady, and watched, until the end
     config = load({"region": "na", "restart_windows": True}, env={})
     path = write_timeline(history, tmp_path / "day.png", end, config)
     with Image.open(path) as image:

@@ -330,3 +330,38 @@ def test_what_a_hook_leaves_running_is_ended_when_it_exits(
     hooks.offer(make_status(State.READY))
     child_pid = int(wait_for(lambda: pids_file.exists() and pids_file.read_text().strip()))
     wait_for(lambda: gone(child_pid), timeout=5)
+
+
+# ------------------------------------------------------------------------- event hooks
+
+EVENTS = """\
+import json, os, pathlib, sys
+line = {"env": os.environ["CPGW_EVENT"], "stdin": json.load(sys.stdin)["event"]}
+with pathlib.Path(sys.argv[1]).open("a") as f:
+    f.write(json.dumps(line) + "\\n")
+"""
+
+
+def test_event_hooks_run_once_per_event_in_order_and_a_full_queue_drops_the_oldest(
+    tmp_path: Path, out: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from datetime import datetime, timezone
+
+    from cpgw_tray.hooks import EventHooks
+    from cpgw_tray.person import Event
+
+    path = script(tmp_path, "events.py", EVENTS)
+    hooks = EventHooks([sys.executable, str(path), str(out)], limit=3)
+    at = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
+    kinds = ["login_needed", "login_reminder", "login_reminder", "logged_in"]
+    with caplog.at_level(logging.WARNING):
+        for kind in kinds:  # before the worker runs: the queue fills
+            hooks.offer(Event(kind, "m", at))
+    assert hooks.dropped == 1 and "1 oldest events dropped" in caplog.text
+    hooks.start()
+    try:
+        seen = wait_for(lambda: len(lines(out)) == 3 and lines(out))
+        assert [line["env"] for line in seen] == kinds[1:]  # the same kind twice runs twice
+        assert [line["stdin"] for line in seen] == kinds[1:]
+    finally:
+        hooks.stop()

@@ -40,8 +40,11 @@ def test_logged_out_after_ready_notifies_at_once_then_every_reminder_at_most_six
     walk(policy, State.READY, T0, 1)
     events = walk(policy, State.LOGGED_OUT, T0 + timedelta(minutes=2), 180)
     assert events[0] == (0, "login_needed")
-    assert [k for _, k in events] == ["login_needed"] + ["login_reminder"] * (MAX_REMINDERS - 1)
-    assert [round(m) for m, _ in events] == [0, 10, 20, 30, 40, 50]
+    # the drop comes after what to do about it
+    assert [k for _, k in events] == ["login_needed", "dropped"] + ["login_reminder"] * (
+        MAX_REMINDERS - 1
+    )
+    assert [round(m) for m, _ in events] == [0, 0, 10, 20, 30, 40, 50]
 
 
 def test_no_reminder_without_having_been_ready_unless_after_the_token_reset() -> None:
@@ -72,7 +75,7 @@ def test_no_reminders_inside_a_window_and_a_window_ends_the_episode() -> None:
 def test_reminders_off_with_zero() -> None:
     policy = PersonPolicy(login_reminder=0)
     walk(policy, State.READY, T0, 0)
-    assert [k for _, k in walk(policy, State.LOGGED_OUT, T0, 120)] == ["login_needed"]
+    assert [k for _, k in walk(policy, State.LOGGED_OUT, T0, 120)] == ["login_needed", "dropped"]
 
 
 def test_login_ends_the_episode() -> None:

@@ -75,7 +75,7 @@ def test_leave_tells_once_and_never_takes_over(sim: Simulator) -> None:
     run_watch(poller, clocks, 60)
     sim.taken_over("TWS")
     run_watch(poller, clocks, 60 * 60)
-    assert takeovers(sim) == [] and events(out) == ["competing"]
+    assert takeovers(sim) == [] and events(out) == ["competing", "dropped"]
     assert poller.latest is not None and poller.latest.state is State.COMPETING
 
 
@@ -88,14 +88,17 @@ def test_take_back_sends_one_compete_and_never_twice_within_5_minutes(sim: Simul
     run_watch(poller, clocks, 60)
     assert takeovers(sim) == [{"publish": True, "compete": True}]  # exactly one, at once
     assert poller.latest is not None and poller.latest.state is State.READY
-    assert events(out) == ["competing", "take_over"]
+    assert events(out) == ["competing", "take_over", "dropped"]
     sim.taken_over("TWS")  # TWS takes it again a minute later: no ping-pong
     run_watch(poller, clocks, 150)
     assert len(takeovers(sim)) == 1
     assert poller.latest is not None and poller.latest.state is State.COMPETING
     run_watch(poller, clocks, 120)  # 5 minutes after the first: once more
     assert takeovers(sim) == [{"publish": True, "compete": True}] * 2
-    assert events(out) == ["competing", "take_over", "competing", "take_over"]
+    assert events(out) == [
+        *("competing", "take_over", "dropped"),
+        *("competing", "dropped", "take_over"),
+    ]
 
 
 def test_take_back_never_inside_a_window(sim: Simulator) -> None:
@@ -118,7 +121,7 @@ def test_take_back_after_waits_compete_after(sim: Simulator) -> None:
     assert takeovers(sim) == []
     run_watch(poller, clocks, 2 * 60)
     assert takeovers(sim) == [{"publish": True, "compete": True}]
-    assert events(out) == ["competing", "take_over"]
+    assert events(out) == ["competing", "dropped", "take_over"]
 
 
 def test_a_pause_stops_tickles_reauth_and_takeovers_for_an_hour(
@@ -159,14 +162,15 @@ def test_watch_prints_the_login_events(sim: Simulator) -> None:
     run_watch(poller, clocks, 2 * 60 * 60)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     said = [line for line in lines if "event" in line]
-    assert [line["event"] for line in said] == ["login_needed"] + ["login_reminder"] * 5
+    assert [line["event"] for line in said] == ["login_needed", "dropped"] + ["login_reminder"] * 5
     assert said[0]["message"] == LOGIN_NEEDED and set(said[0]) == {"event", "message", "at"}
     first = datetime.fromisoformat(said[0]["at"].replace("Z", "+00:00"))
-    second = datetime.fromisoformat(said[1]["at"].replace("Z", "+00:00"))
+    assert said[1]["message"] == "Not ready any more: Logged out" and said[1]["at"] == said[0]["at"]
+    second = datetime.fromisoformat(said[2]["at"].replace("Z", "+00:00"))
     assert timedelta(minutes=10) <= second - first < timedelta(minutes=10, seconds=20)
-    # the event line comes before the status line of the check that brought it
+    # the event lines come before the status line of the check that brought them
     index = lines.index(said[0])
-    assert lines[index + 1]["state"] == "logged_out"
+    assert lines[index + 1] == said[1] and lines[index + 2]["state"] == "logged_out"
 
 
 def test_watch_prints_events_for_people_too(sim: Simulator) -> None:

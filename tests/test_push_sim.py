@@ -143,7 +143,7 @@ def test_bulletins_reach_notification_and_history_once(
         wait_for(lambda: len(notified()) >= 2)
         assert notified() == ["[BBSMSG] n17", "[BBSMSG] n18"]
         rows = [json.loads(line) for line in history.path.read_text().splitlines()]
-        events = [(r["event"], r["id"]) for r in rows if "event" in r]
+        events = [(r["event"], r["id"]) for r in rows if r.get("event") == "bulletin"]
         assert events == [("bulletin", "17"), ("bulletin", "18")]
         backend.drain()
         menu = [e.text for e in backend.menu]
@@ -297,3 +297,30 @@ def test_demo_simulate_menu_sends_an_ibkr_bulletin_over_the_websocket(
         assert got[0][1].startswith("[BBSMSG Bulletin] Simulated:")
     finally:
         push.stop()
+
+
+def test_a_bulletin_is_an_event_for_the_event_hooks_once(
+    ready_sim: Simulator, tmp_path: Path
+) -> None:
+    """In ``watch`` a bulletin goes where the person's events go (the line, ``on_event``,
+    the phone), once per id, and never to the state hooks."""
+    from cpgw_tray.outlets import Outlets, poller_view
+    from cpgw_tray.watch import push_link
+
+    config = load({"url": ready_sim.url, "insecure": True, "push": True}, env={})
+    client = GatewayClient(ready_sim.url, verify=False)
+    events: list[Any] = []
+    statuses: list[Status] = []
+    poller = watch_poller(config, client, statuses.append)
+    history = History(tmp_path / "history.jsonl", "watch")
+    outlets = Outlets(config, lambda: poller_view(poller))
+    link = push_link(config, client, poller, events.append, history, outlets)
+    for ident in ("5", "5", "6"):
+        link._bulletin(ident, f"news {ident}")
+    assert [(e.kind, e.ident) for e in events] == [("bulletin", "5"), ("bulletin", "6")]
+    assert statuses == []  # no status, so no state hook
+    rows = [json.loads(line) for line in history.path.read_text().splitlines()]
+    assert [(r["event"], r["id"], r["detail"]) for r in rows] == [
+        ("bulletin", "5", "news 5"),
+        ("bulletin", "6", "news 6"),
+    ]

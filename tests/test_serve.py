@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import socket
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -14,7 +15,15 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cpgw_tray.serve import Addr, HealthServer, Metrics, ServeError, View, parse_addr
+from cpgw_tray.serve import (
+    Addr,
+    HealthServer,
+    Metrics,
+    ServeError,
+    View,
+    parse_addr,
+    parse_host_names,
+)
 from cpgw_tray.status import LOOKS, State, Status
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -376,7 +385,267 @@ def test_stop_is_at_once_and_frees_the_port(shown: Shown, metrics: Metrics) -> N
     port = health.addr.port
     assert get(port, "/livez")[0] == 200
     health.stop()
-    assert not health._thread.is_alive()
+    assert not health._httpd._thread.is_alive()
     with pytest.raises(ConnectionRefusedError):
         get(port, "/livez")
     health.stop()  # twice is harmless
+
+
+# ------------------------------------------------------------------------- Host (DNS rebinding)
+
+
+def raw(port: int, data: bytes, host: str = "127.0.0.1") -> bytes:
+    """Send ``data`` and read the whole reply (the server closes or answers once)."""
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks) and b"Connection: close" not in chunks[0]:
+                break
+    return b"".join(chunks)
+
+
+def get_host(port: int, host: str | None, version: str = "HTTP/1.1") -> bytes:
+    head = f"GET /status {version}\r\n" + (f"Host: {host}\r\n" if host is not None else "")
+    return raw(port, (head + "Connection: close\r\n\r\n").encode())
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["localhost", "LOCALHOST:5001", "127.0.0.1", "127.0.0.1:80", "[::1]", "[::1]:5001", None],
+)
+def test_a_loopback_bind_answers_loopback_names_and_no_host(
+    server: HealthServer, host: str | None
+) -> None:
+    reply = get_host(server.addr.port, host, "HTTP/1.0" if host is None else "HTTP/1.1")
+    assert reply.split(b" ", 2)[1] == b"200", reply
+    assert b"U1234567" in reply  # loopback: the account is shown
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:5001",
+        "localhost.evil.example",
+        "127.0.0.1.nip.io",
+        "localhost:x",
+        "[::1]x",
+        "",
+        "health.example.lan",  # not listed in serve_hosts here
+    ],
+)
+def test_any_other_host_on_a_loopback_bind_gets_421_and_no_body(
+    server: HealthServer, host: str
+) -> None:
+    reply = get_host(server.addr.port, host)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 421 "), reply
+    assert body == b"" and b"Content-Length: 0" in head
+
+
+def test_two_host_headers_get_421(server: HealthServer) -> None:
+    data = b"GET /status HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n"
+    assert raw(server.addr.port, data).startswith(b"HTTP/1.1 421 ")
+
+
+def test_serve_hosts_and_the_bound_address_are_answered(shown: Shown, metrics: Metrics) -> None:
+    health = HealthServer(Addr("127.0.0.2", 0), shown, metrics, hosts=["Health.Example.LAN"])
+    health.start()
+    try:
+        port = health.addr.port
+        for host in ("health.example.lan", "health.example.lan:443", "127.0.0.2:1"):
+            reply = raw(port, f"GET /livez HTTP/1.1\r\nHost: {host}\r\n\r\n".encode(), "127.0.0.2")
+            assert reply.startswith(b"HTTP/1.1 200 "), host
+        reply = raw(port, b"GET /livez HTTP/1.1\r\nHost: other.lan\r\n\r\n", "127.0.0.2")
+        assert reply.startswith(b"HTTP/1.1 421 ")
+    finally:
+        health.stop()
+
+
+def test_a_non_loopback_bind_checks_no_host_and_redacts_the_gateway_text(
+    shown: Shown, metrics: Metrics
+) -> None:
+    shown.status = make_status(
+        State.ERROR,
+        account="DU7654321",
+        message="account DU7654321_Summary for userId=9876543",
+        fail="Cookie: x-sess-uuid=0.abc.1700000000; JSESSIONID=ABCDEF0123456789ABCDEF",
+    )
+    health = HealthServer(parse_addr("0.0.0.0:0"), shown, metrics)
+    health.start()
+    try:
+        reply = raw(health.addr.port, b"GET /status HTTP/1.1\r\nHost: anything.example\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 200 ")
+        data = json.loads(reply.partition(b"\r\n\r\n")[2])
+        assert data["account"] is None
+        text = json.dumps(data)
+        for leak in ("7654321", "9876543", "0.abc.1700000000", "ABCDEF0123456789"):
+            assert leak not in text
+        assert data["state"] == "error"
+    finally:
+        health.stop()
+
+
+# ------------------------------------------------------------------------- bounds
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(server: HealthServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.addr.port, timeout=5)
+    try:
+        for path in ("/livez", "/readyz", "/status"):
+            conn.request("GET", path)
+            reply = conn.getresponse()
+            assert reply.status == 200 and reply.read()
+    finally:
+        conn.close()
+
+
+def test_a_reset_client_is_one_debug_line(
+    server: HealthServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import struct
+
+    with caplog.at_level(logging.DEBUG, logger="cpgw_tray"):
+        # half a request, or a whole one whose reply meets the reset
+        for sent in [b"GET /status HTTP/1.1\r\n", b"GET /metrics HTTP/1.1\r\n\r\n"] * 10:
+            sock = socket.create_connection(("127.0.0.1", server.addr.port), timeout=5)
+            sock.sendall(sent)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        assert get(server.addr.port, "/livez")[0] == 200  # served after the resets
+    mine = [r for r in caplog.records if r.name.startswith("cpgw_tray")]
+    assert all(r.levelno == logging.DEBUG and not r.exc_info for r in mine), mine
+    assert any("went away" in r.getMessage() for r in mine)
+    assert sum("went away" in r.getMessage() for r in mine) <= 20  # one line a reset
+
+
+def test_a_slow_client_is_dropped_at_the_head_deadline(shown: Shown, metrics: Metrics) -> None:
+    from cpgw_tray.httpd import Limits
+
+    health = HealthServer(Addr("127.0.0.1", 0), shown, metrics, limits=Limits(64, 0.3, 0.6))
+    health.start()
+    try:
+        with socket.create_connection(("127.0.0.1", health.addr.port), timeout=5) as sock:
+            sock.sendall(b"GET /status HTTP/1.1\r\n")
+            started = time.monotonic()
+            for _ in range(20):  # one byte at a time, each well within any per-read timeout
+                try:
+                    sock.sendall(b"X")
+                except OSError:
+                    break
+                if not wait_readable(sock, 0.1):
+                    continue
+                assert dropped(sock)  # dropped, not answered
+                break
+            took = time.monotonic() - started
+        assert took < 1.0, took
+    finally:
+        health.stop()
+
+
+def dropped(sock: socket.socket) -> bool:
+    """The server closed ``sock`` (an orderly close, or a reset when it left bytes unread)."""
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+def wait_readable(sock: socket.socket, timeout: float) -> bool:
+    import select
+
+    return bool(select.select([sock], [], [], timeout)[0])
+
+
+def test_the_oldest_idle_connection_makes_way_at_the_cap(shown: Shown, metrics: Metrics) -> None:
+    from cpgw_tray.httpd import Limits
+
+    health = HealthServer(Addr("127.0.0.1", 0), shown, metrics, limits=Limits(4, 30, 30))
+    health.start()
+    port = health.addr.port
+    try:
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(4)]
+        wait_for_count(health, 4)
+        assert get(port, "/livez")[0] == 200  # a fifth client: the oldest idle one goes
+        assert wait_readable(idle[0], 5) and dropped(idle[0])
+        assert health._httpd.connections <= 4
+        for sock in idle:
+            sock.close()
+    finally:
+        health.stop()
+
+
+def wait_for_count(health: HealthServer, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while health._httpd.connections < count:
+        assert time.monotonic() < deadline, health._httpd.connections
+        time.sleep(0.01)
+
+
+def test_the_server_uses_one_thread_whatever_the_clients(server: HealthServer) -> None:
+    import threading
+
+    before = threading.active_count()
+    socks = [socket.create_connection(("127.0.0.1", server.addr.port)) for _ in range(20)]
+    try:
+        wait_for_count(server, 20)
+        assert threading.active_count() == before
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (["Health.Example.LAN", "proxy"], ("health.example.lan", "proxy")),
+        ("a.lan, b.lan c.lan", ("a.lan", "b.lan", "c.lan")),
+        ("", ()),
+    ],
+)
+def test_parse_host_names(value: Any, expected: tuple[str, ...]) -> None:
+    assert parse_host_names(value) == expected
+
+
+@pytest.mark.parametrize("value", [["a.lan:80"], ["bad name"], 5, [1]])
+def test_parse_host_names_errors(value: Any) -> None:
+    with pytest.raises(ValueError):
+        parse_host_names(value)
+
+
+def test_the_listen_backlog_holds_a_burst_of_scrapers(shown: Shown, metrics: Metrics) -> None:
+    from cpgw_tray.httpd import BACKLOG
+
+    health = HealthServer(Addr("127.0.0.1", 0), shown, metrics)  # listening, not accepting
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(BACKLOG - 8):  # queued by the kernel until the loop accepts them
+            socks.append(socket.create_connection(("127.0.0.1", health.addr.port), timeout=2))
+        assert BACKLOG >= 128
+    finally:
+        for sock in socks:
+            sock.close()
+        health.stop()
+
+
+def test_pipelined_requests_are_answered_in_order(server: HealthServer) -> None:
+    many = 1500  # more than the interpreter's recursion limit
+    data = b"GET /livez HTTP/1.1\r\nHost: localhost\r\n\r\n" * (many - 1)
+    data += b"GET /livez HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.addr.port), timeout=10) as sock:
+        sock.sendall(data)
+        replies = bytearray()
+        while chunk := sock.recv(1 << 16):
+            replies += chunk
+    assert replies.count(b"HTTP/1.1 200 OK\r\n") == many
+
+
+def test_an_odd_request_target_is_404_not_an_error(
+    server: HealthServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="cpgw_tray"):
+        reply = raw(server.addr.port, b"GET http://[ HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 404 ")
+    assert not caplog.records

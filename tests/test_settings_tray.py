@@ -114,7 +114,7 @@ def test_a_toggle_that_cannot_be_saved_says_why(tmp_path: Path) -> None:
     assert action is not None
     action()
     backend.drain()
-    assert app.notifications is False  # the click still counts for this run
+    assert app.notifications is True  # not saved: nothing changed, and that is said
     notes = [e.text for e in backend.menu if e.text.startswith("Not saved:")]
     assert notes and "line 2" in notes[0]
     assert path.read_text() == "# mine\nnotifications = \n"

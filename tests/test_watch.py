@@ -71,8 +71,9 @@ def test_watch_prints_one_line_per_change_and_exits_on_ctrl_c() -> None:
                 control(sim.url, "/sim/state", {"scenario": scenario})
                 seen.append(next_state(5))
                 assert seen[-1] == state
-            # a ready session logged out, then taken over: the person is called, in order
-            assert events == ["login_needed", "competing", "logged_in"]
+            # a ready session logged out (a drop, an event line too), then taken over: the
+            # person is called, in order
+            assert events == ["login_needed", "dropped", "competing", "logged_in"]
             # nothing changes for more than two intervals: no line
             with pytest.raises(queue.Empty):
                 lines.get(timeout=2.5)

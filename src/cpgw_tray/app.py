@@ -102,12 +102,12 @@ def _show_broken(backend: PystrayBackend, log_path: Path) -> None:
 
 
 def _open_outlets(config: Config, built: list[TrayApp], outlets: list[Outlets]) -> None:
-    """The health endpoint and change hooks the settings ask for, if any, into
+    """The health endpoint, hooks and notifier the settings ask for, if any, into
     ``outlets``. Binds ``--serve``'s port now; requests are answered once the app in
     ``built`` exists."""
-    if config.serve or config.on_change:
-        from .outlets import Outlets, poller_view
+    from .outlets import Outlets, poller_view, wanted
 
+    if wanted(config):
         outlets.append(Outlets(config, lambda: poller_view(built[0].poller)))
 
 
@@ -230,8 +230,11 @@ def run_tray(
                 _open_outlets(config, built, outlets)
             for outlet in outlets:
                 app.listeners.append(outlet)
+                app.person.listeners.append(outlet.event)
                 outlet.attach(app.client)
                 outlet.start()
+            if history is not None:
+                history.started()
             app.start(backend)
             for link in links:
                 link.start()
@@ -254,6 +257,8 @@ def run_tray(
         link.stop()
     for app in built:
         app.quit()
+        if app.history is not None:
+            app.history.stopped()
     for outlet in outlets:
         outlet.stop()
     return EXIT_USAGE if problem and not built else 0
@@ -283,9 +288,11 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             auto_reauth=False,
             push=True,  # the simulator's websocket: its drops and bulletins on show
         )
-        # The simulator's certificate is its own; a configured endpoint or hook is for the
-        # real gateway, not for simulated states.
-        return replace(settings, ca_bundle=None, serve=None, on_change=None)
+        # The simulator's certificate is its own; a configured endpoint, hook or phone is
+        # for the real gateway, not for simulated states.
+        return replace(
+            settings, ca_bundle=None, serve=None, on_change=None, on_event=None, notify_urls=()
+        )
 
     print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
 

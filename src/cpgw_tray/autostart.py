@@ -2,9 +2,11 @@
 
 - Linux: ``$XDG_CONFIG_HOME/autostart/cpgw-tray.desktop`` — the name of the packaged
   desktop entry, so a person never gets two icons.
-- macOS: a LaunchAgent, ``~/Library/LaunchAgents/cpgw-tray.plist``.
+- macOS: a LaunchAgent, ``~/Library/LaunchAgents/cpgw-tray.plist``, and
+  ``launchctl enable`` for it, so an old ``launchctl disable`` cannot keep it from loading.
 - Windows: the ``cpgw-tray`` value under
-  ``HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run``.
+  ``HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run``; in the packaged app it
+  starts the windowed ``cpgw-tray-tray.exe`` (no console window), not the console CLI.
 
 What cpgw-tray writes carries a marker of ours; ``off`` removes only that, never a file
 or value a person made. Each writer takes its folder (or registry) as an argument, so
@@ -14,17 +16,23 @@ all three are tested on any platform.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import shutil
+import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from .constants import APP_NAME, EXIT_FAILED
 
+log = logging.getLogger(__name__)
+
 MARKER = "X-cpgw-tray-autostart"  # in our desktop file and plist; a registry value on Windows
+WINDOWED_EXE = "cpgw-tray-tray.exe"  # the packaged tray on Windows, beside the console CLI
 
 
 @dataclass(frozen=True)
@@ -49,10 +57,14 @@ def launch_command(
     argv0: str | None = None, executable: str | None = None, frozen: bool | None = None
 ) -> list[str]:
     """How to start this cpgw-tray again: the absolute path of the running entry point,
-    or ``python -m cpgw_tray`` when run as a module."""
+    or ``python -m cpgw_tray`` when run as a module. The packaged app on Windows: its
+    windowed tray executable where it has one, so login opens no console window."""
     argv0 = sys.argv[0] if argv0 is None else argv0
     executable = executable or sys.executable
     if getattr(sys, "frozen", False) if frozen is None else frozen:
+        windowed = Path(executable).with_name(WINDOWED_EXE)
+        if sys.platform == "win32" and windowed.is_file():
+            return [str(windowed)]
         return [executable]  # a PyInstaller app is its own executable
     if not argv0 or argv0 in ("-c", "-m") or argv0.endswith(".py"):
         return [str(Path(executable).absolute()), "-m", "cpgw_tray"]
@@ -158,16 +170,38 @@ def _not_ours(where: object) -> str:
 # ---------------------------------------------------------------------------- macOS
 
 
+def _launchctl(argv: list[str]) -> int:
+    """Run ``launchctl``; its exit code (an error of its own is logged, not raised)."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("%s: %s", " ".join(argv), exc)
+        return -1
+    if done.returncode != 0:
+        log.warning("%s: exit %s: %s", " ".join(argv), done.returncode, done.stderr.strip())
+    return done.returncode
+
+
 class LaunchAgent:
-    """macOS: a LaunchAgent that runs cpgw-tray at login (from the next login on)."""
+    """macOS: a LaunchAgent that runs cpgw-tray at login (from the next login on: it is
+    not loaded now, which would start a second tray beside this one)."""
 
     LABEL = "cpgw-tray"
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path | None = None,
+        launchctl: Callable[[list[str]], int] = _launchctl,
+        uid: int | None = None,
+    ) -> None:
         from . import paths
 
         self.path = (folder or paths.launch_agents_dir()) / f"{self.LABEL}.plist"
         self.where = str(self.path)
+        self._launchctl = launchctl
+        if uid is None and sys.platform != "win32":  # os.getuid is POSIX's
+            uid = os.getuid()
+        self.service = f"gui/{uid}/{self.LABEL}"  # the login session's launchd domain
 
     def _plist(self) -> dict[str, object] | None:
         import plistlib
@@ -198,6 +232,7 @@ class LaunchAgent:
             MARKER: True,
         }
         _replace(self.path, plistlib.dumps(plist))
+        self._launchctl(["launchctl", "enable", self.service])  # clears a disabled override
         return Result(True, f"Start at login: on ({self.path})")
 
     def disable(self) -> Result:
@@ -293,13 +328,14 @@ class RunValue:
         return Result(True, f"Start at login: off (removed {self.where})")
 
 
-def for_platform(platform: str = sys.platform) -> Autostart:
-    """The writer for this platform."""
-    if platform == "darwin":
+def for_platform() -> Autostart:
+    """The writer for this platform (asked at each call, so tests can fake it)."""
+    if sys.platform == "darwin":
         return LaunchAgent()
-    if platform == "win32":
+    elif sys.platform == "win32":
         return RunValue()
-    return XdgAutostart()
+    else:
+        return XdgAutostart()
 
 
 # ---------------------------------------------------------------------------- CLI

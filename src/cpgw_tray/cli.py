@@ -21,6 +21,7 @@ from . import (
     doctor,
     gateway_cli,
     history_cli,
+    notify_cli,
     watch,
 )
 from .config import ConfigError
@@ -43,6 +44,7 @@ examples:
   cpgw-tray config                  the settings that apply, and where each comes from
   cpgw-tray config --init           write the settings file (every key commented out)
   cpgw-tray autostart on            start the tray at login (`off`, `status`)
+  cpgw-tray --notify ntfy://topic notify --test   a test message to the phone
 
 settings: defaults, then config.toml in the user config folder (or --config),
 then CPGW_TRAY_* environment variables, then the command line; a running tray
@@ -58,6 +60,7 @@ COMMANDS = (
     doctor,
     sim_command,
     config_cli,
+    notify_cli,
     autostart,
 )
 

@@ -27,6 +27,7 @@ from .constants import ENV_PREFIX
 from .urls import check_url
 
 DEFAULT_URL = "https://127.0.0.1:5000"
+NOTIFY_ON = ("login_needed", "login_reminder", "competing", "take_over", "dropped", "logged_in")
 
 
 class ConfigError(Exception):
@@ -57,8 +58,13 @@ class Config:
     compete_after: float = 900.0  # take_back_after: seconds before taking the session back
     log_level: str = "INFO"
     serve: str | None = None  # the health endpoint's address (--serve), off by default
+    serve_hosts: tuple[str, ...] = ()  # more Host names it answers on loopback (proxy, tunnel)
     on_change: tuple[str, ...] | None = None  # a command run at each state change (--exec)
-    hook_timeout: float = 30.0  # seconds before a change hook is killed
+    hook_timeout: float = 30.0  # seconds before a hook is killed, a notification abandoned
+    on_event: tuple[str, ...] | None = None  # a command run at each person event (--on-event)
+    notify_urls: tuple[str, ...] = ()  # Apprise URLs: the phone and chat (--notify adds)
+    notify_on: tuple[str, ...] = NOTIFY_ON  # the event kinds sent there; "all": every one
+    notify_quiet: str | None = None  # local hours "HH:MM-HH:MM" when messages wait
     push: bool = False  # hold the gateway's websocket: drops seen at once, bulletins (push.py)
     # Where things came from, for messages; not settable.
     config_path: str | None = field(default=None, compare=False)
@@ -186,10 +192,27 @@ def _as_addr(value: Any) -> str:
     return str(parse_addr(value))
 
 
+def _as_hosts(value: Any) -> tuple[str, ...]:
+    from .serve import parse_host_names
+
+    return parse_host_names(value)
+
+
 def _as_command(value: Any) -> tuple[str, ...]:
     from .hooks import parse_command
 
     return tuple(parse_command(value))
+
+
+def _notify(name: str) -> Callable[[Any], Any]:
+    """A check of the phone's settings, kept with them (:mod:`.notify_outbox`)."""
+
+    def check(value: Any) -> Any:
+        from . import notify_outbox
+
+        return getattr(notify_outbox, name)(value)
+
+    return check
 
 
 CHECKS: dict[str, Callable[[Any], Any]] = {
@@ -213,11 +236,20 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "compete_after": _as_number(60, 86400),
     "log_level": _as_level,
     "serve": _as_addr,
+    "serve_hosts": _as_hosts,
     "on_change": _as_command,
     "hook_timeout": _as_number(0.1, 3600),
+    "on_event": _as_command,
+    "notify_urls": _notify("check_urls"),
+    "notify_on": _notify("check_kinds"),
+    "notify_quiet": _notify("check_quiet"),
     "push": _as_bool,
 }
-FLAGS = {"on_change": "--exec"}  # command-line options not named after their key
+FLAGS = {
+    "on_change": "--exec",
+    "serve_hosts": "--serve-host",
+    "notify_urls": "--notify",
+}  # command-line options not named after their key
 assert set(CHECKS) == set(KEYS), "every setting needs a check"
 
 
@@ -354,7 +386,12 @@ def load(
 
     merged = {**from_file, **from_env, **from_cli}
     sources.update({key: f"env {ENV_PREFIX}{key.upper()}" for key in from_env})
+    before = sources.get("notify_urls")
     sources.update({key: "command line" for key in from_cli})
+    if "notify_urls" in from_cli and before:  # --notify adds to the settings' URLs
+        base = from_env.get("notify_urls", from_file.get("notify_urls", ()))
+        merged["notify_urls"] = tuple(dict.fromkeys((*base, *from_cli["notify_urls"])))
+        sources["notify_urls"] = f"{before} and the command line"
     url_source = (
         "command line"
         if "url" in from_cli

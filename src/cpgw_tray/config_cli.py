@@ -66,6 +66,10 @@ def render(config: Config, path: Path) -> str:
     lines = [f"# settings file: {path}{there}"]
     for name in KEYS:
         value = getattr(config, name)
+        if name == "notify_urls":  # their tokens and passwords stay hidden
+            from .redaction import redact_url
+
+            value = tuple(redact_url(url) for url in value)
         shown = "unset" if value is None else toml_value(value)
         lines.append(f"{name} = {shown}".ljust(48) + f"  # {config.sources.get(name, 'default')}")
     return "\n".join(lines) + "\n"

@@ -18,3 +18,4 @@ EXIT_INTERRUPTED = 130  # Ctrl-C during a step that had to be undone
 # The real gateway's command line and its words on a taken port (gateway-facts).
 MAIN_CLASS = "ibgroup.web.core.clientportal.gw.GatewayStart"
 LISTEN_FAILED = "Server listen failed"
+EXIT_NOT_SENT = 3  # `notify --test`: a message did not reach its URL

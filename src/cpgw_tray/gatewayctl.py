@@ -1,7 +1,8 @@
 """The tray menu's gateway items: launch, stop, restart, open the log or the folder.
 
 The items act on the tray's folder (``gateway_dir``, else the usual places) with the same
-identity rules as the command line (:mod:`cpgw_tray.identity`). Every blocking step runs
+identity rules as the command line (:mod:`cpgw_tray.identity`); with no folder, only on
+the gateway listening on the watched URL's port. Every blocking step runs
 on a worker thread whose whole body is guarded: any failure becomes a note in the menu and
 a notification, never a silent end. The tray only reads this object's fields.
 """
@@ -50,14 +51,17 @@ class GatewayControl:
 
     def rescan(self) -> None:
         """Worker thread: look for the gateway of the tray's folder (ours or adopted);
-        without a folder, the only gateway running. A failure is logged and shown."""
+        without a folder, the one on the watched URL's port, never another's. A
+        failure is logged and shown."""
         from . import identity
+        from .urls import port_of
 
         try:
             if self.launcher is not None:
                 self.running = identity.gateway_in(self.launcher.directory)
             else:
-                running = identity.running_gateways()
+                port = int(port_of(self.config.url))
+                running = [g for g in identity.running_gateways() if g.port == port]
                 self.running = running[0] if len(running) == 1 else None
         except Exception as exc:
             log.exception("looking for the gateway failed")

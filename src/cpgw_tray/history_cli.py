@@ -1,5 +1,6 @@
 """``cpgw-tray history``: the state changes the tray and ``watch`` saw, as a table, as
-JSON Lines, or as a 24-hour picture."""
+JSON Lines, or as a 24-hour picture; stretches when nothing was watching are listed
+and drawn as "not watched"."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .options import UsageError, add_shared, resolve
 
 if TYPE_CHECKING:
     from .config import Config
-    from .history import History
+    from .history import History, Row
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -45,7 +46,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         path = write_timeline(history, Path(args.png), now, resolve(args))
         out.write(f"Wrote {path}\n")
         return 0
-    rows = list(history.rows(since))
+    rows = with_gaps(history, since, now)
     if args.json:
         for row in rows:
             out.write(json.dumps(row.to_json()) + "\n")
@@ -57,11 +58,26 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     for row in rows:
         detail = " ".join(row.detail.split())
         detail = detail if len(detail) <= 70 else detail[:69] + "…"
+        what = row.state or (row.event or "").replace("_", " ")
         out.write(
-            f"{row.at.astimezone():%Y-%m-%d %H:%M:%S}  {row.state:17}  "
-            f"{row.previous or '-':17}  {row.source:5}  {detail}\n"
+            f"{row.at.astimezone():%Y-%m-%d %H:%M:%S}  {what:17}  "
+            f"{row.previous or '-':17}  {row.source or '-':5}  {detail}\n"
         )
     return 0
+
+
+def with_gaps(history: History, since: datetime, now: datetime) -> list[Row]:
+    """The rows from ``since`` on, and a ``not_watched`` row for each stretch when
+    nothing was watching (its ``until`` says when watching began again)."""
+    from .history import Row
+    from .timeline import gaps
+
+    every = list(history.rows())
+    holes = [
+        Row(a, None, None, f"until {b.astimezone():%Y-%m-%d %H:%M}", "", "", "not_watched", b)
+        for a, b in gaps(every, history.seen(), since, now)
+    ]
+    return sorted([*(r for r in every if r.at >= since), *holes], key=lambda r: r.at)
 
 
 def write_timeline(history: History, path: Path, now: datetime, config: Config) -> Path:
@@ -80,7 +96,7 @@ def write_timeline(history: History, path: Path, now: datetime, config: Config) 
         else []
     )
     rows = list(history.rows())  # the state in force before the window counts too
-    image = render(rows, now, shade=shade)
+    image = render(rows, now, shade=shade, seen=history.seen())
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path

@@ -7,8 +7,11 @@ gateway folder. A record is trusted only while its session still has members cre
 after the recorded start: the recorded pid with the same start time, or, when ``run.sh``
 died first, the child it left (a session id is not reused while any member lives).
 A gateway started elsewhere is *adopted* only when a process has an argv element exactly
-equal to the main class and works in the gateway folder — never by a substring of a
-command line, so ``tail -f notes-<main class>.txt`` is nobody's gateway.
+equal to the main class and works in a gateway folder (IBKR's, with its jar, or our
+simulator's) — never by a substring of a command line or from any folder, so
+``tail -f notes-<main class>.txt`` or a ``grep <main class>`` in ~/notes is nobody's
+gateway. Another user's process whose folder the system hides is listed (stopping it is
+refused: exit 3), by a named folder only when it listens on that folder's port.
 """
 
 from __future__ import annotations
@@ -22,20 +25,21 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psutil
 
 from . import paths
 from .config import ConfigError, read_conf_yaml
 from .constants import EXIT_FAILED, EXIT_NOT_PERMITTED, MAIN_CLASS
+from .gwfolder import is_gateway_folder
+from .locks import held
 
 log = logging.getLogger(__name__)
 
-WINDOWS = sys.platform == "win32"
 STOP_GRACE = 5.0  # seconds between terminate and kill
 LOCK_TIMEOUT = 60.0  # seconds a start waits for another start of the same folder
 # Seconds within which two start times are the same process's: psutil derives start
@@ -183,7 +187,7 @@ def _snapshot() -> tuple[float, list[psutil.Process]]:
 def _session_members(record: Record, procs: list[psutil.Process]) -> list[psutil.Process]:
     """The live processes of a recorded launch: its session, created after it began —
     unless the recorded pid now names another process (then the launch is over)."""
-    if WINDOWS:  # no sessions: the recorded process and its tree, if it is the same one
+    if sys.platform == "win32":  # no sessions: the recorded process and its tree, if the same
         leader = next((p for p in procs if p.pid == record.pid), None)
         created = leader.info["create_time"] if leader is not None else None
         if leader is None or abs((created or 0) - record.create_time) > SAME_START:
@@ -191,21 +195,22 @@ def _session_members(record: Record, procs: list[psutil.Process]) -> list[psutil
         with contextlib.suppress(psutil.Error):
             return [leader, *leader.children(recursive=True)]
         return []
-    leader = next((p for p in procs if p.pid == record.pid), None)
-    if (
-        leader is not None
-        and abs((leader.info["create_time"] or 0) - record.create_time) > SAME_START
-    ):
-        return []  # the number is another process's now: our launch ended long ago
-    members = []
-    for proc in procs:
-        created = proc.info.get("create_time")
-        if created is None or created < record.create_time - SAME_START:
-            continue
-        with contextlib.suppress(OSError):
-            if os.getsid(proc.pid) == record.sid:
-                members.append(proc)
-    return members
+    else:
+        leader = next((p for p in procs if p.pid == record.pid), None)
+        if (
+            leader is not None
+            and abs((leader.info["create_time"] or 0) - record.create_time) > SAME_START
+        ):
+            return []  # the number is another process's now: our launch ended long ago
+        members = []
+        for proc in procs:
+            created = proc.info.get("create_time")
+            if created is None or created < record.create_time - SAME_START:
+                continue
+            with contextlib.suppress(OSError):
+                if os.getsid(proc.pid) == record.sid:
+                    members.append(proc)
+        return members
 
 
 def _ours(began: float, procs: list[psutil.Process]) -> tuple[list[Gateway], set[int]]:
@@ -275,13 +280,21 @@ def _run_script_parent(proc: psutil.Process, folder: str | None) -> int | None:
 
 
 def _foreign(procs: list[psutil.Process], claimed: set[int]) -> list[Gateway]:
+    """Gateways started elsewhere: the main class as an argv element of its own, in a
+    gateway folder; or with the folder hidden (another user's), never stoppable by us."""
     found = []
     for proc in procs:
         if proc.pid in claimed or MAIN_CLASS not in (proc.info["cmdline"] or []):
             continue  # `in` on the argv list: an exact element, never a substring
         folder = None
-        with contextlib.suppress(psutil.Error, OSError):
+        try:
             folder = str(Path(proc.cwd()).resolve())
+        except psutil.AccessDenied:
+            pass  # another user's: listed (stopping it is refused), its folder unknown
+        except (psutil.Error, OSError):
+            continue  # ended meanwhile
+        if folder is not None and not is_gateway_folder(Path(folder)):
+            continue  # `grep <main class>` in ~/notes is nobody's gateway
         port = None
         if folder is not None:
             with contextlib.suppress(ConfigError):
@@ -307,9 +320,32 @@ def running_gateways() -> list[Gateway]:
 
 
 def gateway_in(folder: Path) -> Gateway | None:
-    """The gateway running from ``folder`` (ours if there is one), else None."""
+    """The gateway running from ``folder`` (ours if there is one), else None. Another
+    user's gateway, whose folder the system hides, counts when it listens on the
+    folder's port: stopping it is then refused, as without a folder named."""
     resolved = str(folder.resolve())
-    return next((g for g in running_gateways() if g.folder == resolved), None)
+    running = running_gateways()
+    found = next((g for g in running if g.folder == resolved), None)
+    hidden = [g for g in running if g.folder is None]
+    if found is not None or not hidden:
+        return found
+    with contextlib.suppress(ConfigError):
+        port = read_conf_yaml(resolved)[0]
+        listeners = _listeners(port)
+        return next((replace(g, port=port) for g in hidden if listeners & {g.pid, None}), None)
+    return None
+
+
+def _listeners(port: int) -> set[int | None]:
+    """The pids listening on TCP ``port`` (None for a socket the system does not say
+    whose it is: another user's)."""
+    try:
+        conns = psutil.net_connections("tcp")
+    except (psutil.Error, OSError):
+        return set()
+    return {
+        c.pid for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+    }
 
 
 # ------------------------------------------------------------------------ one start at a time
@@ -320,52 +356,14 @@ def folder_lock(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the start lock of ``folder`` (a lock file in the state folder, released by the
     system if this process dies), so concurrent starts launch one gateway."""
     path = lock_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        deadline = time.monotonic() + timeout
-        while not _try_lock(handle):
-            if time.monotonic() > deadline:
-                raise LaunchError(
-                    f"another start of the gateway in {folder} is still under way "
-                    f"(lock {path}); try again in a moment"
-                )
-            time.sleep(0.05)
-        try:
-            yield
-        finally:
-            _unlock(handle)
-
-
-def _try_lock(handle: IO[bytes]) -> bool:
-    if sys.platform == "win32":
-        import msvcrt
-
-        handle.seek(0)
-        try:
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    import fcntl
-
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _unlock(handle: IO[bytes]) -> None:
-    if sys.platform == "win32":
-        import msvcrt
-
-        handle.seek(0)
-        with contextlib.suppress(OSError):
-            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-        return
-    import fcntl
-
-    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        with held(path, timeout):
+            yield
+    except TimeoutError:
+        raise LaunchError(
+            f"another start of the gateway in {folder} is still under way "
+            f"(lock {path}); try again in a moment"
+        ) from None
 
 
 # ------------------------------------------------------------------------ stopping
@@ -397,13 +395,16 @@ def _each(procs: list[psutil.Process], how: str, gateway: Gateway) -> None:
             raise _refused(gateway) from None
 
 
-def _killpg(pgid: int, sig: int, gateway: Gateway) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass  # the group ended already
-    except PermissionError:
-        raise _refused(gateway) from None
+def _signal_group(gateway: Gateway, hard: bool) -> None:
+    """POSIX: SIGTERM (or SIGKILL when ``hard``) to the process group we started.
+    Windows has no process groups to signal: its members are stopped one by one."""
+    if sys.platform != "win32" and gateway.ours and gateway.pgid is not None:
+        try:
+            os.killpg(gateway.pgid, signal.SIGKILL if hard else signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # the group ended already
+        except PermissionError:
+            raise _refused(gateway) from None
 
 
 def stop_gateway(gateway: Gateway, grace: float = STOP_GRACE) -> None:
@@ -418,14 +419,11 @@ def stop_gateway(gateway: Gateway, grace: float = STOP_GRACE) -> None:
                 procs.append(psutil.Process(pid))
     else:
         procs = tree(gateway.root_pid or gateway.pid)
-    group = gateway.pgid if gateway.ours and not WINDOWS else None
-    if group is not None:
-        _killpg(group, signal.SIGTERM, gateway)
+    _signal_group(gateway, hard=False)
     _each(list(reversed(procs)), "terminate", gateway)
     _, alive = psutil.wait_procs(procs, timeout=grace)
     if alive:
-        if group is not None:
-            _killpg(group, signal.SIGKILL, gateway)
+        _signal_group(gateway, hard=True)
         _each(alive, "kill", gateway)
         psutil.wait_procs(alive, timeout=grace)
     if gateway.ours and gateway.folder:

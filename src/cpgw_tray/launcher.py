@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psutil
 
+from .children import detached
 from .constants import EXIT_USAGE, LISTEN_FAILED
 from .gwfolder import problems
 from .gwlog import Follower, rotate, tail
@@ -53,8 +54,6 @@ from .preflight import (
 )
 
 log = logging.getLogger(__name__)
-
-WINDOWS = sys.platform == "win32"
 
 # Launching needs the folder and port checks (preflight) and process identity; callers
 # may take those names from here too.
@@ -158,9 +157,10 @@ class Launcher:
         return java
 
     def command(self) -> list[str]:
-        if WINDOWS:
+        if sys.platform == "win32":
             return ["cmd", "/c", "bin\\run.bat", "root\\conf.yaml"]
-        return ["bash", "bin/run.sh", "root/conf.yaml"]
+        else:
+            return ["bash", "bin/run.sh", "root/conf.yaml"]
 
     def start(self) -> subprocess.Popen[bytes]:
         """Launch from inside the folder, in a session and process group of its own,
@@ -186,11 +186,6 @@ class Launcher:
                 )
                 out.flush()
                 self.follower = Follower(self.log_path, offset=out.tell())
-                flags: dict[str, object] = (
-                    {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
-                    if WINDOWS
-                    else {"start_new_session": True}
-                )
                 proc: subprocess.Popen[bytes] = subprocess.Popen(
                     self.command(),
                     cwd=self.directory,
@@ -198,7 +193,7 @@ class Launcher:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    **flags,  # type: ignore[call-overload]
+                    **detached(),
                 )
                 self.proc = proc
             created = time.time()

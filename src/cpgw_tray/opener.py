@@ -36,11 +36,17 @@ def open_path(path: Path) -> bool:
     and returns; one slower than 20 s is left running and counts as opened."""
     if sys.platform == "win32":
         try:
-            os.startfile(path)  # type: ignore[attr-defined,unused-ignore]
+            os.startfile(path)
         except OSError:
             log.info("could not open %s", path, exc_info=True)
             return False
         return True
+    else:
+        return _run_opener(path)
+
+
+def _run_opener(path: Path) -> bool:
+    """macOS ``open`` or ``xdg-open``, as :func:`open_path` says."""
     found = shutil.which("open" if sys.platform == "darwin" else "xdg-open")
     if found is None:
         return False

@@ -2,7 +2,8 @@
 
 Each shared option may stand before or after the sub-command; a value after it wins.
 (argparse trap: a sub-parser's default silently overwrites the value given before the
-sub-command, so sub-parsers declare these options with ``argparse.SUPPRESS``.)
+sub-command, so sub-parsers declare these options with ``argparse.SUPPRESS``.) The
+repeatable ``--notify`` keeps both: URLs given before and after the sub-command add up.
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ def add_shared(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
         "--config", default=unset, metavar="PATH", help="config file (default: user config dir)"
     )
     group.add_argument(
+        "--notify",
+        action="append",
+        dest="notify_urls" if top else "notify_urls_after",
+        default=unset,
+        metavar="URL",
+        help="also send phone/chat messages to this Apprise URL for this run (repeatable)",
+    )
+    group.add_argument(
         "-v",
         "--verbose",
         action="count",
@@ -73,7 +82,8 @@ def add_shared(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
 
 
 def add_outlets(parser: argparse.ArgumentParser) -> None:
-    """``--serve``, ``--exec`` and ``--push``, for the commands that keep watching."""
+    """``--serve``, ``--exec``, ``--on-event`` and ``--push``, for the commands that keep
+    watching (tray, watch)."""
     group = parser.add_argument_group("for bots and servers")
     group.add_argument(
         "--serve",
@@ -82,11 +92,25 @@ def add_outlets(parser: argparse.ArgumentParser) -> None:
         "(loopback when no host is given)",
     )
     group.add_argument(
+        "--serve-host",
+        dest="serve_hosts",
+        action="append",
+        metavar="NAME",
+        help="another Host name --serve answers to on loopback, e.g. a proxy's (repeatable)",
+    )
+    group.add_argument(
         "--exec",
         dest="on_change",
         metavar="CMD",
         help="run CMD at each state change (no shell; env CPGW_STATE, CPGW_PREVIOUS, "
         "CPGW_DETAIL, CPGW_URL; the status JSON on stdin)",
+    )
+    group.add_argument(
+        "--on-event",
+        dest="on_event",
+        metavar="CMD",
+        help="run CMD at each event: login_needed, take_over… (no shell; env CPGW_EVENT, "
+        "CPGW_MESSAGE, CPGW_AT; the event JSON on stdin)",
     )
     group.add_argument(
         "--push",
@@ -100,8 +124,19 @@ def add_outlets(parser: argparse.ArgumentParser) -> None:
 def resolve(args: argparse.Namespace, **extra: Any) -> Config:
     """Settings from every source, the command line last."""
     overrides: dict[str, Any] = {key: getattr(args, key, None) for key in SHARED}
-    for key in ("serve", "on_change", "push"):  # only where add_outlets() added them
+    for key in (
+        "serve",
+        "serve_hosts",
+        "on_change",
+        "on_event",
+        "push",
+    ):  # only where add_outlets() added them
         overrides[key] = getattr(args, key, None)
+    urls = [
+        *(getattr(args, "notify_urls", None) or ()),
+        *(getattr(args, "notify_urls_after", None) or ()),
+    ]
+    overrides["notify_urls"] = urls or None
     overrides["insecure"] = True if overrides["insecure"] else None
     overrides.update(extra)
     return load(overrides, config_path=getattr(args, "config", None))

@@ -1,10 +1,12 @@
 """What a watcher tells the outside world beyond its own window: the health endpoint
-(``--serve``, :mod:`.serve`) and the change hooks (``--exec``, :mod:`.hooks`), set up
-from the config for ``watch`` and the tray.
+(``--serve``, :mod:`.serve`), the change and event hooks (``--exec``, ``--on-event``,
+:mod:`.hooks`) and the phone (``notify_urls``, :mod:`.notify`), set up from the config
+for ``watch`` and the tray.
 
 :class:`Outlets` binds the port when built (a taken port fails before anything starts),
-takes every published status as an ``on_status`` listener, and stops both at once.
-Nothing here is imported unless one of them is asked for.
+takes every published status as an ``on_status`` listener and every person event by
+:meth:`Outlets.event`, and stops them all at once. Nothing here is imported unless one
+of them is asked for; Apprise not before the notifier's thread sends.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from .options import UsageError
 if TYPE_CHECKING:
     from .config import Config
     from .gateway import GatewayClient
-    from .hooks import Hooks
+    from .hooks import EventHooks, Hooks
+    from .notify import Notifier
+    from .person import Event
     from .poller import Poller
     from .serve import HealthServer, Metrics, View
     from .status import Status
@@ -36,28 +40,51 @@ def poller_view(poller: Poller) -> View:
     return View(poller.view(), running)
 
 
-class Outlets:
-    """The health endpoint and the change hooks a config asks for (either, both or
-    neither). ``view`` is read by the endpoint at each request; call the object with
-    every status the poller publishes."""
+def wanted(config: Config) -> bool:
+    """Whether the config asks for any outlet."""
+    return bool(config.serve or config.on_change or config.on_event or config.notify_urls)
 
-    def __init__(self, config: Config, view: Callable[[], View]) -> None:
+
+class Outlets:
+    """The health endpoint, hooks and notifier a config asks for (any of them, or
+    none). ``view`` is read by the endpoint at each request; call the object with every
+    status the poller publishes, and :meth:`event` with every person event."""
+
+    def __init__(
+        self,
+        config: Config,
+        view: Callable[[], View],
+        *,
+        wall: Callable[[], datetime] | None = None,
+    ) -> None:
+        """``wall``: the notifier's clock (tests inject one)."""
         self.metrics: Metrics | None = None
         self.server: HealthServer | None = None
         self.hooks: Hooks | None = None
+        self.event_hooks: EventHooks | None = None
+        self.notifier: Notifier | None = None
         self._checked: datetime | None = None
         if config.serve:
             from .serve import HealthServer, Metrics, ServeError, parse_addr
 
             self.metrics = Metrics()
             try:
-                self.server = HealthServer(parse_addr(config.serve), view, self.metrics)
+                addr = parse_addr(config.serve)
+                self.server = HealthServer(addr, view, self.metrics, config.serve_hosts)
             except ServeError as exc:
                 raise UsageError(str(exc)) from None
         if config.on_change:
             from .hooks import Hooks
 
             self.hooks = Hooks(config.on_change, url=config.url, timeout=config.hook_timeout)
+        if config.on_event:
+            from .hooks import EventHooks
+
+            self.event_hooks = EventHooks(config.on_event, timeout=config.hook_timeout)
+        if config.notify_urls:
+            from .notify import Notifier
+
+            self.notifier = Notifier.from_config(config, wall=wall)
 
     def attach(self, client: GatewayClient) -> None:
         """Count every request ``client`` sends in the metrics (when serving)."""
@@ -65,17 +92,26 @@ class Outlets:
             client.on_request = self.metrics.request
 
     def start(self) -> None:
-        if self.server is not None:
-            self.server.start()
-        if self.hooks is not None:
-            self.hooks.start()
+        for part in (self.server, self.hooks, self.event_hooks, self.notifier):
+            if part is not None:
+                part.start()
 
     def stop(self) -> None:
-        """Stop both at once: no new request is answered, a running hook is killed."""
-        if self.server is not None:
-            self.server.stop()
-        if self.hooks is not None:
-            self.hooks.stop()
+        """Stop them all at once: no new request is answered, a running hook is killed,
+        a send under way abandoned."""
+        for part in (self.server, self.hooks, self.event_hooks, self.notifier):
+            if part is not None:
+                part.stop()
+
+    def event(self, event: Event) -> None:
+        """A person event (poller thread): queued for the event hook and the phone."""
+        try:
+            if self.event_hooks is not None:
+                self.event_hooks.offer(event)
+            if self.notifier is not None:
+                self.notifier.event(event)
+        except Exception:  # the watcher goes on whatever its outlets do
+            log.exception("event hooks or notifications failed to take the %s event", event.kind)
 
     def __call__(self, status: Status) -> None:
         """A published status (poller thread): a hook run if the state changed; a check
@@ -84,9 +120,11 @@ class Outlets:
         try:
             if self.hooks is not None:
                 self.hooks.offer(status)
+            if self.notifier is not None:
+                self.notifier.status(status)
             fresh = status.checked_at is not None and status.checked_at != self._checked
             if self.metrics is not None and fresh and status.latency_ms is not None:
                 self._checked = status.checked_at
                 self.metrics.observe(status, status.latency_ms / 1000)
         except Exception:  # the watcher goes on whatever its outlets do
-            log.exception("health endpoint or hooks failed to take a status")
+            log.exception("health endpoint, hooks or notifications failed to take a status")

@@ -12,6 +12,12 @@ verdict and the time (no I/O, no threads; the tray and ``watch`` act on its even
   :data:`TAKEOVER_EVERY` seconds, never inside a window or a pause, so two programs never
   ping-pong the session. This is the only automatic sender of ``compete: true``.
 - A pause ("I'm using TWS") stops keep-alive, automatic reauthentication and takeovers.
+- A session that was ready and is not at the next verdict, outside a window, is
+  ``dropped`` (the phone hears of it; the desktop shows the state itself).
+
+:data:`KINDS` is the one vocabulary of events: ``watch`` prints them, ``notify_on``
+chooses among them, ``on_event`` runs for each. A new kind (push's ``bulletin``) is added
+there and handed to :meth:`cpgw_tray.person_care.PersonCare.tell`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,17 @@ SNOOZE = timedelta(hours=1)
 PAUSE = timedelta(hours=1)
 POLICIES = ("leave", "take_back", "take_back_after")
 
+# Every kind of event, in the order the README lists them.
+KINDS = (
+    "login_needed",
+    "login_reminder",
+    "logged_in",
+    "competing",
+    "take_over",
+    "dropped",
+    "bulletin",
+)
+
 LOGIN_NEEDED = "IBKR needs you to log in — approve on your phone"
 COMPETING = "Another session — TWS, the phone or the web — took over"
 
@@ -36,7 +53,8 @@ class Event:
     """Something the person should hear of, or an action to take now.
 
     ``kind``: ``login_needed`` (the first of an episode), ``login_reminder``,
-    ``logged_in``, ``competing``, ``take_over`` (send compete: true now)."""
+    ``logged_in``, ``competing``, ``take_over`` (send compete: true now), ``dropped``
+    (ready, then not, outside a restart window); see :data:`KINDS`."""
 
     kind: str
     message: str
@@ -81,6 +99,7 @@ class PersonPolicy:
         self.last_takeover: datetime | None = None
         self._competing = False
         self._in_window = False
+        self._ready = False  # the last verdict was ready
 
     # ---------------------------------------------------------------- person's say
     def snooze(self, now: datetime) -> None:
@@ -133,6 +152,11 @@ class PersonPolicy:
         elif needs_login(status) and (self.was_ready or after_token_reset) and not in_window:
             events += self._remind(now)
         events += self._competing_events(status, now, in_window)
+        if status.state is not State.UNKNOWN:  # "not checked lately" is no drop
+            if self._ready and status.state is not State.READY and not in_window:
+                # after the verdict's own events: a phone gets what to do first
+                events.append(Event("dropped", f"Not ready any more: {status.label}", now))
+            self._ready = status.state is State.READY
         return events
 
     def _end_episode(self) -> None:

@@ -7,7 +7,8 @@ restart window or in the 5 minutes after it (the tray's quiet rule, so the sessi
 time to come back), and the weekly token reset since the session was last ready. A
 ``take_over`` event is sent by :meth:`SessionCare.take_over` (the only automatic
 ``compete: true``) and the session checked again; every event goes to ``on_event`` (the
-tray notifies, ``watch`` prints). Each status gets ``paused_until``.
+tray notifies, ``watch`` prints) and then to each of :attr:`PersonCare.listeners` (the
+phone and ``on_event`` hooks, :mod:`.outlets`). Each status gets ``paused_until``.
 
 A pause stops keep-alive tickles (the poller asks :meth:`PersonCare.paused`), automatic
 reauthentication and takeovers; checks go on. It is kept in a file in the state folder,
@@ -90,6 +91,8 @@ class PersonCare:
         )
         self.pause_file = pause_file  # None: the pause lives in this process only
         self._on_event = on_event
+        # Also told of every event, on the thread that brings it (the outlets).
+        self.listeners: list[Callable[[Event], None]] = []
         self._wall = wall
         self._lock = threading.Lock()  # the poller's thread and the menu's
         self.last_ready: datetime | None = None
@@ -167,10 +170,16 @@ class PersonCare:
 
     def _emit(self, event: Event) -> None:
         log.info("person: %s: %s", event.kind, event.message)
-        try:
-            self._on_event(event)
-        except Exception:  # a receiver's failure must not stop the checks
-            log.exception("handing on the %s event failed", event.kind)
+        self.tell(event)
+
+    def tell(self, event: Event) -> None:
+        """Hand an event to ``on_event`` and every listener (any thread; what does not
+        come from a verdict, such as push's bulletins, enters here)."""
+        for receiver in (self._on_event, *self.listeners):
+            try:
+                receiver(event)
+            except Exception:  # a receiver's failure must not stop the checks
+                log.exception("handing on the %s event failed", event.kind)
 
     def stamp(self, status: Status) -> Status:
         """The status with ``paused_until`` (None unless a pause runs)."""

@@ -44,7 +44,7 @@ AFTER_RESTART = "Not back after IBKR's restart: "
 
 
 class Saver(Protocol):
-    def save(self, name: str, value: Any) -> None: ...
+    def save(self, name: str, value: Any) -> bool: ...
 
 
 class Host(Protocol):
@@ -195,9 +195,9 @@ class PersonItems:
 
     def _choose(self, name: str) -> Callable[[], None]:
         def go() -> None:
-            self.app.person.choose(name)
-            if self.app.settings is not None:
-                self.app.settings.save("on_competing", name)
+            settings = self.app.settings
+            if settings is None or settings.save("on_competing", name):
+                self.app.person.choose(name)  # unsaved: the choice in force stays
             self.app.post_refresh()
 
         return go

@@ -24,11 +24,8 @@ import psutil
 
 from .config import ConfigError, read_conf_yaml
 from .constants import EXIT_UNAVAILABLE, EXIT_USAGE
-from .gwfolder import RUN_SCRIPT, problems, usual_places
+from .gwfolder import problems, run_script, usual_places
 from .identity import LaunchError
-
-WINDOWS = sys.platform == "win32"
-
 
 # ------------------------------------------------------------------------ the folder
 
@@ -85,7 +82,7 @@ JAVA_HELP = {
 def needs_java(directory: Path) -> bool:
     """Whether the folder's run script starts java (IBKR's does; the simulator's not)."""
     try:
-        text = (directory / RUN_SCRIPT).read_text(errors="replace")
+        text = (directory / run_script()).read_text(errors="replace")
     except OSError:
         return True
     code = [
@@ -96,7 +93,7 @@ def needs_java(directory: Path) -> bool:
 
 def find_java(env: Mapping[str, str]) -> Java:
     """The java the run script will use: ``$JAVA_HOME/bin/java``, else ``java`` on PATH."""
-    exe = "java.exe" if WINDOWS else "java"
+    exe = "java.exe" if sys.platform == "win32" else "java"
     candidates = []
     if env.get("JAVA_HOME"):
         candidates.append(str(Path(env["JAVA_HOME"]) / "bin" / exe))

@@ -1,6 +1,7 @@
 """Push in the tray: the websocket (:mod:`.push_link`) started with the tray's poller, a
 menu line saying whether it is connected and since when, the last IBKR bulletin as a menu
-line, and each new bulletin as a notification and a history event row."""
+line, and each new bulletin as a notification, a history event row and an event (hooks,
+the phone)."""
 
 from __future__ import annotations
 
@@ -40,11 +41,15 @@ class PushItems:
         app.listeners.append(self.link.saw)
 
     def bulletin(self, bulletin: Bulletin) -> None:
-        """Push thread: a new bulletin — a notification, a history row, the menu line."""
+        """Push thread: a new bulletin — a notification, a history row, the menu line, and
+        the event for the event hooks and the phone (as ``watch`` hands it on)."""
         self.last = bulletin
         self.app.notify("IBKR bulletin", bulletin.message)
-        if self.app.history is not None:
-            self.app.history.record_event(bulletin.to_json(), self.app.config.url)
+        history = self.app.history
+        if history is not None:
+            url = self.app.config.url
+            history.record_event("bulletin", bulletin.at, bulletin.message, url, bulletin.ident)
+        self.app.person.tell(bulletin)
         self.app.post_refresh()
 
     def entries(self) -> list[Entry]:

@@ -5,10 +5,10 @@ so a probe hammering it cannot cost a rate-limit breach. Everything it says come
 ``view()`` callable (the current :class:`Status`, already shown as ``unknown`` when stale,
 and whether the watcher runs) and a :class:`Metrics` object fed by the watcher.
 
-The server is the standard library's ``ThreadingHTTPServer`` driven by our own loop on a
-daemon thread: it waits on the listening socket and a wake-up socket with no timeout,
-so it costs nothing while idle and stops at once. ``prometheus_client`` is imported
-only when metrics are made, never by the CLI at start.
+The server is a :class:`~cpgw_tray.httpd.BoundedServer`: one selector loop on a daemon
+thread, a capped number of connections with deadlines, so a flood of clients can slow it
+but never change a verdict; it costs nothing while idle and stops at once.
+``prometheus_client`` is imported only when metrics are made, never by the CLI at start.
 """
 
 from __future__ import annotations
@@ -17,17 +17,14 @@ import ipaddress
 import json
 import logging
 import re
-import selectors
-import socket
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, NamedTuple
 
+from .httpd import DEFAULT_LIMITS, BoundedServer, Limits, Reply, Request
+from .redaction import redact
 from .status import State, Status
 
 if TYPE_CHECKING:
@@ -37,7 +34,6 @@ log = logging.getLogger(__name__)
 
 ADDR_FORMS = "give PORT, HOST:PORT or [IPV6]:PORT, e.g. 5001 or 127.0.0.1:5001"
 _HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
-REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request line and headers
 
 
 class Addr(NamedTuple):
@@ -77,6 +73,21 @@ def parse_addr(text: str) -> Addr:
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"{port_text!r} is not a port number (0-65535)")
     return Addr(host, int(port_text))
+
+
+def parse_host_names(value: object) -> tuple[str, ...]:
+    """``serve_hosts``: a list of host names (or one string of names separated by commas
+    or spaces), lower-cased. Raises ValueError, one line."""
+    if isinstance(value, str):
+        names = [n for n in re.split(r"[\s,]+", value) if n]
+    elif isinstance(value, (list, tuple)) and all(isinstance(n, str) for n in value):
+        names = [n.strip() for n in value]
+    else:
+        raise ValueError('expected a list of host names, e.g. ["health.example.lan"]')
+    for name in names:
+        if not _HOST_NAME.match(name):
+            raise ValueError(f"{name!r} is not a host name or address (give no port)")
+    return tuple(dict.fromkeys(n.lower() for n in names))
 
 
 class View(NamedTuple):
@@ -225,44 +236,38 @@ class ServeError(Exception):
     """The health endpoint cannot listen; the message is one line for the user."""
 
 
-class _Server(ThreadingHTTPServer):
-    """The standard library's threading server, IPv4 or IPv6, knowing its endpoint."""
-
-    daemon_threads = True  # a slow client never holds up quitting
-    block_on_close = False
-
-    def __init__(self, addr: Addr, health: HealthServer) -> None:
-        self.address_family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
-        self.health = health
-        super().__init__((addr.host, addr.port), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Logged, never printed; a client that hung up or stalled is not our error.
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            log.debug("health endpoint: %s went away", client_address[0])
-        else:
-            log.exception("health endpoint: error serving %s", client_address[0])
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+ROUTES = ("/livez", "/readyz", "/status", "/metrics")
 
 
 class HealthServer:
-    """The health endpoint on its own daemon thread. ``start()`` listens (raising
-    :class:`ServeError` when it cannot); ``stop()`` returns at once."""
+    """The health endpoint on its own daemon thread (a :class:`BoundedServer`).
+    ``start()`` serves; ``stop()`` returns at once. On a loopback bind only requests for
+    a loopback name, the bound address or a name in ``hosts`` (``serve_hosts``) are
+    answered (against DNS rebinding); on any other bind account ids are left out and
+    every text passes the redactor."""
 
-    def __init__(self, addr: Addr, view: Callable[[], View], metrics: Metrics) -> None:
+    def __init__(
+        self,
+        addr: Addr,
+        view: Callable[[], View],
+        metrics: Metrics,
+        hosts: Iterable[str] = (),
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
         self.view = view
         self.metrics = metrics
         try:
-            self._httpd = _Server(addr, self)
+            self._httpd = BoundedServer(addr.host, addr.port, self.answer, self.host_ok, limits)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             hint = " (another program, or another cpgw-tray, uses it)" if _in_use(exc) else ""
             raise ServeError(f"cannot listen on {addr} for --serve: {reason}{hint}") from None
-        bound = self._httpd.server_address
+        bound = self._httpd.address
         self.addr = Addr(str(bound[0]), int(bound[1]))
         self.exposed = not ipaddress.ip_address(self.addr.host).is_loopback
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="health", daemon=True)
+        own = f"[{self.addr.host}]" if ":" in self.addr.host else self.addr.host
+        self.hosts = frozenset({*LOOPBACK_NAMES, own, *(h.lower() for h in hosts)})
 
     @property
     def url(self) -> str:
@@ -279,38 +284,50 @@ class HealthServer:
             )
         else:
             log.info("health endpoint on %s", self.url)
-        self._thread.start()
+        self._httpd.start()
 
     def stop(self) -> None:
-        """Stop listening now; requests being answered finish on their daemon threads."""
-        if self._stopping:
-            return
-        self._stopping = True
-        self._wake_w.send(b"x")
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
-        self._httpd.server_close()
-        self._wake_r.close()
-        self._wake_w.close()
+        """Stop listening now and drop every connection."""
+        self._httpd.stop()
 
-    def _run(self) -> None:
-        # Wait on the listening socket and the wake-up socket, with no timeout.
-        self._httpd.timeout = 0  # handle_request() never waits: we only call it when ready
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._httpd.fileno(), selectors.EVENT_READ, "accept")
-            selector.register(self._wake_r, selectors.EVENT_READ, "wake")
-            while not self._stopping:
-                try:
-                    for key, _ in selector.select():
-                        if key.data == "accept" and not self._stopping:
-                            self._httpd.handle_request()
-                except Exception:  # keep serving; a broken loop would be a silent stop
-                    log.exception("health endpoint loop failed")
+    def host_ok(self, value: str) -> bool:
+        """Whether a ``Host`` header names this endpoint: on a loopback bind a loopback
+        name, the bound address or a ``serve_hosts`` name, with or without a port."""
+        if self.exposed:
+            return True
+        name = value.strip().lower()
+        if name.startswith("["):
+            inside, sep, port = name.partition("]")
+            name, port = inside + sep, port.removeprefix(":") if port else ""
+        else:
+            name, _, port = name.partition(":")
+        return name in self.hosts and (port == "" or port.isdigit()) and name != ""
+
+    def answer(self, request: Request) -> Reply:
+        """GET-only routes; anything else 404, other methods 405, errors 500 and a log line."""
+        if request.method != "GET":
+            said = f"method {request.method} not allowed; use GET\n".encode()
+            return Reply(HTTPStatus.METHOD_NOT_ALLOWED, said, headers=(("Allow", "GET"),))
+        path = request.path.partition("?")[0]
+        if path not in ROUTES:
+            return Reply(HTTPStatus.NOT_FOUND, f"not found; try {', '.join(ROUTES)}\n".encode())
+        try:
+            view = self.view()
+            if path == "/metrics":
+                body, kind = self.metrics.render(view.status)
+                return Reply(HTTPStatus.OK, body, kind)
+            ok = {"/livez": is_live, "/readyz": is_ready}.get(path, lambda v: True)(view)
+            code = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
+            return Reply(code, self.reply_json(view.status), "application/json")
+        except Exception:
+            log.exception("health endpoint: GET %s failed", path)
+            return Reply(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error; see the log\n")
 
     def reply_json(self, status: Status) -> bytes:
         data = status.to_json()
-        if self.exposed:
-            data["account"] = None  # account ids never leave the machine
+        if self.exposed:  # account ids and the gateway's words never leave the machine
+            data["account"] = None
+            data = {k: redact(v) if isinstance(v, str) else v for k, v in data.items()}
         return (json.dumps(data) + "\n").encode()
 
 
@@ -318,68 +335,3 @@ def _in_use(exc: OSError) -> bool:
     import errno
 
     return exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """GET-only routes; anything else 404, other methods 405, errors 500 and a log line."""
-
-    server_version = "cpgw-tray"
-    sys_version = ""
-    timeout = REQUEST_TIMEOUT
-    ROUTES = ("/livez", "/readyz", "/status", "/metrics")
-
-    def parse_request(self) -> bool:
-        if not super().parse_request():
-            return False
-        if self.command != "GET":
-            body = f"method {self.command} not allowed; use GET\n".encode()
-            self._send(HTTPStatus.METHOD_NOT_ALLOWED, body, "text/plain", {"Allow": "GET"})
-            return False
-        return True
-
-    def do_GET(self) -> None:
-        health = cast(_Server, self.server).health
-        path = urlsplit(self.path).path
-        try:
-            if path not in self.ROUTES:
-                routes = ", ".join(self.ROUTES)
-                self._send(HTTPStatus.NOT_FOUND, f"not found; try {routes}\n".encode())
-                return
-            view = health.view()
-            if path == "/metrics":
-                body, kind = health.metrics.render(view.status)
-                self._send(HTTPStatus.OK, body, kind)
-                return
-            ok = {"/livez": is_live, "/readyz": is_ready}.get(path, lambda v: True)(view)
-            code = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
-            self._send(code, health.reply_json(view.status), "application/json")
-        except Exception:
-            log.exception("health endpoint: GET %s failed", path)
-            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error; see the log\n")
-
-    def _send(
-        self,
-        code: HTTPStatus,
-        body: bytes,
-        kind: str = "text/plain; charset=utf-8",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        # Malformed requests (bad request line, too-long headers): a plain one-liner,
-        # with a status line even when the request line was too broken to tell a version.
-        self.close_connection = True
-        self.request_version = "HTTP/1.0"
-        self._send(HTTPStatus(code), f"{message or HTTPStatus(code).phrase}\n".encode())
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("health endpoint: %s " + format, self.address_string(), *args)

@@ -8,9 +8,11 @@ Imported by the tray at start: tomlkit is imported only where a key is written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import stat
 import textwrap
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
@@ -126,6 +128,15 @@ DOCS: dict[str, Doc] = {
         example='"127.0.0.1:5001"',
         unset="off",
     ),
+    "serve_hosts": Doc(
+        "More names the health endpoint answers to on a loopback bind (a reverse proxy's or "
+        "an SSH tunnel's `Host`), besides localhost, 127.0.0.1, [::1] and the bound address; "
+        "any other `Host` gets 421, against DNS rebinding; `--serve-host NAME` "
+        "(repeatable) sets them for one run.",
+        restart=True,
+        example='["health.example.lan"]',
+        unset="none",
+    ),
     "on_change": Doc(
         "A command run at each state change: a list of strings, or one string split like a "
         "shell would (no shell runs it); `--exec` does the same for one run.",
@@ -134,8 +145,36 @@ DOCS: dict[str, Doc] = {
         unset="none",
     ),
     "hook_timeout": Doc(
-        "Seconds an `on_change` command may run before it is killed with its process group.",
+        "Seconds an `on_change` or `on_event` command may run before it is killed with its "
+        "process group; a phone or chat message taking longer is abandoned (and retried).",
         restart=True,
+    ),
+    "on_event": Doc(
+        "A command run once for each event (`login_needed`, `take_over`, … see *Events*), "
+        "in order, never collapsed: env `CPGW_EVENT`, `CPGW_MESSAGE`, `CPGW_AT`, the "
+        "event's JSON on stdin; `--on-event` does the same for one run.",
+        restart=True,
+        example='["/home/me/bin/on-gateway-event"]',
+        unset="none",
+    ),
+    "notify_urls": Doc(
+        "Phone and chat messages through Apprise URLs (`ntfy://topic`, `tgram://token/chat`, "
+        "`pover://user@token`, `json://host/path`, …; needs `pip install "
+        "'cpgw-tray[notify]'`); `--notify URL` adds one for one run. Shown redacted.",
+        restart=True,
+        unset="none",
+    ),
+    "notify_on": Doc(
+        'The events that go to `notify_urls` (see *Events*); `["all"]` sends every event '
+        "and every state change.",
+        restart=True,
+    ),
+    "notify_quiet": Doc(
+        'Local hours such as `"23:00-07:00"` when messages wait, to go out as one summary '
+        "after; a login needed in the hour before IBKR's weekly token reset still goes.",
+        restart=True,
+        example='"23:00-07:00"',
+        unset="none",
     ),
     "push": Doc(
         "Also hold the gateway's websocket while a session exists: a dropped session shows "
@@ -170,7 +209,7 @@ def toml_value(value: Any) -> str:
         return str(int(value))
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):  # a command: on_change
+    if isinstance(value, (list, tuple)):  # a command, URLs, event kinds
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
     return str(value)
 
@@ -224,44 +263,162 @@ def init_file(path: Path) -> bool:
 
 
 def set_key(path: Path, name: str, value: Any) -> None:
-    """Save one key, keeping everything else in the file as the person wrote it. A key
-    only present commented out (as in the default file) is set on that line, under its
-    documentation. A missing file is first created from the default."""
-    import tomlkit
-    from tomlkit.exceptions import ParseError
-
+    """Save one key, keeping everything else in the file as the person wrote it: its
+    comments, its line endings, its multi-line strings. A key only present commented out
+    (as in the default file) is set on that line, under its documentation, keeping the
+    line's note. A missing file is first created from the default. A hand edit saved
+    while this writes is kept: the write goes ahead only over the content it was made
+    from (else the key is applied again to the new content). Every refusal is a
+    :class:`ConfigError` that says why: a file whose owner has no write permission is
+    left alone."""
     if name not in CHECKS:
         raise ConfigError(f"unknown key '{name}'")
     try:
         CHECKS[name](value)
     except ValueError as exc:
         raise ConfigError(f"bad value for '{name}': {exc}") from None
-    target = path.resolve()  # a symlinked file (dotfiles) stays a symlink
-    text = read_text(target, "config file") if target.exists() else default_text()
     try:
-        doc = tomlkit.parse(text)
+        target = path.resolve()  # a symlinked file (dotfiles) stays a symlink
+        for _ in range(CAS_TRIES):
+            before = _current(target)
+            text = _with_key(before if before is not None else default_text(), name, value, path)
+            if _replace(target, text, before):
+                return
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise ConfigError(f"cannot save '{name}' to {path}: {_why(exc)}") from None
+    raise ConfigError(f"cannot save '{name}': {path} keeps changing while it is written; try again")
+
+
+CAS_TRIES = 3
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _current(target: Path) -> str | None:
+    """The file's text (None: there is none), refusing one its owner may not write."""
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return None
+    if not mode & stat.S_IWUSR:  # the bits, not access(): root may write anything
+        raise ConfigError(
+            f"{target} is read-only (its owner has no write permission): left alone; "
+            "make it writable or change it by hand"
+        )
+    return read_text(target, "config file")
+
+
+def _with_key(text: str, name: str, value: Any, path: Path) -> str:
+    """``text`` with ``name`` set, in the file's own line endings."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+    from tomlkit.items import Item
+
+    crlf = "\r\n" in text
+    plain = text.replace("\r\n", "\n") if crlf else text
+    try:
+        doc = tomlkit.parse(plain)
     except ParseError as exc:
         raise ConfigError(
             f"cannot save '{name}': config file {path} line {exc.line}: {exc}"
         ) from None
-    commented = re.search(rf"^#[ \t]*{re.escape(name)}[ \t]*=.*$", text, re.MULTILINE)
-    if name not in doc and commented is not None:
-        line = f"{name} = {tomlkit.item(value).as_string()}"
-        text = text[: commented.start()] + line + text[commented.end() :]
+    commented = None if name in doc else _commented(plain, name)
+    if commented is not None:
+        start, end = commented
+        line = plain[start:end].lstrip()[1:].lstrip(" \t")  # the key's line, uncommented
+        note = ""
+        try:
+            item = tomlkit.parse(line).item(name)
+            if isinstance(item, Item) and item.trivia.comment:
+                note = item.trivia.comment_ws + item.trivia.comment
+        except (ParseError, KeyError):
+            pass  # a sketch of a value, not TOML: the line is set, nothing to keep
+        new = f"{name} = {tomlkit.item(value).as_string()}{note}"
+        out = plain[:start] + new + plain[end:]
     else:
         doc[name] = value
-        text = tomlkit.dumps(doc)
-    _replace(target, text)
+        out = tomlkit.dumps(doc)
+    return out.replace("\n", "\r\n") if crlf else out
 
 
-def _replace(path: Path, text: str) -> None:
-    """Write ``path`` atomically (a reader never sees half a file), keeping its mode."""
+def _commented(text: str, name: str) -> tuple[int, int] | None:
+    """Where ``name``'s commented line is (``# name = …``), never inside a multi-line
+    string."""
+    pattern = re.compile(rf"[ \t]*#[ \t]*{re.escape(name)}[ \t]*=.*")
+    at = 0
+    for line, outside in zip(text.split("\n"), _line_starts_outside(text), strict=True):
+        if outside and pattern.fullmatch(line):
+            return at, at + len(line)
+        at += len(line) + 1
+    return None
+
+
+def _line_starts_outside(text: str) -> list[bool]:
+    """For each line: whether it begins outside a multi-line string (TOML's triple
+    quotes), found by reading the strings and comments of each line."""
+    starts = []
+    inside: str | None = None  # the open multi-line string's quotes
+    for line in text.split("\n"):
+        starts.append(inside is None)
+        i = 0
+        while i < len(line):
+            if inside is not None:
+                if inside == '"""' and line[i] == "\\":
+                    i += 2
+                elif line.startswith(inside, i):
+                    i += 3
+                    while i < len(line) and line[i] == inside[0]:  # """"" closes late
+                        i += 1
+                    inside = None
+                else:
+                    i += 1
+            elif line[i] == "#":
+                break
+            elif line.startswith(('"""', "'''"), i):
+                inside, i = line[i : i + 3], i + 3
+            elif line[i] in "\"'":
+                quote, i = line[i], i + 1
+                while i < len(line) and line[i] != quote:
+                    i += 2 if quote == '"' and line[i] == "\\" else 1
+                i += 1
+            else:
+                i += 1
+    return starts
+
+
+def _replace(path: Path, text: str, before: str | None) -> bool:
+    """Write ``path`` atomically (a reader never sees half a file), keeping its mode,
+    only if it still holds ``before`` (None: no file); False when it changed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         temp.write_bytes(text.encode("utf-8"))
         if path.exists():
             shutil.copymode(path, temp)
+        if _current(path) != before:
+            return False  # a hand edit saved meanwhile: apply the key to it instead
         os.replace(temp, path)
+        return True
     finally:
         temp.unlink(missing_ok=True)
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temporary files a save killed midway left beside the settings file
+    (``.config.toml.PID.tmp`` of a process that no longer runs); those removed."""
+    import psutil
+
+    removed = []
+    with contextlib.suppress(OSError, RuntimeError):
+        target = path.resolve()
+        for temp in target.parent.glob(f".{target.name}.*.tmp"):
+            pid = temp.name[len(target.name) + 2 : -len(".tmp")]
+            if pid.isdigit() and (int(pid) == os.getpid() or not psutil.pid_exists(int(pid))):
+                with contextlib.suppress(OSError):
+                    temp.unlink()
+                    removed.append(temp)
+    return removed

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .config import KEYS, ConfigError
 from .menu import SEPARATOR, Entry
 from .opener import open_path
-from .settings_file import RESTART_KEYS, init_file, set_key
+from .settings_file import RESTART_KEYS, init_file, remove_stale_temps, set_key
 from .status import State
 
 if TYPE_CHECKING:
@@ -72,6 +72,8 @@ class SettingsItems:
         self.problem: str | None = None  # the last bad edit, until a good one
         self.restart_needed: list[str] = []
         self.autostart_on = self._autostart_status()
+        for temp in remove_stale_temps(path):
+            log.info("removed %s, left by a save that was killed midway", temp)
 
     def _autostart_status(self) -> bool:
         try:
@@ -119,18 +121,22 @@ class SettingsItems:
         self.autostart_on = self._autostart_status()
         self.app.note(message)
 
-    def save(self, name: str, value: Any) -> None:
-        """Tray thread: write one key back (a menu toggle), keeping the file's comments."""
+    def save(self, name: str, value: Any) -> bool:
+        """Tray thread: write one key back (a menu toggle), keeping the file's comments.
+        Whether it was saved: a failure is said in the menu and a notification, and the
+        caller leaves the setting as it was."""
         try:
             set_key(self.path, name, value)
         except (ConfigError, OSError) as exc:
             log.warning("could not save %s: %s", name, exc)
             self.app.note(f"Not saved: {exc}")
-            return
+            self.app.notify("cpgw-tray setting not saved", str(exc))
+            return False
         log.info("saved %s = %r to %s", name, value, self.path)
         where = self.app.config.sources.get(name, "")
         if where.startswith("env") or where == "command line":
             self.app.note(f"Saved; at the next start the {where} still sets {name}")
+        return True
 
     # ------------------------------------------------------------------ reloading
     def reloaded(self, config: Config) -> None:

@@ -65,7 +65,7 @@ class SettingsPart(Protocol):
     """The menu's settings items (see :mod:`cpgw_tray.settings_menu`), as the app uses them."""
 
     def entries(self) -> list[Entry]: ...
-    def save(self, name: str, value: Any) -> None: ...
+    def save(self, name: str, value: Any) -> bool: ...
 
 
 # ------------------------------------------------------------------------ the app
@@ -443,8 +443,8 @@ class TrayApp:
         threading.Thread(target=run, name="action", daemon=True).start()
 
     def toggle_notifications(self) -> None:
-        """Menu: notifications on or off, saved to the settings file."""
-        self.notifications = not self.notifications
-        if self.settings is not None:
-            self.settings.save("notifications", self.notifications)
+        """Menu: notifications on or off, saved to the settings file (else unchanged)."""
+        wanted = not self.notifications
+        if self.settings is None or self.settings.save("notifications", wanted):
+            self.notifications = wanted
         self.post_refresh()

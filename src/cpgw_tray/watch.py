@@ -2,12 +2,13 @@
 like the tray (IBKR's restart windows included: no reauthentication and one request a
 minute inside them), prints a line (or a JSON line) at each change — of the state, or of
 ``maintenance_until``/``next_maintenance``/``paused_until`` — and one at each of the person
-policy's events (login needed, reminders, a competing session, a takeover: the tray's
+policy's events (login needed, reminders, a competing session, a takeover, a drop: the tray's
 policies, :mod:`cpgw_tray.person_care`, honouring a pause made in the tray), logs to
 ``cpgw-tray.log`` as well as stderr, and ends at once and quietly on Ctrl-C, SIGTERM or
-a closed pipe. With ``--serve`` and ``--exec`` it also answers health probes and runs a
-command at each change (:mod:`.outlets`). With ``push`` it holds the gateway's websocket
-(:mod:`.push_link`): drops seen at once, IBKR's bulletins printed as event lines.
+a closed pipe. With ``--serve``, ``--exec``, ``--on-event`` and ``notify_urls`` it also
+answers health probes, runs a command at each change or event, and messages the phone
+(:mod:`.outlets`). With ``push`` it holds the gateway's websocket (:mod:`.push_link`):
+drops seen at once, IBKR's bulletins printed as event lines.
 """
 
 from __future__ import annotations
@@ -146,19 +147,20 @@ def push_link(
     config: Config,
     client: GatewayClient,
     poller: Poller,
-    printer: Printer,
+    on_event: Callable[[Event], None],
     history: History,
     outlets: Outlets,
 ) -> PushLink:
-    """The websocket for ``watch``: each new bulletin an event line, a history event row
-    and one more on the metrics' counter."""
+    """The websocket for ``watch``: each new bulletin an event (a line, the event hooks,
+    the phone if ``notify_on`` names it), a history event row and one more on the
+    metrics' counter."""
     from . import paths
     from .bulletins import Bulletins
     from .push_link import PushLink
 
     def on_bulletin(bulletin: Bulletin) -> None:
-        printer.event(bulletin)
-        history.record_event(bulletin.to_json(), config.url)
+        on_event(bulletin)
+        history.record_event("bulletin", bulletin.at, bulletin.message, config.url, bulletin.ident)
         if outlets.metrics is not None:
             outlets.metrics.bulletin()
 
@@ -196,6 +198,10 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         for link in links:
             link.saw(status)
 
+    def on_event(event: Event) -> None:
+        printer.event(event)
+        outlets.event(event)
+
     client = client_for(config)
     outlets.attach(client)
     poller = watch_poller(
@@ -203,13 +209,14 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         client,
         on_status,
         log_path=log_path,
-        on_event=printer.event,
+        on_event=on_event,
         pause_file=pause_path(),
     )
     if config.push:
-        links.append(push_link(config, client, poller, printer, history, outlets))
+        links.append(push_link(config, client, poller, on_event, history, outlets))
     restore = stop_on_signals(stop)
     outlets.start()
+    history.started()
     poller.start()
     for link in links:
         link.start()
@@ -221,6 +228,7 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         for link in links:
             link.stop()
         poller.stop()
+        history.stopped()
         outlets.stop()
         restore()
     if printer.pipe_closed and out is sys.stdout:

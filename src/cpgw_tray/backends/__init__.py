@@ -52,8 +52,10 @@ class Backend(Protocol):
 
     name: str
     has_menu: bool
-    has_notification: bool
     live_menu: bool
+
+    @property
+    def has_notification(self) -> bool: ...
 
     def post(self, fn: Callable[[], None]) -> None: ...
     def set_icon(self, icon: Icon) -> None: ...

@@ -1,6 +1,14 @@
 """What every pystray backend shares: the icon, its title and menu as pystray objects,
 notifications through pystray, and the helpers some backends use (a serial "tray thread"
 and live countdown rows).
+
+pystray's pitfalls on Windows and macOS are handled here for every backend: the icon is
+shown only from pystray's setup, once ``run()`` has started (shown earlier, win32
+crashes); a menu set before then waits for it (macOS fails on menu calls before
+``run()``); notifications wait for the shown icon (win32 drops them silently before);
+radio items and a default item are asked for only where the backend has them
+(``HAS_MENU_RADIO``, ``HAS_DEFAULT_ACTION``: macOS has neither); and a stop hides the
+icon before it ends the loop, so no dead icon stays in Windows' notification area.
 """
 
 from __future__ import annotations
@@ -35,7 +43,11 @@ class PystrayBackend:
         self._pystray = pystray
         self.icon = pystray.Icon("cpgw-tray", self.image(State.UNKNOWN), self.text(title))
         self.has_menu = bool(self.icon.HAS_MENU)
-        self.has_notification = bool(self.icon.HAS_NOTIFICATION)
+        self.has_radio = bool(self.icon.HAS_MENU_RADIO)
+        self.has_default = bool(self.icon.HAS_DEFAULT_ACTION)
+        self._can_notify = bool(self.icon.HAS_NOTIFICATION)
+        self.shown = False  # tray thread: the icon shows (from pystray's setup, after run())
+        self._pending: Sequence[Entry] | None = None  # a menu set before it showed
         self._entries: Sequence[Entry] = ()
         log.info("pystray backend: %s (menu: %s)", self.name, self.has_menu)
 
@@ -52,6 +64,12 @@ class PystrayBackend:
         return text
 
     # ------------------------------------------------------------ Backend interface
+    @property
+    def has_notification(self) -> bool:
+        """pystray can notify here (``HAS_NOTIFICATION``) and the icon shows; callers
+        say it in the menu otherwise."""
+        return self._can_notify and self.shown
+
     def set_icon(self, icon: Icon) -> None:
         self.icon.icon = self.image(icon)
 
@@ -60,25 +78,53 @@ class PystrayBackend:
 
     def set_menu(self, entries: Sequence[Entry]) -> None:
         self._entries = entries
-        self.icon.menu = self._pystray.Menu(*[pystray_item(self._pystray, e) for e in entries])
+        if not self.shown:  # no native menu before run(): it is built once the icon shows
+            self._pending = entries
+            return
+        items = [pystray_item(self._pystray, e, self.has_radio, self.has_default) for e in entries]
+        self.icon.menu = self._pystray.Menu(*items)
 
     def refresh_live(self) -> None:
         """After a check that left the rows as they were: nothing here (the menu is
         rebuilt when a countdown changes, or redrawn while it shows)."""
 
     def notify(self, message: str, title: str) -> None:
+        if not self.shown:
+            log.info("no notification before the icon shows: %s", message)
+            return
         try:
             self.icon.notify(message, title)
         except Exception:  # no notification service: not worth more than a log line
             log.warning("notification failed", exc_info=True)
 
     def stop(self) -> None:
-        self.post(self.icon.stop)  # on the tray's thread, like every other change
+        self.post(self._remove)  # on the tray's thread, like every other change
+
+    def _remove(self) -> None:
+        """Tray thread: hide the icon, then end pystray's loop (a stop alone leaves a
+        blank icon in Windows' notification area until the mouse passes over it)."""
+        try:
+            self.icon.visible = False
+        except Exception:
+            log.debug("could not hide the icon", exc_info=True)
+        self.shown = False
+        self.icon.stop()
+
+    def _show(self) -> None:
+        """Tray thread, from pystray's setup: show the icon, then the menu set so far."""
+        self.icon.visible = True
+        self.shown = True
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.set_menu(pending)
 
     def run(self, setup: Callable[[], None]) -> None:
-        def on_setup(icon: Any) -> None:
+        """pystray's loop, on the main thread, until :meth:`stop`; ``setup`` runs on
+        pystray's setup thread once the loop runs, after the icon's showing is posted."""
+
+        def on_setup(_icon: Any) -> None:
             # pystray's setup thread; showing the icon is a tray change like any other
-            self.post(lambda: setattr(icon, "visible", True))
+            self.post(self._show)
             setup()
 
         try:
@@ -89,14 +135,15 @@ class PystrayBackend:
             log.debug("tray clean-up failed: %s", exc)
 
 
-def pystray_item(pystray: Any, entry: Entry) -> Any:
-    """A pystray menu item for ``entry``, enabled or not (submenus too)."""
+def pystray_item(pystray: Any, entry: Entry, radio: bool = True, default: bool = True) -> Any:
+    """A pystray menu item for ``entry``, enabled or not (submenus too); a radio item
+    and the default item only where the backend has them (``radio``, ``default``)."""
     if entry.separator:
         return pystray.Menu.SEPARATOR
     if entry.submenu:
         return pystray.MenuItem(
             entry.text,
-            pystray.Menu(*[pystray_item(pystray, e) for e in entry.submenu]),
+            pystray.Menu(*[pystray_item(pystray, e, radio, default) for e in entry.submenu]),
             enabled=entry.enabled,
         )
     action = entry.action
@@ -104,8 +151,8 @@ def pystray_item(pystray: Any, entry: Entry) -> Any:
         entry.text,
         (lambda: action()) if action is not None else None,
         checked=(lambda _item: bool(entry.checked)) if entry.checked is not None else None,
-        radio=entry.radio,
-        default=entry.default,
+        radio=entry.radio and radio,
+        default=entry.default and default,
         enabled=entry.enabled,
     )
 

@@ -92,6 +92,8 @@ class PushLink:
             heartbeat_gap=heartbeat_gap,
         )
         poller.push_state = lambda: self.push.state
+        if config.keepalive == 0:
+            log.warning("push stays off: its cookie is the session id of a keep-alive tickle")
         self._poked: str | None = None  # the session id the socket was last woken for
         self._asked = False  # a tickle asked for this session's id
 

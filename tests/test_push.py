@@ -12,7 +12,7 @@ import pytest
 
 from cpgw_tray.bulletins import Bulletins
 from cpgw_tray.config import ConfigError, load
-from cpgw_tray.poller import EVIDENCE_CAP, Poller
+from cpgw_tray.poller import EVIDENCE_EVERY, Poller
 from cpgw_tray.push import MAX_PAUSE, Push, Sts, clean, parse, ws_url
 from cpgw_tray.push_link import Bulletin, PushLink, disagrees
 from cpgw_tray.status import State, Status
@@ -146,27 +146,19 @@ def test_push_setting_is_a_bool_off_by_default(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the poller
 def test_evidence_asks_one_check_now_capped_per_source() -> None:
     clock, gw, _, poller = setup(interval=15, keepalive=0)
+    assert poller.evidence("websocket", None) == "ignored"  # no verdict yet
     run_for(clock, poller, 1)
     assert len(gw.calls) == 1
-    assert poller.evidence("push")
-    assert not poller.evidence("push")  # capped: one per source per 10 s
-    assert poller.evidence("tickle")  # another source is not held by push's cap
+    assert poller.evidence("websocket", make(State.READY)) == "agrees"
+    assert poller.evidence("websocket", make(State.NOT_AUTHENTICATED)) == "check"
+    assert poller.evidence("websocket", None) == "capped"  # one per source per 10 s
+    assert poller.evidence("tickle", None) == "check"  # another source has its own cap
     run_for(clock, poller, 0.1)
     assert [c[0] for c in gw.calls] == ["check", "check"]  # the two asks: one check
-    clock.now += EVIDENCE_CAP - 0.2
-    assert not poller.evidence("push")
+    clock.now += EVIDENCE_EVERY - 0.2
+    assert poller.evidence("websocket", None) == "capped"
     clock.now += 0.2
-    assert poller.evidence("push")  # after a quiet spell: not held back
-
-
-def test_evidence_is_an_auth_status_check_even_when_a_tickle_is_due() -> None:
-    clock, gw, _, poller = setup(interval=15, keepalive=60)
-    run_for(clock, poller, 59.9)
-    before = len(gw.calls)
-    clock.now += 0.2  # a tickle is due now
-    poller.evidence("push")
-    poller.step()
-    assert gw.calls[before][0] == "check"
+    assert poller.evidence("websocket", None) == "check"  # after a quiet spell: at once
 
 
 def test_evidence_never_against_a_429_back_off_or_window_pacing() -> None:
@@ -181,12 +173,11 @@ def test_evidence_never_against_a_429_back_off_or_window_pacing() -> None:
 
     poller = Poller(limited, lambda status: None, interval=15, clock=clock)
     run_for(clock, poller, 0.1)
-    assert not poller.evidence("push")
+    assert poller.evidence("websocket", None) == "check"  # asked for, once pacing allows
     run_for(clock, poller, 59.8)
-    assert calls == [1000.0]  # nothing asked inside the back-off
+    assert calls == [1000.0]  # nothing sent inside the back-off
     run_for(clock, poller, 0.2)
-    assert len(calls) == 2
-    assert poller.evidence("push")  # the back-off over: evidence counts again
+    assert calls == [1000.0, 1060.0]
 
 
 def test_push_connected_stretches_checks_only_while_ready() -> None:
@@ -251,17 +242,19 @@ def test_evidence_asked_before_a_429_waits_for_its_back_off() -> None:
 
     def limited() -> Status:
         calls.append(clock.now)
-        if len(calls) == 1:
-            assert poller_box[0].evidence("push")  # asked while this check runs
+        if len(calls) == 2:
+            assert poller_box[0].evidence("websocket", None) == "check"  # while it runs
             return replace(make(State.RATE_LIMITED), retry_after_s=60.0)
         return make(State.READY)
 
     poller = Poller(limited, lambda status: None, interval=15, clock=clock)
     poller_box.append(poller)
-    run_for(clock, poller, 59.9)
-    assert calls == [1000.0]
+    run_for(clock, poller, 15.1)
+    assert calls == [1000.0, 1015.0]
+    run_for(clock, poller, 59.8)
+    assert calls == [1000.0, 1015.0]
     run_for(clock, poller, 0.2)
-    assert calls == [1000.0, 1060.0]
+    assert calls == [1000.0, 1015.0, 1075.0]
 
 
 def test_a_session_that_ended_takes_its_id_along(tmp_path: Path) -> None:

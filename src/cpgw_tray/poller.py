@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 LOOK_EVERY = 10.0  # longest wait between looks at the clocks (a resume is seen this soon)
 RESUME_GAP = 3.0  # wall clock ahead of the monotonic one by more: the machine slept
 MIN_HOLD = 1.0  # a held-back request is tried again no sooner than this
-EVIDENCE_CAP = 10.0  # one evidence-asked check per source per this many seconds
+EVIDENCE_EVERY = 10.0  # evidence from one source asks for a check at most this often
 PUSH_STRETCH = 300.0  # while push watches a ready session: checks every min(4×interval, this)
 _NEXT_NOTE = re.compile(r"\s*Next check\b[^.]*\d\d:\d\d:\d\d\.$")  # "Next check [in N s, ]at …"
 
@@ -138,9 +138,8 @@ class Poller:
         # The websocket (push.py), when asked for: its state for the ``push`` field, and
         # whether it is connected (checks then stretch while the verdict is ready).
         self.push_state: Callable[[], str | None] = lambda: None
-        self._hold_until: float | None = None  # a 429 back-off or restart-window pacing
-        self._evidence_at: dict[str, float] = {}  # source -> when it last asked for a check
-        self._evidence_due = False
+        self._paced_until = 0.0  # no request before this: a 429's back-off, window pacing
+        self._asked: dict[str, float] = {}  # evidence source -> when it last asked a check
         self._stretch_to: float | None = None  # the next check while push may stretch it
 
     # ------------------------------------------------------------------ control
@@ -173,30 +172,39 @@ class Poller:
         self._wake.set()
         return True
 
-    def evidence(self, source: str) -> bool:
-        """Evidence from ``source`` (e.g. the websocket's ``sts``) disagrees with the
-        verdict: ask for an auth/status check at once. Publishes nothing itself. At most
-        one per source per :data:`EVIDENCE_CAP` seconds, and none while a 429 back-off or
-        restart-window pacing holds requests; returns whether a check was asked for."""
+    def evidence(self, source: str, said: Status | None) -> str:
+        """Evidence about the session from a reply other than ``auth/status`` (the
+        websocket's ``sts``, a lost socket); safe from any thread. ``said``: the reply as
+        a status, or None when it says nothing usable. Publishes nothing itself.
+
+        Returns ``"agrees"`` (the same state as the verdict: nothing to do), ``"check"``
+        (an auth/status check asked for at once, or when a 429's back-off or IBKR's
+        restart-window pacing ends), ``"capped"`` (this source asked within
+        :data:`EVIDENCE_EVERY` s) or ``"ignored"`` (no verdict yet)."""
         now = self._clock()
         with self._lock:
-            if self._hold_until is not None and now < self._hold_until:
-                return False
-            last = self._evidence_at.get(source)
-            if last is not None and now - last < EVIDENCE_CAP:
-                return False
-            self._evidence_at[source] = now
-            self._evidence_due = True
-        log.info("evidence from %s: checking auth/status now", source)
+            verdict = self._gateway
+            if verdict is None or self.latest is None:
+                return "ignored"
+            if said is not None and said.state is verdict.state:
+                return "agrees"
+            last = self._asked.get(source)
+            if last is not None and now - last < EVIDENCE_EVERY:
+                return "capped"
+            self._asked[source] = now
+            due = self._next_check if self._next_check is not None else now
+            self._next_check = min(due, max(now, self._paced_until))
+            self._stretch_to = None  # this check is not put off by push
+        log.info("evidence from %s disagrees with the verdict %s: a check", source, verdict.state)
         self._wake.set()
-        return True
+        return "check"
 
     def tickle_soon(self) -> None:
         """Tickle at once rather than a keep-alive period after the first check (the
         websocket needs the session id a tickle reply carries); never inside a hold."""
         now = self._clock()
         with self._lock:
-            if self._hold_until is not None and now < self._hold_until:
+            if now < self._paced_until:
                 return
             if self._next_tickle is not None and self._next_tickle > now:
                 self._next_tickle = now
@@ -261,8 +269,6 @@ class Poller:
         now = self._clock()
         has_session = self._gateway is not None and self._gateway.state in SESSION_STATES
         keep = self.keepalive > 0 and has_session and not self.keepalive_paused()
-        if self._evidence_due:
-            return "check", 0.0
         if keep and (self._next_tickle is None or now >= self._next_tickle):
             return "tickle", 0.0
         next_check = self._next_due()
@@ -306,7 +312,6 @@ class Poller:
             self._busy = True
             self._now_requested = False  # this check answers every request made so far
             self._resumed = False
-            self._evidence_due = self._evidence_due and action == "tickle"
         try:
             status = self._tickle() if action == "tickle" and self._tickle else self._check()
         except Deferred as held:
@@ -318,8 +323,7 @@ class Poller:
         hold = hold if hold is not None and math.isfinite(hold) else 0.0
         hold = max(hold, maintenance.pace(status))
         self._next_check = finished + max(self.interval, hold)
-        self._hold_until = finished + hold if hold else None
-        self._evidence_due = self._evidence_due and not hold  # asked before the hold began
+        self._paced_until = finished + hold
         stretch = max(self.interval, min(4 * self.interval, PUSH_STRETCH))
         self._stretch_to = finished + max(stretch, hold)
         if action == "tickle" or self._next_tickle is None:
@@ -338,8 +342,7 @@ class Poller:
         log.info("request held back by the rate governor for %.0f s", wait)
         self._next_check = max(self._next_check or now, now + wait)
         self._next_tickle = max(self._next_tickle or now, now + wait)
-        self._hold_until = max(self._hold_until or now, now + wait)
-        self._evidence_due = False  # nothing is sent before the hold ends
+        self._paced_until = max(self._paced_until, now + wait)
         with self._publishing:
             with self._lock:
                 latest, until, held = self.latest, self._until(wall), self._fresh_until

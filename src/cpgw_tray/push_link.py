@@ -4,8 +4,9 @@ restart window is on; what it hears is evidence for the poller, and IBKR's bulle
 out once each (:mod:`.bulletins`) as :class:`Bulletin` events.
 
 - An ``sts`` whose facts differ from the verdict (authenticated, connected, competing)
-  asks the poller for an auth/status check (:meth:`.Poller.evidence`, source ``push``);
-  a lost socket or a missing heartbeat asks too. The check, not the message, publishes.
+  is handed to the poller as evidence (:meth:`.Poller.evidence`, source ``websocket``),
+  which asks for an auth/status check; a lost socket or a missing heartbeat is evidence
+  too. The check, not the message, publishes.
 - A change of the socket's state republishes the verdict with its ``push`` field.
 """
 
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .person import Event
 from .push import HEARTBEAT_GAP, Push, Sts
-from .status import SESSION_STATES, State, Status, iso_utc
+from .status import LOOKS, SESSION_STATES, State, Status, iso_utc
 
 if TYPE_CHECKING:
     from .bulletins import Bulletins
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SOURCE = "push"
+SOURCE = "websocket"  # the evidence source: its own cap of one check per 10 s
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,27 @@ class Bulletin(Event):
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def sts_status(sts: Sts, url: str) -> Status:
+    """What an ``sts`` says, as a status (evidence for the poller, never published)."""
+    if sts.competing is True:
+        state = State.COMPETING
+    elif sts.authenticated is not True:
+        state = State.NOT_AUTHENTICATED
+    elif sts.connected is not True:
+        state = State.DISCONNECTED
+    else:
+        state = State.READY
+    return Status(
+        state,
+        LOOKS[state].label,
+        "The websocket's sts.",
+        authenticated=sts.authenticated,
+        connected=sts.connected,
+        competing=sts.competing,
+        url=url,
+    )
 
 
 def disagrees(sts: Sts, verdict: Status | None) -> bool:
@@ -135,10 +157,10 @@ class PushLink:
         if disagrees(sts, latest):
             shown = latest.state.value if latest is not None else State.UNKNOWN.value
             log.info("push: sts %s disagrees with the verdict %s", sts, shown)
-            self.poller.evidence(SOURCE)
+            self.poller.evidence(SOURCE, sts_status(sts, self.push.url))
 
     def _lost(self, reason: str) -> None:
-        self.poller.evidence(SOURCE)
+        self.poller.evidence(SOURCE, None)
 
     def _bulletin(self, ident: str, message: str) -> None:
         if self.bulletins.first_time(ident):

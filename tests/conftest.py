@@ -50,8 +50,9 @@ def sim() -> Iterator[Simulator]:
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 15.0, step: float = 0.02) -> Any:
-    """Bounded wait on a real process's or socket's effect; returns the first truthy
-    value ``check`` gives."""
+    """The tests' one bounded wait, on published state (a process's or socket's effect,
+    a thread's result): returns the first truthy value ``check`` gives. Tests wait on
+    such events, never for a fixed time."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()

@@ -8,7 +8,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -52,9 +51,7 @@ def test_all_good_exits_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not port_answers(port) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: port_answers(port), timeout=20)
         control(f"https://127.0.0.1:{port}", "/sim/state", {"scenario": "ready"})
         for key, value in fake_java(tmp_path).items():
             monkeypatch.setenv(key, value)
@@ -156,14 +153,15 @@ def test_tail_reads_only_the_end(tmp_path: Path) -> None:
 def test_save_diagnostics_from_the_menu() -> None:
     import threading
 
+    from cpgw_tray.backends.dummy import DummyBackend
     from cpgw_tray.gateway import GatewayClient
     from cpgw_tray.tray import TrayApp
 
-    from .test_tray import FakeBackend, IdlePoller
+    from .test_tray import IdlePoller
 
     config = load({"url": f"https://127.0.0.1:{free_port()}"}, env={})
     app = TrayApp(config, GatewayClient(config.url, verify=False), poller=IdlePoller())
-    backend = FakeBackend()
+    backend = DummyBackend()
     app.start(backend)
     app.save_diagnostics()
     for thread in [t for t in threading.enumerate() if t.name == "diagnostics"]:

@@ -181,12 +181,13 @@ def test_watch_and_tray_record_each_change_once(tmp_path: Path) -> None:
     import io
     import threading
 
+    from cpgw_tray.backends.dummy import DummyBackend
     from cpgw_tray.config import load
     from cpgw_tray.gateway import GatewayClient
     from cpgw_tray.tray import TrayApp
     from cpgw_tray.watch import Printer
 
-    from .test_tray import FakeBackend, IdlePoller
+    from .test_tray import IdlePoller
 
     watch_history = History(tmp_path / "w.jsonl", source="watch")
     printer = Printer(io.StringIO(), True, threading.Event(), watch_history)
@@ -195,7 +196,7 @@ def test_watch_and_tray_record_each_change_once(tmp_path: Path) -> None:
     app = TrayApp(
         config, GatewayClient(config.url, verify=False), poller=IdlePoller(), history=tray_history
     )
-    app.start(FakeBackend())
+    app.start(DummyBackend())
     for n, state in enumerate([State.READY, State.READY, State.LOGGED_OUT, State.READY]):
         printer(status(state, START + timedelta(seconds=15 * n)))
         app.on_status(status(state, START + timedelta(seconds=15 * n)))

@@ -1,5 +1,6 @@
 """The house rules, checked: no import cycles (function-level imports count), no module
-over 450 lines, an opening docstring in every module, and the status model stays pure."""
+over 450 lines, an opening docstring in every module and package, and the status model
+stays pure (relative imports included)."""
 
 from __future__ import annotations
 
@@ -77,14 +78,54 @@ def test_module_is_short_and_says_what_it_owns(name: str) -> None:
     assert ast.get_docstring(ast.parse(text)), f"{path.name}: no opening docstring"
 
 
-def test_status_model_is_pure() -> None:
-    allowed = {"__future__", "json", "math", "dataclasses", "datetime", "enum", "typing"}
-    allowed |= {"urllib.parse", "collections.abc", "re", "functools", "zoneinfo"}
-    tree = ast.parse((PACKAGE / "status.py").read_text(encoding="utf-8"))
-    outside = set()
-    for node in ast.walk(tree):
+PURE = {"__future__", "json", "math", "dataclasses", "datetime", "enum", "typing", "re"}
+PURE |= {"urllib.parse", "collections.abc", "functools", "zoneinfo", "itertools", "ipaddress"}
+PURE |= {"urllib3.util", "urllib3.exceptions"}  # urls.py: URL parsing, no I/O
+
+
+def outside_imports(path: Path) -> set[str]:
+    """The modules ``path`` imports from outside cpgw_tray (relative ones are ours)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            outside |= {a.name for a in node.names}
+            found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and not node.level:
-            outside.add(node.module or "")
-    assert outside <= allowed, f"status.py imports {sorted(outside - allowed)}"
+            found.add(node.module or "")
+    return {m for m in found if m.split(".")[0] != "cpgw_tray"}
+
+
+def impure_imports(start: str, mods: dict[str, Path]) -> set[str]:
+    """What ``start`` and every cpgw_tray module it reaches import beyond :data:`PURE`,
+    each named with the module that imports it."""
+    seen, todo, found = set(), [start], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        found |= {f"{name}: {m}" for m in outside_imports(mods[name]) - PURE}
+        todo.extend(imports_of(name, mods[name], set(mods)))
+    return found
+
+
+def test_status_model_is_pure() -> None:
+    """status.py, and every module of ours it imports (relative imports count), uses
+    only pure parts of the standard library: no I/O, threads or pystray."""
+    mods = modules()
+    assert not impure_imports("cpgw_tray.status", mods)
+
+
+def test_the_purity_check_counts_relative_imports(tmp_path: Path) -> None:
+    """A status.py importing the client, relatively, would be seen."""
+    mods = modules()
+    fake = tmp_path / "cpgw_tray" / "status.py"
+    fake.parent.mkdir()
+    fake.write_text('"""x"""\nfrom .gateway import GatewayClient\n', encoding="utf-8")
+    found = impure_imports("cpgw_tray.status", {**mods, "cpgw_tray.status": fake})
+    assert "cpgw_tray.transport: requests" in found
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in modules().items() if p.name == "__init__.py"))
+def test_each_package_says_what_it_owns(name: str) -> None:
+    text = modules()[name].read_text(encoding="utf-8")
+    assert ast.get_docstring(ast.parse(text)), f"{name}: its __init__.py has no docstring"

@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import psutil
@@ -18,7 +18,7 @@ import pytest
 
 from cpgw_tray.constants import MAIN_CLASS
 from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.identity import gateway_in, record_path, running_gateways
+from cpgw_tray.identity import gateway_in, record_path, running_gateways, wait_gone
 from cpgw_tray.launcher import (
     AlreadyRunning,
     Exited,
@@ -166,6 +166,18 @@ def test_simulator_folder_needs_no_java(gw_dir: Path) -> None:
     assert not run_sh.stat().st_mode & 0o111  # shipped without an execute bit, like IBKR's
 
 
+def test_a_zombie_has_ended_for_a_stop(tmp_path: Path) -> None:
+    """A stopped gateway whose parent (not us) has not read its exit code yet is gone:
+    a stop does not wait out its grace, then kill, then wait again, for it."""
+    child = subprocess.Popen(["true"], cwd=tmp_path)  # we do not reap it
+    proc = psutil.Process(child.pid)
+    wait_for(lambda: proc.status() == psutil.STATUS_ZOMBIE)
+    try:
+        assert wait_gone([proc], timeout=60) == []
+    finally:
+        child.wait()
+
+
 @REAL
 def test_gateway_started_elsewhere_is_adopted_and_stopped(gw_dir: Path) -> None:
     outside = start_outside(gw_dir)
@@ -257,6 +269,11 @@ def test_a_stale_record_is_not_trusted(gw_dir: Path, tmp_path: Path) -> None:
     assert proc.poll() is not None
 
 
+def watch_ended() -> None:
+    """Wait until the crash watch has judged the gateway's end (its thread is done)."""
+    wait_for(lambda: not [t for t in threading.enumerate() if t.name == "gateway-watch"])
+
+
 @REAL
 def test_crash_watch_reports_an_exit_on_its_own(gw_dir: Path, tmp_path: Path) -> None:
     exits: list[Exited] = []
@@ -273,7 +290,7 @@ def test_crash_watch_reports_an_exit_on_its_own(gw_dir: Path, tmp_path: Path) ->
     launcher.start()
     launcher.wait_ready()
     launcher.stop()
-    time.sleep(0.3)
+    watch_ended()
     assert exits == []
 
 
@@ -289,7 +306,7 @@ def test_crash_watch_reports_a_lone_child_honestly(gw_dir: Path, tmp_path: Path)
     assert port_answers(port_of(gw_dir))
     launcher.stop()  # the lone child is stopped with the group: a stop, not a crash
     wait_for(lambda: not alive(ready.pid), 10)
-    time.sleep(0.3)
+    watch_ended()
     assert len(exits) == 1 and procs_in(gw_dir) == []
 
 

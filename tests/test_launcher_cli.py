@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -118,7 +117,7 @@ def test_ctrl_c_during_start_wait_stops_what_it_started(gw_dir: Path) -> None:
         text=True,
     )
     wait_for(lambda: any("sleep" in p.name() for p in procs_in(gw_dir)))
-    time.sleep(0.3)  # well into the wait
+    wait_for(identity.record_path(gw_dir).is_file)  # on record: the wait for ready follows
     start.send_signal(signal.SIGINT)
     out, err = start.communicate(timeout=30)
     assert start.returncode == 130, (out, err)

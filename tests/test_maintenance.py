@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cpgw_tray import maintenance
+from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient, RateGovernor
 from cpgw_tray.ibkr_clock import next_maintenance, resolve_region
@@ -31,7 +32,7 @@ from cpgw_tray.tray import TrayApp
 from cpgw_tray.watch import Printer, watch_poller
 
 from .conftest import run_cli
-from .test_tray import FakeBackend, IdlePoller
+from .test_tray import IdlePoller
 
 NY = ZoneInfo("America/New_York")
 UTC = timezone.utc
@@ -81,10 +82,10 @@ def texts(entries: Sequence[Entry]) -> list[str]:
 # ------------------------------------------------------------------ the tray
 
 
-def tray_on(sim: Simulator, clocks: Clocks, region: str = "na") -> tuple[TrayApp, FakeBackend]:
+def tray_on(sim: Simulator, clocks: Clocks, region: str = "na") -> tuple[TrayApp, DummyBackend]:
     config = load({"url": sim.url, "region": region}, env={})  # restart windows on
     tray = TrayApp(config, client(sim, clocks), poller=IdlePoller(), now=clocks.wall)
-    backend = FakeBackend()
+    backend = DummyBackend()
     tray.start(backend)
     backend.drain()
     return tray, backend
@@ -98,7 +99,7 @@ def check_at(tray: TrayApp, clocks: Clocks, at: datetime) -> Status:
     return status
 
 
-def icons(backend: FakeBackend) -> list[object]:
+def icons(backend: DummyBackend) -> list[object]:
     return [v for k, v in backend.calls if k == "icon"]
 
 

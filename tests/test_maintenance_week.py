@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 import pytest
 
 from cpgw_tray import maintenance
+from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient
 from cpgw_tray.status import LOOKS, State, Status
 from cpgw_tray.tray import TrayApp
 
 from .test_ibkr_clock import REGIONS, WEEKS, expected_spans, grid, utc
-from .test_tray import FakeBackend, IdlePoller
+from .test_tray import IdlePoller
 
 Walk = tuple[list[tuple[datetime, datetime]], list[tuple[datetime, str]]]
 
@@ -32,7 +33,7 @@ def walk(region: str, week: str, back_after: timedelta) -> Walk:
     config = load({"region": region}, env={})
     client = GatewayClient(config.url, verify=False)
     tray = TrayApp(config, client, poller=IdlePoller(), now=lambda: now[0])
-    backend = FakeBackend()
+    backend = DummyBackend()
     tray.start(backend)
     notified: list[tuple[datetime, str]] = []
     for at in grid(lo, hi):

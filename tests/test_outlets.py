@@ -263,10 +263,11 @@ def test_watch_serves_health_and_runs_the_hook_against_the_simulator(tmp_path: P
 
 
 def test_the_tray_hands_each_status_to_its_outlets(tmp_path: Path) -> None:
+    from cpgw_tray.backends.dummy import DummyBackend
     from cpgw_tray.gateway import GatewayClient
     from cpgw_tray.tray import TrayApp
 
-    from .test_tray import FakeBackend, IdlePoller, snapshot
+    from .test_tray import IdlePoller, snapshot
 
     hook, runs = tmp_path / "hook.py", tmp_path / "runs.jsonl"
     hook.write_text(HOOK)
@@ -275,7 +276,7 @@ def test_the_tray_hands_each_status_to_its_outlets(tmp_path: Path) -> None:
     outlets = Outlets(config, lambda: poller_view(tray.poller))
     tray.listeners.append(outlets)
     outlets.start()
-    tray.start(FakeBackend())
+    tray.start(DummyBackend())
     try:
         tray.on_status(snapshot(State.READY))  # as the poller thread does
         wait_for(lambda: runs.exists() and runs.read_text())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.menu import Entry
 from cpgw_tray.person import LOGIN_NEEDED
@@ -25,12 +26,12 @@ from cpgw_tray.urls import gateway_root
 
 from .test_maintenance import Clocks, client, et
 from .test_settings_tray import FakeAutostart, Opened
-from .test_tray import FakeBackend, IdlePoller
+from .test_tray import IdlePoller
 
 
 def tray_on(
-    sim: Simulator, clocks: Clocks, backend: FakeBackend | None = None, **settings: object
-) -> tuple[TrayApp, FakeBackend, list[str]]:
+    sim: Simulator, clocks: Clocks, backend: DummyBackend | None = None, **settings: object
+) -> tuple[TrayApp, DummyBackend, list[str]]:
     config = load({"url": sim.url, "region": "na", **settings}, env={})  # windows on
     opened: list[str] = []
     tray = TrayApp(
@@ -40,7 +41,7 @@ def tray_on(
         now=clocks.wall,
         open_url=lambda url: opened.append(url) is None,
     )
-    backend = backend or FakeBackend()
+    backend = backend or DummyBackend()
     tray.start(backend)
     backend.drain()
     return tray, backend, opened
@@ -66,7 +67,7 @@ def join(name: str) -> None:
         thread.join(timeout=10)
 
 
-def notes(backend: FakeBackend) -> list[str]:
+def notes(backend: DummyBackend) -> list[str]:
     return [v for k, v in backend.calls if k == "notify"]
 
 
@@ -220,7 +221,7 @@ def test_pause_in_the_menu_shows_when_it_resumes(sim: Simulator, tmp_path: Path)
     tray = TrayApp(
         config, client(sim, clocks), poller=IdlePoller(), now=clocks.wall, pause_file=pause_file
     )
-    backend = FakeBackend()
+    backend = DummyBackend()
     tray.start(backend)
     check_at(tray, clocks, et(25, 12, 0))
     assert entry(backend.menu, "Session care").text == "Session care"
@@ -259,7 +260,7 @@ def test_where_the_tray_cannot_notify_notify_send_is_used(
     said = fake_notify_send(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     clocks = Clocks(et(25, 12, 0))
-    tray, _, _ = tray_on(sim, clocks, backend=FakeBackend(has_notification=False))
+    tray, _, _ = tray_on(sim, clocks, backend=DummyBackend(has_notification=False))
     check_at(tray, clocks, et(25, 12, 0))
     sim.set_scenario("logged_out")
     check_at(tray, clocks, et(25, 12, 1))
@@ -268,7 +269,7 @@ def test_where_the_tray_cannot_notify_notify_send_is_used(
     tray.client.close()
 
 
-class PopupBackend(FakeBackend):
+class PopupBackend(DummyBackend):
     """xorg without notify-send: the popup's notice line."""
 
     def __init__(self) -> None:
@@ -310,7 +311,7 @@ def test_a_saved_change_of_the_settings_applies_while_running(sim: Simulator) ->
     tray.client.close()
 
 
-class ActionBackend(FakeBackend):
+class ActionBackend(DummyBackend):
     """A backend whose notifications take a click (D-Bus in the real one)."""
 
     def notify_with_action(

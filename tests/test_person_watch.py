@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from cpgw_tray.app import simulate_menu
+from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.ibkr_clock import next_token_reset
 from cpgw_tray.person import LOGIN_NEEDED
@@ -30,7 +31,7 @@ from cpgw_tray.watch import Printer, watch_poller
 
 from .conftest import run_cli, status_json
 from .test_maintenance import Clocks, client, et, run_watch
-from .test_tray import FakeBackend, IdlePoller
+from .test_tray import IdlePoller
 
 UTC = timezone.utc
 
@@ -244,7 +245,7 @@ def test_the_demo_simulates_a_takeover_by_tws_and_the_weekly_reset(sim: Simulato
     sim.wall = clock
     config = load({"url": sim.url, "region": "na"}, env={})
     tray = TrayApp(config, client(sim, Clocks(start)), poller=IdlePoller(), now=clock.now)
-    backend = FakeBackend()
+    backend = DummyBackend()
     tray.start(backend)
     tray.extra_entries = lambda: simulate_menu(tray, sim, clock)
     tray.refresh()

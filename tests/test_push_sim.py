@@ -18,6 +18,7 @@ import pytest
 
 from cpgw_tray import paths
 from cpgw_tray.app import _push_items
+from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.bulletins import Bulletins
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient
@@ -30,7 +31,6 @@ from cpgw_tray.tray import TrayApp
 from cpgw_tray.watch import watch_poller
 
 from .conftest import control, status_json, wait_for
-from .test_tray import FakeBackend
 from .test_watch import reader
 
 API = "/v1/api/"
@@ -128,7 +128,7 @@ def test_bulletins_reach_notification_and_history_once(
     history = History(tmp_path / "history.jsonl", "tray")
     tray = TrayApp(config, GatewayClient(ready_sim.url, verify=False), history=history)
     link = _push_items(tray)
-    backend = FakeBackend()
+    backend = DummyBackend()
     tray.start(backend)
     link.start()
     try:

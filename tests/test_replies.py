@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
@@ -98,6 +99,14 @@ def assert_valid(status: Status) -> None:
     assert isinstance(status.state, State) and status.label and status.detail
     assert status.exit_code in (0, 1, 2, 3)
     json.dumps(status.to_json(), allow_nan=False)  # the contract's JSON, always writable
+    for value in status.to_json().values():  # safe text: the boundary cleaned it
+        if isinstance(value, str):
+            value.encode("utf-8")  # no lone surrogates
+            assert not [c for c in value if unicodedata.category(c) == "Cc"], repr(value)
+            assert len(value) <= 2000
+
+
+ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=300)  # surrogates too
 
 
 @settings(max_examples=200, deadline=None)
@@ -132,3 +141,25 @@ def test_parse_account_never_raises(accounts: object, validate: object) -> None:
     assert account is None or (
         all(isinstance(i, str) for i in account.ids) and account.paper in (True, False, None)
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    endpoint=st.sampled_from([A, T]),
+    code=STATUSES,
+    words=ANY_TEXT,
+    where=st.sampled_from(["message", "fail", "serverName", "error", "body"]),
+)
+def test_any_words_classify_to_a_state_and_safe_text(
+    endpoint: Endpoint, code: int, words: str, where: str
+) -> None:
+    """For any text in any field (escapes, NUL, lone surrogates, newlines) or as the whole
+    body, classification gives a state and only safe text."""
+    auth: dict[str, object] = {"authenticated": True, "connected": True, "competing": False}
+    if where == "serverName":
+        auth["serverInfo"] = {"serverName": words, "serverVersion": words}
+    elif where != "body":
+        auth[where] = words
+    reply: object = {"iserver": {"authStatus": auth}} if endpoint is T else auth
+    body = words if where == "body" else json.dumps(reply)
+    assert_valid(classify_reply(endpoint, code, body, META))

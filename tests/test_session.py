@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 
 from cpgw_tray.accounts import Account, parse_account
+from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.gateway import Deferred, GatewayClient, Outcome, RateGovernor
 from cpgw_tray.poller import Poller
@@ -19,8 +20,7 @@ from cpgw_tray.simulator import Logged, Simulator
 from cpgw_tray.status import State, Status
 from cpgw_tray.tray import TrayApp
 
-from .conftest import run_cli
-from .test_tray import FakeBackend
+from .conftest import run_cli, wait_for
 
 
 class SharedClock:
@@ -61,14 +61,13 @@ def test_check_now_storm_is_paced_and_coalesced() -> None:
             client.auth_status, results.append, interval=15, tickle=client.tickle, keepalive=60
         )
         poller.start()
-        deadline = time.monotonic() + 5
-        while not results and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: results)
         sim.clear_requests()
         for _ in range(50):  # 50 clicks within one second
             poller.check_now()
             time.sleep(0.02)
-        time.sleep(1.5)  # let whatever the storm started finish
+        # whatever the storm started has finished: no check asked for, none running
+        wait_for(lambda: not poller._now_requested and not poller.busy)
         poller.stop()
         client.close()
         log = sim.requests()
@@ -224,7 +223,7 @@ def test_backoff_without_retry_after_doubles_to_fifteen_minutes() -> None:
     assert waits == [60, 120, 240, 480, 900, 900]
     gov.answered()
     assert gov.rate_limited(None) == 60
-    assert gov.blocked_for() == 60
+    assert gov.reserve("/tickle") == 60  # every request waits out the back-off
 
 
 def test_poller_waits_out_the_backoff() -> None:
@@ -240,13 +239,13 @@ def test_poller_waits_out_the_backoff() -> None:
     assert poller.step() == 300
 
 
-def tray_checked_once(sim: Simulator, scenario: str | None = None) -> tuple[TrayApp, FakeBackend]:
+def tray_checked_once(sim: Simulator, scenario: str | None = None) -> tuple[TrayApp, DummyBackend]:
     """A tray on the simulator (fake tray, poller not started) after one real check."""
     if scenario is not None:
         sim.set_scenario(scenario)
     config = load({"url": sim.url, "restart_windows": False}, env={})  # real time
     tray = TrayApp(config, GatewayClient(config.url, verify=False))
-    backend = FakeBackend()
+    backend = DummyBackend()
     tray.backend = backend
     tray.apply(tray.care.check())
     return tray, backend

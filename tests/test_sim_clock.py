@@ -13,6 +13,7 @@ import pytest
 
 from cpgw_tray import maintenance
 from cpgw_tray.app import simulate_menu
+from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient, RateGovernor
 from cpgw_tray.ibkr_clock import window_at
@@ -22,7 +23,7 @@ from cpgw_tray.status import State
 from cpgw_tray.tray import TrayApp
 
 from .conftest import control, run_cli
-from .test_tray import FakeBackend, IdlePoller
+from .test_tray import IdlePoller
 
 NY = ZoneInfo("America/New_York")
 UTC = timezone.utc
@@ -154,7 +155,7 @@ def test_demo_nightly_restart_shares_one_clock_with_the_tray() -> None:
         config = load({"url": sim.url, "region": "na"}, env={})
         client = GatewayClient(sim.url, verify=False, now=clock.now)
         tray = TrayApp(config, client, poller=IdlePoller(), now=clock.now)
-        backend = FakeBackend()
+        backend = DummyBackend()
         tray.start(backend)
         tray.extra_entries = lambda: simulate_menu(tray, sim, clock)
         tray.refresh()

@@ -14,7 +14,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -211,7 +212,7 @@ def run_tray(
                 on_quit=on_quit,
                 history=history,
                 log_path=log_path,
-                now=now or datetime.now,
+                now=now or partial(datetime.now, timezone.utc),
                 # the trader's own tray: its pause is seen by `watch` and `status --json`
                 pause_file=pause_path() if record_history else None,
             )

@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     from . import logs
 
     out = out or sys.stdout
+    reconfigure = getattr(out, "reconfigure", None)
+    if reconfigure is not None:  # a terminal that cannot show "—" gets "?", not an error
+        reconfigure(errors="replace")
     try:
         args = build_parser().parse_args(argv)
         args.command = args.command or "tray"

@@ -67,6 +67,16 @@ class GatewayControl:
             log.exception("looking for the gateway failed")
             self.app.note(f"Gateway: could not look for it ({exc})")
 
+    def rescan_soon(self) -> None:
+        """Any thread: :meth:`rescan` on a worker (a process scan must not delay the
+        status it follows to the tray), then redraw the menu."""
+
+        def run() -> None:
+            self.rescan()
+            self.app.post_refresh()
+
+        threading.Thread(target=run, name="gateway-rescan", daemon=True).start()
+
     def entries(self) -> list[Entry]:
         running, busy, launcher = self.running, self.busy, self.launcher
         if busy:

@@ -72,11 +72,6 @@ class RateGovernor:
         self._blocked_until = 0.0
         self._backoff = 0.0
 
-    def blocked_for(self) -> float:
-        """Seconds left in a back-off after a 429 (0 when requests may go)."""
-        with self._lock:
-            return max(0.0, self._blocked_until - self._clock())
-
     def rate_limited(self, retry_after: float | None) -> float:
         """Note a 429; return how long every request now waits."""
         with self._lock:

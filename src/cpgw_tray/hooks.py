@@ -85,6 +85,11 @@ class _Runner:
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The worker thread (a watcher checks that it still runs)."""
+        return self._thread
+
     def start(self) -> None:
         self._thread.start()
 

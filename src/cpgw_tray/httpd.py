@@ -113,6 +113,11 @@ class BoundedServer:
     def connections(self) -> int:
         return len(self._conns)
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The selector loop's thread."""
+        return self._thread
+
     def start(self) -> None:
         self._selector.register(self._listen, selectors.EVENT_READ, "accept")
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")

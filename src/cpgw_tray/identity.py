@@ -407,6 +407,23 @@ def _signal_group(gateway: Gateway, hard: bool) -> None:
             raise _refused(gateway) from None
 
 
+def wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` s for ``procs`` to end (a zombie has); those still running."""
+    deadline, alive = time.monotonic() + timeout, procs
+    while True:
+        left = max(deadline - time.monotonic(), 0.0)
+        _, alive = psutil.wait_procs(alive, timeout=min(left, 0.1))
+        alive = [p for p in alive if _status(p) not in (psutil.STATUS_ZOMBIE, None)]
+        if not alive or left == 0.0:
+            return alive
+
+
+def _status(proc: psutil.Process) -> str | None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return proc.status()
+    return None
+
+
 def stop_gateway(gateway: Gateway, grace: float = STOP_GRACE) -> None:
     """Stop a gateway, all of it. Ours: the process group we started (and any member of
     the launch that left it), so nothing is orphaned when run.sh died first. Adopted:
@@ -421,11 +438,11 @@ def stop_gateway(gateway: Gateway, grace: float = STOP_GRACE) -> None:
         procs = tree(gateway.root_pid or gateway.pid)
     _signal_group(gateway, hard=False)
     _each(list(reversed(procs)), "terminate", gateway)
-    _, alive = psutil.wait_procs(procs, timeout=grace)
+    alive = wait_gone(procs, grace)
     if alive:
         _signal_group(gateway, hard=True)
         _each(alive, "kill", gateway)
-        psutil.wait_procs(alive, timeout=grace)
+        wait_gone(alive, grace)
     if gateway.ours and gateway.folder:
         forget(Path(gateway.folder))
     log.info("stopped the gateway in %s (pid %s)", gateway.where(), gateway.pid)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Callable
+from typing import TextIO
 
 # How soon a wait notices Ctrl-C on Windows, which delivers it only between waits.
 # Elsewhere a signal interrupts the wait itself: no slices, no wake-ups while idle.
@@ -54,3 +56,31 @@ def silence_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+def hangup_probe(stream: TextIO) -> Callable[[], bool] | None:
+    """For an output that is a pipe or a socket: a function that says, without writing
+    and without waiting, whether its reader went away (``| head -1`` ended). None where
+    that cannot be asked (a terminal, a file, Windows): a write then tells."""
+    if sys.platform == "win32":
+        return None
+    else:
+        import select
+
+        try:
+            fd = stream.fileno()
+            kind = os.fstat(fd).st_mode
+        except (OSError, ValueError, AttributeError):
+            return None
+        if not (stat.S_ISFIFO(kind) or stat.S_ISSOCK(kind)):
+            return None
+        poller = select.poll()
+        poller.register(fd, select.POLLERR | select.POLLHUP)
+
+        def gone() -> bool:
+            try:
+                return bool(poller.poll(0))
+            except OSError:
+                return True
+
+        return gone

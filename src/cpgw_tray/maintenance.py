@@ -1,7 +1,8 @@
 """IBKR's restart windows applied to the checks: each status stamped with its region and
 window fields, and the rules that follow from them — no automatic reauthentication inside
 a window, checks paced to one a minute there while not ``ready``, an expected drop shown
-with its own look and without notifications — plus the menu's words on what is coming.
+with its own look and without notifications (the menu's words on what is coming are
+:mod:`cpgw_tray.rows`').
 
 The table and its arithmetic are :mod:`cpgw_tray.ibkr_clock`'s; this module only reads
 the computer's UTC offset (once, for ``region = "auto"``) and the status fields.
@@ -22,7 +23,6 @@ from .ibkr_clock import (
     next_window,
     resolve_region,
     restart_text,
-    token_reset_text,
     window_at,
 )
 from .status import Glyph, Look, State, Status
@@ -141,16 +141,3 @@ class IbkrClock:
             return False
         after = window_at(self.region, at - QUIET_AFTER, self.schedule)
         return in_window(status) or after is not None
-
-    def coming(self, at: datetime) -> list[str]:
-        """Menu lines: the next restart (outside a window), the weekly token reset during
-        the day before it, and the region in use."""
-        if not self.enabled:
-            return [self.choice.text]
-        lines = []
-        if window_at(self.region, at, self.schedule) is None:
-            lines.append(restart_text(next_window(self.region, at, self.schedule), at))
-        token = token_reset_text(at, schedule=self.schedule)
-        if token:
-            lines.append(token)
-        return [*lines, self.choice.text]

@@ -198,6 +198,11 @@ class Notifier:
         self._wake.set()
 
     # ---------------------------------------------------------------- the worker
+    @property
+    def thread(self) -> threading.Thread:
+        """The sender's worker (a watcher sees that it still runs)."""
+        return self._thread
+
     def start(self) -> None:
         shown = ", ".join(redact_url(url) for url in self.urls)
         log.info("phone and chat messages (%s) to %s", ", ".join(sorted(self.kinds)), shown)

@@ -12,6 +12,7 @@ of them is asked for; Apprise not before the notifier's thread sends.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -90,6 +91,11 @@ class Outlets:
         """Count every request ``client`` sends in the metrics (when serving)."""
         if self.metrics is not None:
             client.on_request = self.metrics.request
+
+    def threads(self) -> list[threading.Thread]:
+        """The worker threads started: each must run as long as the watcher does."""
+        workers = [self.server, self.hooks, self.event_hooks, self.notifier]
+        return [w.thread for w in workers if w is not None and w.thread.ident is not None]
 
     def start(self) -> None:
         for part in (self.server, self.hooks, self.event_hooks, self.notifier):

@@ -135,10 +135,12 @@ class PersonCare:
         return self._observe(self.care.check())
 
     def tickle(self) -> Status:
+        """The keep-alive: evidence for the poller, so the person's policy does not see
+        it (it observes verdicts only)."""
         self._read_pause()
         if self.paused():  # paused since the poller looked (by another process): no tickle
             return self._observe(self.care.check())
-        return self._observe(self.care.tickle())
+        return self.stamp(self.care.tickle())
 
     def _read_pause(self) -> None:
         """Another process may have paused or resumed (the tray, for ``watch``)."""
@@ -148,6 +150,13 @@ class PersonCare:
 
     def paused(self) -> bool:
         return self.policy.paused(self.now())
+
+    def paused_now(self) -> bool:
+        """:meth:`paused`, the pause file read first: the poller asks it before each
+        tickle, so a pause made by another process (the tray, for ``watch``) stops the
+        keep-alive before it is sent rather than turning it into a check."""
+        self._read_pause()
+        return self.paused()
 
     def _observe(self, status: Status) -> Status:
         for event in self._events(status):

@@ -2,14 +2,25 @@
 publishes honest.
 
 Every ``interval`` seconds it asks ``auth/status``; every ``keepalive`` seconds, while a
-session exists, it tickles instead (a tickle reply carries the same status, so the
-keep-alive never costs an extra check), unless the person paused session care
+session exists, it tickles instead, unless the person paused session care
 (``keepalive_paused``: then only checks). "Check now" wakes it at once; a click while a
 check runs does not queue another. Each result goes to ``on_status``; the receiver
 decides what changed and marshals UI work to its own thread.
 
-It owns three promises:
+It owns four promises:
 
+- One verdict. ``/iserver/auth/status`` is the authority on the session: only its
+  replies (the checks) are verdicts, and only verdicts change the state. Every other
+  reply — the tickle, and whatever else is handed to :meth:`Poller.evidence` (the
+  websocket's ``sts``) — is evidence. Evidence that agrees with the last verdict (the
+  same state) refreshes its ``checked_at`` and ``sso_expires_s`` only, so no line, hook
+  or history row follows (and a tickle that agrees replaces a check: keep-alive costs no
+  extra request). Evidence that disagrees, says nothing of the session (a tickle without
+  ``iserver.authStatus``) or cannot be read (NaN, ``{"error": "no session"}``) publishes
+  nothing: it asks for a check, at most one per source per :data:`EVIDENCE_EVERY`
+  seconds and never before a 429's back-off or IBKR's restart-window pacing ends. Two
+  endpoints that keep disagreeing thus give one stable state. (A tickle replaces one check
+  in a row at most: checks never starve behind tickles.)
 - It cannot die. The whole step is guarded, and the thread loop too: any exception is
   logged with its traceback and published as an ``error`` verdict naming the log; when
   publishing itself fails, that is logged and the schedule goes on unchanged.
@@ -23,11 +34,9 @@ It owns three promises:
   publishes nothing new: the last verdict stays, its detail says when the next check is,
   and its freshness moves with the hold.
 
-Evidence (:meth:`Poller.evidence`: a reply other than auth/status, such as the websocket's
-``sts``, that disagrees with the verdict) asks for an auth/status check at once, at most one
-per source per 10 s and never against a 429 back-off or restart-window pacing; only that
-check publishes. While push is connected and the verdict is ``ready``, checks stretch to
-min(4 × interval, 300 s); on any other verdict, or when push drops, the interval holds.
+While push is connected and the verdict is ``ready``, checks stretch to min(4 × interval,
+300 s); on any other verdict, after evidence, or when push drops, the interval holds. What
+is published, and its freshness, is :class:`~cpgw_tray.shown.Shown`'s part.
 
 Both threads wait on :class:`threading.Event` in slices of at most ``look_every`` seconds
 (so a resume is noticed promptly), can be stopped at once, and are daemons: quitting never
@@ -49,13 +58,11 @@ from pathlib import Path
 
 from . import maintenance
 from .governor import Deferred
+from .shown import Shown
 from .status import (
     SESSION_STATES,
     State,
     Status,
-    fresh_until,
-    stale_view,
-    unknown,
 )
 
 log = logging.getLogger(__name__)
@@ -65,6 +72,8 @@ RESUME_GAP = 3.0  # wall clock ahead of the monotonic one by more: the machine s
 MIN_HOLD = 1.0  # a held-back request is tried again no sooner than this
 EVIDENCE_EVERY = 10.0  # evidence from one source asks for a check at most this often
 PUSH_STRETCH = 300.0  # while push watches a ready session: checks every min(4×interval, this)
+# States a piece of evidence can agree with: what an authStatus (or a 401) says.
+AGREEABLE = SESSION_STATES | {State.LOGGED_OUT}
 _NEXT_NOTE = re.compile(r"\s*Next check\b[^.]*\d\d:\d\d:\d\d\.$")  # "Next check [in N s, ]at …"
 
 
@@ -78,7 +87,7 @@ def with_next_check(status: Status, at: datetime) -> Status:
     return replace(status, detail=f"{detail} Next check at {at.astimezone():%H:%M:%S}.")
 
 
-class Poller:
+class Poller(Shown):
     """Schedules checks and keep-alive tickles and guards what is published.
     :meth:`step` (the schedule) and :meth:`check_freshness` (the watchdog) hold the
     decisions and are driven directly by tests with fake clocks; :meth:`start` runs each
@@ -126,6 +135,9 @@ class Poller:
         self._looked: tuple[float, datetime] | None = None
         self._next_check: float | None = None  # None: check at once
         self._next_tickle: float | None = None
+        self._tickled = False  # a tickle went since the last check
+        self._paced_until = 0.0  # no request before this: a 429's back-off, window pacing
+        self._asked: dict[str, float] = {}  # evidence source -> when it last asked a check
         self._gateway: Status | None = None  # the gateway's last verdict: drives keep-alive
         self.latest: Status | None = None  # the last verdict published as fresh
         # When the verdict goes stale, on both clocks: the wall clock counts a suspend,
@@ -138,8 +150,6 @@ class Poller:
         # The websocket (push.py), when asked for: its state for the ``push`` field, and
         # whether it is connected (checks then stretch while the verdict is ready).
         self.push_state: Callable[[], str | None] = lambda: None
-        self._paced_until = 0.0  # no request before this: a 429's back-off, window pacing
-        self._asked: dict[str, float] = {}  # evidence source -> when it last asked a check
         self._stretch_to: float | None = None  # the next check while push may stretch it
 
     # ------------------------------------------------------------------ control
@@ -172,33 +182,6 @@ class Poller:
         self._wake.set()
         return True
 
-    def evidence(self, source: str, said: Status | None) -> str:
-        """Evidence about the session from a reply other than ``auth/status`` (the
-        websocket's ``sts``, a lost socket); safe from any thread. ``said``: the reply as
-        a status, or None when it says nothing usable. Publishes nothing itself.
-
-        Returns ``"agrees"`` (the same state as the verdict: nothing to do), ``"check"``
-        (an auth/status check asked for at once, or when a 429's back-off or IBKR's
-        restart-window pacing ends), ``"capped"`` (this source asked within
-        :data:`EVIDENCE_EVERY` s) or ``"ignored"`` (no verdict yet)."""
-        now = self._clock()
-        with self._lock:
-            verdict = self._gateway
-            if verdict is None or self.latest is None:
-                return "ignored"
-            if said is not None and said.state is verdict.state:
-                return "agrees"
-            last = self._asked.get(source)
-            if last is not None and now - last < EVIDENCE_EVERY:
-                return "capped"
-            self._asked[source] = now
-            due = self._next_check if self._next_check is not None else now
-            self._next_check = min(due, max(now, self._paced_until))
-            self._stretch_to = None  # this check is not put off by push
-        log.info("evidence from %s disagrees with the verdict %s: a check", source, verdict.state)
-        self._wake.set()
-        return "check"
-
     def tickle_soon(self) -> None:
         """Tickle at once rather than a keep-alive period after the first check (the
         websocket needs the session id a tickle reply carries); never inside a hold."""
@@ -210,22 +193,9 @@ class Poller:
                 self._next_tickle = now
         self._wake.set()
 
-    def republish(self) -> None:
-        """Publish the fresh verdict again: the push state it carries changed, and with
-        it when the next check is due, so the verdict stays fresh until that one."""
-        with self._publishing:
-            with self._lock:
-                latest, until = self.latest, self._until(self._wall())
-                if latest is None or until is None or self._wall() > until:
-                    return
-                due = self._next_due()
-                if due is not None:
-                    self._fresh_until = self._deadline(max(0.0, due - self._clock()))
-            self._publish(latest)
-
-    def _stamp(self, status: Status) -> Status:
-        push = self.push_state()
-        return status if push is None or status.push == push else replace(status, push=push)
+    def _stretched(self) -> float:
+        """Seconds between checks while push watches a ready session."""
+        return max(self.interval, min(4 * self.interval, PUSH_STRETCH))
 
     def _next_due(self) -> float | None:
         """When the next check is due: later while push watches a ready session."""
@@ -240,39 +210,21 @@ class Poller:
     def busy(self) -> bool:
         return self._busy
 
-    def view(self, now: datetime | None = None) -> Status:
-        """What any view shows now: the last verdict while fresh, else the stale
-        ``unknown``; before the first verdict, ``unknown``."""
-        now = self._wall() if now is None else now
-        with self._lock:
-            latest, until = self.latest, self._until(now)
-        if latest is None or until is None:
-            return self._stamp(unknown(self.url))
-        return self._stamp(stale_view(latest, until, now) or latest)
-
-    def _until(self, now: datetime) -> datetime | None:
-        """The verdict's deadline on the wall clock, whichever clock says it comes first."""
-        if self._fresh_until is None:
-            return None
-        wall, mono = self._fresh_until
-        return min(wall, now + timedelta(seconds=mono - self._clock()))
-
-    def _deadline(self, next_due_s: float) -> tuple[datetime, float]:
-        """When a verdict given now goes stale, if the next check is due in ``next_due_s``."""
-        wall = self._wall()
-        until = fresh_until(wall, next_due_s, self.timeout)
-        return until, self._clock() + (until - wall).total_seconds()
-
     # ------------------------------------------------------------------ schedule
     def due(self) -> tuple[str | None, float]:
         """What is due now ("check", "tickle" or None) and, if nothing, how long until."""
         now = self._clock()
         has_session = self._gateway is not None and self._gateway.state in SESSION_STATES
         keep = self.keepalive > 0 and has_session and not self.keepalive_paused()
-        if keep and (self._next_tickle is None or now >= self._next_tickle):
+        due_at = self._next_due()
+        next_check = now if due_at is None else due_at
+        check = self._now_requested or self._resumed or now >= next_check
+        # Both due: the tickle first, unless one went since the last check (the check's
+        # turn: a tickle's reply is evidence and must not starve the verdicts).
+        tickle = keep and (self._next_tickle is None or now >= self._next_tickle)
+        if tickle and not (check and self._tickled):
             return "tickle", 0.0
-        next_check = self._next_due()
-        if self._now_requested or self._resumed or next_check is None or now >= next_check:
+        if check:
             return "check", 0.0
         waits = [next_check - now]
         if keep and self._next_tickle is not None:
@@ -310,8 +262,9 @@ class Poller:
     def _do(self, action: str) -> float:
         with self._lock:
             self._busy = True
-            self._now_requested = False  # this check answers every request made so far
-            self._resumed = False
+            if action == "check":  # a tickle is evidence: it answers no request for a check
+                self._now_requested = False  # this check answers every request made so far
+                self._resumed = False
         try:
             status = self._tickle() if action == "tickle" and self._tickle else self._check()
         except Deferred as held:
@@ -322,17 +275,77 @@ class Poller:
         hold = status.retry_after_s if status.state is State.RATE_LIMITED else None
         hold = hold if hold is not None and math.isfinite(hold) else 0.0
         hold = max(hold, maintenance.pace(status))
-        self._next_check = finished + max(self.interval, hold)
+        if action == "tickle" and self._gateway is not None:
+            hold = max(hold, maintenance.pace(self._gateway))
         self._paced_until = finished + hold
-        stretch = max(self.interval, min(4 * self.interval, PUSH_STRETCH))
-        self._stretch_to = finished + max(stretch, hold)
         if action == "tickle" or self._next_tickle is None:
             self._next_tickle = finished + self.keepalive
         if hold:
             self._next_tickle = max(self._next_tickle, finished + hold)
+        if action == "tickle":  # evidence, not a verdict; it replaces one check in a row
+            if hold and self._next_check is not None:
+                self._next_check = max(self._next_check, self._paced_until)
+            replaces, self._tickled = not self._tickled, True
+            self.evidence("tickle", status, replaces_check=replaces)
+            return self.due()[1]
+        self._tickled = False
+        self._next_check = finished + max(self.interval, hold)
+        self._stretch_to = finished + max(self._stretched(), hold)
         self._gateway = status
         self._publish_verdict(status, (self._next_due() or self._next_check) - finished)
         return self.due()[1]
+
+    def evidence(self, source: str, said: Status | None, *, replaces_check: bool = False) -> str:
+        """Evidence about the session from a reply other than ``auth/status``; safe from
+        any thread. ``source`` names where it came from (``"tickle"``, ``"websocket"``):
+        each source asks for a check at most once per :data:`EVIDENCE_EVERY` s. ``said``
+        is the reply classified as a status (its ``state``, ``checked_at`` and
+        ``sso_expires_s`` are read), or None when the reply cannot be read at all.
+
+        Returns ``"agrees"`` (the verdict republished with the new ``checked_at`` and
+        ``sso_expires_s``; ``replaces_check``: the next check moves an interval on),
+        ``"check"`` (a check is asked for, once pacing allows), ``"capped"`` (this
+        source asked too recently) or ``"ignored"`` (no verdict yet). Never a new state."""
+        now = self._clock()
+        with self._publishing:
+            with self._lock:
+                verdict, latest = self._gateway, self.latest
+                if verdict is None or latest is None:
+                    return "ignored"
+                if said is not None and said.state is verdict.state and said.state in AGREEABLE:
+                    sso = said.sso_expires_s
+                    sso = latest.sso_expires_s if sso is None else sso
+                    at = said.checked_at or latest.checked_at
+                    self._gateway = replace(verdict, checked_at=at, sso_expires_s=sso)
+                    self.latest = refreshed = replace(latest, checked_at=at, sso_expires_s=sso)
+                    if replaces_check:
+                        self._next_check = max(now + self.interval, self._paced_until)
+                        self._stretch_to = max(now + self._stretched(), self._paced_until)
+                    next_due = (self._next_due() or now) - now
+                    self._fresh_until = self._deadline(max(0.0, next_due))
+                    self._stale_shown = False
+                    done = "agrees"
+                else:
+                    last = self._asked.get(source)
+                    if last is not None and now - last < EVIDENCE_EVERY:
+                        done = "capped"
+                    else:
+                        self._asked[source] = now
+                        self._next_check = min(
+                            self._next_check if self._next_check is not None else now,
+                            max(now, self._paced_until),
+                        )
+                        self._stretch_to = None  # this check is not put off by push
+                        done = "check"
+            if done == "agrees":
+                self._publish(refreshed)
+        what = said.state.value if said is not None else "an unreadable reply"
+        log.debug(
+            "evidence from %s (%s) vs verdict %s: %s", source, what, verdict.state.value, done
+        )
+        if done == "check":
+            self._wake.set()
+        return done
 
     def _held(self, wait: float) -> float:
         """The client held the request back (nothing was sent): try again after the hold;
@@ -378,62 +391,6 @@ class Poller:
         except Exception:
             at = None
         return Status(State.ERROR, label, self.error_detail, checked_at=at, url=url)
-
-    # ------------------------------------------------------------------ publishing
-    def _publish_verdict(self, status: Status, next_due_s: float) -> None:
-        """A check finished: it is the verdict, fresh until the next one is overdue."""
-        deadline = self._deadline(next_due_s)
-        with self._publishing:  # the watchdog cannot slip a stale view in after this
-            with self._lock:
-                self.latest = status
-                self._fresh_until = deadline
-                self._stale_shown = False
-            published = self._publish(status)
-        if not published and status.state is not State.ERROR:
-            self._publish_verdict(self._error(), next_due_s)
-
-    def _publish(self, status: Status) -> bool:
-        """Hand a status to the receiver; False (logged) when the receiver raised."""
-        with self._publishing:
-            if self._stopped.is_set():
-                return True
-            try:
-                self._on_status(self._stamp(status))
-            except Exception:
-                log.exception("publishing %s failed", status.state.value)
-                return False
-        return True
-
-    # ------------------------------------------------------------------ watchdog
-    def check_freshness(self) -> float:
-        """Publish the stale ``unknown`` once when the verdict's deadline has passed;
-        return seconds until the next look."""
-        now = self._wall()
-        with self._lock:
-            latest, until, shown = self.latest, self._until(now), self._stale_shown
-        if latest is None or until is None:
-            return self.look_every
-        stale = stale_view(latest, until, now)
-        if stale is None:
-            return min(self.look_every, max(0.0, (until - now).total_seconds()) + 0.01)
-        if not shown:
-            with self._publishing:  # a newer verdict published meanwhile wins
-                with self._lock:
-                    current = self.latest is latest and not self._stale_shown
-                    self._stale_shown = self._stale_shown or current
-                if current:
-                    log.warning("verdict stale: %s", stale.detail)
-                    self._publish(stale)
-        return self.look_every
-
-    def _watchdog(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                wait = self.check_freshness()
-            except Exception:
-                log.exception("internal error in the freshness watchdog")
-                wait = self.look_every
-            self._stopped.wait(wait)
 
     def _run(self) -> None:
         while not self._stopped.is_set():

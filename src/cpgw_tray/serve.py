@@ -275,6 +275,11 @@ class HealthServer:
         host = "::1" if host == "::" else host
         return f"http://{Addr(host, self.addr.port)}"
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The worker thread (a watcher checks that it still runs)."""
+        return self._httpd.thread
+
     def start(self) -> None:
         if self.exposed:
             log.warning(

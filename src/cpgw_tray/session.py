@@ -64,7 +64,14 @@ class SessionCare:
         return self._care(self.client.auth_status())
 
     def tickle(self) -> Status:
-        return self._care(self.client.tickle())
+        """The keep-alive. Its reply is evidence, not a verdict (the poller's one-verdict
+        rule): it only notes the time left on the login; the session's care (forgetting
+        the facts, a reauthentication, the account) waits for what auth/status says."""
+        status = self.client.tickle()
+        now = self._clock()
+        if status.sso_expires_s is not None:
+            self._sso = (status.sso_expires_s, now)
+        return self.enrich(status, now)
 
     def _care(self, status: Status) -> Status:
         now = self._clock()

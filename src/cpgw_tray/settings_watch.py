@@ -1,17 +1,24 @@
-"""Noticing a saved settings file: a thread that looks every ~3 s (waiting on an Event,
-so it stops at once) and, when the file's modification time, size or content changed,
-resolves the settings again and hands them on — or hands on the one-line error, so a
-bad edit is reported once and the last good settings stay.
+"""Noticing a saved settings file: a thread that looks when the file's folder changes
+(inotify on Linux, through ``inotify_simple``: it sleeps until then) or every ~3 s
+elsewhere, or while inotify is unavailable (waiting on an Event, so it stops at once),
+and, when the file's modification time, size or content changed, resolves the settings
+again and hands them on — or hands on the one-line error, so a bad edit is reported once
+and the last good settings stay. The folder is watched, not the file: editors that save
+by replacing the file would leave a watch on the old one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
+import select
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError
 
@@ -59,6 +66,9 @@ class SettingsWatcher:
         self._seen = fingerprint(path)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wake: int | None = None  # the write end of a pipe that ends a folder wait
+        self._lock = threading.Lock()  # the pipe is never written once closed
+        self._polling_said = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="settings", daemon=True)
@@ -66,6 +76,9 @@ class SettingsWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._lock, contextlib.suppress(OSError):
+            if self._wake is not None:
+                os.write(self._wake, b"x")  # out of a wait on the folder
 
     def check(self) -> bool:
         """Look once; True if a new version of the file was loaded (or refused)."""
@@ -86,12 +99,73 @@ class SettingsWatcher:
         return True
 
     def _run(self) -> None:
-        while not self._stop.wait(self.period):
+        while not self._stop.is_set():
+            folder = self._folder_events()
+            if folder is not None:
+                with folder:
+                    self._wait_on(folder)  # until stopped, or the watch is gone
+            if self._stop.wait(self.period):
+                return
+            self._guarded_check()
+
+    def _folder_events(self) -> Any:
+        """An inotify watch on the file's folder, or None where there is none (not
+        Linux, no folder yet, out of watches): the caller polls then."""
+        if sys.platform != "linux":
+            return None
+        else:
             try:
-                self.check()
-            except Exception as exc:  # a bug here must not end the watching silently
-                log.exception("watching the settings file failed")
-                try:
-                    self.on_error(f"watching the settings file failed: {exc}")
-                except Exception:
-                    log.exception("reporting a settings error failed")
+                from inotify_simple import INotify, flags
+
+                folder = INotify()
+            except (ImportError, OSError) as exc:
+                self._polling(f"no inotify: {exc}")
+                return None
+            try:
+                mask = flags.CLOSE_WRITE | flags.MOVED_TO | flags.MOVED_FROM | flags.CREATE
+                folder.add_watch(self.path.parent, mask | flags.DELETE | flags.ATTRIB)
+            except OSError as exc:
+                folder.close()
+                self._polling(str(exc))
+                return None
+            return folder
+
+    def _polling(self, why: str) -> None:
+        if not self._polling_said:
+            self._polling_said = True
+            log.info("settings file: looked at every %g s (%s)", self.period, why)
+
+    def _wait_on(self, folder: Any) -> None:
+        """Look after each change in the folder that names the file, until stopped or
+        the watch ends (the folder removed)."""
+        from inotify_simple import flags
+
+        read, wake = os.pipe()
+        with self._lock:
+            self._wake = wake
+        try:
+            self._guarded_check()  # a save between the start and the watch
+            while not self._stop.is_set():
+                select.select([folder, read], [], [])
+                if self._stop.is_set():
+                    return
+                events = folder.read(timeout=0)
+                if any(e.mask & flags.IGNORED for e in events):  # the watch is gone
+                    return
+                if any(e.name == self.path.name for e in events):
+                    self._guarded_check()
+        finally:
+            with self._lock:
+                self._wake = None
+                os.close(wake)
+            os.close(read)
+
+    def _guarded_check(self) -> None:
+        try:
+            self.check()
+        except Exception as exc:  # a bug here must not end the watching silently
+            log.exception("watching the settings file failed")
+            try:
+                self.on_error(f"watching the settings file failed: {exc}")
+            except Exception:
+                log.exception("reporting a settings error failed")

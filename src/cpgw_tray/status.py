@@ -281,8 +281,10 @@ def classify_failure(
     failure: Failure, reason: str, meta: Meta, http_status: int | None = None
 ) -> Status:
     """Classify a request that got no usable HTTP reply (``http_status``: the status
-    line of a reply that came but could not be used)."""
+    line of a reply that came but could not be used). ``reason`` may quote the reply's
+    own bytes (a status line, a TLS alert): it is cleaned like any gateway text."""
     port = port_of(meta.url)
+    reason = excerpt(reason, 200)
     if failure is Failure.REFUSED:
         return _make(State.GATEWAY_DOWN, _detail(State.GATEWAY_DOWN, meta.url), meta)
     if failure is Failure.TIMEOUT:

@@ -4,7 +4,9 @@ A gateway reply is untrusted text: it may nest ``[`` a hundred thousand deep (wh
 ``json.loads`` recurse until ``RecursionError``), carry ``NaN``/``Infinity`` (not JSON,
 but Python accepts them), numbers that overflow to infinity, or integers so long that
 converting them costs seconds. :func:`loads` refuses all of these with a
-:class:`BadJSON` whose message is plain words. Pure: no I/O, no state.
+:class:`BadJSON` whose message is plain words. What it returns has every string (keys
+too) already cleaned by :func:`~cpgw_tray.wording.clean_tree`: this is where the
+gateway's text is read, so it is made safe here, once. Pure: no I/O, no state.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import math
 import re
 from itertools import accumulate
 from typing import Any
+
+from .wording import clean_tree
 
 MAX_DEPTH = 64  # the gateway's replies nest 3 or 4 deep
 MAX_DIGITS = 40  # the gateway's numbers are ids, milliseconds and counts
@@ -61,11 +65,13 @@ def _int(text: str) -> int:
 
 def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
     """``json.loads`` for untrusted text: :class:`BadJSON` for anything not plain JSON,
-    nested deeper than ``max_depth``, or with non-finite or huge numbers."""
+    nested deeper than ``max_depth``, or with non-finite or huge numbers; its strings
+    cleaned (the text boundary)."""
     if depth(text) > max_depth:
         raise BadJSON(f"nested deeper than {max_depth} levels")
     try:
-        return json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+        decoded = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+        return clean_tree(decoded)
     except BadJSON:
         raise
     except ValueError as exc:

@@ -2,14 +2,16 @@
 
 - **One deadline per request.** Connect, TLS handshake, headers and body share one
   wall-clock budget. A socket timeout bounds a single read, not a reply that trickles
-  a byte a second, so a watchdog thread shuts the request's socket down when its
-  deadline passes (the connection classes record which connection a request uses; the
-  pool forgets that when the connection goes back, so a late watchdog never touches a
-  connection another request has taken). The handshake runs on a socket whose timeout
-  is what is left (CPython bounds a whole handshake by it).
+  a byte a second, so the connection's sockets (plain and TLS, our own subclasses) set
+  their timeout to what is left of the request's deadline before every read and write:
+  a trickle ends at the deadline, and no watchdog thread wakes for requests that end in
+  time (an idle client wakes nothing between its requests). The handshake runs on a
+  socket whose timeout is what is left (CPython bounds a whole handshake by it).
 - **Bodies streamed and capped** on their decoded size: gzip/deflate are inflated here,
   never more than the cap plus one byte, so neither an endless body nor a compression
   bomb grows memory.
+- **Interim replies skipped**: a ``1xx`` before the real reply (``103 Early Hints``) is
+  read past, never taken for the reply.
 - **One ``ssl.SSLContext`` per client**, built once and handed to urllib3 through the
   adapter: a reconnect costs a handshake, not a reload of the CA store.
 """
@@ -17,10 +19,7 @@
 from __future__ import annotations
 
 import contextlib
-import heapq
 import http.client
-import itertools
-import math
 import os
 import socket
 import ssl
@@ -47,112 +46,36 @@ class BadReply(Exception):
     """A reply came but cannot be used (too large, unknown or broken encoding)."""
 
 
-# ------------------------------------------------------------------ deadline watchdog
+# ------------------------------------------------------------------ deadlines
 
-_TAGS = threading.Lock()  # guards which deadline owns which connection
 _local = threading.local()
 
 
 class Deadline:
-    """One request's wall-clock deadline and the connections it has used."""
+    """One request's wall-clock deadline, seen by the sockets of the thread it is
+    active on."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.at = time.monotonic() + seconds
-        self.expired = False
-        self._done = False
-        self._conns: list[HTTPConnection] = []
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self.at
 
     def left(self) -> float:
         """Seconds left, never below a millisecond (a socket timeout of 0 means
         non-blocking, not "expired")."""
         return max(self.at - time.monotonic(), 0.001)
 
-    def claim(self, conn: HTTPConnection) -> None:
-        """``conn`` now carries this request: shut it down if the deadline passes."""
-        with _TAGS:
-            conn._cpgw_deadline = self  # type: ignore[attr-defined]
-            self._conns.append(conn)
-            if self.expired:
-                _shut(conn)
-
-    def expire(self) -> None:
-        """The deadline passed: shut down every connection this request still holds."""
-        with _TAGS:
-            if self._done:
-                return
-            self.expired = True
-            for conn in self._conns:
-                if getattr(conn, "_cpgw_deadline", None) is self:
-                    _shut(conn)
-
     @contextlib.contextmanager
     def active(self) -> Iterator[Deadline]:
-        """Arm the deadline for requests made on this thread inside the block."""
+        """Bound the socket operations of requests made on this thread in the block."""
         _local.deadline = self
-        _WATCHDOG.watch(self)
         try:
             yield self
         finally:
             _local.deadline = None
-            with _TAGS:
-                self._done = True
-                self._conns.clear()
-            _WATCHDOG.forget(self)
-
-
-def _shut(conn: HTTPConnection) -> None:
-    """Wake a read blocked on ``conn``'s socket, from any thread. The plain socket's
-    shutdown, not SSLSocket's (which also drops the TLS object under the reader)."""
-    sock = getattr(conn, "sock", None)
-    if isinstance(sock, socket.socket):  # not urllib3's TLS-in-TLS wrapper (proxies)
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-class _Watchdog:
-    """One daemon thread that expires deadlines when they pass."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Deadline]] = []
-        self._seq = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._wake_at = math.inf  # when the thread next looks by itself (inf: not at all)
-
-    def watch(self, deadline: Deadline) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (deadline.at, next(self._seq), deadline))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="request-deadlines", daemon=True
-                )
-                self._thread.start()
-            if deadline.at < self._wake_at:  # due before the thread would look: wake it
-                self._cond.notify()
-
-    def forget(self, deadline: Deadline) -> None:
-        """A request that finished: its deadline is dropped, not kept until it passes
-        (checks in a row would pile up). The thread is not woken for it."""
-        with self._cond:
-            self._heap = [item for item in self._heap if item[2] is not deadline]
-            heapq.heapify(self._heap)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._heap or self._heap[0][0] > time.monotonic():
-                    # A deadline dropped since does not wake the thread: it looks at the
-                    # old time and finds nothing due; with none left it sleeps until told.
-                    self._wake_at = self._heap[0][0] if self._heap else math.inf
-                    wait = self._wake_at - time.monotonic() if self._heap else None
-                    self._cond.wait(timeout=None if wait is None else max(wait, 0.0))
-                self._wake_at = -math.inf  # awake: it looks again before sleeping
-                _at, _seq, deadline = heapq.heappop(self._heap)
-            deadline.expire()
-
-
-_WATCHDOG = _Watchdog()
 
 
 def _current() -> Deadline | None:
@@ -160,64 +83,98 @@ def _current() -> Deadline | None:
     return deadline
 
 
-def _bound_connect(conn: HTTPConnection) -> Deadline | None:
+def _bound(sock: socket.socket) -> None:
+    """Before a blocking operation: wait at most what is left of the deadline."""
     deadline = _current()
     if deadline is not None:
-        conn.timeout = deadline.left()  # connect within what is left
-    return deadline
+        sock.settimeout(deadline.left())
 
 
-def _claim_socket(conn: HTTPConnection, sock: socket.socket, deadline: Deadline | None) -> None:
-    if deadline is not None:
-        sock.settimeout(deadline.left())  # the TLS handshake, as a whole, too
-        deadline.claim(conn)
+class _Socket(socket.socket):
+    """A plain socket whose reads and writes end at the request's deadline."""
+
+    def recv(self, *args: Any) -> bytes:
+        _bound(self)
+        return super().recv(*args)
+
+    def recv_into(self, *args: Any) -> int:
+        _bound(self)
+        return super().recv_into(*args)
+
+    def send(self, *args: Any) -> int:
+        _bound(self)
+        return super().send(*args)
+
+    def sendall(self, *args: Any) -> None:
+        _bound(self)
+        super().sendall(*args)
 
 
-def _claim_request(conn: HTTPConnection) -> None:
-    deadline = _current()
-    if deadline is not None:
-        deadline.claim(conn)
+class _SSLSocket(ssl.SSLSocket):
+    """A TLS socket whose reads and writes end at the request's deadline (its
+    ``recv``/``recv_into`` read, its ``sendall`` sends, through these)."""
+
+    def read(self, *args: Any) -> Any:
+        _bound(self)
+        return super().read(*args)
+
+    def write(self, *args: Any) -> int:
+        _bound(self)
+        return super().write(*args)
+
+    def send(self, *args: Any) -> int:
+        _bound(self)
+        return super().send(*args)
+
+    def sendall(self, *args: Any) -> None:
+        _bound(self)
+        super().sendall(*args)
+
+
+MAX_INTERIM = 20  # interim 1xx replies skipped before one reply, at most
+
+
+class _FinalResponse(http.client.HTTPResponse):
+    """Skips interim replies (``103 Early Hints``, ``102 Processing``) as http.client
+    skips ``100 Continue``: they come before the real reply and say nothing of it.
+    ``101 Switching Protocols`` is final and stays (an error for the client)."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        for _ in range(MAX_INTERIM):
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 101 < status < 200:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim reply's headers
+        raise http.client.HTTPException(f"more than {MAX_INTERIM} interim replies")
 
 
 class _Conn(HTTPConnection):
-    """A connection whose connect, socket and requests belong to the current deadline."""
+    """A connection that connects within what is left of the current deadline, on a
+    socket bounded by it; its replies skip interim ones."""
+
+    response_class = _FinalResponse
 
     def _new_conn(self) -> socket.socket:
-        deadline = _bound_connect(self)
-        sock = super()._new_conn()
-        _claim_socket(self, sock, deadline)
+        deadline = _current()
+        if deadline is not None:
+            self.timeout = deadline.left()  # connect within what is left
+        plain = super()._new_conn()
+        timeout = deadline.left() if deadline is not None else plain.gettimeout()
+        sock = _Socket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+        sock.settimeout(timeout)  # the TLS handshake, as a whole, too
         return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _claim_request(self)
-        super().request(*args, **kwargs)
 
 
 class _SConn(_Conn, HTTPSConnection):
     """The same over TLS (the handshake runs inside ``connect``, after ``_new_conn``)."""
 
 
-def _release(conn: Any) -> None:
-    """A connection goes back to the pool: no deadline owns it any more."""
-    if conn is not None:
-        with _TAGS:
-            conn._cpgw_deadline = None
-
-
 class _Pool(HTTPConnectionPool):
     ConnectionCls = _Conn
-
-    def _put_conn(self, conn: Any) -> None:
-        _release(conn)
-        super()._put_conn(conn)
 
 
 class _SPool(HTTPSConnectionPool):
     ConnectionCls = _SConn
-
-    def _put_conn(self, conn: Any) -> None:
-        _release(conn)
-        super()._put_conn(conn)
 
 
 POOLS = {"http": _Pool, "https": _SPool}
@@ -234,8 +191,11 @@ def build_context(verify: bool | str, trust_env: bool) -> ssl.SSLContext:
     from urllib3.util.ssl_ import create_urllib3_context
 
     if verify is False:
-        return create_urllib3_context(cert_reqs=ssl.CERT_NONE)
+        context = create_urllib3_context(cert_reqs=ssl.CERT_NONE)
+        context.sslsocket_class = _SSLSocket
+        return context
     context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    context.sslsocket_class = _SSLSocket
     where = verify if isinstance(verify, str) else None
     if where is None and trust_env:
         where = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
@@ -316,8 +276,8 @@ class _Inflater:
 
 def read_capped(response: requests.Response, cap: int, deadline: Deadline) -> bytes:
     """The body, streamed, decoded and at most ``cap`` bytes, or :class:`BadReply`
-    ("reply too large"). Raises the transport's own errors on a broken read; a read cut
-    by the deadline shows as ``deadline.expired``."""
+    ("reply too large"). Raises the transport's own errors on a broken read (a read cut
+    by the deadline: a timeout)."""
     encoding = response.headers.get("Content-Encoding", "").strip().lower()
     inflater: _Inflater | None = None
     if encoding in ("gzip", "x-gzip", "deflate"):
@@ -331,8 +291,6 @@ def read_capped(response: requests.Response, cap: int, deadline: Deadline) -> by
     raw, received = response.raw, 0
     while True:
         chunk = raw.read(READ_CHUNK, decode_content=False)
-        if deadline.expired:  # the watchdog's shutdown can look like a clean end
-            raise TimeoutError("deadline passed")
         if not chunk:
             if length.isdigit() and received < int(length):  # urllib3 1.26 lets this pass
                 raise http.client.IncompleteRead(b"", int(length) - received)

@@ -2,7 +2,7 @@
 
 :class:`TrayApp` holds the product's behaviour and talks to a small
 :class:`~cpgw_tray.backends.Backend` interface (the pystray one is in :mod:`backends`;
-tests use a fake). The poller hands each result to
+tests use :mod:`backends.dummy`). The poller hands each result to
 :meth:`TrayApp.on_status` on its own thread; that only *posts* :meth:`TrayApp.apply` to
 the tray's thread, which changes the icon when the state changes, the tooltip after
 each check and the menu when what it shows changed. Inside an IBKR restart window an
@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -57,7 +58,7 @@ class GatewayItems(Protocol):
     """The menu's gateway items (see :mod:`cpgw_tray.gatewayctl`), as the app uses them."""
 
     def entries(self) -> list[Entry]: ...
-    def rescan(self) -> None: ...
+    def rescan_soon(self) -> None: ...
     def shutdown(self) -> None: ...
 
 
@@ -69,6 +70,8 @@ class SettingsPart(Protocol):
 
 
 # ------------------------------------------------------------------------ the app
+
+UTC_NOW = partial(datetime.now, timezone.utc)  # the default clock, as every other one
 
 
 class TrayApp:
@@ -83,7 +86,7 @@ class TrayApp:
         on_quit: Callable[[], None] | None = None,
         open_url: Callable[[str], bool] = opener.open_url,
         open_path: Callable[[Path], bool] = opener.open_path,
-        now: Callable[[], datetime] = datetime.now,
+        now: Callable[[], datetime] = UTC_NOW,
         poller: Poller | None = None,
         history: History | None = None,
         log_path: Path | None = None,
@@ -104,7 +107,7 @@ class TrayApp:
         self.ibkr = IbkrClock.from_config(config)
         self.care = SessionCare(client, auto_reauth=config.auto_reauth, ibkr=self.ibkr)
         self.person_items = PersonItems(self)  # the person policy's notifications and rows
-        self.person = self.person_items.care(self.care, config, pause_file, self._wall)
+        self.person = self.person_items.care(self.care, config, pause_file, self._now)
         self.poller = poller or Poller(
             self.person.check,
             self.on_status,
@@ -153,13 +156,13 @@ class TrayApp:
     # ---------------------------------------------------------------- threads
     def on_status(self, status: Status) -> None:
         """Poller thread: hand the snapshot to the tray's thread. When the state changes,
-        look again for the gateway process here, off the tray's thread."""
+        look again for the gateway process, on a worker (not delaying the icon)."""
         if self.history is not None:
             self.history.record(status)
-        if self.gateway is not None and status.state is not self.status.state:
-            self.gateway.rescan()
         if self.backend is not None and not self.quitting.is_set():
             self.backend.post(lambda: self.apply(status))
+        if self.gateway is not None and status.state is not self.status.state:
+            self.gateway.rescan_soon()
         for listener in self.listeners:
             listener(status)
 
@@ -211,28 +214,30 @@ class TrayApp:
             self._shown_menu = menu
         else:  # the same rows: their countdowns may have moved
             backend.refresh_live()
-        was_quiet = self._was_quiet
-        if self._should_notify(status) and not said:
+        was_quiet, before = self._was_quiet, self._known
+        if self._note(status) and self._should_notify(before, status.state) and not said:
             after = "Not back after IBKR's restart: " if was_quiet else ""
             backend.notify(f"{after}{status.label}. {status.detail}", "IBKR gateway")
 
-    def _should_notify(self, status: Status) -> bool:
-        """Changes into and out of ``ready`` between known states: not the first verdict
-        after start, and not a verdict gone stale (grey for a moment after a resume),
-        while a drop seen after a stale spell still counts. Quiet inside an IBKR restart
-        window and for 5 minutes after it: the change is judged against the state before
-        the window, so one notification follows only when the session has not come back."""
+    def _note(self, status: Status) -> bool:
+        """Remember whether this check fell in a restart window's quiet (inside it or 5
+        minutes after), and its state if it counts (known, not quiet): a change in the
+        quiet is judged later against the state before, so one notification follows
+        only when the session has not come back. Returns whether it counts."""
         if status.state is State.UNKNOWN:
             return False
-        self._was_quiet = quiet = self.ibkr.quiet(status)
-        if quiet:
+        self._was_quiet = self.ibkr.quiet(status)
+        if self._was_quiet:
             return False
-        known, self._known = self._known, status.state
+        self._known = status.state
+        return True
+
+    def _should_notify(self, before: State | None, state: State) -> bool:
+        """Changes into and out of ``ready`` between counted states (see :meth:`_note`):
+        not the first verdict after start, nor a stale one (grey after a resume)."""
         if not self.notifications or self.backend is None or not self.backend.has_notification:
             return False
-        if known is None or known is status.state:
-            return False
-        return State.READY in (known, status.state)
+        return before is not None and before is not state and State.READY in (before, state)
 
     def _expected_window(self, status: Status) -> Window | None:
         """The restart window that explains this state (shown with its own look)."""
@@ -312,8 +317,8 @@ class TrayApp:
             facts.append(self._live(self._next_check, every=1.0))
         if self.ibkr.enabled:  # the restart now or next, and the weekly full login
             told = self._expected_window(status) is not None  # the head says the window
-            facts.append(self._live(lambda: rows.restart_row(self.ibkr, self._wall(), told), 15.0))
-            facts.append(self._live(lambda: rows.token_row(self.ibkr, self._wall()), 15.0))
+            facts.append(self._live(lambda: rows.restart_row(self.ibkr, self._now(), told), 15.0))
+            facts.append(self._live(lambda: rows.token_row(self.ibkr, self._now()), 15.0))
         facts.append(Entry(self.ibkr.choice.text, enabled=False))
         facts.append(last)
         return facts
@@ -322,16 +327,11 @@ class TrayApp:
     def _live(text: Callable[[], str], every: float) -> Entry:
         return Entry(text(), enabled=False, live=text, every=every)
 
-    def _wall(self) -> datetime:
-        """Now, with a time zone (the injected clock may give a naive local time)."""
-        now = self._now()
-        return now if now.tzinfo is not None else now.astimezone()
-
     def _login_left(self) -> str:
-        return rows.login_left(self.status, self._wall())
+        return rows.login_left(self.status, self._now())
 
     def _next_check(self) -> str:
-        return rows.next_check(self.status, self._wall())
+        return rows.next_check(self.status, self._now())
 
     def check_now(self) -> None:
         """Menu: check at once (coalesced with a check already running)."""

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from cpgw_tray import identity
+from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.constants import MAIN_CLASS
 from cpgw_tray.gatewayctl import GatewayControl
@@ -24,7 +25,7 @@ from cpgw_tray.tray import TrayApp
 
 from ..conftest import free_port, run_cli, wait_for
 from ..gwprocs import gw_dir_fixture, port_of, start_outside  # noqa: F401  (fixture)
-from ..test_tray import FakeBackend, IdlePoller
+from ..test_tray import IdlePoller
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
 
@@ -102,7 +103,7 @@ def test_the_trays_items_act_only_on_the_watched_ports_gateway(
         for watched, expected in [(free_port(), None), (port_of(folder), other.pid)]:
             config = load({"url": f"https://127.0.0.1:{watched}"}, env={})
             app = TrayApp(config, None, poller=IdlePoller())  # type: ignore[arg-type]
-            app.backend = FakeBackend()
+            app.backend = DummyBackend()
             control = GatewayControl(app)
             assert control.launcher is None  # no folder configured nor found
             control.rescan()

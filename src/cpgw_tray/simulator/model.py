@@ -34,7 +34,13 @@ SCENARIOS: dict[str, str] = {
     "unavailable": "HTTP 503, IBKR not ready",
     "not_json": "a reply that is not the gateway's (HTML)",
     "hang": "requests kept open, as when IBKR is unreachable",
+    # IBKR's 2025-2026 reply shapes (gateway-facts): the tickle disagrees or says nothing
+    "half_open": "auth/status: not authenticated; tickle: 200 'no session' (Nov 2025 builds)",
+    "tickle_bare": "ready, but the tickle has no iserver.authStatus",
+    "tickle_nan": "ready, but the tickle's ssoExpires is NaN (not JSON)",
 }
+# Scenarios whose session is that of another scenario; only the tickle's reply differs.
+SHAPES = {"half_open": "not_authenticated", "tickle_bare": "ready", "tickle_nan": "ready"}
 ALIASES = {"not_responding": "hang", "error": "server_error"}
 FAULTS = {
     "no_bridge",
@@ -47,6 +53,7 @@ FAULTS = {
 }
 LIMITED = ("iserver/auth/status", "tickle")  # 1 request/s each
 MAC = "F4:03:43:CD:BD:C0"
+HALF_OPEN_FAIL = "Repeatedly reauthenticating failed"
 
 
 @dataclass
@@ -131,6 +138,7 @@ class SimulatedGateway:
                 self.released.clear()
             if name in FAULTS:
                 return  # a fault hides the session; it does not change it
+            name = SHAPES.get(name, name)
             s.logged_in = name != "logged_out"
             s.authenticated = name in ("ready", "disconnected")
             s.connected = name in ("ready", "competing", "not_authenticated")
@@ -300,8 +308,8 @@ class SimulatedGateway:
                 return 400, {"error": "Bad Request: no bridge", "statusCode": 400}, {}
             return 200, self._auth_status(), {}
         if endpoint == "tickle" and method == "POST":
-            if not s.logged_in:
-                return 401, {"error": "no session"}, {}
+            if not s.logged_in or s.scenario == "half_open":
+                return (401 if not s.logged_in else 200), {"error": "no session"}, {}
             return 200, self._tickle(), {}
         if endpoint == "iserver/auth/ssodh/init" and method == "POST":
             if not s.logged_in:
@@ -310,6 +318,8 @@ class SimulatedGateway:
                 return 500, {"error": "publish must be true", "statusCode": 500}, {}
             if s.competing and body.get("compete") is not True:
                 return 200, {"passed": False, **self._flags()}, {}
+            if s.scenario == "half_open":  # seen after the Nov 2025 builds' half-open login
+                return 200, {"passed": False, **self._flags(), "fail": HALF_OPEN_FAIL}, {}
             self._start_brokerage()
             return 200, {"passed": True, **self._flags(), "hardware_info": f"1c4558e8|{MAC}"}, {}
         if endpoint == "iserver/reauthenticate" and method == "POST":
@@ -384,14 +394,17 @@ class SimulatedGateway:
         s = self.session
         now = self.clock()
         left = s.max_session - (now - s.login_at) if s.login_at is not None else s.max_session
-        return {
+        reply: dict[str, Any] = {
             "session": "9fe1c272dc44e023a3aefe52b71d42bd",
             "ssoExpires": int(max(0.0, left) * 1000),
             "collission": False,
             "userId": 132329622,
             "hmds": {"error": "no bridge"},
-            "iserver": {"authStatus": self._auth_status()},
+            "iserver": {} if s.scenario == "tickle_bare" else {"authStatus": self._auth_status()},
         }
+        if s.scenario == "tickle_nan":
+            reply["ssoExpires"] = float("nan")  # the server writes it as NaN: not JSON
+        return reply
 
     def _validate(self, now: float) -> dict[str, Any]:
         s = self.session

@@ -1,0 +1,88 @@
+"""The settings watcher's thread: woken by the file's folder (inotify) on Linux, so a
+save applies at once with no periodic look; a poll where inotify is missing."""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cpgw_tray.config import Config, load
+from cpgw_tray.settings_watch import SettingsWatcher
+
+from .test_settings import save
+
+LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+
+
+def watching(path: Path, period: float) -> tuple[SettingsWatcher, queue.SimpleQueue[Any]]:
+    seen: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    loader: Callable[[], Config] = lambda: load({}, config_path=str(path), env={})  # noqa: E731
+    watcher = SettingsWatcher(path, loader, seen.put, seen.put, period=period, settle=0)
+    watcher.start()
+    return watcher, seen
+
+
+@LINUX
+def test_a_save_wakes_the_watcher_without_a_periodic_look(tmp_path: Path) -> None:
+    path = save(tmp_path / "c.toml", "interval = 30\n")
+    watcher, seen = watching(path, period=3600)  # a poll would not come in this test
+    try:
+        save(path, "interval = 20\n")
+        assert seen.get(timeout=10).interval == 20
+    finally:
+        watcher.stop()
+
+
+@LINUX
+def test_a_file_replaced_by_an_editor_is_seen(tmp_path: Path) -> None:
+    path = save(tmp_path / "c.toml", "interval = 30\n")
+    watcher, seen = watching(path, period=3600)
+    try:
+        for interval in (20, 10):  # twice: the watch outlives the file it first saw
+            new = save(tmp_path / ".c.toml.swp", f"interval = {interval}\n")
+            os.replace(new, path)
+            assert seen.get(timeout=10).interval == interval
+    finally:
+        watcher.stop()
+
+
+@LINUX
+def test_stop_ends_a_wait_on_the_folder_at_once(tmp_path: Path) -> None:
+    path = save(tmp_path / "c.toml", "interval = 30\n")
+    watcher, _seen = watching(path, period=3600)
+    assert watcher._thread is not None
+    watcher.stop()
+    watcher._thread.join(timeout=10)
+    assert not watcher._thread.is_alive()
+
+
+def test_without_inotify_the_file_is_polled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SettingsWatcher, "_folder_events", lambda self: None)
+    path = save(tmp_path / "c.toml", "interval = 30\n")
+    watcher, seen = watching(path, period=0.05)
+    try:
+        save(path, "interval = 20\n")
+        assert seen.get(timeout=10).interval == 20
+    finally:
+        watcher.stop()
+
+
+@LINUX
+def test_a_folder_made_later_is_watched_then(tmp_path: Path) -> None:
+    path = tmp_path / "later" / "c.toml"
+    watcher, seen = watching(path, period=0.05)  # no folder: polled until it exists
+    try:
+        save(path, "interval = 20\n")
+        assert seen.get(timeout=10).interval == 20
+        save(path, "interval = 10\n")
+        assert seen.get(timeout=10).interval == 10
+    finally:
+        watcher.stop()

@@ -13,7 +13,7 @@ import pytest
 from cpgw_tray.bulletins import Bulletins
 from cpgw_tray.config import ConfigError, load
 from cpgw_tray.poller import EVIDENCE_EVERY, Poller
-from cpgw_tray.push import MAX_PAUSE, Push, Sts, clean, parse, ws_url
+from cpgw_tray.push import MAX_PAUSE, Push, Sts, parse, ws_url
 from cpgw_tray.push_link import Bulletin, PushLink, disagrees
 from cpgw_tray.status import State, Status
 
@@ -56,11 +56,16 @@ def test_sts_facts_must_be_real_booleans() -> None:
     )
 
 
-def test_bulletin_text_is_cleaned() -> None:
-    text = clean("Halt\x1b[31m in\u202e XYZ\x00\n\ud800" + "x" * 900)
-    assert "\x1b" not in text and "\x00" not in text and "\u202e" not in text
-    assert "\ud800" not in text and "\n" not in text
-    assert len(text) <= 500 and text.startswith("Halt [31m in XYZ")
+def test_bulletin_text_is_cleaned_by_the_text_boundary() -> None:
+    raw = "Halt\u001b[31m in\u202e XYZ\u0000\n\ud800" + "x" * 900
+    message = json.dumps({"topic": "blt", "args": [{"id": 5, "message": raw}]})
+    parsed = parse(message)
+    assert parsed is not None
+    _, [(ident, text)] = parsed
+    assert ident == "5"
+    assert "\x1b" not in text and "[31m" not in text and "\x00" not in text
+    assert "\u202e" not in text and "\n" not in text and "\ud800" not in text
+    assert len(text) <= 400 and text.startswith("Halt in XYZ")
 
 
 def test_ws_url_follows_the_gateway_url() -> None:

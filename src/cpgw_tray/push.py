@@ -21,7 +21,6 @@ import logging
 import random
 import threading
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,6 @@ MAX_PAUSE = 300.0  # the longest pause between attempts
 STEADY = 60.0  # a socket that lived this long resets the pause
 MAX_MESSAGE = 64 * 1024  # an sts or a bulletin is well under 2 KiB
 LOOK_EVERY = 10.0  # while no socket is allowed: how often to look again
-BULLETIN_CHARS = 500
 
 CONNECTED, CONNECTING, OFF = "connected", "connecting", "off"
 
@@ -63,15 +61,9 @@ def ws_url(url: str) -> str:
     return f"{scheme}:{base.split(':', 1)[1]}ws"
 
 
-def clean(text: str, limit: int = BULLETIN_CHARS) -> str:
-    """Gateway text fit for a person: no control or format characters, no lone
-    surrogates, on one line, at most ``limit`` characters."""
-    kept = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text)
-    return excerpt(kept, limit)
-
-
 def parse(text: str | bytes) -> tuple[str, Any] | None:
-    """A message's topic and what it carries: ``("hb", None)``, ``("sts", Sts)``,
+    """A message's topic and what it carries (its strings cleaned by the text boundary,
+    :func:`.strictjson.loads`): ``("hb", None)``, ``("sts", Sts)``,
     ``("blt", [(id, message), ...])``; None for anything else (ignored)."""
     if isinstance(text, bytes):
         try:
@@ -100,7 +92,7 @@ def parse(text: str | bytes) -> tuple[str, Any] | None:
             if isinstance(ident, bool) or not isinstance(ident, (int, str)):
                 continue
             if isinstance(message, str) and str(ident).strip():
-                found.append((clean(str(ident), 64), clean(message)))
+                found.append((str(ident), message))  # cleaned where it was read
         return ("blt", found) if found else None
     return None
 
@@ -208,7 +200,7 @@ class Push:
         if reason is None:  # no longer allowed, or stopped: not a loss
             self._set(OFF)
             return 0.0  # the next step looks whether another socket is allowed
-        log.info("push: %s", clean(reason, 200))
+        log.info("push: %s", excerpt(reason, 200))
         if self._clock() - opened >= STEADY:
             self._failures = 0
         self._set(OFF)

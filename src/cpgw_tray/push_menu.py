@@ -44,11 +44,11 @@ class PushItems:
         """Push thread: a new bulletin — a notification, a history row, the menu line, and
         the event for the event hooks and the phone (as ``watch`` hands it on)."""
         self.last = bulletin
-        self.app.notify("IBKR bulletin", bulletin.message)
         history = self.app.history
         if history is not None:
             url = self.app.config.url
             history.record_event("bulletin", bulletin.at, bulletin.message, url, bulletin.ident)
+        self.app.notify("IBKR bulletin", bulletin.message)
         self.app.person.tell(bulletin)
         self.app.post_refresh()
 

@@ -197,9 +197,9 @@ def push_link(
     from .bulletins import Bulletins
     from .push_link import PushLink
 
-    def on_bulletin(bulletin: Bulletin) -> None:
-        on_event(bulletin)
+    def on_bulletin(bulletin: Bulletin) -> None:  # the row first: a line's reader may look
         history.record_event("bulletin", bulletin.at, bulletin.message, config.url, bulletin.ident)
+        on_event(bulletin)
         if outlets.metrics is not None:
             outlets.metrics.bulletin()
 

@@ -232,8 +232,8 @@ class Push:
             left = beat + self.heartbeat_gap - now
             if left <= 0:
                 return f"no heartbeat for {self.heartbeat_gap:g} s"
-            try:
-                message = socket.recv(timeout=min(left, LOOK_EVERY))
+            try:  # a heartbeat every 10 s brings the loop round: no shorter slices
+                message = socket.recv(timeout=left)
             except TimeoutError:
                 continue
             except WebSocketException as exc:

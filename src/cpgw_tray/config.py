@@ -66,6 +66,7 @@ class Config:
     notify_urls: tuple[str, ...] = ()  # Apprise URLs: the phone and chat (--notify adds)
     notify_on: tuple[str, ...] = NOTIFY_ON  # the event kinds sent there; "all": every one
     notify_quiet: str | None = None  # local hours "HH:MM-HH:MM" when messages wait
+    push: bool = False  # hold the gateway's websocket: drops seen at once, bulletins (push.py)
     # Where things came from, for messages; not settable.
     config_path: str | None = field(default=None, compare=False)
     url_source: str = field(default="default", compare=False)
@@ -243,6 +244,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "notify_urls": _notify("check_urls"),
     "notify_on": _notify("check_kinds"),
     "notify_quiet": _notify("check_quiet"),
+    "push": _as_bool,
 }
 FLAGS = {
     "on_change": "--exec",

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -275,7 +276,13 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         # The simulator answers in milliseconds: a short timeout makes "hang" show at once.
         # No automatic reauthentication, so each simulated state stays on show.
         settings = resolve(
-            args, url=sim.url, interval=interval, insecure=True, timeout=0.8, auto_reauth=False
+            args,
+            url=sim.url,
+            interval=interval,
+            insecure=True,
+            timeout=0.8,
+            auto_reauth=False,
+            push=True,  # the simulator's websocket: its drops and bulletins on show
         )
         # The simulator's certificate is its own; a configured endpoint, hook or phone is
         # for the real gateway, not for simulated states.
@@ -364,6 +371,12 @@ class SimulateMenu(Section):
 
         self.jump(land, region)
 
+    def bulletin(self) -> None:
+        """An IBKR bulletin on the simulator's websocket (a new id each time)."""
+        self.sim.push.bulletin(
+            int(time.time()), "[BBSMSG Bulletin]\nSimulated: IBKR will be down for maintenance."
+        )
+
     def taken_over(self) -> None:
         self.sim.taken_over("TWS")
         self.changed()
@@ -393,4 +406,7 @@ class SimulateMenu(Section):
             checked=clock.injected,
         )
         tws = Entry("taken over by TWS: TWS logs in with the same username", self.taken_over)
-        return [Entry("Simulate", submenu=(*choices, SEPARATOR, tws, restart, reset))]
+        news = Entry(
+            "IBKR bulletin: one on the websocket (shown when push is connected)", self.bulletin
+        )
+        return [Entry("Simulate", submenu=(*choices, SEPARATOR, tws, news, restart, reset))]

@@ -62,6 +62,7 @@ class Config:
     notify_urls: tuple[str, ...] = ()  # Apprise URLs: the phone and chat (--notify adds)
     notify_on: tuple[str, ...] = NOTIFY_ON  # the event kinds sent there; "all": every one
     notify_quiet: str | None = None  # local hours "HH:MM-HH:MM" when messages wait
+    push: bool = False  # hold the gateway's websocket: drops seen at once, bulletins (push.py)
     # Where things came from, for messages; not settable.
     config_path: str | None = field(default=None, compare=False)
     url_source: str = field(default="default", compare=False)

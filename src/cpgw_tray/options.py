@@ -88,8 +88,8 @@ def shared_options() -> Parser:
 
 
 def add_outlets(parser: argparse.ArgumentParser) -> None:
-    """``--serve``, ``--exec`` and ``--on-event``, for the commands that keep watching
-    (tray, watch)."""
+    """``--serve``, ``--exec``, ``--on-event`` and ``--push``, for the commands that keep
+    watching (tray, watch)."""
     group = parser.add_argument_group("for bots and servers")
     group.add_argument(
         "--serve",
@@ -117,6 +117,13 @@ def add_outlets(parser: argparse.ArgumentParser) -> None:
         metavar="CMD",
         help="run CMD at each event: login_needed, take_over… (no shell; env CPGW_EVENT, "
         "CPGW_MESSAGE, CPGW_AT; the event JSON on stdin)",
+    )
+    group.add_argument(
+        "--push",
+        action="store_true",
+        default=None,
+        help="also hold the gateway's websocket: a dropped session seen within a second, "
+        "IBKR's bulletins shown (setting `push`)",
     )
 
 

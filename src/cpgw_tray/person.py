@@ -35,7 +35,15 @@ PAUSE = timedelta(hours=1)
 POLICIES = ("leave", "take_back", "take_back_after")
 
 # Every kind of event, in the order the README lists them.
-KINDS = ("login_needed", "login_reminder", "logged_in", "competing", "take_over", "dropped")
+KINDS = (
+    "login_needed",
+    "login_reminder",
+    "logged_in",
+    "competing",
+    "take_over",
+    "dropped",
+    "bulletin",
+)
 
 LOGIN_NEEDED = "IBKR needs you to log in — approve on your phone"
 COMPETING = "Another session — TWS, the phone or the web — took over"

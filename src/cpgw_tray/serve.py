@@ -117,6 +117,11 @@ STATUS_GAUGES: tuple[tuple[str, str, Callable[[Status], float | None]], ...] = (
         lambda s: s.sso_expires_s,
     ),
     (
+        "cpgw_tray_push_connected",
+        "1 while the gateway's websocket is connected, else 0 (absent when push is off)",
+        lambda s: None if s.push is None else float(s.push == "connected"),
+    ),
+    (
         "cpgw_tray_maintenance",
         "1 while the last check fell in an IBKR restart window, else 0",
         lambda s: float(s.maintenance_until is not None),
@@ -157,7 +162,16 @@ class Metrics:
             "HTTP 429 replies from the gateway",
             registry=self.registry,
         )
+        self._bulletins = Counter(
+            "cpgw_tray_bulletins",
+            "IBKR bulletins received on the websocket and shown (each id once)",
+            registry=self.registry,
+        )
         self.registry.register(_StatusCollector(self))
+
+    def bulletin(self) -> None:
+        """A new IBKR bulletin was shown."""
+        self._bulletins.inc()
 
     def observe(self, status: Status, duration_s: float) -> None:
         """A check finished with ``status`` after ``duration_s`` seconds."""

@@ -333,6 +333,18 @@ SETTINGS: tuple[Setting, ...] = (
         example='"23:00-07:00"',
         unset="none",
     ),
+    Setting(
+        "push",
+        "bool",
+        as_bool,
+        False,
+        "Also hold the gateway's websocket while a session exists: a dropped session shows "
+        "within a second (checked by auth/status), IBKR's bulletins are shown once each, "
+        "checks slow to min(4 × interval, 300 s) while it is connected and ready; "
+        "`--push` does the same for one run (`tray`, `watch`).",
+        live=False,
+        flag="--push",
+    ),
 )
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}

@@ -28,6 +28,7 @@ from . import opener, tray_view
 from .menu import SEPARATOR, Entry, signature
 from .person_menu import Announcer, PersonItems
 from .pipeline import Pipeline
+from .push_menu import PushItems
 from .sections import Saver, SectionFactory, run_in_background
 from .status import SESSION_STATES, State, Status, unknown
 from .support_menu import SupportItems
@@ -117,9 +118,14 @@ class TrayApp:
         self._shown_title: str | None = None
         self._shown_menu: tuple[Any, ...] | None = None
         self.quitting = threading.Event()
-        # last: they may ask the door; the support items close the list
+        # last: they may ask the door. The push rows (setting ``push``) open the list, the
+        # support items close it.
+        self.push_items = PushItems(self, self.pipeline, history) if config.push else None
+        if self.push_items is not None:
+            self.listeners.append(self.push_items.link.saw)
         self.support = SupportItems(self, history, open_url)
-        self.sections = [*(make(self) for make in sections), self.support]
+        pushed = [self.push_items] if self.push_items is not None else []
+        self.sections = [*pushed, *(make(self) for make in sections), self.support]
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, backend: Backend) -> None:
@@ -128,6 +134,8 @@ class TrayApp:
         self.backend = backend
         backend.post(self.refresh)
         self.poller.start()
+        if self.push_items is not None:
+            self.push_items.link.start()
 
     def quit(self) -> None:
         """Stop everything now; a hung request is abandoned, never awaited."""

@@ -6,7 +6,8 @@ policy's events (login needed, reminders, a competing session, a takeover, a dro
 policies, :mod:`cpgw_tray.person_care`, honouring a pause made in the tray), logs to
 ``cpgw-tray.log`` as well as stderr. With ``--serve``, ``--exec``, ``--on-event`` and
 ``notify_urls`` it also answers health probes, runs a command at each change or event,
-and messages the phone (:mod:`.outlets`).
+and messages the phone (:mod:`.outlets`). With ``push`` it holds the gateway's websocket
+(:mod:`.push_link`): drops seen at once, IBKR's bulletins printed as event lines.
 
 It never dies quietly: only Ctrl-C, SIGTERM or a closed pipe end it with 0, at once and
 quietly (a reader that went away is noticed within an interval even when nothing is
@@ -23,27 +24,25 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
-from . import logs, paths
 from .commands import human
-from .config import ConfigError
 from .constants import EXIT_IOERR, EXIT_SOFTWARE
-from .gateway import client_for
-from .history import History
 from .lifecycle import SLICE, hangup_probe, silence_stdout, stop_on_signals
-from .maintenance import note
 from .options import UsageError, add_outlets, resolve
-from .outlets import Outlets, poller_view
-from .person_care import pause_path
-from .pipeline import Pipeline
 from .status import Status
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from .config import Config
+    from .gateway import GatewayClient
     from .history import History
+    from .outlets import Outlets
     from .person import Event
+    from .poller import Poller
+    from .push_link import Bulletin, PushLink
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +71,13 @@ class Printer:
         self.failed: tuple[int, str] | None = None
 
     def __call__(self, status: Status) -> None:
+        from .maintenance import note
 
         if self.history is not None:
             self.history.record(status)
         with self._lock:
             times = (status.maintenance_until, status.next_maintenance, status.paused_until)
-            key = (*status.view_key(), *times)
+            key = (*status.view_key(), *times, status.push)
             if self.stop.is_set() or key == self._last:
                 return
             self._last = key
@@ -88,6 +88,8 @@ class Printer:
                     line = f"{_stamp(status.checked_at)} {human(status)}{note(status)}"
                     if status.paused_until is not None:
                         line += f" [paused until {status.paused_until.astimezone():%H:%M}]"
+                    if status.push is not None:
+                        line += f" [push {status.push}]"
             except Exception:
                 self.fail(EXIT_SOFTWARE, "printing a status failed")
                 return
@@ -139,10 +141,43 @@ def _stamp(at: datetime | None) -> str:
     return at.astimezone().strftime("%H:%M:%S") if at else "--:--:--"
 
 
+def push_link(
+    config: Config,
+    client: GatewayClient,
+    poller: Poller,
+    on_event: Callable[[Event], None],
+    history: History,
+    outlets: Outlets,
+) -> PushLink:
+    """The websocket for ``watch``: each new bulletin an event (a line, the event hooks,
+    the phone if ``notify_on`` names it), a history event row and one more on the
+    metrics' counter."""
+    from . import paths
+    from .bulletins import Bulletins
+    from .push_link import PushLink
+
+    def on_bulletin(bulletin: Bulletin) -> None:  # the row first: a line's reader may look
+        history.record_event("bulletin", bulletin.at, bulletin.message, config.url, bulletin.ident)
+        on_event(bulletin)
+        if outlets.metrics is not None:
+            outlets.metrics.bulletin()
+
+    bulletins = Bulletins(paths.bulletins_file(), config.url)
+    return PushLink(
+        config,
+        client,
+        poller,
+        bulletins,
+        on_bulletin=on_bulletin,
+        paused=lambda: poller.keepalive_paused(),
+    )
+
+
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     """Print a line at each change until stopped: 0 for Ctrl-C, SIGTERM or a closed
     pipe; 74 for an output that cannot be written; 70 for an internal failure outside
     the check loop (a usage or settings error stays 64)."""
+    from .config import ConfigError
 
     try:
         return _watch(args, out)
@@ -155,6 +190,12 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _watch(args: argparse.Namespace, out: TextIO) -> int:
+    from . import logs, paths
+    from .gateway import client_for
+    from .history import History
+    from .outlets import Outlets, poller_view
+    from .person_care import pause_path
+    from .pipeline import Pipeline
 
     config = resolve(args)
     log_path = logs.to_file(config.log_level)
@@ -163,10 +204,13 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
     history = History(paths.history_file(), "watch")
     printer = Printer(out, args.json, stop, history)
     outlets = Outlets(config, lambda: poller_view(poller))  # binds --serve's port now
+    links: list[PushLink] = []
 
     def on_status(status: Status) -> None:
         printer(status)
         outlets(status)
+        for link in links:
+            link.saw(status)
 
     def on_event(event: Event) -> None:
         printer.event(event)
@@ -177,17 +221,23 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
     poller = Pipeline(
         config, client, on_status, log_path=log_path, on_event=on_event, pause_file=pause_path()
     ).poller
+    if config.push:
+        links.append(push_link(config, client, poller, on_event, history, outlets))
     restore = stop_on_signals(stop)
     try:
         outlets.start()
         history.started()
         poller.start()
+        for link in links:
+            link.start()
         _wait(
             stop, printer, [*poller.threads, *outlets.threads()], min(config.interval, LOOK_EVERY)
         )
     except KeyboardInterrupt:  # Ctrl-C before the handler was in place, or on Windows
         pass
     finally:
+        for link in links:
+            link.stop()
         poller.stop()
         history.stopped()
         outlets.stop()

@@ -118,14 +118,16 @@ class TrayApp:
         self._shown_title: str | None = None
         self._shown_menu: tuple[Any, ...] | None = None
         self.quitting = threading.Event()
-        # last: they may ask the door. The push rows (setting ``push``) open the list, the
-        # support items close it.
+        # last: they may ask the door. The push rows (setting ``push``) come just above the
+        # settings, the support items close the list.
+        self.sections = [make(self) for make in sections]
         self.push_items = PushItems(self, self.pipeline, history) if config.push else None
         if self.push_items is not None:
             self.listeners.append(self.push_items.link.saw)
+            at = next((n for n, s in enumerate(self.sections) if isinstance(s, Saver)), None)
+            self.sections.insert(len(self.sections) if at is None else at, self.push_items)
         self.support = SupportItems(self, history, open_url)
-        pushed = [self.push_items] if self.push_items is not None else []
-        self.sections = [*pushed, *(make(self) for make in sections), self.support]
+        self.sections.append(self.support)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, backend: Backend) -> None:

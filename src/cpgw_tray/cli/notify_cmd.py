@@ -9,8 +9,8 @@ import sys
 from typing import TextIO
 
 from ..constants import EXIT_NOT_SENT, EXIT_OK, EXIT_USAGE
-from ..redaction import redact_url
 from ..outlets.notify import AppriseMissing, computer_name, deliver, hide
+from ..redaction import redact_url
 from .options import UsageError, resolve
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING
 
-from ..redaction import redact_text, redact_url, register_url
 from ..model.urls import is_loopback
+from ..redaction import redact_text, redact_url, register_url
 from .notify_outbox import Message, Outbox, parse_quiet, phone_text
 
 if TYPE_CHECKING:

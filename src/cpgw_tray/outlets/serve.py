@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..redaction import redact
 from ..model.status import State, Status
+from ..redaction import redact
 from .httpd import DEFAULT_LIMITS, BoundedServer, Limits, Reply, Request
 
 if TYPE_CHECKING:

@@ -66,7 +66,8 @@ class Outlets:
         self.notifier: Notifier | None = None
         self._checked: datetime | None = None
         if config.serve:
-            from .serve import HealthServer, Metrics, ServeError, parse_addr
+            from ..settings.values import parse_addr
+            from .serve import HealthServer, Metrics, ServeError
 
             self.metrics = Metrics()
             try:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from cpgw_tray import paths
-from cpgw_tray.cli.doctor import Doctor, clock_check
 from cpgw_tray.outlets.diagnostics import tail
+from cpgw_tray.outlets.doctor import Doctor, clock_check
 from cpgw_tray.process.preflight import port_answers
 from cpgw_tray.redaction import redact
 from cpgw_tray.settings.config import load

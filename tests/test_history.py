@@ -219,7 +219,7 @@ def test_history_png_shades_the_regions_restart_windows(tmp_path: Path) -> None:
     """The picture of a day in region na: 00:15–01:45 ET is shaded, noon is not."""
     from PIL import Image
 
-    from cpgw_tray.cli.history_cmd import write_timeline
+    from cpgw_tray.outlets.timeline import write_timeline
     from cpgw_tray.settings.config import load
 
     history = History(tmp_path / "h.jsonl", source="tray")

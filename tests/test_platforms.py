@@ -403,7 +403,7 @@ def control_center(tmp_path: Path) -> Iterator[int]:
 def test_macos_port_held_by_airplay_says_how_to_free_it(
     platform: str, fix: str, control_center: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cpgw_tray.cli.doctor import Doctor
+    from cpgw_tray.outlets.doctor import Doctor
     from cpgw_tray.settings.config import load
 
     monkeypatch.setattr(sys, "platform", platform)

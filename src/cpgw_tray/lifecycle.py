@@ -84,3 +84,12 @@ def hangup_probe(stream: TextIO) -> Callable[[], bool] | None:
                 return True
 
         return gone
+
+
+def tell(text: str) -> None:
+    """A progress line for a person at a terminal, on stderr (stdout is for scripts and
+    stays as it was); nothing when stderr is not a terminal."""
+    stream = sys.stderr
+    if stream is not None and stream.isatty():
+        stream.write(text + "\n")
+        stream.flush()

@@ -16,10 +16,11 @@ from ..care.maintenance import IbkrClock
 from ..care.person_care import pause_path, read_pause
 from ..care.session import SessionCare
 from ..client.api import AUTH_STATUS, Deferred, client_for
+from ..lifecycle import tell
 from ..model.status import LOOKS, State, Status
 from ..model.urls import gateway_root
 from ..tray.opener import why_not_opened
-from .options import resolve, tell
+from .options import resolve
 
 QUEUE_WAIT = 60.0  # the longest `status` waits behind other processes' booked checks
 

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from .. import paths
-from ..care.maintenance import IbkrClock
-from ..model.ibkr_clock import windows
 from ..outlets.history import History, Row, parse_since
-from ..outlets.timeline import gaps, render
+from ..outlets.timeline import gaps, write_timeline
 from .options import UsageError, resolve
 
 if TYPE_CHECKING:
     from ..outlets.history import History, Row
-    from ..settings.config import Config
 
 
 def arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -42,7 +39,10 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(str(exc)) from None
     history = History(paths.history_file(), source="")
     if args.png:
-        path = write_timeline(history, Path(args.png), now, resolve(args), since=since)
+        try:
+            path = write_timeline(history, Path(args.png), now, resolve(args), since=since)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         out.write(f"Wrote {path}\n")
         return 0
     rows = with_gaps(history, since, now)
@@ -75,22 +75,3 @@ def with_gaps(history: History, since: datetime, now: datetime) -> list[Row]:
         for a, b in gaps(every, history.seen(), since, now)
     ]
     return sorted([*(r for r in every if r.at >= since), *holes], key=lambda r: r.at)
-
-
-def write_timeline(
-    history: History, path: Path, now: datetime, config: Config, since: datetime | None = None
-) -> Path:
-    """Render the time from ``since`` (24 hours before ``now`` when not given) to ``path``
-    as PNG, IBKR's restart windows for the configured region shaded."""
-
-    start = now - timedelta(hours=24) if since is None else min(since, now)
-    if now - start < timedelta(minutes=10):
-        raise UsageError("--since: the picture needs at least 10 minutes before now")
-    clock = IbkrClock.from_config(config)
-    shade = [(w.start, w.end) for w in windows(clock.region, start, now)] if clock.enabled else []
-    rows = list(history.rows())  # the state in force before the window counts too
-    hours = (now - start).total_seconds() / 3600
-    image = render(rows, now, hours=hours, shade=shade, seen=history.seen())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
-    return path

@@ -9,7 +9,6 @@ repeatable ``--notify`` keeps both: URLs given before and after the sub-command 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, NoReturn
 
 from ..settings.config import Config, load
@@ -152,15 +151,6 @@ def show_settings(parser: argparse.ArgumentParser, config: Config) -> None:
                 where = config.sources.get(key)
                 value += f", from {where}" if where else ""
             action.help = SHOWN[key].format(value)
-
-
-def tell(text: str) -> None:
-    """A progress line for a person at a terminal, on stderr (stdout is for scripts and
-    stays as it was); nothing when stderr is not a terminal."""
-    stream = sys.stderr
-    if stream is not None and stream.isatty():
-        stream.write(text + "\n")
-        stream.flush()
 
 
 def resolve(args: argparse.Namespace, **extra: Any) -> Config:

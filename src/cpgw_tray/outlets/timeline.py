@@ -11,12 +11,17 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
+from ..care.maintenance import IbkrClock
+from ..model.ibkr_clock import windows
 from ..model.status import LOOKS, State
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL import Image, ImageDraw, ImageFont
 
-    from .history import Row
+    from ..settings.config import Config
+    from .history import History, Row
 
 WIDTH, HEIGHT = 960, 220  # HEIGHT: the least; the zoomed strip and the legend add rows
 LEFT, RIGHT = 40, 20
@@ -309,3 +314,23 @@ def render(
             draw.rectangle(box, outline=(160, 160, 160))
             draw.text((lx + 30, y), name, fill=(0, 0, 0), font=small)
     return image
+
+
+def write_timeline(
+    history: History, path: Path, now: datetime, config: Config, since: datetime | None = None
+) -> Path:
+    """Render the time from ``since`` (24 hours before ``now`` when not given) to ``path``
+    as PNG, IBKR's restart windows for the configured region shaded; ValueError for a span
+    under 10 minutes."""
+
+    start = now - timedelta(hours=24) if since is None else min(since, now)
+    if now - start < timedelta(minutes=10):
+        raise ValueError("--since: the picture needs at least 10 minutes before now")
+    clock = IbkrClock.from_config(config)
+    shade = [(w.start, w.end) for w in windows(clock.region, start, now)] if clock.enabled else []
+    rows = list(history.rows())  # the state in force before the window counts too
+    hours = (now - start).total_seconds() / 3600
+    image = render(rows, now, hours=hours, shade=shade, seen=history.seen())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path

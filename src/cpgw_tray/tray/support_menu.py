@@ -42,7 +42,7 @@ class SupportItems(Section):
         history = self.history
 
         def run() -> None:
-            from ..cli.history_cmd import write_timeline
+            from ..outlets.timeline import write_timeline
 
             assert history is not None
             path = write_timeline(
@@ -60,7 +60,7 @@ class SupportItems(Section):
         """Menu: the support bundle; "saving…" at once, then its path (menu, notification)."""
 
         def run() -> None:
-            from ..cli.doctor import save_bundle
+            from ..outlets.doctor import save_bundle
 
             name = f"diagnostics-{datetime.now():%Y%m%d-%H%M%S}.zip"
             path = save_bundle(paths.state_dir() / name, self.door.config)

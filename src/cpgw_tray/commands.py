@@ -10,18 +10,22 @@ import argparse
 import json
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from .options import add_shared, resolve
+from .options import add_shared, gateways_of, resolve
 from .status import Status
+
+if TYPE_CHECKING:
+    from .config import Config
 
 QUEUE_WAIT = 60.0  # the longest `status` waits behind other processes' booked checks
 
 
 def human(status: Status) -> str:
-    """One line for people: state, label, what to do."""
+    """One line for people: the gateway's name (when named), state, label, what to do."""
     latency = f", {status.latency_ms:.0f} ms" if status.latency_ms is not None else ""
-    return f"{status.state.value}: {status.label} — {status.detail} [{status.url}{latency}]"
+    name = f"{status.gateway}: " if status.gateway else ""
+    return f"{name}{status.state.value}: {status.label} — {status.detail} [{status.url}{latency}]"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -73,12 +77,29 @@ def held_back(url: str, wait: float) -> Status:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    """One line (or JSON object) per gateway, in the settings' order, all checked at
+    once; the exit code is the highest of theirs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .person_care import pause_path, read_pause
+
+    gateways = gateways_of(args)
+    with ThreadPoolExecutor(max_workers=len(gateways)) as pool:
+        statuses = list(pool.map(lambda gateway: check_once(gateway.config), gateways))
+    # A pause made in the tray (or for `watch`): scripts see it too.
+    paused = read_pause(pause_path(), datetime.now(timezone.utc))
+    for status in statuses:
+        status = replace(status, paused_until=paused)
+        out.write((json.dumps(status.to_json()) if args.json else human(status)) + "\n")
+    return max(status.exit_code for status in statuses)
+
+
+def check_once(config: Config) -> Status:
+    """One check of one gateway, its name on the verdict."""
     from .gateway import AUTH_STATUS, Deferred, client_for
     from .maintenance import IbkrClock
-    from .person_care import pause_path, read_pause
     from .session import SessionCare
 
-    config = resolve(args)
     client = client_for(config)
     client.max_wait = QUEUE_WAIT  # behind other processes' checks: wait for our turn
     try:
@@ -92,10 +113,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         status = held_back(client.url_for(AUTH_STATUS), held.wait)
     finally:
         client.close()
-    # A pause made in the tray (or for `watch`): scripts see it too.
-    status = replace(status, paused_until=read_pause(pause_path(), datetime.now(timezone.utc)))
-    out.write((json.dumps(status.to_json()) if args.json else human(status)) + "\n")
-    return status.exit_code
+    return replace(status, gateway=config.gateway)
 
 
 def cmd_action(args: argparse.Namespace, out: TextIO) -> int:

@@ -9,9 +9,11 @@ repeatable ``--notify`` keeps both: URLs given before and after the sub-command 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any, NoReturn
 
-from .config import Config, load
+from .config import Config
+from .gateways import Gateway, names, resolve_all
 
 
 class UsageError(Exception):
@@ -60,6 +62,12 @@ def add_shared(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
         default=unset,
         metavar="S",
         help="seconds between keep-alive tickles, 0 = off (60)",
+    )
+    group.add_argument(
+        "--gateway",
+        default=unset,
+        metavar="NAME",
+        help="the [gateways.NAME] table to act on, when the settings name several",
     )
     group.add_argument(
         "--config", default=unset, metavar="PATH", help="config file (default: user config dir)"
@@ -115,7 +123,19 @@ def add_outlets(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve(args: argparse.Namespace, **extra: Any) -> Config:
-    """Settings from every source, the command line last."""
+    """Settings from every source, the command line last, for the one gateway a command
+    acts on: several configured and none chosen is a usage error naming them."""
+    gateways = gateways_of(args, **extra)
+    if len(gateways) > 1:
+        raise UsageError(
+            f"{len(gateways)} gateways are configured: choose one with --gateway NAME "
+            f"({names(gateways)})"
+        )
+    return gateways[0].config
+
+
+def gateways_of(args: argparse.Namespace, **extra: Any) -> list[Gateway]:
+    """Every gateway the settings name (or the one ``--gateway`` chose), in their order."""
     overrides: dict[str, Any] = {key: getattr(args, key, None) for key in SHARED}
     for key in (
         "serve",
@@ -131,4 +151,9 @@ def resolve(args: argparse.Namespace, **extra: Any) -> Config:
     overrides["notify_urls"] = urls or None
     overrides["insecure"] = True if overrides["insecure"] else None
     overrides.update(extra)
-    return load(overrides, config_path=getattr(args, "config", None))
+    return resolve_all(
+        overrides,
+        config_path=getattr(args, "config", None),
+        env=os.environ,
+        selected=getattr(args, "gateway", None),
+    )

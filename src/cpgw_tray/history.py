@@ -2,7 +2,8 @@
 ``watch``, in the platform's state folder; bounded and rotated; and when each watcher was
 running, so a gap in watching is told as one, never as the last state.
 
-State row: ``{"at": ISO UTC, "state", "previous", "detail", "url", "source": "tray"|"watch"}``.
+State row: ``{"at": ISO UTC, "state", "previous", "detail", "url", "source": "tray"|"watch",
+"gateway": NAME or null}``.
 Event row (an ``event`` key and no ``state``): ``{"at", "event": "started"|"stopped",
 "detail", "source"}``: a watcher began or ended. While the state is steady, the time of
 the last finished check is kept beside the history in ``<history>.seen`` (one time per
@@ -61,6 +62,7 @@ class Row:
     source: str
     event: str | None = None
     until: datetime | None = None
+    gateway: str | None = None  # the [gateways.NAME] whose state it is
 
     def to_json(self) -> dict[str, Any]:
         if self.event is not None:
@@ -75,6 +77,7 @@ class Row:
             "detail": self.detail,
             "url": self.url,
             "source": self.source,
+            "gateway": self.gateway,
         }
 
 
@@ -101,7 +104,7 @@ def _row(data: Any) -> Row | None:
         state = State(str(data["state"])).value
     except ValueError:
         return None
-    previous = data.get("previous")
+    previous, gateway = data.get("previous"), data.get("gateway")
     return Row(
         at,
         state,
@@ -109,6 +112,7 @@ def _row(data: Any) -> Row | None:
         detail,
         str(data.get("url", "")),
         source,
+        gateway=gateway if isinstance(gateway, str) else None,
     )
 
 
@@ -130,7 +134,7 @@ class History:
         self.backups = backups
         self._now = now or (lambda: datetime.now(timezone.utc))
         self._lock = threading.Lock()
-        self._last: State | None = None
+        self._last: dict[str | None, State] = {}  # by gateway name
         self._beat: datetime | None = None  # the last finished check saved as seen
         self._refused = False  # the symlink refusal is logged once
 
@@ -145,9 +149,10 @@ class History:
         :data:`HEARTBEAT`). A disk that refuses costs a log line, never the watcher."""
         with self._lock:
             at = status.checked_at or self._now()
-            changed = status.state is not self._last
+            previous = self._last.get(status.gateway)
+            changed = status.state is not previous
             if changed:
-                previous, self._last = self._last, status.state
+                self._last[status.gateway] = status.state
                 row = Row(
                     at,
                     status.state.value,
@@ -155,6 +160,7 @@ class History:
                     status.detail,
                     gateway_root(status.url) if status.url else "",
                     self.source,
+                    gateway=status.gateway,
                 )
                 self._guarded(lambda: self._append([row]))
             checked = status.checked_at

@@ -56,7 +56,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     out.write(f"{'when':19}  {'state':17}  {'was':17}  {'by':5}  detail\n")
     for row in rows:
-        detail = " ".join(row.detail.split())
+        detail = (f"{row.gateway}: " if row.gateway else "") + " ".join(row.detail.split())
         detail = detail if len(detail) <= 70 else detail[:69] + "…"
         what = row.state or (row.event or "").replace("_", " ")
         out.write(

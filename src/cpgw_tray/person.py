@@ -52,11 +52,13 @@ class Event:
     kind: str
     message: str
     at: datetime
+    gateway: str | None = None  # the [gateways.NAME] it is of (stamped by the watcher)
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str | None]:
         from .status import iso_utc
 
-        return {"event": self.kind, "message": self.message, "at": iso_utc(self.at)}
+        at = iso_utc(self.at)
+        return {"event": self.kind, "message": self.message, "at": at, "gateway": self.gateway}
 
 
 def needs_login(status: Status) -> bool:

@@ -6,7 +6,8 @@ policy's events (login needed, reminders, a competing session, a takeover, a dro
 policies, :mod:`cpgw_tray.person_care`, honouring a pause made in the tray), logs to
 ``cpgw-tray.log`` as well as stderr. With ``--serve``, ``--exec``, ``--on-event`` and
 ``notify_urls`` it also answers health probes, runs a command at each change or event,
-and messages the phone (:mod:`.outlets`).
+and messages the phone (:mod:`.outlets`). With several gateways configured (and no
+``--gateway``) it watches each with its own poller (:mod:`.fleet`), every line naming it.
 
 It never dies quietly: only Ctrl-C, SIGTERM or a closed pipe end it with 0, at once and
 quietly (a reader that went away is noticed within an interval even when nothing is
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, TextIO
 from .commands import human
 from .constants import EXIT_IOERR, EXIT_SOFTWARE
 from .lifecycle import SLICE, hangup_probe, silence_stdout, stop_on_signals
-from .options import UsageError, add_outlets, add_shared, resolve
+from .options import UsageError, add_outlets, add_shared, gateways_of
 from .status import Status
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class Printer:
     ) -> None:
         self.out, self.as_json, self.stop = out, as_json, stop
         self.history = history
-        self._last: tuple[object, ...] | None = None
+        self._last: dict[str | None, tuple[object, ...]] = {}  # by gateway
         self._lock = threading.Lock()
         self.pipe_closed = False
         self.failed: tuple[int, str] | None = None
@@ -78,9 +79,9 @@ class Printer:
         with self._lock:
             times = (status.maintenance_until, status.next_maintenance, status.paused_until)
             key = (*status.view_key(), *times)
-            if self.stop.is_set() or key == self._last:
+            if self.stop.is_set() or key == self._last.get(status.gateway):
                 return
-            self._last = key
+            self._last[status.gateway] = key
             try:
                 if self.as_json:
                     line = json.dumps(status.to_json())
@@ -100,7 +101,8 @@ class Printer:
                 return
             try:
                 line = json.dumps(event.to_json()) if self.as_json else None
-                line = line or f"{_stamp(event.at)} {event.kind}: {event.message}"
+                named = f"{event.gateway}: " if event.gateway else ""
+                line = line or f"{_stamp(event.at)} {named}{event.kind}: {event.message}"
             except Exception:
                 self.fail(EXIT_SOFTWARE, "printing an event failed")
                 return
@@ -195,18 +197,22 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
 
 def _watch(args: argparse.Namespace, out: TextIO) -> int:
     from . import logs, paths
+    from .fleet import Fleet
     from .gateway import client_for
+    from .gateways import Gateway
     from .history import History
-    from .outlets import Outlets, poller_view
+    from .outlets import Outlets
     from .person_care import pause_path
 
-    config = resolve(args)
+    gateways = gateways_of(args)
+    config = gateways[0].config  # the settings every gateway shares: outlets, the log
     log_path = logs.to_file(config.log_level)
     logs.catch_uncaught()
     stop = threading.Event()
     history = History(paths.history_file(), "watch")
     printer = Printer(out, args.json, stop, history)
-    outlets = Outlets(config, lambda: poller_view(poller))  # binds --serve's port now
+    names = [gateway.name for gateway in gateways]
+    outlets = Outlets(config, lambda: fleet.views(), gateways=names)  # binds --serve's port
 
     def on_status(status: Status) -> None:
         printer(status)
@@ -216,28 +222,31 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
         printer.event(event)
         outlets.event(event)
 
-    client = client_for(config)
-    outlets.attach(client)
-    poller = watch_poller(
-        config,
-        client,
-        on_status,
-        log_path=log_path,
-        on_event=on_event,
-        pause_file=pause_path(),
-    )
+    def build(
+        gateway: Gateway, to: Callable[[Status], None], events: Callable[[Event], None]
+    ) -> Poller:
+        client = client_for(gateway.config)
+        outlets.attach(client, gateway.name)
+        return watch_poller(
+            gateway.config,
+            client,
+            to,
+            log_path=log_path,
+            on_event=events,
+            pause_file=pause_path(),
+        )
+
+    fleet = Fleet(gateways, build, on_status, on_event)
     restore = stop_on_signals(stop)
     try:
         outlets.start()
         history.started()
-        poller.start()
-        _wait(
-            stop, printer, [*poller.threads, *outlets.threads()], min(config.interval, LOOK_EVERY)
-        )
+        fleet.start()
+        _wait(stop, printer, [*fleet.threads, *outlets.threads()], min(config.interval, LOOK_EVERY))
     except KeyboardInterrupt:  # Ctrl-C before the handler was in place, or on Windows
         pass
     finally:
-        poller.stop()
+        fleet.stop()
         history.stopped()
         outlets.stop()
         restore()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cpgw_tray import __version__
@@ -93,3 +95,25 @@ def test_reauth_says_what_to_do(sim: Simulator) -> None:
     sim.set_scenario("competing")
     code, out = run_cli("--url", sim.url, "reauth")
     assert code == 1 and "another session" in out and "--take-over" in out
+
+
+@pytest.mark.parametrize("where", [[], ["status"]])
+def test_help_shows_the_defaults_the_settings_give(
+    where: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = tmp_path / "cpgw.toml"
+    settings.write_text('url = "https://127.0.0.1:5123"\ninterval = 7\n')
+    monkeypatch.setenv("CPGW_TRAY_TIMEOUT", "4")
+    monkeypatch.setenv("COLUMNS", "500")  # no wrapping (it breaks paths at hyphens)
+    with pytest.raises(SystemExit) as done:
+        run_cli("--config", str(settings), *where, "--help")
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    assert f"(default: https://127.0.0.1:5123, from {settings} line 1)" in shown
+    assert f"seconds between checks (7, from {settings} line 2)" in shown
+    assert "seconds to wait for a reply (4, from env CPGW_TRAY_TIMEOUT)" in shown
+    assert "keep-alive tickles, 0 = off (60)" in shown
+    assert f"config file (default: {settings})" in shown

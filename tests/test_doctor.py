@@ -200,3 +200,47 @@ def test_our_own_simulator_on_the_port_is_not_a_stranger(tmp_path: Path) -> None
         os.killpg(sim.pid, signal.SIGKILL)
         sim.wait()
     assert check.ok is True and "simulator" in check.verdict  # type: ignore[attr-defined]
+
+
+def test_save_diagnostics_says_saving_at_once_then_the_path(tmp_path: Path) -> None:
+    """The doctor inside waits on the gateway (here one that never answers TLS): the
+    menu says at once that it is saving, and the path with a notification after."""
+    import socket
+    import threading
+
+    from cpgw_tray.backends.dummy import DummyBackend
+    from cpgw_tray.gateway import GatewayClient
+    from cpgw_tray.tray import TrayApp
+
+    from .test_tray import IdlePoller
+
+    with socket.socket() as mute:  # accepts connections (the kernel does), never answers
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(8)
+        url = f"https://127.0.0.1:{mute.getsockname()[1]}"
+        config = load({"url": url, "timeout": 2}, env={})
+        app = TrayApp(config, GatewayClient(config.url, verify=False), poller=IdlePoller())
+        backend = DummyBackend()
+        app.start(backend)
+        app.save_diagnostics()
+        backend.drain()
+        assert any(e.text.startswith("Saving diagnostics…") for e in backend.menu)
+        for thread in [t for t in threading.enumerate() if t.name == "diagnostics"]:
+            thread.join(timeout=30)
+    backend.drain()
+    saved = list(paths.state_dir().glob("diagnostics-*.zip"))
+    assert [e.text for e in backend.menu if e.text.startswith("Diagnostics saved")] == [
+        f"Diagnostics saved: {saved[0]}"
+    ]
+    assert any(k == "notify" and str(saved[0]) in m for k, m in backend.calls)
+
+
+def test_a_url_and_a_folder_of_two_gateways_is_a_finding(sim: object, tmp_path: Path) -> None:
+    """The URL answers (a ready gateway) but the folder's conf.yaml names another port."""
+    url = sim.url  # type: ignore[attr-defined]
+    folder = make_gateway_dir(tmp_path / "gw", port=free_port())
+    code, out = run_cli("--url", url, "doctor", "--dir", str(folder))
+    assert f"Checking {url} (from command line); gateway folder: {folder}" in out
+    assert "[FAIL] URL and folder: two different gateways" in out
+    assert f"[ok  ] Gateway: answers at {url}" in out
+    assert code == 3 and "All checks passed" not in out

@@ -48,7 +48,10 @@ def test_bad_settings_at_start_show_why_then_the_fixed_file_starts_the_tray(
             start_new_session=True,
         )
     try:
-        wait_for(lambda: desktop.sni_icon_name() == "cpgw-tray-error", 15, "the red icon")
+        wait_for(lambda: desktop.sni_icon_name() == "cpgw-tray-settings", 15, "the red icon")
+        # what the panel shows on hovering it: the settings, not the gateway
+        desc = desktop._sni_property("IconAccessibleDesc")
+        assert desc is not None and desc[1] == "Settings error"
         labels = wait_for(
             # dbusmenu doubles underscores (mnemonics); textwrap may break after a hyphen
             lambda: [x.replace("__", "_") for x in desktop.dbusmenu_labels() if x] or None,

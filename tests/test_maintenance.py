@@ -114,11 +114,13 @@ def test_a_401_at_half_past_midnight_looks_expected_and_stays_quiet(sim: Simulat
     assert status.maintenance_until == et(25, 1, 45) == datetime(2026, 11, 25, 6, 45, tzinfo=UTC)
     assert icons(backend)[-1] == maintenance.ICON
     menu = texts(backend.menu)
-    assert menu[0] == "IBKR nightly restart until 01:45 ET — no action needed"
+    assert menu[0] == "IBKR nightly restart until 06:45 UTC (01:45 ET) — no action needed"
     assert "Status: Logged out (expected during the restart)" in menu
     assert not any("Log in at" in line for line in menu)  # no advice to act
     title = [v for k, v in backend.calls if k == "title"][-1]
-    assert title.startswith("IBKR gateway: IBKR nightly restart until 01:45 ET — no action needed")
+    assert title.startswith(
+        "IBKR gateway: IBKR nightly restart until 06:45 UTC (01:45 ET) — no action needed"
+    )
     check_at(tray, clocks, et(25, 1, 40))
     assert backend.count("notify") == 0
     # the window ends: the normal look at once, but no notification for 5 minutes
@@ -187,7 +189,7 @@ def test_ready_inside_a_window_keeps_its_look_and_says_the_window(sim: Simulator
     tray, backend = tray_on(sim, clocks)
     check_at(tray, clocks, et(25, 0, 30))
     assert icons(backend)[-1] is State.READY
-    assert "IBKR nightly restart until 01:45 ET" in texts(backend.menu)
+    assert "IBKR nightly restart until 06:45 UTC (01:45 ET)" in texts(backend.menu)
     tray.client.close()
 
 
@@ -196,11 +198,11 @@ def test_menu_says_what_is_coming(sim: Simulator) -> None:
     tray, backend = tray_on(sim, clocks)
     check_at(tray, clocks, et(24, 22, 5))
     menu = texts(backend.menu)
-    assert "IBKR restart in 2 h 10 min (00:15 ET)" in menu
+    assert "IBKR restart in 2 h 10 min, at 05:15 UTC (00:15 ET)" in menu
     assert "IBKR region: North America" in menu
     assert not any("Full login" in t or "Daily reset" in t for t in menu)
     check_at(tray, clocks, et(28, 12, 0))  # Saturday noon: the day before the token reset
-    assert "Full login with your phone needed after Sun 01:00 ET" in texts(backend.menu)
+    assert "Full login with your phone needed after Sun 06:00 UTC (01:00 ET)" in texts(backend.menu)
     tray.client.close()
 
 
@@ -211,7 +213,9 @@ def test_asia_pacific_evening_window_in_the_tray(sim: Simulator) -> None:
     sim.set_scenario("server_error")
     status = check_at(tray, clocks, datetime(2026, 11, 25, 20, 30, tzinfo=hk))
     assert status.maintenance_until == datetime(2026, 11, 25, 21, 15, tzinfo=hk)
-    assert texts(backend.menu)[0] == "IBKR nightly restart until 21:15 HKT — no action needed"
+    assert texts(backend.menu)[0] == (
+        "IBKR nightly restart until 13:15 UTC (21:15 HKT) — no action needed"
+    )
     tray.client.close()
 
 

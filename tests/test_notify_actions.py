@@ -110,3 +110,13 @@ def test_a_click_on_the_notification_runs_its_action(bus: str) -> None:
     notifier.notify("IBKR gateway", "Ready")  # its answer comes after the signal
     spin(lambda: notifier._id == 9)
     assert opened == ["login page"]
+    notifier.notify(  # two buttons: each runs its own action
+        "IBKR gateway",
+        "Another session took over",
+        ("Take the session over", lambda: opened.append("take over")),
+        ("Leave it", lambda: opened.append("leave")),
+    )
+    spin(lambda: notifier._id == 10)
+    assert calls[3][5] == ["default", "Take the session over", "also", "Leave it"]
+    service.emit_signal(None, PATH, NAME, "ActionInvoked", GLib.Variant("(us)", (10, "also")))
+    spin(lambda: opened[-1:] == ["leave"])

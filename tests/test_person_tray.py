@@ -231,8 +231,10 @@ def test_pause_in_the_menu_shows_when_it_resumes(sim: Simulator, tmp_path: Path)
     pause.action()
     backend.drain()
     resumes = clicked + timedelta(hours=1)
-    assert f"Resume (paused until {resumes.astimezone():%H:%M})" in texts(care_menu(backend.menu))
-    assert f"Session care paused until {resumes.astimezone():%H:%M}" in texts(backend.menu)
+    assert f"Resume (paused until {resumes.astimezone():%H:%M %Z})" in texts(
+        care_menu(backend.menu)
+    )
+    assert f"Session care paused until {resumes.astimezone():%H:%M %Z}" in texts(backend.menu)
     assert tray.poller.keepalive_paused() and tray.care.paused()
     assert check_at(tray, clocks, et(25, 12, 1)).paused_until == resumes
     assert pause_file.read_text().strip() == "2026-11-25T18:00:02.000Z"  # 13:00:02 ET
@@ -315,10 +317,16 @@ class ActionBackend(DummyBackend):
     """A backend whose notifications take a click (D-Bus in the real one)."""
 
     def notify_with_action(
-        self, message: str, title: str, label: str, action: Callable[[], None]
+        self,
+        message: str,
+        title: str,
+        label: str,
+        action: Callable[[], None],
+        also: tuple[str, Callable[[], None]] | None = None,
     ) -> None:
         self.calls.append(("notify", message))
         self.clicks = (label, action)
+        self.also = also
 
 
 def test_a_click_on_the_login_notification_opens_the_login_page(sim: Simulator) -> None:
@@ -332,4 +340,27 @@ def test_a_click_on_the_login_notification_opens_the_login_page(sim: Simulator) 
     backend.clicks[1]()
     join("opener")
     assert opened == [gateway_root(sim.url)]
+    tray.client.close()
+
+
+def test_the_competing_notification_offers_the_takeover_and_leaving_it(sim: Simulator) -> None:
+    """Not "Log in now" (the person is logged in, elsewhere): take the session over, or
+    leave it (which stops a countdown to taking it back)."""
+    clocks = Clocks(et(25, 12, 0))
+    backend = ActionBackend()
+    tray, _, opened = tray_on(
+        sim, clocks, backend=backend, on_competing="take_back_after", compete_after=900
+    )
+    check_at(tray, clocks, et(25, 12, 0))
+    sim.taken_over("TWS")
+    check_at(tray, clocks, et(25, 12, 1))
+    assert backend.clicks[0] == "Take the session over"
+    assert backend.also is not None and backend.also[0] == "Leave it"
+    backend.also[1]()
+    backend.drain()
+    assert "Left to the other session" in texts(backend.menu)
+    backend.clicks[1]()  # take it over after all
+    join("action")
+    assert any(r.path.endswith("ssodh/init") for r in sim.requests())
+    assert opened == []
     tray.client.close()

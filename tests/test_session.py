@@ -261,7 +261,7 @@ def test_menu_shows_account_and_paper_or_live(
     tray, backend = tray_checked_once(sim)
     texts = [e.text for e in backend.menu]
     assert f"Account: {account} ({kind.lower()})" in texts
-    assert "Server: SimGw01" in texts and any(t.startswith("Authenticated since") for t in texts)
+    assert "Server: SimGw01" in texts and any(t.startswith("Seen ready since") for t in texts)
     tray.client.close()
 
 

@@ -15,6 +15,7 @@ import pytest
 from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import Config, load
 from cpgw_tray.gateway import GatewayClient
+from cpgw_tray.icons import SETTINGS_ICON, look_of
 from cpgw_tray.menu import Entry
 from cpgw_tray.poller import Poller
 from cpgw_tray.settings_file import default_text
@@ -236,7 +237,11 @@ def test_bad_settings_at_start_show_a_red_icon_saying_why(tmp_path: Path) -> Non
     path = tmp_path / "config.toml"
     problem = f"unknown key 'timout' in {path} line 2 (did you mean 'timeout'?)"
     show_bad_settings(backend, problem, path, backend.stop)  # type: ignore[arg-type]
-    assert backend.calls[0] == ("icon", State.ERROR)
+    # the icon's name, which trays show as its tooltip, and the title say "Settings error"
+    assert backend.calls[0] == ("icon", SETTINGS_ICON)
+    assert look_of(SETTINGS_ICON).label == "Settings error"
+    titles = [text for kind, text in backend.calls if kind == "title"]
+    assert titles == ["cpgw-tray: Settings error — see the menu"]
     texts = [e.text for e in backend.menu]
     assert "cpgw-tray cannot start: bad settings" in texts
     assert "line 2" in " ".join(texts) and f"File: {path}" in texts
@@ -308,3 +313,34 @@ def test_running_tray_applies_an_edited_interval_within_5_s(isolated_env: Path) 
     finally:
         watcher.stop()
         app.quit()
+
+
+def test_start_at_login_follows_the_command_line(tmp_path: Path) -> None:
+    """`cpgw-tray autostart on|off` while the tray runs: the watcher's next look ticks or
+    unticks *Start at login* (it stayed ticked after `off`)."""
+    path = save(tmp_path / "config.toml", "# mine\n")
+    app, backend, _ = tray_with_settings(path)
+    items = SettingsItems(app, path, command=["cpgw-tray"])  # the real autostart entry
+    app.settings = items
+    app.refresh()
+    assert entry(backend, "Start at login").checked is False
+    assert run_cli("autostart", "on")[0] == 0
+    items.tick()  # what the settings watcher calls every few seconds
+    backend.drain()
+    assert entry(backend, "Start at login").checked is True
+    assert run_cli("autostart", "off")[0] == 0
+    items.tick()
+    backend.drain()
+    assert entry(backend, "Start at login").checked is False
+
+
+def test_the_watcher_ticks_at_every_look(tmp_path: Path) -> None:
+    ticked = threading.Event()
+    watcher = SettingsWatcher(
+        tmp_path / "config.toml", Config, print, print, period=0.01, on_tick=ticked.set
+    )
+    watcher.start()
+    try:
+        assert ticked.wait(10)
+    finally:
+        watcher.stop()

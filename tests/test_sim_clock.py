@@ -16,9 +16,9 @@ from cpgw_tray.app import simulate_menu
 from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient, RateGovernor
-from cpgw_tray.ibkr_clock import window_at
+from cpgw_tray.ibkr_clock import next_token_reset, window_at
 from cpgw_tray.simulator import SimClock, Simulator
-from cpgw_tray.simulator.clock import parse_moment
+from cpgw_tray.simulator.clock import parse_moment, reset_moment
 from cpgw_tray.status import State
 from cpgw_tray.tray import TrayApp
 
@@ -178,3 +178,86 @@ def test_demo_nightly_restart_shares_one_clock_with_the_tray() -> None:
         restart.action()  # again: back to real time
         assert not clock.injected
         client.close()
+
+
+@pytest.mark.parametrize("region", ["na", "eu", "ap"])
+def test_the_demo_weekly_reset_never_lands_in_a_restart_window(region: str) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for hours in range(0, 24 * 366, 7):  # every season, every hour of the week
+        now = start + timedelta(hours=hours)
+        at = reset_moment(region, now)
+        assert window_at(region, at) is None, (region, now, at)
+        assert window_at(region, at - maintenance.QUIET_AFTER) is None, (region, now, at)
+        reset = next_token_reset(now)
+        assert at == reset - timedelta(seconds=30) or reset < at < reset + timedelta(hours=3)
+
+
+def demo_tray(clock: SimClock, sim: Simulator, region: str) -> tuple[TrayApp, DummyBackend]:
+    """The tray as the demo makes it: no automatic reauthentication."""
+    config = load({"url": sim.url, "region": region, "auto_reauth": False}, env={})
+    client = GatewayClient(sim.url, verify=False, now=clock.now)
+    tray = TrayApp(config, client, poller=IdlePoller(), now=clock.now)
+    backend = DummyBackend()
+    tray.start(backend)
+    tray.extra_entries = lambda: simulate_menu(tray, sim, clock)
+    tray.refresh()
+    backend.drain()
+    return tray, backend
+
+
+def simulate(backend: DummyBackend, start: str) -> None:
+    simulate = next(e for e in backend.menu if e.text == "Simulate")
+    action = next(e for e in simulate.submenu if e.text.startswith(start)).action
+    assert action is not None
+    action()
+
+
+def check(tray: TrayApp, backend: DummyBackend) -> State:
+    tray.client.governor.forgive()
+    tray.apply(tray.care.check())
+    backend.drain()
+    return tray.status.state
+
+
+def test_demo_weekly_reset_shows_the_reset_not_the_restart() -> None:
+    clock = SimClock()
+    with Simulator(0, scenario="ready", rate_limit=False, wall=clock) as sim:
+        tray, backend = demo_tray(clock, sim, "na")  # its window holds the reset
+        assert check(tray, backend) is State.READY
+        simulate(backend, "weekly reset:")
+        assert check(tray, backend) is State.LOGGED_OUT  # the full login the reset asks
+        assert [v for k, v in backend.calls if k == "icon"][-1] == State.LOGGED_OUT
+        tray.client.close()
+
+
+def test_demo_back_to_real_time_undoes_the_restart_quietly() -> None:
+    """Turning *nightly restart* off: no "Not back after IBKR's restart" at once, and the
+    "Since …" row in real time again."""
+    clock = SimClock()
+    with Simulator(0, scenario="ready", rate_limit=False, wall=clock) as sim:
+        tray, backend = demo_tray(clock, sim, "na")
+        assert check(tray, backend) is State.READY
+        simulate(backend, "nightly restart:")
+        assert check(tray, backend) is State.NOT_AUTHENTICATED  # inside the window
+        simulate(backend, "nightly restart:")  # off: real time again
+        assert not clock.injected
+        assert check(tray, backend) is State.READY
+        said = [v for k, v in backend.calls if k == "notify"]
+        assert not any("Not back after IBKR's restart" in v for v in said), said
+        assert abs(tray.since - datetime.now(UTC)) < timedelta(minutes=5)
+        tray.client.close()
+
+
+def test_demo_since_rows_move_with_the_clock() -> None:
+    """A state that does not change across the jumps (logged out): its "Since" follows
+    the clock there and back."""
+    clock = SimClock()
+    with Simulator(0, scenario="logged_out", rate_limit=False, wall=clock) as sim:
+        tray, backend = demo_tray(clock, sim, "eu")
+        assert check(tray, backend) is State.LOGGED_OUT
+        simulate(backend, "nightly restart:")
+        assert abs(tray.since - clock.now()) < timedelta(minutes=1)
+        simulate(backend, "nightly restart:")
+        assert check(tray, backend) is State.LOGGED_OUT
+        assert abs(tray.since - datetime.now(UTC)) < timedelta(minutes=1)
+        tray.client.close()

@@ -140,7 +140,7 @@ def test_menu_per_state(app: tuple[TrayApp, DummyBackend], state: State) -> None
     assert (items[0] == "Log in now…") is login  # while only a person can help: first
     assert items[login] == f"Status: {LOOKS[state].label}"
     assert f"Do this for {state.value}." in items
-    assert any(t.startswith(("Since ", "Authenticated since ")) for t in items)
+    assert any(t.startswith(("Since ", "Seen ready since ")) for t in items)
     for words in ("Check now", "Open login page", "Notifications", "Quit"):
         assert words in items
     check_now = next(e for e in backend.menu if e.text == "Check now")
@@ -324,9 +324,10 @@ def actionable(entries: Sequence[Entry]) -> list[tuple[int, str]]:
     ]
 
 
-FACT_ROWS = ("Status", "Since", "Authenticated since", "Account", "Server", "Login expire")
+FACT_ROWS = ("Status", "Since", "Authenticated since", "Seen ready since", "Account", "Server")
+FACT_ROWS += ("Login expire",)
 FACT_ROWS += ("Next check", "IBKR", "Weekly login reset", "Full login")
-SAME_ROW = {"Full login": "Weekly login reset"}  # one row, two wordings
+SAME_ROW = {"Full login": "Weekly login reset", "Seen ready since": "Authenticated since"}
 
 
 def fact_rows(entries: Sequence[Entry]) -> dict[str, int]:

@@ -151,7 +151,12 @@ def run_tray(
         else:
             backend.post(lambda: show_bad(message))
 
-    watcher = SettingsWatcher(settings_path, load, changed, failed)  # before the first load
+    def tick() -> None:  # watcher thread, every few seconds
+        if items:
+            items[0].tick()
+
+    # made before the first load
+    watcher = SettingsWatcher(settings_path, load, changed, failed, on_tick=tick)
     try:
         config: Config | None = load()
         problem = None
@@ -294,6 +299,7 @@ def simulate_menu(app: TrayApp, sim: Simulator, clock: SimClock) -> list[Entry]:
     from .ibkr_clock import next_daily_window, next_token_reset
     from .menu import SEPARATOR, Entry
     from .simulator import SCENARIOS
+    from .simulator.clock import reset_moment
 
     def changed() -> None:
         app.client.governor.forgive()  # the simulated gateway changed: ask at once
@@ -306,22 +312,36 @@ def simulate_menu(app: TrayApp, sim: Simulator, clock: SimClock) -> list[Entry]:
 
         return go
 
-    def nightly_restart() -> None:
-        """Into IBKR's next nightly restart window (30 s in), or back to real time."""
+    def jump(at: Callable[[datetime], datetime]) -> None:
+        """The shared clock to ``at(now)``, or back to real time with the scenario it left
+        (an injected restart or reset is undone, so nothing says "not back after IBKR's
+        restart"). The "Since …" rows move with the clock."""
+        before = clock.now()
         if clock.injected:
             clock.set(None)
+            sim.set_scenario(clock.left_scenario)
         else:
+            clock.left_scenario = sim.session.scenario
             sim.region = app.ibkr.region
-            clock.set(next_daily_window(sim.region, clock.now()).start + timedelta(seconds=30))
+            clock.set(at(before))
+        app.since += clock.now() - before
         changed()
 
+    def nightly_restart() -> None:
+        """Into IBKR's next nightly restart window (30 s in), or back to real time."""
+        jump(lambda now: next_daily_window(sim.region, now).start + timedelta(seconds=30))
+
     def weekly_reset() -> None:
-        """30 s before IBKR's weekly token reset, which ends the login; or real time."""
-        if clock.injected:
-            clock.set(None)
-        else:
-            clock.set(next_token_reset(clock.now()) - timedelta(seconds=30))
-        changed()
+        """To IBKR's weekly token reset, which ends the login (see ``reset_moment``); or
+        back to real time."""
+
+        def land(now: datetime) -> datetime:
+            at = reset_moment(sim.region, now)
+            if at > next_token_reset(now):  # jumped past it: the login it ended is gone
+                sim.set_scenario("logged_out")
+            return at
+
+        jump(land)
 
     def taken_over() -> None:
         sim.taken_over("TWS")
@@ -337,7 +357,7 @@ def simulate_menu(app: TrayApp, sim: Simulator, clock: SimClock) -> list[Entry]:
         checked=clock.injected,
     )
     reset = Entry(
-        "weekly reset: the clock jumps to 30 s before IBKR's Sunday token reset",
+        "weekly reset: the clock jumps to IBKR's Sunday token reset (outside the restart)",
         weekly_reset,
         checked=clock.injected,
     )

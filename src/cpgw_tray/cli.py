@@ -25,9 +25,9 @@ from . import (
     notify_cli,
     watch,
 )
-from .config import ConfigError
+from .config import Config, ConfigError, load
 from .constants import EXIT_INTERRUPTED, EXIT_USAGE
-from .options import Parser, UsageError, add_shared
+from .options import Parser, UsageError, add_shared, show_settings
 from .simulator import command as sim_command
 
 EPILOG = """\
@@ -66,7 +66,9 @@ COMMANDS = (
 )
 
 
-def build_parser() -> Parser:
+def build_parser(argv: Sequence[str] = ()) -> Parser:
+    """The parser; when ``argv`` asks for help, its shared options show the values the
+    settings give (read with the ``--config`` given, if any)."""
     import argparse
 
     parser = Parser(
@@ -81,7 +83,20 @@ def build_parser() -> Parser:
     for module in COMMANDS:
         module.register(sub)
     parser.set_defaults(func=app.cmd_tray)  # `cpgw-tray` alone is the tray
+    if "-h" in argv or "--help" in argv:
+        show_settings(parser, _settings(argv))
     return parser
+
+
+def _settings(argv: Sequence[str]) -> Config:
+    """The settings for ``--help``: the file's and the environment's (built-in ones when
+    they are bad: the help still shows, the command then says what is wrong)."""
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    given += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
+    try:
+        return load(config_path=given[-1] if given else None)
+    except ConfigError:
+        return Config()
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -93,7 +108,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if reconfigure is not None:  # a terminal that cannot show "—" gets "?", not an error
         reconfigure(errors="replace")
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(argv).parse_args(argv)
         args.command = args.command or "tray"
         logs.to_stderr(args.verbose)
         code = int(args.func(args, out))

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TextIO
 
-from .options import add_shared, gateways_of, resolve
+from .options import add_shared, gateways_of, resolve, tell
 from .status import Status
 
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ def check_once(config: Config) -> Status:
 
     client = client_for(config)
     client.max_wait = QUEUE_WAIT  # behind other processes' checks: wait for our turn
+    tell(f"asking {config.url} … up to {config.timeout:g} s")
     try:
         # One check: no automatic reauthentication, and no /sso/validate (limited to
         # one a minute, which scripts calling `status` in a loop would exceed).
@@ -135,12 +136,13 @@ def cmd_action(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_open(args: argparse.Namespace, out: TextIO) -> int:
     """The login page in the browser; where there is none, the URL to copy (exit 0 either
     way: the person has what they asked for)."""
-    from .opener import open_url
+    from .opener import why_not_opened
     from .urls import gateway_root
 
     url = gateway_root(resolve(args).url)
-    if open_url(url):
+    why = why_not_opened(url)
+    if why is None:
         out.write(f"Opening {url}\n")
     else:
-        out.write(f"No browser found: open {url} in a browser yourself.\n")
+        out.write(f"Not opened ({why}): open {url} in a browser yourself.\n")
     return 0

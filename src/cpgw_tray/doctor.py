@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import os
+import socket
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -53,14 +55,19 @@ class Doctor:
         self.port: int | None = urlsplit(config.url).port
 
     def run(self) -> list[Check]:
-        checks = [
-            self.java(),
-            self.gateway_folder(),
-            self.conf_yaml(),
-            self.ips_allow(),
-            self.port_holder(),
-        ]
-        return [*checks, *self.gateway_reply()]
+        return list(self.checks())
+
+    def checks(self) -> Iterator[Check]:
+        """Each check as soon as it is done (the gateway's may take ``timeout`` seconds)."""
+        yield self.java()
+        yield self.gateway_folder()
+        yield self.conf_yaml()
+        same = self.same_gateway()
+        if same is not None:
+            yield same
+        yield self.ips_allow()
+        yield self.port_holder()
+        yield from self.gateway_reply()
 
     # -------------------------------------------------------------- the folder
     def java(self) -> Check:
@@ -103,6 +110,24 @@ class Doctor:
             return Check("conf.yaml", False, str(exc), f"restore {path} from IBKR's download")
         self.conf = data if isinstance(data, dict) else {}
         return Check("conf.yaml", True, f"readable; listenPort {self.port}")
+
+    def same_gateway(self) -> Check | None:
+        """The URL and the folder's ``conf.yaml`` name one gateway (the same port); None
+        when there is no folder to compare or the URL came from it."""
+        parts = urlsplit(self.config.url)
+        if self.conf is None or self.port is None or "conf.yaml" in self.config.url_source:
+            return None
+        url_port = parts.port or (443 if parts.scheme == "https" else 80)
+        if url_port == self.port:
+            return Check("URL and folder", True, f"both port {self.port}")
+        return Check(
+            "URL and folder",
+            False,
+            f"two different gateways: the URL {self.config.url} is port {url_port}, "
+            f"the folder's conf.yaml listens on {self.port}",
+            "set url to the folder's gateway, or gateway_dir to the folder of the gateway "
+            "at the URL (cpgw-tray config --edit)",
+        )
 
     def ips_allow(self) -> Check:
         if self.conf is None:
@@ -148,9 +173,11 @@ class Doctor:
     def gateway_reply(self) -> list[Check]:
         """One status request: the certificate, paper or live, and the gateway's clock."""
         from .gateway import Deferred, Unreachable, client_for
+        from .options import tell
         from .status import Endpoint, Failure, State, classify_reply
 
         client = client_for(self.config)
+        tell(f"asking {self.config.url} … up to {self.config.timeout:g} s")
         try:
             reply = client.call("POST", "iserver/auth/status", {})
         except Unreachable as exc:
@@ -165,15 +192,21 @@ class Doctor:
                 )
                 return [Check("Certificate", False, exc.reason, fix)]
             what = f"the gateway does not answer ({exc.reason})"
-            if exc.failure is Failure.REFUSED:
+            url = self.config.url
+            if exc.failure is Failure.REFUSED or not _connects(url):
+                said = f"nothing answers at {url}: {exc.reason}"
                 fix = (
                     "start it (`cpgw-tray gateway start`, or bin/run.sh root/conf.yaml in "
                     "its folder), or point url at the gateway's port"
                 )
-            else:
+            elif exc.failure is Failure.TIMEOUT:
+                said = f"answers at {url} but hangs: {exc.reason}"
                 fix = "it hangs when IBKR is unreachable: check the internet, or restart it"
+            else:
+                said = f"answers at {url}, but not as a gateway: {exc.reason}"
+                fix = "another program may hold the port: see the Port check"
             return [
-                Check("Gateway", False, f"nothing answers at {self.config.url}: {exc.reason}", fix),
+                Check("Gateway", False, said, fix),
                 Check("Certificate", None, what),
                 Check("Paper or live", None, what),
             ]
@@ -188,6 +221,7 @@ class Doctor:
         else:
             cert = Check("Certificate", True, "verified against the system's CAs")
         status = classify_reply(Endpoint.AUTH_STATUS, reply.http_status, reply.text, reply.meta)
+        answers = Check("Gateway", True, f"answers at {self.config.url}: {status.label}")
         if status.state is State.READY:
             account = client.account(validate=True)
             kind = "unknown" if account is None else account.kind
@@ -196,7 +230,19 @@ class Doctor:
         else:
             paper = Check("Paper or live", None, f"log in first ({status.label.lower()})")
         client.close()
-        return [cert, paper, clock_check(reply.headers.get("Date"), datetime.now(timezone.utc))]
+        clock = clock_check(reply.headers.get("Date"), datetime.now(timezone.utc))
+        return [answers, cert, paper, clock]
+
+
+def _connects(url: str, timeout: float = 2.0) -> bool:
+    """Whether the URL's host accepts a connection on its port (something listens)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _name(proc: Any) -> str:
@@ -263,9 +309,13 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     from .constants import EXIT_NOT_PERMITTED
 
     config = resolve(args, gateway_dir=args.dir)
-    checks = Doctor(config).run()
-    for check in checks:
+    folder = config.gateway_dir or "looked for in the usual places"
+    out.write(f"Checking {config.url} (from {config.url_source}); gateway folder: {folder}\n")
+    checks: list[Check] = []
+    for check in Doctor(config).checks():  # each verdict as it comes
+        checks.append(check)
         out.write(check.line() + "\n")
+        out.flush()
     failed = [c for c in checks if c.ok is False]
     skipped = [c.name for c in checks if c.ok is None]
     if failed:

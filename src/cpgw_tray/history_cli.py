@@ -1,5 +1,5 @@
 """``cpgw-tray history``: the state changes the tray and ``watch`` saw, as a table, as
-JSON Lines, or as a 24-hour picture; stretches when nothing was watching are listed
+JSON Lines, or as a picture (24 hours, or --since); stretches when nothing was watching are listed
 and drawn as "not watched"."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     history.add_argument("--json", action="store_true", help="print JSON Lines")
     history.add_argument(
-        "--png", metavar="FILE", help="write the 24 h timeline picture to FILE instead"
+        "--png", metavar="FILE", help="write the timeline picture (of --since) to FILE instead"
     )
     history.set_defaults(func=cmd_history)
 
@@ -43,7 +43,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(str(exc)) from None
     history = History(paths.history_file(), source="")
     if args.png:
-        path = write_timeline(history, Path(args.png), now, resolve(args))
+        path = write_timeline(history, Path(args.png), now, resolve(args), since=since)
         out.write(f"Wrote {path}\n")
         return 0
     rows = with_gaps(history, since, now)
@@ -80,23 +80,25 @@ def with_gaps(history: History, since: datetime, now: datetime) -> list[Row]:
     return sorted([*(r for r in every if r.at >= since), *holes], key=lambda r: r.at)
 
 
-def write_timeline(history: History, path: Path, now: datetime, config: Config) -> Path:
-    """Render the 24 hours before ``now`` to ``path`` as PNG, IBKR's restart windows for
-    the configured region shaded."""
+def write_timeline(
+    history: History, path: Path, now: datetime, config: Config, since: datetime | None = None
+) -> Path:
+    """Render the time from ``since`` (24 hours before ``now`` when not given) to ``path``
+    as PNG, IBKR's restart windows for the configured region shaded."""
     from datetime import timedelta
 
     from .ibkr_clock import windows
     from .maintenance import IbkrClock
     from .timeline import render
 
+    start = now - timedelta(hours=24) if since is None else min(since, now)
+    if now - start < timedelta(minutes=10):
+        raise UsageError("--since: the picture needs at least 10 minutes before now")
     clock = IbkrClock.from_config(config)
-    shade = (
-        [(w.start, w.end) for w in windows(clock.region, now - timedelta(hours=24), now)]
-        if clock.enabled
-        else []
-    )
+    shade = [(w.start, w.end) for w in windows(clock.region, start, now)] if clock.enabled else []
     rows = list(history.rows())  # the state in force before the window counts too
-    image = render(rows, now, shade=shade, seen=history.seen())
+    hours = (now - start).total_seconds() / 3600
+    image = render(rows, now, hours=hours, shade=shade, seen=history.seen())
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path

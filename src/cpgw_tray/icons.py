@@ -21,12 +21,14 @@ from .status import LOOKS, Glyph, Look, State
 SUPERSAMPLE = 4
 WHITE = (255, 255, 255, 255)
 
-Icon = State | str  # a state, or maintenance.ICON
-ICONS: tuple[Icon, ...] = (*State, maintenance.ICON)
+Icon = State | str  # a state, maintenance.ICON or SETTINGS_ICON
+SETTINGS_ICON = "settings"  # settings too bad to start with (named so, not "Gateway error")
+SETTINGS_LOOK = Look(LOOKS[State.ERROR].colour, Glyph.CROSS, None, "Settings error")
+ICONS: tuple[Icon, ...] = (*State, maintenance.ICON, SETTINGS_ICON)
 
 
 def icon_name(icon: Icon) -> str:
-    """The icon's file name part: the state's value, or "maintenance"."""
+    """The icon's file name part: the state's value, "maintenance" or "settings"."""
     return icon.value if isinstance(icon, State) else icon
 
 
@@ -35,6 +37,8 @@ def look_of(icon: Icon) -> Look:
         return LOOKS[icon]
     if icon == maintenance.ICON:
         return maintenance.LOOK
+    if icon == SETTINGS_ICON:
+        return SETTINGS_LOOK
     raise ValueError(f"no icon named {icon!r}")
 
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -19,14 +20,28 @@ log = logging.getLogger(__name__)
 
 
 def open_url(url: str) -> bool:
-    """The URL in the default browser; False when Python finds no browser to run."""
+    """The URL in the default browser; False when nothing here could open it."""
+    return why_not_opened(url) is None
+
+
+def why_not_opened(url: str) -> str | None:
+    """Open the URL in the default browser: None when done, else why not, in one line.
+
+    On a Linux desktop ``xdg-open`` is run and awaited, so its failure is seen (Python's
+    ``webbrowser`` starts it and reports success before ``gio`` says "Operation not
+    supported"); elsewhere, or with ``$BROWSER`` set, Python's ``webbrowser`` decides."""
     import webbrowser
 
+    desktop = sys.platform not in ("win32", "darwin") and not os.environ.get("BROWSER")
+    found = shutil.which("xdg-open") if desktop else None
+    if found is not None:
+        return _run([found, url])
     try:
-        return bool(webbrowser.open(url))
+        opened = bool(webbrowser.open(url))
     except Exception:  # webbrowser.Error, or a browser entry that cannot start
         log.info("no browser could open %s", url, exc_info=True)
-        return False
+        opened = False
+    return None if opened else "no browser found"
 
 
 def open_path(path: Path) -> bool:
@@ -48,21 +63,34 @@ def open_path(path: Path) -> bool:
 def _run_opener(path: Path) -> bool:
     """macOS ``open`` or ``xdg-open``, as :func:`open_path` says."""
     found = shutil.which("open" if sys.platform == "darwin" else "xdg-open")
-    if found is None:
-        return False
-    try:
-        proc = subprocess.Popen(
-            [found, str(path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except OSError:
-        log.info("could not open %s", path, exc_info=True)
-        return False
-    try:
-        return proc.wait(timeout=20) == 0
-    except subprocess.TimeoutExpired:
-        threading.Thread(target=proc.wait, name="opener", daemon=True).start()
-        return True
+    return found is not None and _run([found, str(path)]) is None
+
+
+def _run(argv: list[str]) -> str | None:
+    """Run an opener and wait for it: None when it handed the thing over (or still runs
+    after 20 s), else its last line on stderr or its exit code. Its stderr goes to a
+    file, not a pipe: a browser it starts may hold a pipe open for hours."""
+    with tempfile.TemporaryFile() as said:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=said,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.info("could not run %s", argv, exc_info=True)
+            return f"{Path(argv[0]).name}: {exc.strerror}"
+        try:
+            code = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            threading.Thread(target=proc.wait, name="opener", daemon=True).start()
+            return None
+        if code == 0:
+            return None
+        said.seek(0)
+        lines = said.read(65536).decode("utf-8", "replace").strip().splitlines()
+    why = lines[-1].strip() if lines else f"exit code {code}"
+    log.info("%s failed: %s", argv[0], why)
+    return f"{Path(argv[0]).name} failed: {why}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any, NoReturn
 
 from .config import Config
@@ -120,6 +121,42 @@ def add_outlets(parser: argparse.ArgumentParser) -> None:
         help="run CMD at each event: login_needed, take_over… (no shell; env CPGW_EVENT, "
         "CPGW_MESSAGE, CPGW_AT; the event JSON on stdin)",
     )
+
+
+SHOWN = {  # each shared option's help, with the value the settings give it
+    "url": "gateway root URL (default: {})",
+    "timeout": "seconds to wait for a reply ({})",
+    "interval": "seconds between checks ({})",
+    "keepalive": "seconds between keep-alive tickles, 0 = off ({})",
+    "config": "config file (default: {})",
+}
+
+
+def show_settings(parser: argparse.ArgumentParser, config: Config) -> None:
+    """Put the values the settings give (file, environment) in the shared options'
+    help, on the parser and every sub-parser, so ``--help`` tells what applies."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                show_settings(child, config)
+        elif action.dest in SHOWN:
+            key = action.dest
+            if key == "config":
+                value = str(config.config_path)
+            else:
+                value = f"{getattr(config, key):g}" if key != "url" else config.url
+                where = config.sources.get(key)
+                value += f", from {where}" if where else ""
+            action.help = SHOWN[key].format(value)
+
+
+def tell(text: str) -> None:
+    """A progress line for a person at a terminal, on stderr (stdout is for scripts and
+    stays as it was); nothing when stderr is not a terminal."""
+    stream = sys.stderr
+    if stream is not None and stream.isatty():
+        stream.write(text + "\n")
+        stream.flush()
 
 
 def resolve(args: argparse.Namespace, **extra: Any) -> Config:

@@ -27,6 +27,7 @@ from . import maintenance
 from .menu import SEPARATOR, Entry
 from .person import POLICIES, Event, needs_login
 from .person_care import PersonCare
+from .rows import local_clock
 from .status import State, Status
 
 if TYPE_CHECKING:
@@ -58,11 +59,13 @@ class Host(Protocol):
     @property
     def settings(self) -> Saver | None: ...
     def open_login(self) -> None: ...
+    def take_over(self) -> None: ...
     def post_refresh(self) -> None: ...
 
 
 def _hhmm(moment: datetime) -> str:
-    return moment.astimezone().strftime("%H:%M")
+    """ "14:05 GMT": this computer's clock and its zone, as every time in the menu."""
+    return local_clock(moment)
 
 
 class PersonItems:
@@ -105,18 +108,29 @@ class PersonItems:
             if event.kind not in ANNOUNCED or not self.app.notifications:
                 continue
             prefix = AFTER_RESTART if was_quiet and event.kind == "login_needed" else ""
-            said = self.tell(prefix + event.message) or said
+            said = self.tell(prefix + event.message, event.kind) or said
         return said
 
-    def tell(self, message: str) -> bool:
+    def _buttons(self, kind: str) -> list[tuple[str, Callable[[], None]]]:
+        """What a notification of this kind offers: the login page when a login is
+        needed; taking the session over, or leaving it, when another session took it."""
+        if kind in ("login_needed", "login_reminder"):
+            return [("Log in now", self.app.open_login)]
+        if kind == "competing":
+            leave = self._refreshing(self.app.person.leave_this_time)
+            return [("Take the session over", self.app.take_over), ("Leave it", leave)]
+        return []
+
+    def tell(self, message: str, kind: str = "") -> bool:
         """One notification by whatever means this desktop has; False where none."""
         backend = self.app.backend
         if backend is None:
             return False
         if backend.has_notification:
             with_action = getattr(backend, "notify_with_action", None)
-            if with_action is not None:  # a click on it opens the login page
-                with_action(message, TITLE, "Log in now", self.app.open_login)
+            buttons = self._buttons(kind)
+            if with_action is not None and buttons:  # where a click can answer it
+                with_action(message, TITLE, *buttons[0], *buttons[1:2])
             else:
                 backend.notify(message, TITLE)
             return True

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import KEYS, ConfigError
+from .icons import SETTINGS_ICON
 from .menu import SEPARATOR, Entry
 from .opener import open_path
 from .settings_file import RESTART_KEYS, init_file, remove_stale_temps, set_key
-from .status import State
 
 if TYPE_CHECKING:
     from .autostart import Autostart
@@ -81,6 +81,17 @@ class SettingsItems:
         except OSError as exc:
             log.warning("cannot tell whether cpgw-tray starts at login: %s", exc)
             return False
+
+    def tick(self) -> None:
+        """Watcher thread, every few seconds: *Start at login* follows the real state
+        (``cpgw-tray autostart on|off``, or the desktop's own settings, change it too)."""
+        now = self._autostart_status()
+        if now != self.autostart_on:
+            self._post(lambda: self._show_autostart(now))
+
+    def _show_autostart(self, on: bool) -> None:
+        self.autostart_on = on
+        self.app.refresh()
 
     def entries(self) -> list[Entry]:
         items: list[Entry] = []
@@ -208,8 +219,8 @@ def show_bad_settings(backend: Backend, problem: str, path: Path, quit: Callable
             target=open_settings, args=(path,), name="settings-open", daemon=True
         ).start()
 
-    backend.set_icon(State.ERROR)
-    backend.set_title("cpgw-tray: settings error — see the menu")
+    backend.set_icon(SETTINGS_ICON)  # its own name: trays show it, not "Gateway error"
+    backend.set_title("cpgw-tray: Settings error — see the menu")
     backend.set_menu(
         [
             Entry("cpgw-tray cannot start: bad settings", enabled=False),

@@ -57,6 +57,7 @@ class SettingsWatcher:
         *,
         period: float = 3.0,  # within 5 s of a save, with the settling pause
         settle: float = 0.2,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.path = path
         self._load = load
@@ -64,6 +65,9 @@ class SettingsWatcher:
         self.on_error = on_error
         self.period = period
         self.settle = settle  # an editor may write in steps: wait for the file to settle
+        # also called at every look, and every ``period`` while inotify sleeps (other
+        # state to follow: Start at login)
+        self.on_tick = on_tick
         self._seen = fingerprint(path)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -147,9 +151,13 @@ class SettingsWatcher:
         try:
             self._guarded_check()  # a save between the start and the watch
             while not self._stop.is_set():
-                select.select([folder, read], [], [])
+                tick = self.period if self.on_tick is not None else None
+                ready, _, _ = select.select([folder, read], [], [], tick)
                 if self._stop.is_set():
                     return
+                if not ready:  # the period passed with no change: only the tick
+                    self._guarded(self._tick)
+                    continue
                 events = folder.read(timeout=0)
                 if any(e.mask & flags.IGNORED for e in events):  # the watch is gone
                     return
@@ -161,9 +169,20 @@ class SettingsWatcher:
                 os.close(wake)
             os.close(read)
 
+    def _tick(self) -> None:
+        if self.on_tick is not None:
+            self.on_tick()
+
+    def _look(self) -> None:
+        self.check()
+        self._tick()
+
     def _guarded_check(self) -> None:
+        self._guarded(self._look)
+
+    def _guarded(self, look: Callable[[], object]) -> None:
         try:
-            self.check()
+            look()
         except Exception as exc:  # a bug here must not end the watching silently
             log.exception("watching the settings file failed")
             try:

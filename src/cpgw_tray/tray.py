@@ -103,6 +103,7 @@ class TrayApp:
         self.notifications = config.notifications
         self.status = unknown(config.url)
         self.since = now()
+        self.came_from: State | None = None  # the state before the one shown (since_row)
         self.backend: Backend | None = None
         self.ibkr = IbkrClock.from_config(config)
         self.care = SessionCare(client, auto_reauth=config.auto_reauth, ibkr=self.ibkr)
@@ -193,7 +194,7 @@ class TrayApp:
             return
         previous = self.status
         if status.state is not previous.state:
-            self.since = self._now()
+            self.since, self.came_from = self._now(), previous.state
             self.last_action = None  # the new state says how the action went
         self.status = status
         said = self.person_items.announce(self._was_quiet)  # before the menu: it may note
@@ -203,7 +204,7 @@ class TrayApp:
             log.debug("icon: %s", icon)
             backend.set_icon(icon)
             self._shown_icon = icon
-        title = tooltip(status, window.label + NO_ACTION if window else None)
+        title = tooltip(status, rows.window_row(window) + NO_ACTION if window else None)
         if title != self._shown_title:
             backend.set_title(title)
             self._shown_title = title
@@ -250,7 +251,7 @@ class TrayApp:
         if window is None:
             return [f"Status: {status.label}", *detail]
         head = [  # the detail's advice (log in, restart) would be wrong here
-            window.label + NO_ACTION,
+            rows.window_row(window) + NO_ACTION,
             f"Status: {status.label} (expected during the restart)",
             "Checks once a minute until the session is back",
         ]
@@ -300,13 +301,7 @@ class TrayApp:
         last = Entry(self.last_action or " ", enabled=False)
         if state is State.UNKNOWN:  # nothing known yet but what an action said
             return [last]
-        since = self.since.astimezone().strftime("%H:%M")
-        facts = [
-            Entry(
-                f"Authenticated since {since}" if state is State.READY else f"Since {since}",
-                enabled=False,
-            )
-        ]
+        facts = [Entry(rows.since_row(state, self.since, self.came_from), enabled=False)]
         if state in SESSION_STATES:
             kind = {True: "paper", False: "live", None: "paper or live unknown"}[status.paper]
             account = f"{status.account} ({kind})" if status.account else "unknown"
@@ -393,8 +388,7 @@ class TrayApp:
         threading.Thread(target=run, name="history", daemon=True).start()
 
     def save_diagnostics(self) -> None:
-        """Menu: the doctor's bundle for support, saved in the state folder; its path in
-        the menu and a notification, so it can be attached to a message."""
+        """Menu: the support bundle; "saving…" at once, then its path (menu, notification)."""
 
         def run() -> None:
             from . import paths
@@ -410,6 +404,7 @@ class TrayApp:
             self.note(f"Diagnostics saved: {path}")
             self.notify("Diagnostics saved", str(path))
 
+        self.note("Saving diagnostics… (the doctor asks the gateway first)")
         threading.Thread(target=run, name="diagnostics", daemon=True).start()
 
     def reauthenticate(self) -> None:

@@ -57,12 +57,17 @@ class GtkBackend(PystrayBackend):
             self._notifier.notify(title, message)
 
     def notify_with_action(
-        self, message: str, title: str, label: str, action: Callable[[], None]
+        self,
+        message: str,
+        title: str,
+        label: str,
+        action: Callable[[], None],
+        also: tuple[str, Callable[[], None]] | None = None,
     ) -> None:
-        """A click on the notification runs ``action`` (best effort: where the
-        notification service supports actions)."""
+        """A click on the notification runs ``action``; ``also``: a second button (best
+        effort: where the notification service supports actions)."""
         if self._notifier is not None:
-            self._notifier.notify(title, message, (label, action))
+            self._notifier.notify(title, message, (label, action), also)
 
     def set_menu(self, entries: Sequence[Entry]) -> None:
         super().set_menu(entries)  # pystray builds the Gtk.Menu on the next idle ...
@@ -197,7 +202,7 @@ class DbusNotifier:
         self._gio, self._glib = Gio, GLib
         self._bus = bus or Gio.bus_get_sync(Gio.BusType.SESSION, None)
         self._id = 0  # replace our previous notification instead of stacking them
-        self._action: Callable[[], None] | None = None  # the shown notification's click
+        self._actions: dict[str, Callable[[], None]] = {}  # the shown one's buttons, by key
         name, path = "org.freedesktop.Notifications", "/org/freedesktop/Notifications"
         flags = Gio.DBusSignalFlags.NONE
         self._bus.signal_subscribe(name, name, "ActionInvoked", path, None, flags, self._invoked)
@@ -211,11 +216,17 @@ class DbusNotifier:
             return None
 
     def notify(
-        self, title: str, message: str, action: tuple[str, Callable[[], None]] | None = None
+        self,
+        title: str,
+        message: str,
+        action: tuple[str, Callable[[], None]] | None = None,
+        also: tuple[str, Callable[[], None]] | None = None,
     ) -> None:
-        """``action``: (label, what a click does), where the service supports actions."""
-        actions = ["default", action[0]] if action else []
-        self._action = action[1] if action else None
+        """``action``: (label, what a click does), where the service supports actions;
+        ``also``: a second button."""
+        chosen = {"default": action, "also": also if action else None}
+        actions = [part for key, pair in chosen.items() if pair for part in (key, pair[0])]
+        self._actions = {key: pair[1] for key, pair in chosen.items() if pair}
         params = self._glib.Variant(
             "(susssasa{sv}i)", ("cpgw-tray", self._id, "", title, message, actions, {}, -1)
         )
@@ -234,9 +245,11 @@ class DbusNotifier:
 
     def _invoked(self, *signal: Any) -> None:
         """ActionInvoked (id, key) from the service: our notification was clicked."""
-        if signal[-1].unpack()[0] == self._id and self._action is not None:
+        shown, key = signal[-1].unpack()
+        action = self._actions.get(key) if shown == self._id else None
+        if action is not None:
             try:
-                self._action()
+                action()
             except Exception:
                 log.exception("notification action failed")
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..ibkr_clock import Window, next_token_reset, next_window, window_at
+from ..maintenance import QUIET_AFTER
 from ..status import iso_utc
 
 
@@ -42,6 +43,7 @@ class SimClock:
         self._real = real
         self._offset: timedelta | None = None
         self._lock = threading.Lock()
+        self.left_scenario = "ready"  # the demo's: the scenario before a jump, for the way back
 
     def now(self) -> datetime:
         with self._lock:
@@ -56,6 +58,18 @@ class SimClock:
         """From now on the clock reads ``at`` and runs on; None: back to real time."""
         with self._lock:
             self._offset = None if at is None else at - self._real()
+
+
+def reset_moment(region: str, now: datetime) -> datetime:
+    """Where the demo's *weekly reset* puts the clock: 30 s before IBKR's next weekly token
+    reset, unless that falls inside the region's restart window (North America's and
+    Europe's nightly windows hold Sunday 01:00 ET) or the quiet minutes after it; then 30 s
+    after those, the reset just passed. Either way the tray shows the reset's own effect,
+    not the restart's look."""
+    reset = next_token_reset(now)
+    before = reset - timedelta(seconds=30)
+    window = window_at(region, before) or window_at(region, before - QUIET_AFTER)
+    return before if window is None else window.end + QUIET_AFTER + timedelta(seconds=30)
 
 
 def describe(clock: SimClock, region: str) -> dict[str, Any]:

@@ -1,0 +1,60 @@
+"""Opening the login page where the desktop cannot: the address is given, with the reason."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cpgw_tray import opener
+
+GIO_FAILS = '#!/bin/sh\necho "gio: $1: Operation not supported" >&2\nexit 4\n'
+
+pytestmark = pytest.mark.skipif(
+    sys.platform in ("win32", "darwin"), reason="xdg-open is the Linux desktop's opener"
+)
+
+
+def failing_xdg_open(folder: Path) -> None:
+    fake = folder / "xdg-open"
+    fake.write_text(GIO_FAILS)
+    fake.chmod(0o755)
+
+
+def test_an_opener_that_fails_is_not_taken_for_a_browser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's webbrowser reports success as soon as xdg-open starts; gio then fails."""
+    failing_xdg_open(tmp_path)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.delenv("BROWSER", raising=False)
+    monkeypatch.setenv("DISPLAY", ":99")
+    url = "https://127.0.0.1:5999/"
+    assert opener.why_not_opened(url) == f"xdg-open failed: gio: {url}: Operation not supported"
+    assert opener.open_url(url) is False
+
+
+def test_open_prints_the_url_and_the_reason_and_exits_0(tmp_path: Path) -> None:
+    failing_xdg_open(tmp_path)
+    env = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DISPLAY": ":99",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "cpgw_tray", "open", "--url", "https://127.0.0.1:5999"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (
+        "Not opened (xdg-open failed: gio: https://127.0.0.1:5999/: Operation not supported): "
+        "open https://127.0.0.1:5999/ in a browser yourself.\n"
+    )

@@ -7,12 +7,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
 from .config import KEYS, Config, file_path
 from .constants import EXIT_CANT_CREATE, EXIT_OK
-from .options import add_shared, resolve
+from .options import add_shared, gateways_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,24 +55,40 @@ def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
         elif args.init:
             out.write(f"{path} already exists: left untouched\n")
         return _edit(path, out) if args.edit else EXIT_OK
-    out.write(render(resolve(args), path))
+    gateways = gateways_of(args)
+    if gateways[0].name is None:
+        out.write(render(gateways[0].config, path))
+        return EXIT_OK
+    from .gateways import PER_GATEWAY
+
+    shared = [key for key in KEYS if key not in PER_GATEWAY]
+    out.write(render(gateways[0].config, path, shared))
+    for gateway in gateways:
+        out.write(f"\n[gateways.{gateway.name}]\n")
+        out.write(render(gateway.config, None, PER_GATEWAY))
     return EXIT_OK
 
 
-def render(config: Config, path: Path) -> str:
-    """One line per key: ``name = value  # where it came from``."""
+def render(config: Config, path: Path | None, keys: Iterable[str] = KEYS) -> str:
+    """One line per key: ``name = value  # where it came from``; the file's path first
+    (none: a gateway's table, under the file's)."""
     from .settings_file import toml_value
 
-    there = "" if path.is_file() else " (not there: the defaults apply; `config --init` writes it)"
-    lines = [f"# settings file: {path}{there}"]
-    for name in KEYS:
+    lines = []
+    if path is not None:
+        there = (
+            "" if path.is_file() else " (not there: the defaults apply; `config --init` writes it)"
+        )
+        lines.append(f"# settings file: {path}{there}")
+    for name in keys:
         value = getattr(config, name)
         if name == "notify_urls":  # their tokens and passwords stay hidden
             from .redaction import redact_url
 
             value = tuple(redact_url(url) for url in value)
         shown = "unset" if value is None else toml_value(value)
-        lines.append(f"{name} = {shown}".ljust(48) + f"  # {config.sources.get(name, 'default')}")
+        where = config.sources.get(name, "default") if value is not None else "default"
+        lines.append(f"{name} = {shown}".ljust(48) + f"  # {where}")
     return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,7 @@ from cpgw_tray.fleet import Fleet
 from cpgw_tray.gateway import GatewayClient, RateGovernor
 from cpgw_tray.gateways import Gateway, resolve_all
 from cpgw_tray.simulator import Simulator
+from cpgw_tray.simulator.scaffold import make_gateway_dir
 from cpgw_tray.status import Status
 from cpgw_tray.watch import watch_poller
 
@@ -331,3 +332,22 @@ def test_a_hanging_gateway_never_delays_another(tmp_path: Path) -> None:
             beside = _ready_checks(sim, hostile, tmp_path)
     assert alone == [15.0 * n for n in range(INTERVALS)]
     assert beside == alone  # neither fewer nor later
+
+
+def test_gateway_commands_act_on_one_named_gateway(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = make_gateway_dir(tmp_path / "live", port=free_port())
+    paper = make_gateway_dir(tmp_path / "paper", port=free_port())
+    path = settings(
+        tmp_path,
+        f'[gateways.live]\ngateway_dir = "{live}"\n[gateways.paper]\ngateway_dir = "{paper}"\n',
+    )
+    for action in ("start", "stop", "restart"):
+        assert run_cli("--config", str(path), "gateway", action)[0] == 64
+        assert "--gateway NAME (live, paper)" in capsys.readouterr().err
+    argv = ["--config", str(path), "gateway", "stop", "--gateway", "live", "--dir", str(paper)]
+    assert run_cli(*argv)[0] == 64
+    assert f"--gateway live is at {live}" in capsys.readouterr().err
+    code, out = run_cli("--config", str(path), "gateway", "stop", "--gateway", "paper")
+    assert code == 0 and f"No gateway is running in {paper}" in out

@@ -170,8 +170,13 @@ def resolve_all(
         if selected is not None:
             raise ConfigError(f"--gateway {selected}: {path} names no [gateways.NAME] table")
         return [Gateway(None, base)]
-    pinned = any((overrides or {}).get(key) is not None for key in PLACE_KEYS)
-    pinned = pinned or any(ENV_PREFIX + key.upper() in env for key in PLACE_KEYS)
+    given = {key for key in PLACE_KEYS if (overrides or {}).get(key) is not None}
+    given |= {key for key in PLACE_KEYS if ENV_PREFIX + key.upper() in env}
+    by_folder = "gateway_dir" in given  # --dir: the folder tells; --url: the host:port
+
+    def here(config: Config) -> str | None:
+        return _folder(config) if by_folder else _place(config)
+
     plain = {k: v for k, v in (overrides or {}).items() if k not in PLACE_KEYS}
     unpinned = {k: v for k, v in env.items() if k[len(ENV_PREFIX) :].lower() not in PLACE_KEYS}
     gateways = [
@@ -182,12 +187,12 @@ def resolve_all(
         chosen = [g for g in gateways if g.name == selected]
         if not chosen:
             raise ConfigError(f"unknown gateway '{selected}'; {path} names: {names(gateways)}")
-        if pinned and _place(base) != _place(chosen[0].config):
+        if given and here(base) != here(chosen[0].config):
             raise ConfigError(
-                f"--gateway {selected} is at {_place(chosen[0].config)}, but the --url or "
-                f"--dir given is at {_place(base)}: give one of them"
+                f"--gateway {selected} is at {here(chosen[0].config)}, but the --url or "
+                f"--dir given is at {here(base)}: give one of them"
             )
         return chosen
-    if pinned:
-        return [g for g in gateways if _place(g.config) == _place(base)] or [Gateway(None, base)]
+    if given:
+        return [g for g in gateways if here(g.config) == here(base)] or [Gateway(None, base)]
     return gateways

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .menu import Entry
     from .outlets import Outlets
+    from .push_link import PushLink
     from .settings_menu import SettingsItems
     from .simulator import SimClock, Simulator
     from .tray import TrayApp
@@ -110,6 +112,16 @@ def _open_outlets(config: Config, built: list[TrayApp], outlets: list[Outlets]) 
         outlets.append(Outlets(config, lambda: poller_view(built[0].poller)))
 
 
+def _push_items(app: TrayApp) -> PushLink:
+    """The websocket for the tray, its menu rows first among the extra entries."""
+    from .push_menu import PushItems
+
+    push = PushItems(app)
+    more = app.extra_entries
+    app.extra_entries = lambda: [*push.entries(), *(more() if more is not None else [])]
+    return push.link
+
+
 def run_tray(
     load: Callable[[], Config],
     settings_path: Path,
@@ -133,6 +145,7 @@ def run_tray(
 
     built: list[TrayApp] = []
     items: list[SettingsItems] = []
+    links: list[PushLink] = []
 
     def changed(new: Config) -> None:  # watcher thread
         if items:
@@ -215,6 +228,8 @@ def run_tray(
             if extra_entries is not None:
                 app.extra_entries = lambda: extra_entries(app)
             app.settings = settings = SettingsItems(app, settings_path)
+            if config.push:
+                links.append(_push_items(app))
             built.append(app)
             items.append(settings)
             if problem:  # the settings were fixed after start: their outlets open now
@@ -227,6 +242,8 @@ def run_tray(
             if history is not None:
                 history.started()
             app.start(backend)
+            for link in links:
+                link.start()
         except Exception:
             log.exception("the tray could not start")
             backend.post(lambda: _show_broken(backend, log_path))
@@ -242,6 +259,8 @@ def run_tray(
 
     backend.run(setup)
     watcher.stop()
+    for link in links:
+        link.stop()
     for app in built:
         app.quit()
         if app.history is not None:
@@ -267,7 +286,13 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         # The simulator answers in milliseconds: a short timeout makes "hang" show at once.
         # No automatic reauthentication, so each simulated state stays on show.
         settings = resolve(
-            args, url=sim.url, interval=interval, insecure=True, timeout=0.8, auto_reauth=False
+            args,
+            url=sim.url,
+            interval=interval,
+            insecure=True,
+            timeout=0.8,
+            auto_reauth=False,
+            push=True,  # the simulator's websocket: its drops and bulletins on show
         )
         # The simulator's certificate is its own; a configured endpoint, hook or phone is
         # for the real gateway, not for simulated states.
@@ -347,6 +372,12 @@ def simulate_menu(app: TrayApp, sim: Simulator, clock: SimClock) -> list[Entry]:
         sim.taken_over("TWS")
         changed()
 
+    def bulletin() -> None:
+        """An IBKR bulletin on the simulator's websocket (a new id each time)."""
+        sim.push.bulletin(
+            int(time.time()), "[BBSMSG Bulletin]\nSimulated: IBKR will be down for maintenance."
+        )
+
     choices = tuple(
         Entry(f"{name}: {what}", switch(name), checked=sim.session.scenario == name, radio=True)
         for name, what in SCENARIOS.items()
@@ -362,4 +393,5 @@ def simulate_menu(app: TrayApp, sim: Simulator, clock: SimClock) -> list[Entry]:
         checked=clock.injected,
     )
     tws = Entry("taken over by TWS: TWS logs in with the same username", taken_over)
-    return [Entry("Simulate", submenu=(*choices, SEPARATOR, tws, restart, reset))]
+    news = Entry("IBKR bulletin: one on the websocket (shown when push is connected)", bulletin)
+    return [Entry("Simulate", submenu=(*choices, SEPARATOR, tws, news, restart, reset))]

@@ -66,6 +66,7 @@ class Config:
     notify_urls: tuple[str, ...] = ()  # Apprise URLs: the phone and chat (--notify adds)
     notify_on: tuple[str, ...] = NOTIFY_ON  # the event kinds sent there; "all": every one
     notify_quiet: str | None = None  # local hours "HH:MM-HH:MM" when messages wait
+    push: bool = False  # hold the gateway's websocket: drops seen at once, bulletins (push.py)
     # Where things came from, for messages; not settable.
     gateway: str | None = None  # the [gateways.NAME] table's name (gateways.py)
     config_path: str | None = field(default=None, compare=False)
@@ -244,6 +245,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "notify_urls": _notify("check_urls"),
     "notify_on": _notify("check_kinds"),
     "notify_quiet": _notify("check_quiet"),
+    "push": _as_bool,
 }
 FLAGS = {
     "on_change": "--exec",
@@ -369,9 +371,8 @@ def load(
     env: Mapping[str, str] | None = None,
     table: tuple[str, Mapping[str, Any], Mapping[str, str]] | None = None,
 ) -> Config:
-    """Resolve the settings once: defaults, file, environment, then ``overrides``
-    (command-line values; ``None`` means not given); ``table``: a gateway's name, its
-    checked values and their places, after the file's top level (:mod:`.gateways`)."""
+    """Resolve the settings once: defaults, file, a gateway's ``table`` (:mod:`.gateways`),
+    environment, then ``overrides`` (command-line values; ``None`` means not given)."""
     env = os.environ if env is None else env
     explicit = config_path or env.get(ENV_PREFIX + "CONFIG")
     path = file_path(config_path, env)
@@ -419,10 +420,8 @@ def load(
         if found is not None:
             merged["url"], url_source = found
             sources["url"] = url_source
-    name = table[0] if table else None
-    return Config(
-        **merged, gateway=name, config_path=str(path), url_source=url_source, sources=sources
-    )
+    where = {"gateway": table[0] if table else None, "config_path": str(path)}
+    return Config(**merged, **where, url_source=url_source, sources=sources)  # type: ignore[arg-type]
 
 
 def _url_from_folder(configured: str | None) -> tuple[str, str] | None:

@@ -10,6 +10,7 @@ decide. Replies are decoded with :mod:`.strictjson` and classified by :mod:`.sta
 from __future__ import annotations
 
 import logging
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -62,6 +63,7 @@ TICKLE = "tickle"
 ACCOUNTS = "iserver/accounts"
 MAX_BODY = 64 * 1024  # a status, tickle or action reply is well under 2 KiB
 MAX_ACCOUNTS_BODY = 1024 * 1024  # an advisor's account list can be long
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # safe inside the websocket's cookie
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class GatewayClient:
         # Told of every request sent: (path, HTTP status or the failure's name); the
         # health endpoint's metrics count them. Never told of a request held back.
         self.on_request: Callable[[str, int | str], None] | None = None
+        self.push_session: str | None = None  # the session id of the last tickle reply
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "cpgw-tray"
         self.session.headers["Accept-Encoding"] = ENCODINGS
@@ -233,8 +236,20 @@ class GatewayClient:
 
     def tickle(self) -> Status:
         """``POST /tickle`` (keep-alive), classified from its ``iserver.authStatus``.
-        Raises :class:`Deferred` like :meth:`auth_status`."""
-        return self._check(Endpoint.TICKLE, TICKLE)
+        Raises :class:`Deferred` like :meth:`auth_status`. Its ``session`` id is kept in
+        :attr:`push_session` (the websocket's cookie); a reply without one clears it."""
+        try:
+            reply = self.call("POST", TICKLE, {})
+        except Unreachable as exc:
+            self.push_session = None
+            return classify_failure(exc.failure, exc.reason, exc.meta, exc.http_status)
+        parsed = loads_or_none(reply.text) if reply.http_status == 200 else None
+        session = parsed.get("session") if isinstance(parsed, dict) else None
+        ok = isinstance(session, str) and _SESSION_ID.fullmatch(session) is not None
+        self.push_session = session if ok else None
+        return classify_reply(
+            Endpoint.TICKLE, reply.http_status, reply.text, reply.meta, reply.backoff_s
+        )
 
     def reauthenticate(self, take_over: bool = False) -> Outcome:
         """Start the brokerage session: ``ssodh/init`` (``publish`` must be true or the

@@ -5,7 +5,9 @@ running, so a gap in watching is told as one, never as the last state.
 State row: ``{"at": ISO UTC, "state", "previous", "detail", "url", "source": "tray"|"watch",
 "gateway": NAME or null}``.
 Event row (an ``event`` key and no ``state``): ``{"at", "event": "started"|"stopped",
-"detail", "source"}``: a watcher began or ended. While the state is steady, the time of
+"detail", "source"}``: a watcher began or ended; ``{"at", "event": "bulletin", "id",
+"detail", "url", "source"}``: an IBKR bulletin from the websocket, shown once (readers
+of the history skip it). While the state is steady, the time of
 the last finished check is kept beside the history in ``<history>.seen`` (one time per
 source, written at most once per :data:`HEARTBEAT`); a watcher that died without a word
 is told by that time.
@@ -62,14 +64,18 @@ class Row:
     source: str
     event: str | None = None
     until: datetime | None = None
+    ident: str | None = None  # a bulletin's id
     gateway: str | None = None  # the [gateways.NAME] whose state it is
 
     def to_json(self) -> dict[str, Any]:
         if self.event is not None:
             data: dict[str, Any] = {"at": iso_utc(self.at), "event": self.event}
+            if self.ident is not None:
+                data["id"] = self.ident
             if self.until is not None:
                 data["until"] = iso_utc(self.until)
-            return {**data, "detail": self.detail, "source": self.source}
+            data = {**data, "detail": self.detail, "source": self.source}
+            return {**data, "url": self.url} if self.url else data
         return {
             "at": iso_utc(self.at),
             "state": self.state,
@@ -168,6 +174,14 @@ class History:
                 self._beat = checked
                 self._guarded(lambda: self._set_seen(checked))
             return changed
+
+    def record_event(self, kind: str, at: datetime, detail: str, url: str, ident: str) -> None:
+        """Append an event row that readers skip (an IBKR bulletin: ``kind`` "bulletin",
+        its text as ``detail``, its ``ident`` as ``id``)."""
+        root = gateway_root(url) if url else ""
+        row = Row(at, None, None, detail, root, self.source, kind, ident=ident)
+        with self._lock:
+            self._guarded(lambda: self._append([row]))
 
     def started(self) -> None:
         """A watcher begins: a ``started`` row. A previous run of this source that ended

@@ -91,8 +91,8 @@ def add_shared(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
 
 
 def add_outlets(parser: argparse.ArgumentParser) -> None:
-    """``--serve``, ``--exec`` and ``--on-event``, for the commands that keep watching
-    (tray, watch)."""
+    """``--serve``, ``--exec``, ``--on-event`` and ``--push``, for the commands that keep
+    watching (tray, watch)."""
     group = parser.add_argument_group("for bots and servers")
     group.add_argument(
         "--serve",
@@ -120,6 +120,13 @@ def add_outlets(parser: argparse.ArgumentParser) -> None:
         metavar="CMD",
         help="run CMD at each event: login_needed, take_over… (no shell; env CPGW_EVENT, "
         "CPGW_MESSAGE, CPGW_AT; the event JSON on stdin)",
+    )
+    group.add_argument(
+        "--push",
+        action="store_true",
+        default=None,
+        help="also hold the gateway's websocket: a dropped session seen within a second, "
+        "IBKR's bulletins shown (setting `push`)",
     )
 
 
@@ -179,6 +186,7 @@ def gateways_of(args: argparse.Namespace, **extra: Any) -> list[Gateway]:
         "serve_hosts",
         "on_change",
         "on_event",
+        "push",
     ):  # only where add_outlets() added them
         overrides[key] = getattr(args, key, None)
     urls = [

@@ -39,6 +39,11 @@ def state_dir() -> Path:
     return platformdirs.user_state_path(APP_NAME, appauthor=False)
 
 
+def bulletins_file() -> Path:
+    """IBKR bulletins already shown, by gateway and id (see :mod:`cpgw_tray.bulletins`)."""
+    return state_dir() / "bulletins.json"
+
+
 def history_file() -> Path:
     """The JSON Lines history of state changes (see :mod:`cpgw_tray.history`)."""
     return state_dir() / "history.jsonl"

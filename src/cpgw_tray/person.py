@@ -23,7 +23,7 @@ there and handed to :meth:`cpgw_tray.person_care.PersonCare.tell`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .status import State, Status
@@ -35,7 +35,15 @@ PAUSE = timedelta(hours=1)
 POLICIES = ("leave", "take_back", "take_back_after")
 
 # Every kind of event, in the order the README lists them.
-KINDS = ("login_needed", "login_reminder", "logged_in", "competing", "take_over", "dropped")
+KINDS = (
+    "login_needed",
+    "login_reminder",
+    "logged_in",
+    "competing",
+    "take_over",
+    "dropped",
+    "bulletin",
+)
 
 LOGIN_NEEDED = "IBKR needs you to log in — approve on your phone"
 COMPETING = "Another session — TWS, the phone or the web — took over"
@@ -52,7 +60,7 @@ class Event:
     kind: str
     message: str
     at: datetime
-    gateway: str | None = None  # the [gateways.NAME] it is of (stamped by the watcher)
+    gateway: str | None = field(default=None, kw_only=True)  # its [gateways.NAME], or None
 
     def to_json(self) -> dict[str, str | None]:
         from .status import iso_utc

@@ -34,6 +34,10 @@ It owns four promises:
   publishes nothing new: the last verdict stays, its detail says when the next check is,
   and its freshness moves with the hold.
 
+While push is connected and the verdict is ``ready``, checks stretch to min(4 × interval,
+300 s); on any other verdict, after evidence, or when push drops, the interval holds. What
+is published, and its freshness, is :class:`~cpgw_tray.shown.Shown`'s part.
+
 Both threads wait on :class:`threading.Event` in slices of at most ``look_every`` seconds
 (so a resume is noticed promptly), can be stopped at once, and are daemons: quitting never
 waits on a hung request. ``on_status`` is called from either thread, never from both at
@@ -54,13 +58,11 @@ from pathlib import Path
 
 from . import maintenance
 from .governor import Deferred
+from .shown import Shown
 from .status import (
     SESSION_STATES,
     State,
     Status,
-    fresh_until,
-    stale_view,
-    unknown,
 )
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ LOOK_EVERY = 10.0  # longest wait between looks at the clocks (a resume is seen 
 RESUME_GAP = 3.0  # wall clock ahead of the monotonic one by more: the machine slept
 MIN_HOLD = 1.0  # a held-back request is tried again no sooner than this
 EVIDENCE_EVERY = 10.0  # evidence from one source asks for a check at most this often
+PUSH_STRETCH = 300.0  # while push watches a ready session: checks every min(4×interval, this)
 # States a piece of evidence can agree with: what an authStatus (or a 401) says.
 AGREEABLE = SESSION_STATES | {State.LOGGED_OUT}
 _NEXT_NOTE = re.compile(r"\s*Next check\b[^.]*\d\d:\d\d:\d\d\.$")  # "Next check [in N s, ]at …"
@@ -84,7 +87,7 @@ def with_next_check(status: Status, at: datetime) -> Status:
     return replace(status, detail=f"{detail} Next check at {at.astimezone():%H:%M:%S}.")
 
 
-class Poller:
+class Poller(Shown):
     """Schedules checks and keep-alive tickles and guards what is published.
     :meth:`step` (the schedule) and :meth:`check_freshness` (the watchdog) hold the
     decisions and are driven directly by tests with fake clocks; :meth:`start` runs each
@@ -144,6 +147,10 @@ class Poller:
         self.threads: list[threading.Thread] = []
         # True while the person paused session care: checks go on, tickles do not.
         self.keepalive_paused: Callable[[], bool] = lambda: False
+        # The websocket (push.py), when asked for: its state for the ``push`` field, and
+        # whether it is connected (checks then stretch while the verdict is ready).
+        self.push_state: Callable[[], str | None] = lambda: None
+        self._stretch_to: float | None = None  # the next check while push may stretch it
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -175,32 +182,33 @@ class Poller:
         self._wake.set()
         return True
 
+    def tickle_soon(self) -> None:
+        """Tickle at once rather than a keep-alive period after the first check (the
+        websocket needs the session id a tickle reply carries); never inside a hold."""
+        now = self._clock()
+        with self._lock:
+            if now < self._paced_until:
+                return
+            if self._next_tickle is not None and self._next_tickle > now:
+                self._next_tickle = now
+        self._wake.set()
+
+    def _stretched(self) -> float:
+        """Seconds between checks while push watches a ready session."""
+        return max(self.interval, min(4 * self.interval, PUSH_STRETCH))
+
+    def _next_due(self) -> float | None:
+        """When the next check is due: later while push watches a ready session."""
+        due = self._next_check
+        stretch = self._stretch_to
+        if due is None or stretch is None or self.push_state() != "connected":
+            return due
+        ready = self._gateway is not None and self._gateway.state is State.READY
+        return max(due, stretch) if ready else due
+
     @property
     def busy(self) -> bool:
         return self._busy
-
-    def view(self, now: datetime | None = None) -> Status:
-        """What any view shows now: the last verdict while fresh, else the stale
-        ``unknown``; before the first verdict, ``unknown``."""
-        now = self._wall() if now is None else now
-        with self._lock:
-            latest, until = self.latest, self._until(now)
-        if latest is None or until is None:
-            return unknown(self.url)
-        return stale_view(latest, until, now) or latest
-
-    def _until(self, now: datetime) -> datetime | None:
-        """The verdict's deadline on the wall clock, whichever clock says it comes first."""
-        if self._fresh_until is None:
-            return None
-        wall, mono = self._fresh_until
-        return min(wall, now + timedelta(seconds=mono - self._clock()))
-
-    def _deadline(self, next_due_s: float) -> tuple[datetime, float]:
-        """When a verdict given now goes stale, if the next check is due in ``next_due_s``."""
-        wall = self._wall()
-        until = fresh_until(wall, next_due_s, self.timeout)
-        return until, self._clock() + (until - wall).total_seconds()
 
     # ------------------------------------------------------------------ schedule
     def due(self) -> tuple[str | None, float]:
@@ -208,7 +216,8 @@ class Poller:
         now = self._clock()
         has_session = self._gateway is not None and self._gateway.state in SESSION_STATES
         keep = self.keepalive > 0 and has_session and not self.keepalive_paused()
-        next_check = now if self._next_check is None else self._next_check
+        due_at = self._next_due()
+        next_check = now if due_at is None else due_at
         check = self._now_requested or self._resumed or now >= next_check
         # Both due: the tickle first, unless one went since the last check (the check's
         # turn: a tickle's reply is evidence and must not starve the verdicts).
@@ -281,8 +290,9 @@ class Poller:
             return self.due()[1]
         self._tickled = False
         self._next_check = finished + max(self.interval, hold)
+        self._stretch_to = finished + max(self._stretched(), hold)
         self._gateway = status
-        self._publish_verdict(status, self._next_check - finished)
+        self._publish_verdict(status, (self._next_due() or self._next_check) - finished)
         return self.due()[1]
 
     def evidence(self, source: str, said: Status | None, *, replaces_check: bool = False) -> str:
@@ -310,7 +320,8 @@ class Poller:
                     self.latest = refreshed = replace(latest, checked_at=at, sso_expires_s=sso)
                     if replaces_check:
                         self._next_check = max(now + self.interval, self._paced_until)
-                    next_due = (self._next_check or now) - now
+                        self._stretch_to = max(now + self._stretched(), self._paced_until)
+                    next_due = (self._next_due() or now) - now
                     self._fresh_until = self._deadline(max(0.0, next_due))
                     self._stale_shown = False
                     done = "agrees"
@@ -324,6 +335,7 @@ class Poller:
                             self._next_check if self._next_check is not None else now,
                             max(now, self._paced_until),
                         )
+                        self._stretch_to = None  # this check is not put off by push
                         done = "check"
             if done == "agrees":
                 self._publish(refreshed)
@@ -343,6 +355,7 @@ class Poller:
         log.info("request held back by the rate governor for %.0f s", wait)
         self._next_check = max(self._next_check or now, now + wait)
         self._next_tickle = max(self._next_tickle or now, now + wait)
+        self._paced_until = max(self._paced_until, now + wait)
         with self._publishing:
             with self._lock:
                 latest, until, held = self.latest, self._until(wall), self._fresh_until
@@ -378,62 +391,6 @@ class Poller:
         except Exception:
             at = None
         return Status(State.ERROR, label, self.error_detail, checked_at=at, url=url)
-
-    # ------------------------------------------------------------------ publishing
-    def _publish_verdict(self, status: Status, next_due_s: float) -> None:
-        """A check finished: it is the verdict, fresh until the next one is overdue."""
-        deadline = self._deadline(next_due_s)
-        with self._publishing:  # the watchdog cannot slip a stale view in after this
-            with self._lock:
-                self.latest = status
-                self._fresh_until = deadline
-                self._stale_shown = False
-            published = self._publish(status)
-        if not published and status.state is not State.ERROR:
-            self._publish_verdict(self._error(), next_due_s)
-
-    def _publish(self, status: Status) -> bool:
-        """Hand a status to the receiver; False (logged) when the receiver raised."""
-        with self._publishing:
-            if self._stopped.is_set():
-                return True
-            try:
-                self._on_status(status)
-            except Exception:
-                log.exception("publishing %s failed", status.state.value)
-                return False
-        return True
-
-    # ------------------------------------------------------------------ watchdog
-    def check_freshness(self) -> float:
-        """Publish the stale ``unknown`` once when the verdict's deadline has passed;
-        return seconds until the next look."""
-        now = self._wall()
-        with self._lock:
-            latest, until, shown = self.latest, self._until(now), self._stale_shown
-        if latest is None or until is None:
-            return self.look_every
-        stale = stale_view(latest, until, now)
-        if stale is None:
-            return min(self.look_every, max(0.0, (until - now).total_seconds()) + 0.01)
-        if not shown:
-            with self._publishing:  # a newer verdict published meanwhile wins
-                with self._lock:
-                    current = self.latest is latest and not self._stale_shown
-                    self._stale_shown = self._stale_shown or current
-                if current:
-                    log.warning("verdict stale: %s", stale.detail)
-                    self._publish(stale)
-        return self.look_every
-
-    def _watchdog(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                wait = self.check_freshness()
-            except Exception:
-                log.exception("internal error in the freshness watchdog")
-                wait = self.look_every
-            self._stopped.wait(wait)
 
     def _run(self) -> None:
         while not self._stopped.is_set():

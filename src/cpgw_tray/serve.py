@@ -120,6 +120,11 @@ STATUS_GAUGES: tuple[tuple[str, str, Callable[[Status], float | None]], ...] = (
         lambda s: s.sso_expires_s,
     ),
     (
+        "cpgw_tray_push_connected",
+        "1 while the gateway's websocket is connected, else 0 (absent when push is off)",
+        lambda s: None if s.push is None else float(s.push == "connected"),
+    ),
+    (
         "cpgw_tray_maintenance",
         "1 while the last check fell in an IBKR restart window, else 0",
         lambda s: float(s.maintenance_until is not None),
@@ -169,9 +174,20 @@ class Metrics:
             ["gateway"],
             registry=self.registry,
         )
+        self._bulletins = Counter(
+            "cpgw_tray_bulletins",
+            "IBKR bulletins received on the websocket and shown (each id once)",
+            ["gateway"],
+            registry=self.registry,
+        )
         for name in gateways:  # a zero from the start, as without labels
             self._rate_limited.labels(gateway=name or "")
+            self._bulletins.labels(gateway=name or "")
         self.registry.register(_StatusCollector(self))
+
+    def bulletin(self, gateway: str | None = None) -> None:
+        """A new IBKR bulletin of ``gateway`` was shown."""
+        self._bulletins.labels(gateway=gateway or "").inc()
 
     def observe(self, status: Status, duration_s: float) -> None:
         """A check finished with ``status`` after ``duration_s`` seconds."""

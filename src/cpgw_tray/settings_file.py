@@ -176,6 +176,13 @@ DOCS: dict[str, Doc] = {
         example='"23:00-07:00"',
         unset="none",
     ),
+    "push": Doc(
+        "Also hold the gateway's websocket while a session exists: a dropped session shows "
+        "within a second (checked by auth/status), IBKR's bulletins are shown once each, "
+        "checks slow to min(4 × interval, 300 s) while it is connected and ready; "
+        "`--push` does the same for one run (`tray`, `watch`).",
+        restart=True,
+    ),
 }
 
 RESTART_KEYS = frozenset(name for name, doc in DOCS.items() if doc.restart)

@@ -6,8 +6,10 @@ policy's events (login needed, reminders, a competing session, a takeover, a dro
 policies, :mod:`cpgw_tray.person_care`, honouring a pause made in the tray), logs to
 ``cpgw-tray.log`` as well as stderr. With ``--serve``, ``--exec``, ``--on-event`` and
 ``notify_urls`` it also answers health probes, runs a command at each change or event,
-and messages the phone (:mod:`.outlets`). With several gateways configured (and no
-``--gateway``) it watches each with its own poller (:mod:`.fleet`), every line naming it.
+and messages the phone (:mod:`.outlets`). With ``push`` it holds the gateway's websocket
+(:mod:`.push_link`): drops seen at once, IBKR's bulletins printed as event lines. With
+several gateways configured (and no ``--gateway``) it watches each with its own poller
+and websocket (:mod:`.fleet`), every line naming it.
 
 It never dies quietly: only Ctrl-C, SIGTERM or a closed pipe end it with 0, at once and
 quietly (a reader that went away is noticed within an interval even when nothing is
@@ -41,8 +43,10 @@ if TYPE_CHECKING:
     from .config import Config
     from .gateway import GatewayClient
     from .history import History
+    from .outlets import Outlets
     from .person import Event
     from .poller import Poller
+    from .push_link import Bulletin, PushLink
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +82,7 @@ class Printer:
             self.history.record(status)
         with self._lock:
             times = (status.maintenance_until, status.next_maintenance, status.paused_until)
-            key = (*status.view_key(), *times)
+            key = (*status.view_key(), *times, status.push)
             if self.stop.is_set() or key == self._last.get(status.gateway):
                 return
             self._last[status.gateway] = key
@@ -89,6 +93,8 @@ class Printer:
                     line = f"{_stamp(status.checked_at)} {human(status)}{note(status)}"
                     if status.paused_until is not None:
                         line += f" [paused until {status.paused_until.astimezone():%H:%M}]"
+                    if status.push is not None:
+                        line += f" [push {status.push}]"
             except Exception:
                 self.fail(EXIT_SOFTWARE, "printing a status failed")
                 return
@@ -179,6 +185,38 @@ def watch_poller(
     return poller
 
 
+def push_link(
+    config: Config,
+    client: GatewayClient,
+    poller: Poller,
+    on_event: Callable[[Event], None],
+    history: History,
+    outlets: Outlets,
+) -> PushLink:
+    """The websocket for ``watch``: each new bulletin an event (a line, the event hooks,
+    the phone if ``notify_on`` names it), a history event row and one more on the
+    metrics' counter."""
+    from . import paths
+    from .bulletins import Bulletins
+    from .push_link import PushLink
+
+    def on_bulletin(bulletin: Bulletin) -> None:  # the row first: a line's reader may look
+        history.record_event("bulletin", bulletin.at, bulletin.message, config.url, bulletin.ident)
+        on_event(bulletin)
+        if outlets.metrics is not None:
+            outlets.metrics.bulletin(config.gateway)
+
+    bulletins = Bulletins(paths.bulletins_file(), config.url)
+    return PushLink(
+        config,
+        client,
+        poller,
+        bulletins,
+        on_bulletin=on_bulletin,
+        paused=lambda: poller.keepalive_paused(),
+    )
+
+
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     """Print a line at each change until stopped: 0 for Ctrl-C, SIGTERM or a closed
     pipe; 74 for an output that cannot be written; 70 for an internal failure outside
@@ -213,10 +251,13 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
     printer = Printer(out, args.json, stop, history)
     names = [gateway.name for gateway in gateways]
     outlets = Outlets(config, lambda: fleet.views(), gateways=names)  # binds --serve's port
+    links: list[PushLink] = []
 
     def on_status(status: Status) -> None:
         printer(status)
         outlets(status)
+        for link in links:
+            link.saw(status)
 
     def on_event(event: Event) -> None:
         printer.event(event)
@@ -227,7 +268,7 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
     ) -> Poller:
         client = client_for(gateway.config)
         outlets.attach(client, gateway.name)
-        return watch_poller(
+        poller = watch_poller(
             gateway.config,
             client,
             to,
@@ -235,6 +276,9 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
             on_event=events,
             pause_file=pause_path(),
         )
+        if gateway.config.push:
+            links.append(push_link(gateway.config, client, poller, events, history, outlets))
+        return poller
 
     fleet = Fleet(gateways, build, on_status, on_event)
     restore = stop_on_signals(stop)
@@ -242,10 +286,14 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
         outlets.start()
         history.started()
         fleet.start()
+        for link in links:
+            link.start()
         _wait(stop, printer, [*fleet.threads, *outlets.threads()], min(config.interval, LOOK_EVERY))
     except KeyboardInterrupt:  # Ctrl-C before the handler was in place, or on Windows
         pass
     finally:
+        for link in links:
+            link.stop()
         fleet.stop()
         history.stopped()
         outlets.stop()

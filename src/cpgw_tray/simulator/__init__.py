@@ -16,6 +16,10 @@ and reads the request log::
     GET    /sim/requests              the request log (gateway paths only, with bodies)
     DELETE /sim/requests              clear it
     POST   /sim/release               let hung requests go (they get no reply)
+    POST   /sim/bulletin  {"id": 1789618148, "message": "..."}
+                                      an IBKR bulletin to every open websocket
+    POST   /sim/push      {"heartbeat": 10}
+                                      seconds between the websocket's heartbeats
     GET    /sim/clock                 the simulated time and IBKR's timetable at it
     POST   /sim/clock     {"at": "2026-11-26T00:30-05:00" | "now" | null,
                            "region": "na" | "eu" | "ap"}
@@ -25,8 +29,9 @@ and reads the request log::
 From tests: ``with Simulator(port=0) as sim: sim.url ...``.
 
 The package: :mod:`.model` (session and replies), :mod:`.server` (HTTPS and the
-control API), :mod:`.clock` (the injectable wall clock), :mod:`.certs`,
-:mod:`.scaffold` (a gateway-shaped folder) and :mod:`.command` (``cpgw-tray sim``).
+control API), :mod:`.push` (the websocket ``/v1/api/ws``), :mod:`.clock` (the injectable
+wall clock), :mod:`.certs`, :mod:`.scaffold` (a gateway-shaped folder) and :mod:`.command`
+(``cpgw-tray sim``).
 """
 
 from __future__ import annotations

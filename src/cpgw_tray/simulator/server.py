@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 from .certs import make_certificate
 from .clock import SimClock
 from .model import SimulatedGateway
+from .push import PushHub, is_upgrade
+from .push import serve as serve_push
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Simulator(SimulatedGateway):
             region=region,
         )
         self.requested_port = port
+        self.push = PushHub()  # the websocket's open sockets, heartbeat and bulletins
         self.stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._context: ssl.SSLContext | None = None
@@ -221,6 +224,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         sim = self.server.sim
         path = urlsplit(self.path).path
+        if self.command == "GET" and is_upgrade(path, self.headers):
+            sim.record(self.command, path, 101, self.client_address, None)
+            serve_push(sim, sim.push, self, sim.stopping)
+            return
         has_length, body = self._read_body()
         if path.startswith("/sim"):
             self._control(path, body)
@@ -298,10 +305,17 @@ class _Handler(BaseHTTPRequestHandler):
                 body = body or {}
                 at = body.get("at")
                 self._send(200, sim.set_clock(None if at is None else str(at), body.get("region")))
+            elif route == ("POST", "/sim/bulletin"):
+                body = body or {}
+                sent = sim.push.bulletin(body["id"], str(body.get("message", "")))
+                self._send(200, {"sockets": sent})
+            elif route == ("POST", "/sim/push"):
+                sim.push.heartbeat = float((body or {})["heartbeat"])
+                self._send(200, {"heartbeat": sim.push.heartbeat, "sockets": sim.push.clients})
             elif route == ("POST", "/sim/release"):
                 sim.released.set()
                 self._send(200, {"released": True})
             else:
                 self._send(404, {"error": f"no control endpoint {self.command} {path}"})
-        except (ValueError, TypeError) as exc:
-            self._send(400, {"error": str(exc)})
+        except (ValueError, TypeError, KeyError) as exc:
+            self._send(400, {"error": f"bad request: {exc}"})

@@ -351,3 +351,16 @@ def test_gateway_commands_act_on_one_named_gateway(
     assert f"--gateway live is at {live}" in capsys.readouterr().err
     code, out = run_cli("--config", str(path), "gateway", "stop", "--gateway", "paper")
     assert code == 0 and f"No gateway is running in {paper}" in out
+
+
+def test_the_tray_with_several_gateways_asks_for_one(
+    pair: tuple[Simulator, Simulator, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One tray watches one gateway for now: a settings error naming the choices (a
+    running tray shows it and keeps its settings)."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert run_cli("--config", str(pair[2]), "tray")[0] == 64
+    assert "choose one with --gateway NAME (live, paper)" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, NoReturn
 
-from .config import Config
+from .config import Config, ConfigError
 from .gateways import Gateway, names, resolve_all
 
 
@@ -170,8 +170,8 @@ def resolve(args: argparse.Namespace, **extra: Any) -> Config:
     """Settings from every source, the command line last, for the one gateway a command
     acts on: several configured and none chosen is a usage error naming them."""
     gateways = gateways_of(args, **extra)
-    if len(gateways) > 1:
-        raise UsageError(
+    if len(gateways) > 1:  # a settings error: a running tray shows it, keeps what it has
+        raise ConfigError(
             f"{len(gateways)} gateways are configured: choose one with --gateway NAME "
             f"({names(gateways)})"
         )

@@ -9,7 +9,7 @@ import sys
 from typing import TextIO
 
 from .constants import EXIT_NOT_SENT, EXIT_OK, EXIT_USAGE
-from .options import UsageError, add_shared, resolve
+from .options import UsageError, add_shared, gateways_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,7 +30,7 @@ def cmd_notify(args: argparse.Namespace, out: TextIO) -> int:
 
     if not args.test:
         raise UsageError("notify: say --test to send a test message to each URL")
-    config = resolve(args)
+    config = gateways_of(args)[0].config  # the phone settings every gateway shares
     if not config.notify_urls:
         print(
             "cpgw-tray: no notification URL: set notify_urls in the settings or give --notify URL",

@@ -364,3 +364,20 @@ def test_the_tray_with_several_gateways_asks_for_one(
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert run_cli("--config", str(pair[2]), "tray")[0] == 64
     assert "choose one with --gateway NAME (live, paper)" in capsys.readouterr().err
+
+
+def test_doctor_checks_each_gateway_in_the_settings_order(
+    pair: tuple[Simulator, Simulator, Path],
+) -> None:
+    live, paper, path = pair
+    _code, out = run_cli("--config", str(path), "doctor")
+    headings = [line for line in out.splitlines() if line.startswith("Checking ")]
+    assert [h.split(" (")[0] for h in headings] == [
+        f"Checking gateway live: {live.url}",
+        f"Checking gateway paper: {paper.url}",
+    ]
+    _code, out = run_cli("--config", str(path), "doctor", "--gateway", "paper")
+    assert [line for line in out.splitlines() if line.startswith("Checking ")] == [
+        f"Checking gateway paper: {paper.url} (from config file {path}); "
+        "gateway folder: looked for in the usual places"
+    ]

@@ -22,11 +22,11 @@ from cpgw_tray.backends.win32 import INFO_SIZE, INFO_TITLE_SIZE, TIP_SIZE, Win32
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient
 from cpgw_tray.menu import Entry
-from cpgw_tray.poller import Poller
 from cpgw_tray.status import LOOKS, State, Status
 from cpgw_tray.tray import TrayApp
 
 from .conftest import wait_for
+from .test_tray import IdlePoller
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOWS_SIZES = {(16, 16), (32, 32), (48, 48), (256, 256)}  # what LoadImage is asked for
@@ -176,16 +176,6 @@ def test_windows_notifications_need_the_shown_icon_and_fit_their_fields(pystray:
 def test_wide_fields_count_utf16_units(text: str, size: int, fits: str) -> None:
     assert fit_wide(text, size) == fits
     assert len(fit_wide("🙂" * 100, TIP_SIZE).encode("utf-16-le")) // 2 < TIP_SIZE
-
-
-class IdlePoller(Poller):
-    """A poller that never checks by itself."""
-
-    def __init__(self) -> None:
-        super().__init__(lambda: Status(State.READY, "Ready", ""), lambda s: None)
-
-    def start(self) -> None:
-        pass
 
 
 def test_windows_without_notifications_the_menu_says_it(pystray: Any) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,19 +58,19 @@ def test_shared_options_before_or_after_any_command(monkeypatch: pytest.MonkeyPa
     from cpgw_tray.cli import build_parser
     from cpgw_tray.options import resolve
 
-    parser = build_parser()
-    args = parser.parse_args(["--interval", "5"])
+    def parse(argv: list[str]) -> argparse.Namespace:
+        return build_parser(argv).parse_args(argv)
+
+    args = parse(["--interval", "5"])
     assert args.func is app.cmd_tray and resolve(args).interval == 5
-    args = parser.parse_args(
-        ["--url", "https://127.0.0.1:5001", "--interval", "1", "watch", "--json"]
-    )
+    args = parse(["--url", "https://127.0.0.1:5001", "--interval", "1", "watch", "--json"])
     config = resolve(args)
     assert (config.url, config.interval, args.json) == ("https://127.0.0.1:5001", 1, True)
-    args = parser.parse_args(["--interval", "7", "--keepalive", "30", "watch", "--interval", "2"])
+    args = parse(["--interval", "7", "--keepalive", "30", "watch", "--interval", "2"])
     assert (resolve(args).interval, resolve(args).keepalive) == (2, 30)
-    args = parser.parse_args(["-v", "status", "--timeout", "3", "--insecure", "-vv"])
+    args = parse(["-v", "status", "--timeout", "3", "--insecure", "-vv"])
     assert args.verbose == 2 and resolve(args).timeout == 3 and resolve(args).insecure is True
-    args = parser.parse_args(["--config", "/nowhere.toml", "gateway", "status", "--json"])
+    args = parse(["--config", "/nowhere.toml", "gateway", "status", "--json"])
     assert args.config == "/nowhere.toml"
 
 
@@ -77,6 +81,23 @@ def test_top_level_help_lists_shared_options(capsys: pytest.CaptureFixture[str])
     for option in ("--url", "--timeout", "--ca-bundle", "--insecure", "--config", "--verbose"):
         assert option in text
     assert "--interval" in text and "--keepalive" in text
+
+
+def test_the_parser_imports_only_the_command_that_runs() -> None:
+    """Issue 22: `cli` named every command by importing its module; now only the module of
+    the command that runs is imported (a fresh interpreter, so nothing was imported yet)."""
+    code = (
+        "import sys; from cpgw_tray.cli import build_parser; "
+        "build_parser(['status', '--json']); "
+        "print(sorted(m for m in sys.modules if m.startswith('cpgw_tray.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(ast.literal_eval(done.stdout))
+    assert "cpgw_tray.commands" in loaded
+    for other in ("app", "watch", "gateway_cli", "doctor", "history_cli", "autostart"):
+        assert f"cpgw_tray.{other}" not in loaded, other
 
 
 def test_reauth_never_takes_over_unless_asked(sim: Simulator) -> None:

@@ -163,7 +163,7 @@ def test_save_diagnostics_from_the_menu() -> None:
     app = TrayApp(config, GatewayClient(config.url, verify=False), poller=IdlePoller())
     backend = DummyBackend()
     app.start(backend)
-    app.save_diagnostics()
+    app.support.save_diagnostics()
     for thread in [t for t in threading.enumerate() if t.name == "diagnostics"]:
         thread.join(timeout=20)
     backend.drain()
@@ -222,7 +222,7 @@ def test_save_diagnostics_says_saving_at_once_then_the_path(tmp_path: Path) -> N
         app = TrayApp(config, GatewayClient(config.url, verify=False), poller=IdlePoller())
         backend = DummyBackend()
         app.start(backend)
-        app.save_diagnostics()
+        app.support.save_diagnostics()
         backend.drain()
         assert any(e.text.startswith("Saving diagnostics…") for e in backend.menu)
         for thread in [t for t in threading.enumerate() if t.name == "diagnostics"]:

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -24,7 +24,9 @@ from cpgw_tray.gateways import Gateway, resolve_all
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.simulator.scaffold import make_gateway_dir
 from cpgw_tray.status import Status
-from cpgw_tray.watch import watch_poller
+from cpgw_tray.person import Event
+from cpgw_tray.pipeline import Pipeline
+from cpgw_tray.poller import Poller
 
 from .conftest import control, free_port, run_cli, wait_for
 from .faults.hostile import Hostile, silence
@@ -294,18 +296,21 @@ def _ready_checks(sim: Simulator, hanging: Hostile | None, tmp_path: Path) -> li
             if status.gateway == "live":
                 checks.append(clocks())
 
-    def build(gateway: Gateway, to: object, events: object) -> object:
-        return watch_poller(
+    def build(
+        gateway: Gateway, to: Callable[[Status], None], events: Callable[[Event], None]
+    ) -> Poller:  # as watch builds each gateway's: its own pipeline
+        return Pipeline(
             gateway.config,
             clients[str(gateway.name)],
-            to,  # type: ignore[arg-type]
+            to,
             clock=clocks,
-            on_event=events,  # type: ignore[arg-type]
+            on_event=events,
             pause_file=tmp_path / "pause",
             wall=clocks.wall,
-        )
+            poller_wall=clocks.wall,
+        ).poller
 
-    fleet = Fleet(gateways, build, on_status, lambda event: None)  # type: ignore[arg-type]
+    fleet = Fleet(gateways, build, on_status, lambda event: None)
     live = fleet.pollers[0]
     try:
         if hanging is not None:

@@ -44,11 +44,16 @@ def tray_for(directory: Path, tmp_path: Path) -> tuple[TrayApp, DummyBackend, Ga
         },
         env={},
     )
-    app = TrayApp(config, GatewayClient(config.url, verify=False), poller=IdlePoller())
+    app = TrayApp(
+        config,
+        GatewayClient(config.url, verify=False),
+        sections=[lambda door: GatewayControl(door, log_path=tmp_path / "gateway.log")],
+        poller=IdlePoller(),
+    )
     backend = DummyBackend()
     app.backend = backend
-    control = GatewayControl(app, log_path=tmp_path / "gateway.log")
-    app.gateway = control
+    control = app.sections[0]
+    assert isinstance(control, GatewayControl)
     control.rescan()
     app.refresh()
     backend.drain()

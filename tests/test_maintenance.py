@@ -25,11 +25,12 @@ from cpgw_tray.gateway import GatewayClient, RateGovernor
 from cpgw_tray.ibkr_clock import next_maintenance, resolve_region
 from cpgw_tray.maintenance import IbkrClock, expected_drop
 from cpgw_tray.menu import Entry
+from cpgw_tray.pipeline import Pipeline
 from cpgw_tray.poller import Poller
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.status import LOOKS, State, Status
 from cpgw_tray.tray import TrayApp
-from cpgw_tray.watch import Printer, watch_poller
+from cpgw_tray.watch import Printer
 
 from .conftest import run_cli
 from .test_tray import IdlePoller
@@ -241,7 +242,7 @@ def watching(
         checks.append(clocks.mono)
         printer(status)
 
-    return watch_poller(config, client(sim, clocks), on_status, clocks), checks
+    return Pipeline(config, client(sim, clocks), on_status, clock=clocks).poller, checks
 
 
 def test_watch_inside_a_window_does_not_reauthenticate_and_checks_once_a_minute(

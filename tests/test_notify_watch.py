@@ -19,10 +19,11 @@ import pytest
 from cpgw_tray.config import load
 from cpgw_tray.outlets import Outlets, poller_view
 from cpgw_tray.person import Event
+from cpgw_tray.pipeline import Pipeline
 from cpgw_tray.poller import Poller
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.status import Status
-from cpgw_tray.watch import Printer, watch_poller
+from cpgw_tray.watch import Printer
 
 from .conftest import wait_for
 from .test_maintenance import Clocks, client, et
@@ -59,9 +60,15 @@ class Watch:
             printer.event(event)
             self.outlets.event(event)
 
-        self.poller: Poller = watch_poller(
-            config, client(sim, clocks), on_status, clocks, on_event=on_event, wall=clocks.wall
-        )
+        self.poller: Poller = Pipeline(
+            config,
+            client(sim, clocks),
+            on_status,
+            clock=clocks,
+            on_event=on_event,
+            wall=clocks.wall,
+            poller_wall=clocks.wall,
+        ).poller
 
     def run(self, seconds: float, *, step_notifier: bool = True) -> None:
         end = self.clocks.mono + seconds

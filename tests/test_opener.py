@@ -37,24 +37,37 @@ def test_an_opener_that_fails_is_not_taken_for_a_browser(
     assert opener.open_url(url) is False
 
 
-def test_open_prints_the_url_and_the_reason_and_exits_0(tmp_path: Path) -> None:
-    failing_xdg_open(tmp_path)
+def run_open(tmp_path: Path, path: str, **more: str) -> subprocess.CompletedProcess[str]:
+    """`cpgw-tray open` with ``path`` as the only programs there are."""
     env = {
-        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "PATH": path,
         "HOME": str(tmp_path),
-        "DISPLAY": ":99",
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        **more,
     }
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "cpgw_tray", "open", "--url", "https://127.0.0.1:5999"],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_open_prints_the_url_and_the_reason_and_exits_0(tmp_path: Path) -> None:
+    failing_xdg_open(tmp_path)
+    proc = run_open(tmp_path, f"{tmp_path}:/usr/bin:/bin", DISPLAY=":99")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == (
         "Not opened (xdg-open failed: gio: https://127.0.0.1:5999/: Operation not supported): "
         "open https://127.0.0.1:5999/ in a browser yourself.\n"
     )
+
+
+def test_open_without_a_browser_prints_the_url_and_exits_0(tmp_path: Path) -> None:
+    """`cpgw-tray open` with no browser and no xdg-open: the URL and a note, exit 0."""
+    proc = run_open(tmp_path, str(tmp_path))  # nothing to open a URL with
+    assert proc.returncode == 0, proc.stderr
+    assert "https://127.0.0.1:5999/" in proc.stdout
+    assert "no browser" in proc.stdout.lower()

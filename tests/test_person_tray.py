@@ -18,6 +18,7 @@ from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.menu import Entry
 from cpgw_tray.person import LOGIN_NEEDED
+from cpgw_tray.sections import SectionFactory
 from cpgw_tray.settings_menu import SettingsItems
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.status import State, Status
@@ -25,18 +26,23 @@ from cpgw_tray.tray import TrayApp
 from cpgw_tray.urls import gateway_root
 
 from .test_maintenance import Clocks, client, et
-from .test_settings_tray import FakeAutostart, Opened
+from .test_settings_tray import settings_section
 from .test_tray import IdlePoller
 
 
 def tray_on(
-    sim: Simulator, clocks: Clocks, backend: DummyBackend | None = None, **settings: object
+    sim: Simulator,
+    clocks: Clocks,
+    backend: DummyBackend | None = None,
+    sections: Sequence[SectionFactory] = (),
+    **settings: object,
 ) -> tuple[TrayApp, DummyBackend, list[str]]:
     config = load({"url": sim.url, "region": "na", **settings}, env={})  # windows on
     opened: list[str] = []
     tray = TrayApp(
         config,
         client(sim, clocks),
+        sections=sections,
         poller=IdlePoller(),
         now=clocks.wall,
         open_url=lambda url: opened.append(url) is None,
@@ -189,15 +195,8 @@ def test_take_back_after_counts_down_and_leave_it_this_time(sim: Simulator) -> N
 
 def test_the_radio_group_saves_on_competing_and_applies_it(sim: Simulator, tmp_path: Path) -> None:
     clocks = Clocks(et(25, 12, 0))
-    tray, backend, _ = tray_on(sim, clocks)
     path = tmp_path / "config.toml"
-    tray.settings = SettingsItems(
-        tray,
-        path,
-        autostart=FakeAutostart(),  # type: ignore[arg-type]
-        opener=Opened(),
-        command=["x"],
-    )
+    tray, backend, _ = tray_on(sim, clocks, sections=[settings_section(path)])
     check_at(tray, clocks, et(25, 12, 0))
     group = radio_group(backend.menu)
     assert [(e.text, e.checked, e.radio) for e in group] == [
@@ -283,7 +282,7 @@ def test_without_notify_send_the_popup_says_it(sim: Simulator) -> None:
     clocks = Clocks(et(25, 12, 0))
     backend = PopupBackend()
     tray, _, _ = tray_on(sim, clocks, backend=backend)
-    tray.person_items._which = lambda name: None  # no notify-send on this desktop
+    tray.announcer._which = lambda name: None  # no notify-send on this desktop
     check_at(tray, clocks, et(25, 12, 0))
     sim.set_scenario("logged_out")
     check_at(tray, clocks, et(25, 12, 1))
@@ -294,14 +293,9 @@ def test_without_notify_send_the_popup_says_it(sim: Simulator) -> None:
 
 def test_a_saved_change_of_the_settings_applies_while_running(sim: Simulator) -> None:
     clocks = Clocks(et(25, 12, 0))
-    tray, _, _ = tray_on(sim, clocks)
-    tray.settings = items = SettingsItems(
-        tray,
-        Path("unused.toml"),
-        autostart=FakeAutostart(),  # type: ignore[arg-type]
-        opener=Opened(),
-        command=["x"],
-    )
+    tray, _, _ = tray_on(sim, clocks, sections=[settings_section(Path("unused.toml"))])
+    items = tray.sections[0]
+    assert isinstance(items, SettingsItems)
     new = load(
         {"url": sim.url, "region": "na", "on_competing": "take_back_after", "compete_after": 120},
         env={"CPGW_TRAY_LOGIN_REMINDER": "0"},

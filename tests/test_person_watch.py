@@ -18,17 +18,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cpgw_tray.app import simulate_menu
+from cpgw_tray.app import SimulateMenu
 from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.ibkr_clock import next_token_reset
 from cpgw_tray.person import LOGIN_NEEDED
 from cpgw_tray.person_care import PAUSE_FILE, read_pause, write_pause
+from cpgw_tray.pipeline import Pipeline
 from cpgw_tray.poller import Poller
 from cpgw_tray.simulator import SimClock, Simulator
 from cpgw_tray.status import State
 from cpgw_tray.tray import TrayApp
-from cpgw_tray.watch import Printer, watch_poller
+from cpgw_tray.watch import Printer
 
 from .conftest import run_cli, status_json
 from .test_maintenance import Clocks, client, et, run_watch
@@ -49,15 +50,16 @@ def watching(
     config = load({"url": sim.url, "region": "na", **settings}, env={})
     out = io.StringIO()
     printer = Printer(out, as_json, threading.Event())
-    poller = watch_poller(
+    poller = Pipeline(
         config,
         client(sim, clocks),
         printer,
-        clocks,
+        clock=clocks,
         on_event=printer.event,
         pause_file=pause_file,
         wall=clocks.wall,
-    )
+        poller_wall=clocks.wall,
+    ).poller
     return poller, out
 
 
@@ -305,10 +307,11 @@ def test_the_demo_simulates_a_takeover_by_tws_and_the_weekly_reset(sim: Simulato
     clock = SimClock(real=lambda: real[0])
     sim.wall = clock
     config = load({"url": sim.url, "region": "na"}, env={})
-    tray = TrayApp(config, client(sim, Clocks(start)), poller=IdlePoller(), now=clock.now)
+    watched = client(sim, Clocks(start))
+    simulate = SimulateMenu.factory(sim, clock, watched)
+    tray = TrayApp(config, watched, sections=[simulate], poller=IdlePoller(), now=clock.now)
     backend = DummyBackend()
     tray.start(backend)
-    tray.extra_entries = lambda: simulate_menu(tray, sim, clock)
     tray.refresh()
     backend.drain()
     simulate = next(e for e in backend.menu if e.text == "Simulate").submenu

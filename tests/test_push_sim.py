@@ -17,18 +17,17 @@ from typing import Any
 import pytest
 
 from cpgw_tray import paths
-from cpgw_tray.app import _push_items
 from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.bulletins import Bulletins
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient
 from cpgw_tray.history import History
+from cpgw_tray.pipeline import Pipeline
 from cpgw_tray.push import Push
 from cpgw_tray.push_link import PushLink
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.status import State, Status
 from cpgw_tray.tray import TrayApp
-from cpgw_tray.watch import watch_poller
 
 from .conftest import control, status_json, wait_for
 from .test_watch import reader
@@ -52,7 +51,7 @@ class Watcher:
         self.client = GatewayClient(sim.url, verify=False, timeout=5)
         self.published: list[tuple[float, Status]] = []
         self.lock = threading.Lock()
-        self.poller = watch_poller(self.config, self.client, self.on_status)
+        self.poller = Pipeline(self.config, self.client, self.on_status).poller
         self.link: PushLink | None = None
         if self.config.push:
             store = Bulletins(tmp / "bulletins.json", sim.url)
@@ -127,10 +126,10 @@ def test_bulletins_reach_notification_and_history_once(
     )
     history = History(tmp_path / "history.jsonl", "tray")
     tray = TrayApp(config, GatewayClient(ready_sim.url, verify=False), history=history)
-    link = _push_items(tray)
+    assert tray.push_items is not None  # the tray makes its push rows itself
+    link = tray.push_items.link
     backend = DummyBackend()
-    tray.start(backend)
-    link.start()
+    tray.start(backend)  # and starts the link with its poller
     try:
 
         def notified() -> list[str]:
@@ -269,7 +268,7 @@ def test_one_shot_status_says_push_null_even_with_push_on(
 def test_demo_simulate_menu_sends_an_ibkr_bulletin_over_the_websocket(
     ready_sim: Simulator,
 ) -> None:
-    from cpgw_tray.app import simulate_menu
+    from cpgw_tray.app import SimulateMenu
     from cpgw_tray.simulator import SimClock
 
     from .test_tray import IdlePoller
@@ -283,13 +282,13 @@ def test_demo_simulate_menu_sends_an_ibkr_bulletin_over_the_websocket(
         on_bulletin=lambda ident, message: got.append((ident, message)),
     )
     config = load({"url": ready_sim.url}, env={})
-    tray = TrayApp(config, GatewayClient(ready_sim.url, verify=False), poller=IdlePoller())
+    client = GatewayClient(ready_sim.url, verify=False)
+    section = SimulateMenu.factory(ready_sim, SimClock(), client)
+    tray = TrayApp(config, client, sections=[section], poller=IdlePoller())
     push.start()
     try:
         wait_for(lambda: ready_sim.push.clients == 1, timeout=5)
-        simulate = next(
-            e for e in simulate_menu(tray, ready_sim, SimClock()) if e.text == "Simulate"
-        )
+        simulate = next(e for e in tray.entries() if e.text == "Simulate")
         entry = next(e for e in simulate.submenu if e.text.startswith("IBKR bulletin"))
         assert entry.action is not None
         entry.action()
@@ -311,7 +310,7 @@ def test_a_bulletin_is_an_event_for_the_event_hooks_once(
     client = GatewayClient(ready_sim.url, verify=False)
     events: list[Any] = []
     statuses: list[Status] = []
-    poller = watch_poller(config, client, statuses.append)
+    poller = Pipeline(config, client, statuses.append).poller
     history = History(tmp_path / "history.jsonl", "watch")
     outlets = Outlets(config, lambda: poller_view(poller))
     link = push_link(config, client, poller, events.append, history, outlets)

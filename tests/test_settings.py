@@ -3,22 +3,19 @@ back without losing comments. (The tray's side: test_settings_tray.py.)"""
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from cpgw_tray.config import KEYS, ConfigError, load, read_file
-from cpgw_tray.settings_file import (
-    DOCS,
-    RESTART_KEYS,
-    default_text,
-    init_file,
-    readme_table,
-    set_key,
-)
+from cpgw_tray.cli import build_parser
+from cpgw_tray.config import KEYS, Config, ConfigError, load, read_env, read_file
+from cpgw_tray.settings_file import default_text, init_file, readme_table, set_key
+from cpgw_tray.settings_table import CHECKS, FLAGS, LIVE_KEYS, RESTART_KEYS, SETTINGS
 
 from .conftest import run_cli
 from .test_config import gateway_dir
@@ -29,9 +26,26 @@ README = Path(__file__).parent.parent / "README.md"
 # ---------------------------------------------------------------- the default file
 
 
-def test_every_key_is_documented() -> None:
-    assert set(DOCS) == set(KEYS), "document the new key in settings_file.DOCS"
-    assert set(KEYS) >= RESTART_KEYS
+def test_the_settings_table_is_the_one_declaration() -> None:
+    """Issue 22: each key is declared once, in the settings table; Config's fields, the
+    checks, the flags, the environment names and the live set agree with it."""
+    assert [s.name for s in SETTINGS] == list(KEYS), "declare the new key in settings_table"
+    declared = {f.name: f for f in fields(Config)}
+    for setting in SETTINGS:
+        assert declared[setting.name].type == setting.kind, setting.name
+        assert declared[setting.name].default == setting.default, setting.name
+        assert CHECKS[setting.name] is setting.check
+    assert set(KEYS) == LIVE_KEYS | RESTART_KEYS and not LIVE_KEYS & RESTART_KEYS
+    for command in ("tray", "watch"):
+        top = build_parser([command])._actions
+        sub = next(a for a in top if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[command]
+        accepted = {o: a.dest for a in parser._actions for o in a.option_strings}
+        for key, flag in FLAGS.items():  # each flag reaches its key (--notify adds up)
+            assert accepted[flag] in (key, key + "_after"), (command, flag)
+    for setting in SETTINGS:  # the environment name is read as the key
+        if isinstance(setting.default, (bool, float, str)):
+            assert read_env({setting.env: str(setting.default)}) == {setting.name: setting.default}
 
 
 def test_default_file_comments_out_every_key(isolated_env: Path) -> None:

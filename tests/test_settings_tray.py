@@ -8,6 +8,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +21,10 @@ from cpgw_tray.gateway import GatewayClient
 from cpgw_tray.icons import SETTINGS_ICON, look_of
 from cpgw_tray.menu import Entry
 from cpgw_tray.poller import Poller
+from cpgw_tray.sections import Door, SectionFactory
 from cpgw_tray.settings_file import default_text
 from cpgw_tray.settings_menu import SettingsItems, open_settings, show_bad_settings
+from cpgw_tray.settings_table import LIVE_KEYS
 from cpgw_tray.settings_watch import SettingsWatcher
 from cpgw_tray.status import State
 from cpgw_tray.tray import TrayApp
@@ -66,8 +71,22 @@ class FakeAutostart:
         return self.result(True, "off")
 
 
+def settings_section(path: Path) -> SectionFactory:
+    """The settings items on ``path``, with a fake autostart and opener."""
+    return lambda door: SettingsItems(
+        door,
+        path,
+        autostart=FakeAutostart(),  # type: ignore[arg-type]
+        opener=Opened(),
+        command=["x"],
+    )
+
+
 def tray_with_settings(
-    path: Path, poller: Poller | None = None, env: dict[str, str] | None = None
+    path: Path,
+    poller: Poller | None = None,
+    env: dict[str, str] | None = None,
+    section: SectionFactory | None = None,
 ) -> tuple[TrayApp, DummyBackend, SettingsItems]:
     """A TrayApp as `cpgw-tray tray` builds it, on the fake tray."""
     config = load({}, config_path=str(path), env=env or {})
@@ -79,9 +98,15 @@ def tray_with_settings(
         tickle=lambda: snapshot(State.READY),
         keepalive=config.keepalive,
     )
-    app = TrayApp(config, client, poller=poller, open_url=lambda url: None)
-    items = SettingsItems(app, path, autostart=FakeAutostart(), opener=Opened(), command=["x"])  # type: ignore[arg-type]
-    app.settings = items
+    app = TrayApp(
+        config,
+        client,
+        sections=[section or settings_section(path)],
+        poller=poller,
+        open_url=lambda url: None,
+    )
+    items = app.sections[0]
+    assert isinstance(items, SettingsItems)
     backend = DummyBackend()
     app.backend = backend  # as start() does, without starting the poller
     app.refresh()
@@ -92,6 +117,34 @@ def entry(backend: DummyBackend, text: str) -> Entry:
     found = [e for e in backend.menu if e.text == text]
     assert found, f"no {text!r} in {[e.text for e in backend.menu]}"
     return found[0]
+
+
+# What a running tray shows for each key it applies live, once the key changed.
+LIVE_CHANGES: dict[str, tuple[object, Callable[[TrayApp], object]]] = {
+    "timeout": (4.0, lambda app: (app.client.timeout, app.poller.timeout) == (4, 4)),
+    "interval": (7.0, lambda app: app.poller.interval == 7),
+    "keepalive": (20.0, lambda app: app.poller.keepalive == 20),
+    "notifications": (False, lambda app: app.notifications is False),
+    "auto_reauth": (False, lambda app: app.care.auto_reauth is False),
+    "login_reminder": (120.0, lambda app: app.person.policy.login_reminder == 120),
+    "on_competing": ("take_back", lambda app: app.person.policy.on_competing == "take_back"),
+    "compete_after": (
+        120.0,
+        lambda app: app.person.policy.compete_after == timedelta(seconds=120),
+    ),
+}
+
+
+@pytest.mark.parametrize("key", sorted(LIVE_KEYS))
+def test_every_live_key_is_applied_through_reconfigure(tmp_path: Path, key: str) -> None:
+    """Issue 22: each key the settings table marks live reaches its running part through
+    ``reconfigure`` alone, and no key is left out of this check."""
+    assert set(LIVE_CHANGES) == LIVE_KEYS, "say how the new live key shows in LIVE_CHANGES"
+    app, _, _ = tray_with_settings(save(tmp_path / "config.toml", ""))
+    value, applied = LIVE_CHANGES[key]
+    assert not applied(app)
+    app.reconfigure(replace(app.config, **{key: value}))
+    assert applied(app), key
 
 
 def test_notifications_toggle_survives_a_restart_and_keeps_comments(tmp_path: Path) -> None:
@@ -158,6 +211,7 @@ def test_saved_change_is_applied_live_restart_keys_wait(tmp_path: Path) -> None:
     assert app.poller.interval == 30
     save(path, 'interval = 5\nkeepalive = 20\ntimeout = 4\nurl = "https://127.0.0.1:5999"\n')
     items.apply(load({}, config_path=str(path), env={}))
+    backend.drain()  # the menu is redrawn on the tray's thread
     assert (app.poller.interval, app.poller.keepalive, app.client.timeout) == (5, 20, 4)
     assert app.poller.timeout == 4
     assert app.config.interval == 5 and app.config.url == "https://127.0.0.1:5000"  # kept
@@ -319,10 +373,11 @@ def test_start_at_login_follows_the_command_line(tmp_path: Path) -> None:
     """`cpgw-tray autostart on|off` while the tray runs: the watcher's next look ticks or
     unticks *Start at login* (it stayed ticked after `off`)."""
     path = save(tmp_path / "config.toml", "# mine\n")
-    app, backend, _ = tray_with_settings(path)
-    items = SettingsItems(app, path, command=["cpgw-tray"])  # the real autostart entry
-    app.settings = items
-    app.refresh()
+
+    def real(door: Door) -> SettingsItems:  # the real autostart entry
+        return SettingsItems(door, path, command=["cpgw-tray"])
+
+    _, backend, items = tray_with_settings(path, section=real)
     assert entry(backend, "Start at login").checked is False
     assert run_cli("autostart", "on")[0] == 0
     items.tick()  # what the settings watcher calls every few seconds

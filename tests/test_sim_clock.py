@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cpgw_tray import maintenance
-from cpgw_tray.app import simulate_menu
+from cpgw_tray.app import SimulateMenu
 from cpgw_tray.backends.dummy import DummyBackend
 from cpgw_tray.config import load
 from cpgw_tray.gateway import GatewayClient, RateGovernor
@@ -154,10 +154,10 @@ def test_demo_nightly_restart_shares_one_clock_with_the_tray() -> None:
     with Simulator(0, scenario="ready", rate_limit=False, wall=clock) as sim:
         config = load({"url": sim.url, "region": "na"}, env={})
         client = GatewayClient(sim.url, verify=False, now=clock.now)
-        tray = TrayApp(config, client, poller=IdlePoller(), now=clock.now)
+        simulate = SimulateMenu.factory(sim, clock, client)
+        tray = TrayApp(config, client, sections=[simulate], poller=IdlePoller(), now=clock.now)
         backend = DummyBackend()
         tray.start(backend)
-        tray.extra_entries = lambda: simulate_menu(tray, sim, clock)
         tray.refresh()
         backend.drain()
         simulate = next(e for e in backend.menu if e.text == "Simulate")
@@ -196,10 +196,10 @@ def demo_tray(clock: SimClock, sim: Simulator, region: str) -> tuple[TrayApp, Du
     """The tray as the demo makes it: no automatic reauthentication."""
     config = load({"url": sim.url, "region": region, "auto_reauth": False}, env={})
     client = GatewayClient(sim.url, verify=False, now=clock.now)
-    tray = TrayApp(config, client, poller=IdlePoller(), now=clock.now)
+    simulate = SimulateMenu.factory(sim, clock, client)
+    tray = TrayApp(config, client, sections=[simulate], poller=IdlePoller(), now=clock.now)
     backend = DummyBackend()
     tray.start(backend)
-    tray.extra_entries = lambda: simulate_menu(tray, sim, clock)
     tray.refresh()
     backend.drain()
     return tray, backend

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import queue
 import select
-import subprocess
 import sys
 import threading
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from cpgw_tray.icons import ICONS, Icon, fit, icon_image, look_of, xorg_icon
 from cpgw_tray.menu import SEPARATOR, Entry
 from cpgw_tray.poller import Poller
 from cpgw_tray.rows import detail_rows, next_check
+from cpgw_tray.sections import Section
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.status import (
     LOOKS,
@@ -41,7 +41,8 @@ from cpgw_tray.status import (
     Status,
     classify_reply,
 )
-from cpgw_tray.tray import TrayApp, tooltip
+from cpgw_tray.tray import TrayApp
+from cpgw_tray.tray_view import View, tooltip
 from cpgw_tray.wording import duration, http_reply, summarise_body
 
 from .conftest import control
@@ -204,14 +205,19 @@ def test_menu_actions(app: tuple[TrayApp, DummyBackend]) -> None:
     assert tray.opened.get(timeout=5) == "https://127.0.0.1:5000/"  # type: ignore[attr-defined]
 
 
-def test_extra_entries_and_their_changes_rebuild_the_menu(
-    app: tuple[TrayApp, DummyBackend],
-) -> None:
-    tray, backend = app
+def test_sections_and_their_changes_rebuild_the_menu() -> None:
     chosen = ["a"]
-    tray.extra_entries = lambda: [
-        Entry("Simulate", submenu=tuple(Entry(n, checked=chosen[0] == n, radio=True) for n in "ab"))
-    ]
+
+    class Choice(Section):
+        def entries(self, view: View) -> list[Entry]:
+            radio = tuple(Entry(n, checked=chosen[0] == n, radio=True) for n in "ab")
+            return [Entry("Simulate", submenu=radio)]
+
+    config = load({"url": "https://127.0.0.1:5000"}, env={})
+    client = GatewayClient(config.url, verify=False)
+    tray = TrayApp(config, client, sections=[lambda door: Choice()], poller=IdlePoller())
+    backend = DummyBackend()
+    tray.start(backend)
     tray.refresh()
     menus = backend.count("menu")
     chosen[0] = "b"
@@ -400,6 +406,37 @@ def test_durations_in_hours_and_minutes(app: tuple[TrayApp, DummyBackend]) -> No
     assert "Login expires in 23 h 59 min" in texts(tray.entries())
     tray.apply(snapshot(State.READY, 1, sso_expires_s=2460.0))
     assert "Login expires in 41 min" in texts(tray.entries())
+
+
+def test_a_status_is_judged_once_per_apply(
+    app: tuple[TrayApp, DummyBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: the icon, the tooltip, the rows and the person's items each asked again
+    whether the status was an expected drop and which window explained it; the view is
+    now computed once per status."""
+    from cpgw_tray import maintenance, tray_view
+    from cpgw_tray.ibkr_clock import next_window
+
+    tray, backend = app
+    calls: list[str] = []
+    drop, window = maintenance.expected_drop, tray.ibkr.window
+
+    def counted_drop(status: Status) -> bool:
+        calls.append("expected_drop")
+        return drop(status)
+
+    def counted_window(status: Status) -> object:
+        calls.append("window")
+        return window(status)
+
+    monkeypatch.setattr(tray_view.maintenance, "expected_drop", counted_drop)
+    monkeypatch.setattr(tray.ibkr, "window", counted_window)
+    # A minute into IBKR's next restart window: an expected drop, shown with its own look.
+    coming = next_window(tray.ibkr.region, NOW[0], tray.ibkr.schedule)
+    at = NOW[0] = coming.start + timedelta(minutes=1)
+    tray.apply(tray.ibkr.stamp(replace(snapshot(State.NOT_AUTHENTICATED), checked_at=at)))
+    assert calls == ["expected_drop", "window"]
+    assert [v for k, v in backend.calls if k == "icon"][-1] == maintenance.ICON
 
 
 def test_status_line_says_each_word_once(app: tuple[TrayApp, DummyBackend]) -> None:
@@ -650,26 +687,6 @@ def test_open_path_says_when_nothing_can_open_files(
         assert os.read(reader, 4096).decode().strip() == str(tmp_path / "gateway.log")
     finally:
         os.close(reader)
-
-
-def test_open_without_a_browser_prints_the_url_and_exits_0(tmp_path: Path) -> None:
-    """`cpgw-tray open` with no browser and no xdg-open: the URL and a note, exit 0."""
-    env = {
-        "PATH": str(tmp_path),  # nothing to open a URL with
-        "HOME": str(tmp_path),
-        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "cpgw_tray", "open", "--url", "https://127.0.0.1:5999"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "https://127.0.0.1:5999/" in proc.stdout
-    assert "no browser" in proc.stdout.lower()
 
 
 def join(name: str) -> None:

@@ -18,10 +18,11 @@ from cpgw_tray.cli import build_parser
 from cpgw_tray.gateway import GatewayClient, RateGovernor
 from cpgw_tray.history import History
 from cpgw_tray.options import resolve
+from cpgw_tray.pipeline import Pipeline
 from cpgw_tray.poller import EVIDENCE_EVERY
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.status import LOOKS, State, Status
-from cpgw_tray.watch import Printer, watch_poller
+from cpgw_tray.watch import Printer
 
 from .test_poller import Clocks, Wired
 
@@ -165,9 +166,8 @@ def _watch_lines(scenario: str, tmp: Path, cycles: int = 30) -> list[str]:
     history = History(tmp / "history.jsonl", "watch")
     printer = Printer(out, False, threading.Event(), history)
     with Simulator(port=0, rate_limit=False, scenario=scenario) as sim:
-        args = build_parser().parse_args(
-            ["--url", sim.url, "watch", "--interval", "1", "--keepalive", "1"]
-        )
+        argv = ["--url", sim.url, "watch", "--interval", "1", "--keepalive", "1"]
+        args = build_parser(argv).parse_args(argv)
         config = resolve(args)
         governor = RateGovernor(clock=clocks.mono)
         client = GatewayClient(
@@ -178,7 +178,9 @@ def _watch_lines(scenario: str, tmp: Path, cycles: int = 30) -> list[str]:
             sleep=clocks.advance,
             now=clocks.wall,
         )
-        poller = watch_poller(config, client, printer, clock=clocks.mono, wall=clocks.wall)
+        poller = Pipeline(
+            config, client, printer, clock=clocks.mono, wall=clocks.wall, poller_wall=clocks.wall
+        ).poller
         end = clocks.mono() + cycles
         try:
             while clocks.mono() < end:

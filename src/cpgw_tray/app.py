@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -21,29 +21,29 @@ from typing import TYPE_CHECKING, TextIO
 
 from .config import file_path
 from .constants import EXIT_UNAVAILABLE, EXIT_USAGE
-from .options import add_outlets, add_shared, resolve
+from .options import add_outlets, resolve
+from .sections import Section
 
 if TYPE_CHECKING:
     from .backends import PystrayBackend
     from .config import Config
+    from .gateway import GatewayClient
     from .menu import Entry
     from .outlets import Outlets
-    from .push_link import PushLink
+    from .sections import Door, SectionFactory
     from .settings_menu import SettingsItems
     from .simulator import SimClock, Simulator
     from .tray import TrayApp
+    from .tray_view import View
 
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    tray = sub.add_parser("tray", help="show the tray icon (the default)")
-    add_shared(tray)
-    add_outlets(tray)
-    tray.set_defaults(func=cmd_tray)
-    demo = sub.add_parser("demo", help="the tray with a simulated gateway, for a first look")
-    add_shared(demo)
-    demo.set_defaults(func=cmd_demo)
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """``tray`` (the default) and ``demo``: their own options (:mod:`cpgw_tray.cli`)."""
+    if name == "tray":
+        add_outlets(parser)
+    parser.set_defaults(func=cmd_tray if name == "tray" else cmd_demo)
 
 
 def cmd_tray(args: argparse.Namespace, out: TextIO) -> int:
@@ -112,23 +112,19 @@ def _open_outlets(config: Config, built: list[TrayApp], outlets: list[Outlets]) 
         outlets.append(Outlets(config, lambda: poller_view(built[0].poller)))
 
 
-def _push_items(app: TrayApp) -> PushLink:
-    """The websocket for the tray, its menu rows first among the extra entries."""
-    from .push_menu import PushItems
+def gateway_sections(config: Config, client: GatewayClient) -> list[SectionFactory]:
+    """The tray's own section above the settings: the gateway items."""
+    from .gatewayctl import GatewayControl
 
-    push = PushItems(app)
-    more = app.extra_entries
-    app.extra_entries = lambda: [*push.entries(), *(more() if more is not None else [])]
-    return push.link
+    return [GatewayControl]
 
 
 def run_tray(
     load: Callable[[], Config],
     settings_path: Path,
     *,
-    extra_entries: Callable[[TrayApp], list[Entry]] | None = None,
+    sections: Callable[[Config, GatewayClient], Sequence[SectionFactory]] | None = None,
     on_quit: Callable[[], None] | None = None,
-    gateway_items: bool = True,
     record_history: bool = True,
     now: Callable[[], datetime] | None = None,
 ) -> int:
@@ -138,14 +134,14 @@ def run_tray(
     is saved. Bad settings at start print their line on stderr and show a red icon
     saying what is wrong (exit 64 after Quit); once the file is fixed the tray starts.
     ``now``: a wall clock shared with a simulator (the demo's), for the tray and its
-    checks."""
+    checks. ``sections``: the menu's sections for the settings and client in use, above
+    the settings (default: the gateway items)."""
     from . import logs
     from .config import ConfigError
     from .settings_watch import SettingsWatcher
 
     built: list[TrayApp] = []
     items: list[SettingsItems] = []
-    links: list[PushLink] = []
 
     def changed(new: Config) -> None:  # watcher thread
         if items:
@@ -211,9 +207,17 @@ def run_tray(
             from .tray import TrayApp
 
             history = History(paths.history_file(), "tray") if record_history else None
+            client = client_for(config, now)
+
+            def settings_items(door: Door) -> SettingsItems:
+                items.append(SettingsItems(door, settings_path))
+                return items[0]
+
+            above = (sections or gateway_sections)(config, client)
             app = TrayApp(
                 config,
-                client_for(config, now),
+                client,
+                sections=[*above, settings_items],
                 on_quit=on_quit,
                 history=history,
                 log_path=log_path,
@@ -221,17 +225,7 @@ def run_tray(
                 # the trader's own tray: its pause is seen by `watch` and `status --json`
                 pause_file=pause_path() if record_history else None,
             )
-            if gateway_items:
-                from .gatewayctl import GatewayControl
-
-                app.gateway = GatewayControl(app)
-            if extra_entries is not None:
-                app.extra_entries = lambda: extra_entries(app)
-            app.settings = settings = SettingsItems(app, settings_path)
-            if config.push:
-                links.append(_push_items(app))
             built.append(app)
-            items.append(settings)
             if problem:  # the settings were fixed after start: their outlets open now
                 _open_outlets(config, built, outlets)
             for outlet in outlets:
@@ -242,8 +236,6 @@ def run_tray(
             if history is not None:
                 history.started()
             app.start(backend)
-            for link in links:
-                link.start()
         except Exception:
             log.exception("the tray could not start")
             backend.post(lambda: _show_broken(backend, log_path))
@@ -259,8 +251,6 @@ def run_tray(
 
     backend.run(setup)
     watcher.stop()
-    for link in links:
-        link.stop()
     for app in built:
         app.quit()
         if app.history is not None:
@@ -307,9 +297,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         return run_tray(
             load,
             file_path(getattr(args, "config", None)),
-            extra_entries=lambda app: simulate_menu(app, sim, clock),
+            sections=lambda config, client: [SimulateMenu.factory(sim, clock, client)],
             on_quit=sim.stop,
-            gateway_items=False,
             record_history=False,  # a simulated day is not the trader's history
             now=clock.now,
         )
@@ -317,81 +306,107 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         sim.stop()
 
 
-def simulate_menu(app: TrayApp, sim: Simulator, clock: SimClock) -> list[Entry]:
+class SimulateMenu(Section):
     """The demo's Simulate menu: a scenario for the simulated gateway, a takeover by TWS,
     or IBKR's nightly restart and weekly token reset played on the clock the tray and the
-    simulator share."""
-    from .ibkr_clock import next_daily_window, next_token_reset
-    from .menu import SEPARATOR, Entry
-    from .simulator import SCENARIOS
-    from .simulator.clock import reset_moment
+    simulator share. ``forgive`` ends the client's back-off (the gateway changed)."""
 
-    def changed() -> None:
-        app.client.governor.forgive()  # the simulated gateway changed: ask at once
-        app.poller.check_now(fresh=True)
+    def __init__(
+        self, door: Door, sim: Simulator, clock: SimClock, forgive: Callable[[], None]
+    ) -> None:
+        self.door, self.sim, self.clock, self.forgive = door, sim, clock, forgive
 
-    def switch(name: str) -> Callable[[], None]:
+    @classmethod
+    def factory(cls, sim: Simulator, clock: SimClock, client: GatewayClient) -> SectionFactory:
+        """The section for a tray watching ``sim`` through ``client``."""
+        return lambda door: cls(door, sim, clock, client.governor.forgive)
+
+    def changed(self) -> None:
+        self.forgive()  # the simulated gateway changed: ask at once
+        self.door.check_now(fresh=True)
+
+    def switch(self, name: str) -> Callable[[], None]:
         def go() -> None:
-            sim.set_scenario(name)
-            changed()
+            self.sim.set_scenario(name)
+            self.changed()
 
         return go
 
-    def jump(at: Callable[[datetime], datetime]) -> None:
+    def jump(self, at: Callable[[datetime], datetime], region: str) -> None:
         """The shared clock to ``at(now)``, or back to real time with the scenario it left
         (an injected restart or reset is undone, so nothing says "not back after IBKR's
         restart"). The "Since …" rows move with the clock."""
+        sim, clock = self.sim, self.clock
         before = clock.now()
         if clock.injected:
             clock.set(None)
             sim.set_scenario(clock.left_scenario)
         else:
             clock.left_scenario = sim.session.scenario
-            sim.region = app.ibkr.region
+            sim.region = region  # the tray's
             clock.set(at(before))
-        app.since += clock.now() - before
-        changed()
+        self.door.clock_moved(clock.now() - before)
+        self.changed()
 
-    def nightly_restart() -> None:
+    def nightly_restart(self, region: str) -> None:
         """Into IBKR's next nightly restart window (30 s in), or back to real time."""
-        jump(lambda now: next_daily_window(sim.region, now).start + timedelta(seconds=30))
+        from .ibkr_clock import next_daily_window
 
-    def weekly_reset() -> None:
+        self.jump(
+            lambda now: next_daily_window(self.sim.region, now).start + timedelta(seconds=30),
+            region,
+        )
+
+    def weekly_reset(self, region: str) -> None:
         """To IBKR's weekly token reset, which ends the login (see ``reset_moment``); or
         back to real time."""
+        from .ibkr_clock import next_token_reset
+        from .simulator.clock import reset_moment
 
         def land(now: datetime) -> datetime:
-            at = reset_moment(sim.region, now)
+            at = reset_moment(self.sim.region, now)
             if at > next_token_reset(now):  # jumped past it: the login it ended is gone
-                sim.set_scenario("logged_out")
+                self.sim.set_scenario("logged_out")
             return at
 
-        jump(land)
+        self.jump(land, region)
 
-    def taken_over() -> None:
-        sim.taken_over("TWS")
-        changed()
-
-    def bulletin() -> None:
+    def bulletin(self) -> None:
         """An IBKR bulletin on the simulator's websocket (a new id each time)."""
-        sim.push.bulletin(
+        self.sim.push.bulletin(
             int(time.time()), "[BBSMSG Bulletin]\nSimulated: IBKR will be down for maintenance."
         )
 
-    choices = tuple(
-        Entry(f"{name}: {what}", switch(name), checked=sim.session.scenario == name, radio=True)
-        for name, what in SCENARIOS.items()
-    )
-    restart = Entry(
-        "nightly restart: the clock jumps into IBKR's next restart window",
-        nightly_restart,
-        checked=clock.injected,
-    )
-    reset = Entry(
-        "weekly reset: the clock jumps to IBKR's Sunday token reset (outside the restart)",
-        weekly_reset,
-        checked=clock.injected,
-    )
-    tws = Entry("taken over by TWS: TWS logs in with the same username", taken_over)
-    news = Entry("IBKR bulletin: one on the websocket (shown when push is connected)", bulletin)
-    return [Entry("Simulate", submenu=(*choices, SEPARATOR, tws, news, restart, reset))]
+    def taken_over(self) -> None:
+        self.sim.taken_over("TWS")
+        self.changed()
+
+    def entries(self, view: View) -> list[Entry]:
+        from .menu import SEPARATOR, Entry
+        from .simulator import SCENARIOS
+
+        sim, clock, region = self.sim, self.clock, view.region
+        choices = tuple(
+            Entry(
+                f"{name}: {what}",
+                self.switch(name),
+                checked=sim.session.scenario == name,
+                radio=True,
+            )
+            for name, what in SCENARIOS.items()
+        )
+        restart = Entry(
+            "nightly restart: the clock jumps into IBKR's next restart window",
+            lambda: self.nightly_restart(region),
+            checked=clock.injected,
+        )
+        reset = Entry(
+            "weekly reset: the clock jumps to IBKR's Sunday token reset (outside the restart)",
+            lambda: self.weekly_reset(region),
+            checked=clock.injected,
+        )
+        tws = Entry("taken over by TWS: TWS logs in with the same username", self.taken_over)
+        news = Entry(
+            "IBKR bulletin: one on the websocket (shown when push is connected)", self.bulletin
+        )
+        return [Entry("Simulate", submenu=(*choices, SEPARATOR, tws, news, restart, reset))]

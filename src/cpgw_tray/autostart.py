@@ -341,12 +341,8 @@ def for_platform() -> Autostart:
 # ---------------------------------------------------------------------------- CLI
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser(
-        "autostart",
-        help="start the tray at login: on, off, or status",
-        description="Start the tray at login (on), stop doing so (off), or say which (status).",
-    )
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.description = "Start the tray at login (on), stop doing so (off), or say which (status)."
     parser.add_argument("action", choices=("on", "off", "status"))
     parser.set_defaults(func=cmd_autostart)
 

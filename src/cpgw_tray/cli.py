@@ -2,33 +2,26 @@
 every error becomes one stderr line and an exit code, never a traceback. A reader that
 goes away (``cpgw-tray history | head -2``) ends any printing command quietly, exit 0.
 
-Each command lives in its own module, which adds its sub-parser in ``register`` and runs
-as ``func(args, out) -> exit code``; this module imports nothing heavy, so the tray
-starts fast.
+:data:`COMMANDS` names each command's module and help; the parser is built from it, and
+only the module of the command that runs is imported (to add its own options with
+``arguments(name, parser)`` and run it as ``func(args, out) -> exit code``): a first
+pass finds the command, the second parses its options. The shared options come to each
+command as a parent parser (:func:`~cpgw_tray.options.shared_options`).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TextIO
 
-from . import (
-    __version__,
-    app,
-    autostart,
-    commands,
-    config_cli,
-    doctor,
-    gateway_cli,
-    history_cli,
-    notify_cli,
-    watch,
-)
+from . import __version__
 from .config import Config, ConfigError, load
 from .constants import EXIT_INTERRUPTED, EXIT_USAGE
-from .options import Parser, UsageError, add_shared, show_settings
-from .simulator import command as sim_command
+from .options import Parser, UsageError, add_shared, shared_options, show_settings
 
 EPILOG = """\
 examples:
@@ -52,37 +45,79 @@ then CPGW_TRAY_* environment variables, then the command line; a running tray
 applies a saved change to the file within a few seconds.
 """
 
-COMMANDS = (
-    app,
-    commands,
-    watch,
-    gateway_cli,
-    history_cli,
-    doctor,
-    sim_command,
-    config_cli,
-    notify_cli,
-    autostart,
-)
+
+@dataclass(frozen=True)
+class Command:
+    """A sub-command: its module (relative to this package), which adds its options with
+    ``arguments(name, parser)``, and its help line; ``shared``: it takes the shared
+    options."""
+
+    module: str
+    help: str
+    shared: bool = True
 
 
-def build_parser(argv: Sequence[str] = ()) -> Parser:
-    """The parser; when ``argv`` asks for help, its shared options show the values the
-    settings give (read with the ``--config`` given, if any)."""
-    import argparse
+COMMANDS = {
+    "tray": Command(".app", "show the tray icon (the default)"),
+    "demo": Command(".app", "the tray with a simulated gateway, for a first look"),
+    "status": Command(".commands", "check once, print the state, exit with its code"),
+    "reauth": Command(".commands", "start the brokerage session again (ssodh/init)"),
+    "logout": Command(".commands", "end the gateway session"),
+    "open": Command(".commands", "open the gateway's login page in the browser"),
+    "watch": Command(".watch", "check repeatedly and print a line at each change"),
+    "gateway": Command(".gateway_cli", "start, stop and inspect the gateway process"),
+    "history": Command(
+        ".history_cli", "the state changes seen by the tray and watch (table, JSON, picture)"
+    ),
+    "doctor": Command(
+        ".doctor", "check the set-up, each verdict with its fix; exit 0 all good, 3 not"
+    ),
+    "sim": Command(".simulator.command", "run the built-in gateway simulator"),
+    "config": Command(
+        ".config_cli", "show the settings and where each comes from (--path, --init, --edit)"
+    ),
+    "notify": Command(".notify_cli", "send a test message to each phone/chat URL (--test)"),
+    "autostart": Command(".autostart", "start the tray at login: on, off, or status", shared=False),
+}
+DEFAULT = "tray"  # `cpgw-tray` alone
 
+
+def _parser(loaded: str | None, help: bool = True) -> Parser:
+    """The parser: every command named, only ``loaded``'s options (its module imported);
+    ``help``: it answers ``--help`` itself."""
     parser = Parser(
         prog="cpgw-tray",
         description="Tray indicator and checks for the IBKR Client Portal Gateway.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=help,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_shared(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in COMMANDS:
-        module.register(sub)
-    parser.set_defaults(func=app.cmd_tray)  # `cpgw-tray` alone is the tray
+    shared = [shared_options()]
+    for name, command in COMMANDS.items():
+        child = sub.add_parser(
+            name,
+            help=command.help,
+            parents=shared if command.shared else [],
+            add_help=name == loaded,  # the others' --help is left for the second pass
+        )
+        if name == loaded:
+            importlib.import_module(command.module, __package__).arguments(name, child)
+            if name == DEFAULT:
+                parser.set_defaults(func=child.get_default("func"))
+    return parser
+
+
+def build_parser(argv: Sequence[str] | None = None) -> Parser:
+    """The parser for ``argv`` (default: the process's arguments): the command it names
+    found first (help left for the second pass), then only that command's options added.
+    When ``argv`` asks for help, the shared options show the values the settings give
+    (read with the ``--config`` given, if any)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    found, _ = _parser(None, help=False).parse_known_args(argv)
+    parser = _parser(found.command or DEFAULT)
     if "-h" in argv or "--help" in argv:
         show_settings(parser, _settings(argv))
     return parser

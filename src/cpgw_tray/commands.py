@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TextIO
 
-from .options import add_shared, gateways_of, resolve, tell
-from .status import Status
+from .gateway import AUTH_STATUS, Deferred, client_for
+from .maintenance import IbkrClock
+from .opener import why_not_opened
+from .options import gateways_of, resolve, tell
+from .person_care import pause_path, read_pause
+from .session import SessionCare
+from .status import LOOKS, State, Status
+from .urls import gateway_root
 
 if TYPE_CHECKING:
     from .config import Config
@@ -28,37 +35,24 @@ def human(status: Status) -> str:
     return f"{name}{status.state.value}: {status.label} — {status.detail} [{status.url}{latency}]"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    status = sub.add_parser(
-        "status", help="check once, print the state, exit with its code", description=None
-    )
-    add_shared(status)
-    status.add_argument("--json", action="store_true", help="print one JSON object")
-    status.set_defaults(func=cmd_status)
-
-    reauth = sub.add_parser("reauth", help="start the brokerage session again (ssodh/init)")
-    add_shared(reauth)
-    reauth.add_argument(
-        "--take-over",
-        action="store_true",
-        help="take the session over from TWS, the phone or the web (logs them out)",
-    )
-    reauth.set_defaults(func=cmd_action)
-
-    logout = sub.add_parser("logout", help="end the gateway session")
-    add_shared(logout)
-    logout.set_defaults(func=cmd_action)
-
-    opener = sub.add_parser("open", help="open the gateway's login page in the browser")
-    add_shared(opener)
-    opener.set_defaults(func=cmd_open)
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """``status``, ``reauth``, ``logout`` and ``open``: their own options."""
+    if name == "status":
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+    if name == "reauth":
+        parser.add_argument(
+            "--take-over",
+            action="store_true",
+            help="take the session over from TWS, the phone or the web (logs them out)",
+        )
+    funcs = {"status": cmd_status, "reauth": cmd_action, "logout": cmd_action}
+    parser.set_defaults(func=funcs.get(name, cmd_open))
 
 
 def held_back(url: str, wait: float) -> Status:
     """The verdict of a check that never went: the requests other cpgw-tray processes
     booked, or a 429 one of them got, hold it back longer than ``status`` waits (exit 3,
     like a 429; nothing was sent)."""
-    from .status import LOOKS, State
 
     detail = (
         f"Not checked: cpgw-tray holds requests to this gateway back for {wait:.0f} s more "
@@ -79,10 +73,6 @@ def held_back(url: str, wait: float) -> Status:
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     """One line (or JSON object) per gateway, in the settings' order, all checked at
     once; the exit code is the highest of theirs."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .person_care import pause_path, read_pause
-
     gateways = gateways_of(args)
     with ThreadPoolExecutor(max_workers=len(gateways)) as pool:
         statuses = list(pool.map(lambda gateway: check_once(gateway.config), gateways))
@@ -96,10 +86,6 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 
 def check_once(config: Config) -> Status:
     """One check of one gateway, its name on the verdict."""
-    from .gateway import AUTH_STATUS, Deferred, client_for
-    from .maintenance import IbkrClock
-    from .session import SessionCare
-
     client = client_for(config)
     client.max_wait = QUEUE_WAIT  # behind other processes' checks: wait for our turn
     tell(f"asking {config.url} … up to {config.timeout:g} s")
@@ -119,7 +105,6 @@ def check_once(config: Config) -> Status:
 
 def cmd_action(args: argparse.Namespace, out: TextIO) -> int:
     """``reauth`` or ``logout``: exit 0 when the gateway took it, 1 when not."""
-    from .gateway import client_for
 
     client = client_for(resolve(args))
     try:
@@ -136,8 +121,6 @@ def cmd_action(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_open(args: argparse.Namespace, out: TextIO) -> int:
     """The login page in the browser; where there is none, the URL to copy (exit 0 either
     way: the person has what they asked for)."""
-    from .opener import why_not_opened
-    from .urls import gateway_root
 
     url = gateway_root(resolve(args).url)
     why = why_not_opened(url)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import difflib
 import logging
-import math
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,8 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from . import paths
 from .constants import ENV_PREFIX
+from .settings_table import CHECKS, DEFAULT_URL, FLAGS, NOTIFY_ON
 from .smallfile import NotAFile, present, read_small
-from .urls import check_url
-
-DEFAULT_URL = "https://127.0.0.1:5000"
-NOTIFY_ON = ("login_needed", "login_reminder", "competing", "take_over", "dropped", "logged_in")
 
 
 class ConfigError(Exception):
@@ -89,170 +85,6 @@ class Config:
 
 _NOT_SETTABLE = {"gateway", "config_path", "url_source", "sources"}
 KEYS: dict[str, Any] = {f.name: f.type for f in fields(Config) if f.name not in _NOT_SETTABLE}
-
-
-# ---------------------------------------------------------------------------- checks
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _as_number(
-    low: float, high: float | None = None, zero_ok: bool = False
-) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        if isinstance(value, bool):
-            raise ValueError("expected a number of seconds")
-        try:
-            number = float(value)
-        except (TypeError, ValueError, OverflowError):
-            raise ValueError("expected a number of seconds") from None
-        if not math.isfinite(number):
-            raise ValueError(f"expected a finite number of seconds, not {value!r}")
-        if zero_ok and number == 0:
-            return 0.0
-        if number < low or (high is not None and number > high):
-            span = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-            raise ValueError(f"must be {span}" + (" (or 0 to turn it off)" if zero_ok else ""))
-        return number
-
-    return check
-
-
-def _as_url(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("expected a URL string")
-    return check_url(value)
-
-
-def _as_file(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("expected a file path")
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise ValueError(f"file {str(path)!r} does not exist")
-    return str(path)
-
-
-def _as_dir(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("expected a folder path")
-    return str(Path(value).expanduser())
-
-
-def _as_zone(value: Any) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    if not isinstance(value, str):
-        raise ValueError("expected a time zone name such as America/New_York")
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {value!r}; reset_timezone is deprecated: "
-            'set region = "na", "eu" or "ap" instead'
-        ) from None
-    return value
-
-
-def _as_region(value: Any) -> str:
-    from .ibkr_clock import REGIONS
-
-    choices = ("auto", *REGIONS)
-    if not isinstance(value, str) or value.strip().lower() not in choices:
-        raise ValueError(f"expected one of {', '.join(choices)}")
-    return value.strip().lower()
-
-
-def _as_competing(value: Any) -> str:
-    from .person import POLICIES
-
-    if not isinstance(value, str) or value.strip().lower() not in POLICIES:
-        raise ValueError(f"expected one of {', '.join(POLICIES)}")
-    return value.strip().lower()
-
-
-def _as_level(value: Any) -> str:
-    levels = ("DEBUG", "INFO", "WARNING", "ERROR")
-    if not isinstance(value, str) or value.upper() not in levels:
-        raise ValueError(f"expected one of {', '.join(levels)}")
-    return value.upper()
-
-
-def _as_addr(value: Any) -> str:
-    from .serve import parse_addr
-
-    if not isinstance(value, str):
-        raise ValueError("expected an address string such as 127.0.0.1:5001")
-    return str(parse_addr(value))
-
-
-def _as_hosts(value: Any) -> tuple[str, ...]:
-    from .serve import parse_host_names
-
-    return parse_host_names(value)
-
-
-def _as_command(value: Any) -> tuple[str, ...]:
-    from .hooks import parse_command
-
-    return tuple(parse_command(value))
-
-
-def _notify(name: str) -> Callable[[Any], Any]:
-    """A check of the phone's settings, kept with them (:mod:`.notify_outbox`)."""
-
-    def check(value: Any) -> Any:
-        from . import notify_outbox
-
-        return getattr(notify_outbox, name)(value)
-
-    return check
-
-
-CHECKS: dict[str, Callable[[Any], Any]] = {
-    "url": _as_url,
-    "timeout": _as_number(0.1, 600),
-    "ca_bundle": _as_file,
-    "insecure": _as_bool,
-    "interval": _as_number(1, 86400),
-    "keepalive": _as_number(1, 3600, zero_ok=True),
-    "gateway_dir": _as_dir,
-    "notifications": _as_bool,
-    "open_browser_on_launch": _as_bool,
-    "auto_restart": _as_bool,
-    "auto_reauth": _as_bool,
-    "launch_timeout": _as_number(1, 3600),
-    "region": _as_region,
-    "reset_timezone": _as_zone,
-    "restart_windows": _as_bool,
-    "login_reminder": _as_number(60, 86400, zero_ok=True),
-    "on_competing": _as_competing,
-    "compete_after": _as_number(60, 86400),
-    "log_level": _as_level,
-    "serve": _as_addr,
-    "serve_hosts": _as_hosts,
-    "on_change": _as_command,
-    "hook_timeout": _as_number(0.1, 3600),
-    "on_event": _as_command,
-    "notify_urls": _notify("check_urls"),
-    "notify_on": _notify("check_kinds"),
-    "notify_quiet": _notify("check_quiet"),
-    "push": _as_bool,
-}
-FLAGS = {
-    "on_change": "--exec",
-    "serve_hosts": "--serve-host",
-    "notify_urls": "--notify",
-}  # command-line options not named after their key
-assert set(CHECKS) == set(KEYS), "every setting needs a check"
 
 
 # ---------------------------------------------------------------------------- sources
@@ -391,7 +223,7 @@ def load(
         try:
             from_cli[key] = CHECKS[key](value)
         except ValueError as exc:
-            flag = FLAGS.get(key, "--" + key.replace("_", "-"))
+            flag = FLAGS.get(key, key)
             raise ConfigError(f"bad value for {flag}: {exc}") from None
 
     merged = {**from_file, **from_env, **from_cli}

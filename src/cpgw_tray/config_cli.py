@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,17 +15,18 @@ from typing import TextIO
 
 from .config import KEYS, Config, file_path
 from .constants import EXIT_CANT_CREATE, EXIT_OK
-from .options import add_shared, gateways_of
+from .gateways import PER_GATEWAY
+from .opener import open_path
+from .options import gateways_of
+from .redaction import redact_url
+from .settings_file import init_file, toml_value
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser(
-        "config",
-        help="show the settings and where each comes from (--path, --init, --edit)",
-        description="Show the settings that apply and where each comes from: the default, "
-        "the file and line, an environment variable or the command line.",
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Show the settings that apply and where each comes from: the default, "
+        "the file and line, an environment variable or the command line."
     )
-    add_shared(parser)
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--path", action="store_true", help="print the settings file's path")
     what.add_argument(
@@ -43,8 +46,6 @@ def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{path}\n")
         return EXIT_OK
     if args.init or args.edit:
-        from .settings_file import init_file
-
         try:
             created = init_file(path)
         except OSError as exc:
@@ -59,8 +60,6 @@ def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
     if gateways[0].name is None:
         out.write(render(gateways[0].config, path))
         return EXIT_OK
-    from .gateways import PER_GATEWAY
-
     shared = [key for key in KEYS if key not in PER_GATEWAY]
     out.write(render(gateways[0].config, path, shared))
     for gateway in gateways:
@@ -72,7 +71,6 @@ def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
 def render(config: Config, path: Path | None, keys: Iterable[str] = KEYS) -> str:
     """One line per key: ``name = value  # where it came from``; the file's path first
     (none: a gateway's table, under the file's)."""
-    from .settings_file import toml_value
 
     lines = []
     if path is not None:
@@ -83,8 +81,6 @@ def render(config: Config, path: Path | None, keys: Iterable[str] = KEYS) -> str
     for name in keys:
         value = getattr(config, name)
         if name == "notify_urls":  # their tokens and passwords stay hidden
-            from .redaction import redact_url
-
             value = tuple(redact_url(url) for url in value)
         shown = "unset" if value is None else toml_value(value)
         where = config.sources.get(name, "default") if value is not None else "default"
@@ -94,10 +90,6 @@ def render(config: Config, path: Path | None, keys: Iterable[str] = KEYS) -> str
 
 def _edit(path: Path, out: TextIO) -> int:
     """The person's editor, waited for; else the system opener; else the path."""
-    import shlex
-    import subprocess
-
-    from .opener import open_path
 
     for variable in ("VISUAL", "EDITOR"):
         editor = os.environ.get(variable, "").strip()

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
-from .options import add_shared, gateways_of
+from . import paths
+from .config import ConfigError, read_conf_yaml
+from .constants import EXIT_NOT_PERMITTED, MAIN_CLASS
+from .diagnostics import write_bundle
+from .gateway import Deferred, Unreachable, client_for
+from .identity import LaunchError, log_of
+from .options import gateways_of, tell
+from .preflight import find_directory, find_java, listeners, port_answers
+from .status import Endpoint, Failure, State, classify_reply
 
 if TYPE_CHECKING:
     from .config import Config
@@ -71,8 +79,6 @@ class Doctor:
 
     # -------------------------------------------------------------- the folder
     def java(self) -> Check:
-        from .identity import LaunchError
-        from .preflight import find_java
 
         try:
             java = find_java(self.env)
@@ -81,8 +87,6 @@ class Doctor:
         return Check("Java", True, f"{java.version} ({java.path})")
 
     def gateway_folder(self) -> Check:
-        from .identity import LaunchError
-        from .preflight import find_directory
 
         try:
             self.folder, how = find_directory(self.config.gateway_dir)
@@ -97,8 +101,6 @@ class Doctor:
 
     def conf_yaml(self) -> Check:
         import yaml
-
-        from .config import ConfigError, read_conf_yaml
 
         if self.folder is None:
             return Check("conf.yaml", None, "no gateway folder to look in")
@@ -146,7 +148,6 @@ class Doctor:
 
     # -------------------------------------------------------------- the port
     def port_holder(self) -> Check:
-        from .preflight import listeners, port_answers
 
         port = self.port or 5000
         if not port_answers(port):
@@ -172,9 +173,6 @@ class Doctor:
     # -------------------------------------------------------------- the gateway
     def gateway_reply(self) -> list[Check]:
         """One status request: the certificate, paper or live, and the gateway's clock."""
-        from .gateway import Deferred, Unreachable, client_for
-        from .options import tell
-        from .status import Endpoint, Failure, State, classify_reply
 
         client = client_for(self.config)
         tell(f"asking {self.config.url} … up to {self.config.timeout:g} s")
@@ -263,7 +261,6 @@ def _is_our_simulator(proc: Any) -> bool:
 
 
 def _is_gateway(proc: Any) -> bool:
-    from .constants import MAIN_CLASS
 
     try:
         return MAIN_CLASS in proc.cmdline()
@@ -293,20 +290,15 @@ def clock_check(date_header: str | None, now: datetime) -> Check:
     )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    doctor = sub.add_parser(
-        "doctor", help="check the set-up, each verdict with its fix; exit 0 all good, 3 not"
-    )
-    add_shared(doctor)
-    doctor.add_argument("--dir", metavar="D", help="the clientportal.gw folder to check")
-    doctor.add_argument(
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", metavar="D", help="the clientportal.gw folder to check")
+    parser.add_argument(
         "--bundle", metavar="FILE.zip", help="also write a diagnostics bundle for support"
     )
-    doctor.set_defaults(func=cmd_doctor)
+    parser.set_defaults(func=cmd_doctor)
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
-    from .constants import EXIT_NOT_PERMITTED
 
     gateways = gateways_of(args, gateway_dir=args.dir)  # two on one port: exit 64 naming both
     checks: list[Check] = []
@@ -338,13 +330,9 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
 def save_bundle(target: Path, config: Config, checks: list[Check] | None = None) -> Path:
     """The diagnostics bundle (see :mod:`cpgw_tray.diagnostics`), running the doctor
     first unless its checks are given."""
-    from . import paths
-    from .diagnostics import write_bundle
 
     logs = [("cpgw-tray.log", paths.log_file())]
     if config.gateway_dir:  # the configured folder's gateway log, else every folder's
-        from .identity import log_of
-
         gateway_logs = [log_of(Path(config.gateway_dir))]
     else:
         gateway_logs = sorted(paths.log_dir().glob("gateway-*.log"))

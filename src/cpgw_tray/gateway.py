@@ -143,6 +143,10 @@ class GatewayClient:
                 category=urllib3.exceptions.InsecureRequestWarning,
             )
 
+    def reconfigure(self, *, timeout: float) -> None:
+        """A saved setting, from the next request."""
+        self.timeout = timeout
+
     def _tell(self, path: str, outcome: int | str) -> None:
         listener = self.on_request
         if listener is not None:

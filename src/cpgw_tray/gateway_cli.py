@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from . import identity, paths
 from .constants import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -27,7 +28,13 @@ from .constants import (
     EXIT_USAGE,
 )
 from .gateways import names
-from .options import Parser, UsageError, add_shared, gateways_of
+from .gwfolder import problems
+from .gwlog import tail
+from .identity import LaunchError, log_of
+from .launcher import AlreadyRunning, Cancelled, Launcher, find_directory
+from .lifecycle import stop_on_signals
+from .options import Parser, UsageError, gateways_of, shared_options
+from .stopping import stop_gateway
 
 if TYPE_CHECKING:
     from .identity import Gateway
@@ -86,16 +93,11 @@ def _positive(text: str) -> int:
     return value
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    gateway = sub.add_parser(
-        "gateway",
-        help="start, stop and inspect the gateway process",
-        description="Start, stop and inspect the Client Portal Gateway process.",
-        epilog=_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_shared(gateway)
-    gsub = gateway.add_subparsers(
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.description = "Start, stop and inspect the Client Portal Gateway process."
+    parser.epilog = _epilog()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    gsub = parser.add_subparsers(
         dest="gateway_command", metavar="ACTION", parser_class=Parser, required=True
     )
     for name, text in ACTIONS:
@@ -105,8 +107,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             description=text,
             epilog=_epilog(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[shared_options()],
         )
-        add_shared(action)
         action.add_argument(
             "--dir",
             metavar="D",
@@ -127,12 +129,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             action.add_argument(
                 "-n", "--lines", type=_positive, default=40, metavar="N", help="last N lines (40)"
             )
-    gateway.set_defaults(func=cmd_gateway)
+    parser.set_defaults(func=cmd_gateway)
 
 
 def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
     """``gateway start|stop|restart|status|logs``; exit codes as in :data:`EXIT_CODES`."""
-    from .identity import LaunchError
 
     try:
         return _gateway(args, out)
@@ -155,8 +156,6 @@ def _gateway(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"gateway '{gateways[0].name}' names no gateway_dir to {action}")
     named = Path(config.gateway_dir).expanduser() if config.gateway_dir else None
     if named is not None and action != "start":
-        from .gwfolder import problems
-
         wrong = problems(named)
         if wrong:
             raise UsageError(f"not a gateway folder: {wrong[0]}")
@@ -186,7 +185,6 @@ def _in(named: Path | None) -> str:
 
 def _pick(named: Path | None) -> Gateway | None:
     """The gateway a command acts on: the named folder's, else the only one running."""
-    from . import identity
 
     if named is not None:
         return identity.gateway_in(named)
@@ -214,7 +212,6 @@ def _describe(gateway: Gateway) -> dict[str, Any]:
 
 
 def _status(named: Path | None, as_json: bool, out: TextIO) -> int:
-    from . import identity
 
     if named is not None:
         found = identity.gateway_in(named)
@@ -236,20 +233,15 @@ def _status(named: Path | None, as_json: bool, out: TextIO) -> int:
 
 
 def _stop(target: Gateway, out: TextIO) -> None:
-    from .launcher import Launcher
 
     if target.folder:
         Launcher(Path(target.folder)).stop(target)
     else:
-        from .stopping import stop_gateway
-
         stop_gateway(target)
     out.write(f"Stopped the gateway in {target.where()} ({target.describe()}).\n")
 
 
 def _start(named: Path | None, wait: bool, timeout: float, out: TextIO) -> int:
-    from .launcher import AlreadyRunning, Cancelled, Launcher, find_directory
-    from .lifecycle import stop_on_signals
 
     directory, how = find_directory(str(named) if named else None)
     if how == "found":
@@ -287,9 +279,6 @@ def _start(named: Path | None, wait: bool, timeout: float, out: TextIO) -> int:
 
 
 def _logs(named: Path | None, lines: int, out: TextIO) -> int:
-    from . import paths
-    from .gwlog import tail
-    from .identity import log_of
 
     if named is None:
         running = _pick(None)

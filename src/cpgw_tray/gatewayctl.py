@@ -3,8 +3,9 @@
 The items act on the tray's folder (``gateway_dir``, else the usual places) with the same
 identity rules as the command line (:mod:`cpgw_tray.identity`); with no folder, only on
 the gateway listening on the watched URL's port. Every blocking step runs
-on a worker thread whose whole body is guarded: any failure becomes a note in the menu and
-a notification, never a silent end. The tray only reads this object's fields.
+on a worker thread (the door's background work) whose whole body is guarded: any failure
+becomes a note in the menu and a notification, never a silent end. A menu section: it
+acts through the tray's door (:mod:`cpgw_tray.sections`), never on the app.
 """
 
 from __future__ import annotations
@@ -16,29 +17,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .menu import Entry
+from .sections import Section
 
 if TYPE_CHECKING:
     from .identity import Gateway
     from .launcher import Exited, Launcher
-    from .tray import TrayApp
+    from .sections import Door
+    from .tray_view import View
 
 log = logging.getLogger(__name__)
 
 
-class GatewayControl:
+class GatewayControl(Section):
     """The menu's gateway items: launch, stop, restart, log, folder. Every blocking step
     runs on a worker thread; the tray only reads this object's fields."""
 
-    def __init__(self, app: TrayApp, log_path: Path | None = None) -> None:
+    def __init__(self, door: Door, log_path: Path | None = None) -> None:
         from .launcher import Launcher, LaunchError, find_directory
 
-        self.app = app
-        self.config = app.config
+        self.door = door
+        self.config = door.config  # its keys need a restart
         self.running: Gateway | None = None
         self.busy: str | None = None  # "Launching gateway…" while an action runs
         self.launcher: Launcher | None = None
         self._restarts = 0
         self._stop = threading.Event()
+        self._closed = threading.Event()  # the tray quits: nothing restarts
         try:
             directory, _ = find_directory(self.config.gateway_dir)
         except LaunchError as exc:
@@ -65,19 +69,19 @@ class GatewayControl:
                 self.running = running[0] if len(running) == 1 else None
         except Exception as exc:
             log.exception("looking for the gateway failed")
-            self.app.note(f"Gateway: could not look for it ({exc})")
+            self.door.note(f"Gateway: could not look for it ({exc})")
 
-    def rescan_soon(self) -> None:
-        """Any thread: :meth:`rescan` on a worker (a process scan must not delay the
-        status it follows to the tray), then redraw the menu."""
+    def state_changed(self) -> None:
+        """Any thread: the state changed; look again for the gateway, off the poller's
+        path (a process scan), and redraw."""
 
-        def run() -> None:
+        def scan() -> None:
             self.rescan()
-            self.app.post_refresh()
+            self.door.redraw()
 
-        threading.Thread(target=run, name="gateway-rescan", daemon=True).start()
+        self.door.background("gateway-rescan", scan, "Looking for the gateway failed")
 
-    def entries(self) -> list[Entry]:
+    def entries(self, view: View | None = None) -> list[Entry]:
         running, busy, launcher = self.running, self.busy, self.launcher
         if busy:
             line = busy
@@ -121,14 +125,14 @@ class GatewayControl:
         else:
             log.error("gateway action failed", exc_info=exc)
         text = str(exc) or type(exc).__name__
-        self.app.notify("Gateway problem", text)
+        self.door.notify("Gateway problem", text)
         return f"Gateway: {text}"
 
     def _work(self, label: str, job: Callable[[], str | None]) -> None:
         """Run ``job`` on a worker thread with ``label`` shown; its result, or its failure,
         as a note (and a notification for a failure)."""
         self.busy = label
-        self.app.post_refresh()
+        self.door.redraw()
 
         def run() -> None:
             note: str | None = None
@@ -138,18 +142,15 @@ class GatewayControl:
                 note = self._fail(exc)
             try:
                 self.rescan()
-                self.app.note(note)
+                self.door.note(note)
             except Exception as exc:
-                self.app.note(self._fail(exc))
+                self.door.note(self._fail(exc))
             finally:
                 self.busy = None  # last: an idle menu means the outcome is shown
-                self.app.post_refresh()
-            try:
-                self.app.poller.check_now(fresh=True)
-            except Exception as exc:
-                self.app.note(self._fail(exc))
+                self.door.redraw()
+            self.door.check_now(fresh=True)
 
-        threading.Thread(target=run, name="gateway-action", daemon=True).start()
+        self.door.background("gateway-action", run, "Gateway action failed")
 
     def launch(self) -> None:
         self._work("Launching gateway…", self._launch)
@@ -166,7 +167,7 @@ class GatewayControl:
         ready = self.launcher.wait_ready(stop=self._stop)
         self._restarts = 0
         if self.config.open_browser_on_launch:
-            self.app.open_login()
+            self.door.open_login()
         return f"Gateway ready on port {ready.port}: log in"
 
     def stop(self) -> None:
@@ -205,7 +206,7 @@ class GatewayControl:
     def _open(self, path: Path) -> None:
         """Open a file or folder with the desktop's program; where nothing can, the
         tray shows the path (menu and notification)."""
-        self.app.open_path(path)
+        self.door.open_path(path)
 
     def _exited(self, event: Exited) -> None:
         """Crash watch (the launcher's thread): tell the user honestly. When run.sh died
@@ -217,22 +218,23 @@ class GatewayControl:
             what = event.describe()
             log.warning("gateway: %s: %s", what, event.last_lines)
             if event.survivors:
-                self.app.notify("Gateway's run script ended", f"{what[0].upper()}{what[1:]}.")
-                self.app.note(f"Gateway: {what}")
+                self.door.notify("Gateway's run script ended", f"{what[0].upper()}{what[1:]}.")
+                self.door.note(f"Gateway: {what}")
                 return
-            self.app.notify(
+            self.door.notify(
                 "Gateway stopped", f"{what[0].upper()}{what[1:]}. {event.last_lines[-200:]}"
             )
-            self.app.note(f"Gateway {what}")
-            if self.config.auto_restart and not self.app.quitting.is_set():
+            self.door.note(f"Gateway {what}")
+            if self.config.auto_restart and not self._closed.is_set():
                 pause = min(300.0, 10.0 * 2**self._restarts)
                 self._restarts += 1
                 log.info("restarting the gateway in %.0f s", pause)
-                if not self._stop.wait(pause) and not self.app.quitting.is_set():
+                if not self._stop.wait(pause) and not self._closed.is_set():
                     self._work("Restarting gateway…", self._launch)
         except Exception as exc:
-            self.app.note(self._fail(exc))
+            self.door.note(self._fail(exc))
 
     def shutdown(self) -> None:
         """At quit: stop waiting; a launched gateway keeps running (it is the user's)."""
+        self._closed.set()
         self._stop.set()

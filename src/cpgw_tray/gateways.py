@@ -22,8 +22,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-from .config import CHECKS, Config, ConfigError, load, read_text
+from .config import Config, ConfigError, load, read_text
 from .constants import ENV_PREFIX
+from .settings_table import CHECKS
 from .smallfile import present
 
 PER_GATEWAY = (

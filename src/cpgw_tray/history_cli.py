@@ -6,35 +6,34 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .options import UsageError, add_shared, resolve
+from . import paths
+from .history import History, Row, parse_since
+from .ibkr_clock import windows
+from .maintenance import IbkrClock
+from .options import UsageError, resolve
+from .timeline import gaps, render
 
 if TYPE_CHECKING:
     from .config import Config
     from .history import History, Row
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    history = sub.add_parser(
-        "history", help="the state changes seen by the tray and watch (table, JSON, picture)"
-    )
-    add_shared(history)
-    history.add_argument(
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--since", default="24h", metavar="WHEN", help="24h, 90m, 7d or an ISO time (24h)"
     )
-    history.add_argument("--json", action="store_true", help="print JSON Lines")
-    history.add_argument(
+    parser.add_argument("--json", action="store_true", help="print JSON Lines")
+    parser.add_argument(
         "--png", metavar="FILE", help="write the timeline picture (of --since) to FILE instead"
     )
-    history.set_defaults(func=cmd_history)
+    parser.set_defaults(func=cmd_history)
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
-    from . import paths
-    from .history import History, parse_since
 
     now = datetime.now(timezone.utc)
     try:
@@ -69,8 +68,6 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
 def with_gaps(history: History, since: datetime, now: datetime) -> list[Row]:
     """The rows from ``since`` on, and a ``not_watched`` row for each stretch when
     nothing was watching (its ``until`` says when watching began again)."""
-    from .history import Row
-    from .timeline import gaps
 
     every = list(history.rows())
     holes = [
@@ -85,11 +82,6 @@ def write_timeline(
 ) -> Path:
     """Render the time from ``since`` (24 hours before ``now`` when not given) to ``path``
     as PNG, IBKR's restart windows for the configured region shaded."""
-    from datetime import timedelta
-
-    from .ibkr_clock import windows
-    from .maintenance import IbkrClock
-    from .timeline import render
 
     start = now - timedelta(hours=24) if since is None else min(since, now)
     if now - start < timedelta(minutes=10):

@@ -9,24 +9,21 @@ import sys
 from typing import TextIO
 
 from .constants import EXIT_NOT_SENT, EXIT_OK, EXIT_USAGE
-from .options import UsageError, add_shared, gateways_of
+from .notify import AppriseMissing, computer_name, deliver, hide
+from .options import UsageError, gateways_of
+from .redaction import redact_url
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser(
-        "notify",
-        help="send a test message to each phone/chat URL (--test)",
-        description="Send one test message to each Apprise URL of notify_urls and --notify; "
-        "exit 0 when all went, 3 when any failed, 64 when none is set or Apprise is missing.",
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Send one test message to each Apprise URL of notify_urls and --notify; "
+        "exit 0 when all went, 3 when any failed, 64 when none is set or Apprise is missing."
     )
-    add_shared(parser)
     parser.add_argument("--test", action="store_true", help="send the test message")
     parser.set_defaults(func=cmd_notify)
 
 
 def cmd_notify(args: argparse.Namespace, out: TextIO) -> int:
-    from .notify import AppriseMissing, computer_name, deliver, hide
-    from .redaction import redact_url
 
     if not args.test:
         raise UsageError("notify: say --test to send a test message to each URL")

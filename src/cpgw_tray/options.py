@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from .config import Config, ConfigError
 from .gateways import Gateway, names, resolve_all
+from .settings_table import FLAGS
 
 
 class UsageError(Exception):
@@ -26,9 +27,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-SHARED = ("url", "timeout", "ca_bundle", "insecure", "interval", "keepalive")
 
 
 def add_shared(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
@@ -88,6 +86,13 @@ def add_shared(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
         default=0 if top else argparse.SUPPRESS,
         help="more log detail (-vv: debug)",
     )
+
+
+def shared_options() -> Parser:
+    """The shared options as a parent for a sub-command's parser (``parents=``)."""
+    parent = Parser(add_help=False)
+    add_shared(parent)
+    return parent
 
 
 def add_outlets(parser: argparse.ArgumentParser) -> None:
@@ -168,7 +173,7 @@ def tell(text: str) -> None:
 
 def resolve(args: argparse.Namespace, **extra: Any) -> Config:
     """Settings from every source, the command line last, for the one gateway a command
-    acts on: several configured and none chosen is a usage error naming them."""
+    acts on: several configured and none chosen is a settings error naming them."""
     gateways = gateways_of(args, **extra)
     if len(gateways) > 1:  # a settings error: a running tray shows it, keeps what it has
         raise ConfigError(
@@ -180,15 +185,8 @@ def resolve(args: argparse.Namespace, **extra: Any) -> Config:
 
 def gateways_of(args: argparse.Namespace, **extra: Any) -> list[Gateway]:
     """Every gateway the settings name (or the one ``--gateway`` chose), in their order."""
-    overrides: dict[str, Any] = {key: getattr(args, key, None) for key in SHARED}
-    for key in (
-        "serve",
-        "serve_hosts",
-        "on_change",
-        "on_event",
-        "push",
-    ):  # only where add_outlets() added them
-        overrides[key] = getattr(args, key, None)
+    # every key with a flag (the outlets' only where add_outlets() added them)
+    overrides: dict[str, Any] = {key: getattr(args, key, None) for key in FLAGS}
     urls = [
         *(getattr(args, "notify_urls", None) or ()),
         *(getattr(args, "notify_urls_after", None) or ()),

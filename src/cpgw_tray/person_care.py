@@ -13,7 +13,7 @@ pause), and the session checked again; every event goes to ``on_event`` (the tra
 notifies, ``watch`` prints) and then to each of :attr:`PersonCare.listeners` (the phone
 and ``on_event`` hooks, :mod:`.outlets`). Each status gets ``paused_until``.
 
-A pause stops keep-alive tickles (the poller asks :meth:`PersonCare.paused`), automatic
+A pause stops keep-alive tickles (the poller asks :meth:`PersonCare.paused_now`), automatic
 reauthentication and takeovers; checks go on. It is kept in a file in the state folder,
 so it outlives a restart within the hour and every cpgw-tray process honours it —
 ``watch`` and ``status --json`` included.
@@ -104,7 +104,6 @@ class PersonCare:
         self._lock = threading.Lock()  # the poller's thread and the menu's
         self.last_ready: datetime | None = None
         self.last_check: datetime | None = None
-        care.paused = self.paused
         self._read_pause()
 
     @classmethod
@@ -129,7 +128,7 @@ class PersonCare:
             takeover_limit=TakeoverLimit.for_machine(TAKEOVER_EVERY) if pause_file else None,
         )
 
-    def configure(self, config: Config) -> None:
+    def reconfigure(self, config: Config) -> None:
         """Settings changed while running: they apply from the next check."""
         with self._lock:
             self.policy.login_reminder = config.login_reminder

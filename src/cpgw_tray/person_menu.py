@@ -5,7 +5,7 @@ submenu with the pause (the time it resumes) and the radio group that chooses (a
 saves) ``on_competing``.
 
 Events arrive on the poller's thread and are kept for the tray's thread, which shows
-them with the verdict they came with (:meth:`PersonItems.announce`, from
+them with the verdict they came with (:meth:`Announcer.announce`, from
 :meth:`TrayApp.apply`): one notification, the person's words instead of the state's.
 Where the backend cannot notify (pystray's xorg) ``notify-send`` is used when present,
 else the popup's notice line.
@@ -21,21 +21,18 @@ import textwrap
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from . import maintenance
 from .menu import SEPARATOR, Entry
 from .person import POLICIES, Event, needs_login
-from .person_care import PersonCare
 from .rows import local_clock
-from .status import State, Status
+from .status import State
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from .backends import Backend
-    from .config import Config
-    from .session import SessionCare
+    from .person_care import PersonCare
+    from .sections import Door
+    from .tray_view import View
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +41,20 @@ ANNOUNCED = ("login_needed", "login_reminder", "competing", "take_over")
 AFTER_RESTART = "Not back after IBKR's restart: "
 
 
-class Saver(Protocol):
-    def save(self, name: str, value: Any) -> bool: ...
-
-
-class Host(Protocol):
-    """What these items need of the tray (:class:`~cpgw_tray.tray.TrayApp`)."""
+class Teller(Protocol):
+    """What the announcer needs of the tray (:class:`~cpgw_tray.tray.TrayApp`): its
+    backend's ways of telling, the person's choice of notifications, and the door's
+    note, login page and background work."""
 
     backend: Backend | None
     notifications: bool
     person: PersonCare
-    last_action: str | None
 
-    @property
-    def settings(self) -> Saver | None: ...
+    def note(self, text: str | None) -> None: ...
+    def redraw(self) -> None: ...
     def open_login(self) -> None: ...
     def take_over(self) -> None: ...
-    def post_refresh(self) -> None: ...
+    def background(self, name: str, job: Callable[[], object], failure: str) -> None: ...
 
 
 def _hhmm(moment: datetime) -> str:
@@ -68,27 +62,15 @@ def _hhmm(moment: datetime) -> str:
     return local_clock(moment)
 
 
-class PersonItems:
-    """Notifications and menu items for the person policy; everything but
-    :meth:`receive` runs on the tray's thread."""
+class Announcer:
+    """The person policy's events as notifications; everything but :meth:`receive` runs
+    on the tray's thread."""
 
-    def __init__(self, app: Host, which: Callable[[str], str | None] = shutil.which) -> None:
-        self.app = app
+    def __init__(self, tray: Teller, which: Callable[[str], str | None] = shutil.which) -> None:
+        self.tray = tray
         self._which = which
         self._pending: list[Event] = []
         self._lock = threading.Lock()
-
-    def care(
-        self,
-        session: SessionCare,
-        config: Config,
-        pause_file: Path | None,
-        wall: Callable[[], datetime],
-    ) -> PersonCare:
-        """The policy on the tray's checks, its events kept for :meth:`announce`."""
-        return PersonCare.from_config(
-            session, config, self.receive, pause_file=pause_file, wall=wall
-        )
 
     # ---------------------------------------------------------------- notifications
     def receive(self, event: Event) -> None:
@@ -104,8 +86,8 @@ class PersonItems:
         said = False
         for event in events:
             if event.kind == "take_over":
-                self.app.last_action = "Taking the session back (your competing-session choice)"
-            if event.kind not in ANNOUNCED or not self.app.notifications:
+                self.tray.note("Taking the session back (your competing-session choice)")
+            if event.kind not in ANNOUNCED or not self.tray.notifications:
                 continue
             prefix = AFTER_RESTART if was_quiet and event.kind == "login_needed" else ""
             said = self.tell(prefix + event.message, event.kind) or said
@@ -115,15 +97,19 @@ class PersonItems:
         """What a notification of this kind offers: the login page when a login is
         needed; taking the session over, or leaving it, when another session took it."""
         if kind in ("login_needed", "login_reminder"):
-            return [("Log in now", self.app.open_login)]
+            return [("Log in now", self.tray.open_login)]
         if kind == "competing":
-            leave = self._refreshing(self.app.person.leave_this_time)
-            return [("Take the session over", self.app.take_over), ("Leave it", leave)]
+
+            def leave() -> None:
+                self.tray.person.leave_this_time()
+                self.tray.redraw()
+
+            return [("Take the session over", self.tray.take_over), ("Leave it", leave)]
         return []
 
     def tell(self, message: str, kind: str = "") -> bool:
         """One notification by whatever means this desktop has; False where none."""
-        backend = self.app.backend
+        backend = self.tray.backend
         if backend is None:
             return False
         if backend.has_notification:
@@ -137,7 +123,7 @@ class PersonItems:
         command = self._which("notify-send")
         if command is not None:
             argv = [command, "--app-name=cpgw-tray", TITLE, message]
-            threading.Thread(target=_run, args=(argv,), name="notify-send", daemon=True).start()
+            self.tray.background("notify-send", lambda: _run(argv), "notify-send failed")
             return True
         popup = getattr(backend, "popup", None)
         if popup is not None:  # shown atop the next click's menu
@@ -145,18 +131,27 @@ class PersonItems:
             return True
         return False
 
-    # ---------------------------------------------------------------- menu
-    def head(self, status: Status) -> list[Entry]:
+
+class PersonItems:
+    """The person policy's menu items (tray thread), acting on ``person`` and through the
+    tray's door."""
+
+    def __init__(self, door: Door, person: PersonCare) -> None:
+        self.door = door
+        self.person = person
+
+    def head(self, view: View) -> list[Entry]:
         """The first item while a person must log in."""
-        if needs_login(status) and not maintenance.expected_drop(status):
-            return [Entry("Log in now…", self.app.open_login)]
+        if needs_login(view.status) and not view.expected:
+            return [Entry("Log in now…", self.door.open_login)]
         return []
 
-    def entries(self, status: Status) -> list[Entry]:
-        person = self.app.person
+    def entries(self, view: View) -> list[Entry]:
+        status = view.status
+        person = self.person
         policy, now = person.policy, person.now()
         items: list[Entry] = []
-        if needs_login(status) and not maintenance.expected_drop(status):
+        if needs_login(status) and not view.expected:
             if policy.snoozed(now) and policy.snoozed_until is not None:
                 text = f"Login reminders snoozed until {_hhmm(policy.snoozed_until)}"
                 items.append(Entry(text, enabled=False))
@@ -193,7 +188,7 @@ class PersonItems:
 
     def _countdown(self) -> str:
         """The row before an automatic takeover (``take_back_after``)."""
-        person = self.app.person
+        person = self.person
         policy, due = person.policy, person.policy.take_over_at
         if due is None:
             return "Left to the other session" if policy.left_this_time else "Not taking it back"
@@ -203,16 +198,15 @@ class PersonItems:
     def _refreshing(self, action: Callable[[], object]) -> Callable[[], None]:
         def go() -> None:
             action()
-            self.app.post_refresh()
+            self.door.redraw()
 
         return go
 
     def _choose(self, name: str) -> Callable[[], None]:
         def go() -> None:
-            settings = self.app.settings
-            if settings is None or settings.save("on_competing", name):
-                self.app.person.choose(name)  # unsaved: the choice in force stays
-            self.app.post_refresh()
+            if self.door.save("on_competing", name):
+                self.person.choose(name)  # unsaved: the choice in force stays
+            self.door.redraw()
 
         return go
 

@@ -153,6 +153,19 @@ class Poller(Shown):
         self._stretch_to: float | None = None  # the next check while push may stretch it
 
     # ------------------------------------------------------------------ control
+    def reconfigure(self, *, interval: float, keepalive: float, timeout: float) -> None:
+        """Saved settings, from the next wait on; a shorter interval checks at once (the
+        wait under way is the old, longer one)."""
+        shorter, self.timeout = interval < self.interval, timeout
+        with self._lock:
+            self.interval, self.keepalive = interval, keepalive if self._tickle else 0.0
+        if shorter:
+            self.check_now()
+
+    def pause_keepalive_when(self, paused: Callable[[], bool]) -> None:
+        """Ask ``paused`` before each tickle (the person's pause of session care)."""
+        self.keepalive_paused = paused
+
     def start(self) -> None:
         self.threads = [
             threading.Thread(target=self._run, name="poller", daemon=True),

@@ -9,50 +9,58 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from . import paths
+from .bulletins import Bulletins
 from .menu import Entry
 from .push import CONNECTED, CONNECTING
+from .push_link import Bulletin, PushLink
+from .sections import Section
 
 if TYPE_CHECKING:
-    from .push_link import Bulletin, PushLink
-    from .tray import TrayApp
+    from .history import History
+    from .pipeline import Pipeline
+    from .sections import Door
+    from .tray_view import View
 
 LINE = 90  # characters of a bulletin shown in the menu
 
 
-class PushItems:
-    """The tray's push rows and what a bulletin does there."""
+class PushItems(Section):
+    """The tray's push rows and what a bulletin does there: a section the tray makes for
+    itself when the setting ``push`` is on (its link joins the tray's own pipeline)."""
 
-    def __init__(self, app: TrayApp) -> None:
-        from . import paths
-        from .bulletins import Bulletins
-        from .push_link import PushLink
-
-        self.app = app
+    def __init__(self, door: Door, pipeline: Pipeline, history: History | None) -> None:
+        self.door = door
+        self.history = history
+        self.tell = pipeline.person.tell  # the event for the event hooks and the phone
         self.last: Bulletin | None = None
-        store = Bulletins(paths.bulletins_file(), app.config.url)
-        self.link: PushLink = PushLink(
-            app.config,
-            app.client,
-            app.poller,
+        store = Bulletins(paths.bulletins_file(), door.config.url)
+        self.link = PushLink(
+            door.config,
+            pipeline.client,
+            pipeline.poller,
             store,
             on_bulletin=self.bulletin,
-            paused=lambda: app.poller.keepalive_paused(),
+            paused=pipeline.person.paused_now,
         )
-        app.listeners.append(self.link.saw)
 
     def bulletin(self, bulletin: Bulletin) -> None:
         """Push thread: a new bulletin — a notification, a history row, the menu line, and
         the event for the event hooks and the phone (as ``watch`` hands it on)."""
         self.last = bulletin
-        history = self.app.history
-        if history is not None:
-            url = self.app.config.url
-            history.record_event("bulletin", bulletin.at, bulletin.message, url, bulletin.ident)
-        self.app.notify("IBKR bulletin", bulletin.message)
-        self.app.person.tell(bulletin)
-        self.app.post_refresh()
+        if self.history is not None:
+            url = self.door.config.url
+            self.history.record_event(
+                "bulletin", bulletin.at, bulletin.message, url, bulletin.ident
+            )
+        self.door.notify("IBKR bulletin", bulletin.message)
+        self.tell(bulletin)
+        self.door.redraw()
 
-    def entries(self) -> list[Entry]:
+    def shutdown(self) -> None:
+        self.link.stop()
+
+    def entries(self, view: View | None = None) -> list[Entry]:
         push = self.link.push
         if push.state == CONNECTED:
             ago = time.monotonic() - push.since

@@ -60,6 +60,14 @@ class SessionCare:
         self._account_retry: tuple[float, float] | None = None  # (not before, back-off)
         self.paused: Callable[[], bool] = lambda: False  # the person paused session care
 
+    def reconfigure(self, *, auto_reauth: bool) -> None:
+        """A saved setting, from the next check."""
+        self.auto_reauth = auto_reauth
+
+    def pause_when(self, paused: Callable[[], bool]) -> None:
+        """Ask ``paused`` before an automatic reauthentication (the person's pause)."""
+        self.paused = paused
+
     def check(self) -> Status:
         return self._care(self.client.auth_status())
 

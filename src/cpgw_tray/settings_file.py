@@ -1,7 +1,7 @@
-"""The settings file as a person sees it: every key documented in one table, from which
-both the commented default file and the README's table are made (so they cannot drift);
-creating that file, writing one key back without losing the person's comments
-(tomlkit).
+"""The settings file as a person sees it: the commented default file and the README's
+table, both made from the settings table (:mod:`cpgw_tray.settings_table`, so they
+cannot drift); creating that file, writing one key back without losing the person's
+comments (tomlkit).
 
 Imported by the tray at start: tomlkit is imported only where a key is written.
 """
@@ -14,178 +14,11 @@ import re
 import shutil
 import stat
 import textwrap
-from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .config import CHECKS, Config, ConfigError, read_text
-from .constants import ENV_PREFIX
-
-
-@dataclass(frozen=True)
-class Doc:
-    """One key's documentation. ``example`` is a TOML value shown where the default is
-    unset; ``unset`` says what applies when the key is not set, where that is more than
-    a value; ``restart``: a running tray does not apply a change (it keeps the value it
-    started with)."""
-
-    meaning: str
-    restart: bool = False
-    example: str | None = None
-    unset: str | None = None
-
-
-DOCS: dict[str, Doc] = {
-    "url": Doc(
-        "The gateway's root URL; `/v1/api/` is appended.",
-        restart=True,
-        unset="from the `root/conf.yaml` of `gateway_dir` (or of the folder found as "
-        "`gateway_dir` says), else `https://127.0.0.1:5000`",
-    ),
-    "timeout": Doc("Seconds to wait for a reply before the gateway counts as not responding."),
-    "ca_bundle": Doc(
-        "Verify the gateway's TLS certificate against this CA or certificate file.",
-        restart=True,
-        example='"~/gateway-ca.pem"',
-        unset="none (see `insecure`)",
-    ),
-    "insecure": Doc(
-        "Do not verify the gateway's TLS certificate.",
-        restart=True,
-        example="false",
-        unset="not verified for a loopback host (the gateway's certificate is "
-        "self-signed), verified for any other host",
-    ),
-    "interval": Doc("Seconds between checks."),
-    "keepalive": Doc(
-        "Seconds between keep-alive tickles while a session exists; 0 turns them off "
-        "(IBKR drops an idle session after about 6 minutes)."
-    ),
-    "gateway_dir": Doc(
-        "The `clientportal.gw` folder, for starting and stopping the gateway; its "
-        "`root/conf.yaml` gives the port and scheme when `url` is not set.",
-        restart=True,
-        example='"~/clientportal.gw"',
-        unset="looked for in `~/clientportal.gw`, `~/Downloads/clientportal.gw`, "
-        "`~/gateway`, `~/clientportal`, `~/ibkr/clientportal.gw` and `/opt/clientportal.gw`",
-    ),
-    "notifications": Doc(
-        "Desktop notifications when the session becomes ready or stops being ready "
-        "(the menu's Notifications toggle saves this key)."
-    ),
-    "open_browser_on_launch": Doc(
-        "Open the login page once a gateway started from the menu is ready.", restart=True
-    ),
-    "auto_restart": Doc(
-        "Start a gateway launched by cpgw-tray again when it exits by itself, after a "
-        "growing pause.",
-        restart=True,
-    ),
-    "auto_reauth": Doc(
-        "Reauthenticate the brokerage session when the gateway is logged in but the "
-        "session is not (never when another session competes), at most once per 5 minutes."
-    ),
-    "launch_timeout": Doc("Seconds to wait for a launched gateway to listen.", restart=True),
-    "region": Doc(
-        "IBKR's region for its restart windows: `na`, `eu`, `ap`, or `auto` (from this "
-        "computer's UTC offset; the menu and `status --json` say which was assumed).",
-        restart=True,
-    ),
-    "reset_timezone": Doc(
-        "Deprecated: read as a region when `region` is not set (America/New_York → na, "
-        "Europe/Zurich → eu, Asia/Hong_Kong → ap, anything else → auto).",
-        restart=True,
-        example='"America/New_York"',
-        unset="not used",
-    ),
-    "restart_windows": Doc(
-        "Know IBKR's restart windows: a drop inside one shows as expected, with no "
-        "automatic reauthentication and slower checks; false ignores them (should IBKR "
-        "change its timetable before cpgw-tray does).",
-        restart=True,
-    ),
-    "login_reminder": Doc(
-        "Seconds between reminders while IBKR needs you to log in (after a session that was "
-        "ready drops, or after the weekly token reset), at most 6 an episode, none inside "
-        "IBKR's restart windows; 0 turns the reminders off (the first notice still comes)."
-    ),
-    "on_competing": Doc(
-        "When TWS, the phone or the web takes the session over: `leave` (tell you and offer "
-        "*Take the session over*), `take_back` (at once) or `take_back_after` (after "
-        "`compete_after` seconds). Never more than one takeover per 5 minutes, never inside "
-        "a restart window or a pause (the menu's radio group saves this key)."
-    ),
-    "compete_after": Doc(
-        "With `on_competing` set to `take_back_after`: seconds to wait before taking the "
-        "session back (the menu counts down and offers *Leave it this time*)."
-    ),
-    "log_level": Doc("Detail in the log file: DEBUG, INFO, WARNING or ERROR.", restart=True),
-    "serve": Doc(
-        "Serve `/livez`, `/readyz`, `/status` and `/metrics` for bots and probes on `PORT`, "
-        "`HOST:PORT` or `[V6]:PORT` (loopback when no host is given); `--serve` does the "
-        "same for one run.",
-        restart=True,
-        example='"127.0.0.1:5001"',
-        unset="off",
-    ),
-    "serve_hosts": Doc(
-        "More names the health endpoint answers to on a loopback bind (a reverse proxy's or "
-        "an SSH tunnel's `Host`), besides localhost, 127.0.0.1, [::1] and the bound address; "
-        "any other `Host` gets 421, against DNS rebinding; `--serve-host NAME` "
-        "(repeatable) sets them for one run.",
-        restart=True,
-        example='["health.example.lan"]',
-        unset="none",
-    ),
-    "on_change": Doc(
-        "A command run at each state change: a list of strings, or one string split like a "
-        "shell would (no shell runs it); `--exec` does the same for one run.",
-        restart=True,
-        example='["/home/me/bin/on-gateway-change"]',
-        unset="none",
-    ),
-    "hook_timeout": Doc(
-        "Seconds an `on_change` or `on_event` command may run before it is killed with its "
-        "process group; a phone or chat message taking longer is abandoned (and retried).",
-        restart=True,
-    ),
-    "on_event": Doc(
-        "A command run once for each event (`login_needed`, `take_over`, … see *Events*), "
-        "in order, never collapsed: env `CPGW_EVENT`, `CPGW_MESSAGE`, `CPGW_AT`, the "
-        "event's JSON on stdin; `--on-event` does the same for one run.",
-        restart=True,
-        example='["/home/me/bin/on-gateway-event"]',
-        unset="none",
-    ),
-    "notify_urls": Doc(
-        "Phone and chat messages through Apprise URLs (`ntfy://topic`, `tgram://token/chat`, "
-        "`pover://user@token`, `json://host/path`, …; needs `pip install "
-        "'cpgw-tray[notify]'`); `--notify URL` adds one for one run. Shown redacted.",
-        restart=True,
-        unset="none",
-    ),
-    "notify_on": Doc(
-        'The events that go to `notify_urls` (see *Events*); `["all"]` sends every event '
-        "and every state change.",
-        restart=True,
-    ),
-    "notify_quiet": Doc(
-        'Local hours such as `"23:00-07:00"` when messages wait, to go out as one summary '
-        "after; a login needed in the hour before IBKR's weekly token reset still goes.",
-        restart=True,
-        example='"23:00-07:00"',
-        unset="none",
-    ),
-    "push": Doc(
-        "Also hold the gateway's websocket while a session exists: a dropped session shows "
-        "within a second (checked by auth/status), IBKR's bulletins are shown once each, "
-        "checks slow to min(4 × interval, 300 s) while it is connected and ready; "
-        "`--push` does the same for one run (`tray`, `watch`).",
-        restart=True,
-    ),
-}
-
-RESTART_KEYS = frozenset(name for name, doc in DOCS.items() if doc.restart)
+from .config import ConfigError, read_text
+from .settings_table import CHECKS, SETTINGS
 
 HEADER = """\
 cpgw-tray settings (TOML). Every key is commented out, so its default applies: remove
@@ -195,10 +28,6 @@ this file. A running tray applies a saved change within a few seconds, except fo
 marked "needs a restart". The menu's Notifications toggle and its choice for a competing
 session write their keys here, keeping your comments.
 """
-
-
-def env_var(name: str) -> str:
-    return ENV_PREFIX + name.upper()
 
 
 def toml_value(value: Any) -> str:
@@ -214,23 +43,17 @@ def toml_value(value: Any) -> str:
     return str(value)
 
 
-def defaults() -> dict[str, Any]:
-    """Each documented key's default (``None``: unset)."""
-    found = {f.name: f.default for f in fields(Config) if f.name in DOCS}
-    return {name: None if value is MISSING else value for name, value in found.items()}
-
-
 def default_text() -> str:
     """The commented default file: every key documented and commented out."""
     out = [textwrap.indent(HEADER, "# ", lambda line: True).replace("# \n", "#\n")]
-    for name, value in defaults().items():
-        doc = DOCS[name]
-        shown = toml_value(value) if value is not None else doc.example
-        default = f"Default: {doc.unset or toml_value(value)}."
-        restart = " Needs a restart." if doc.restart else ""
-        text = f"{doc.meaning} {default} Environment: {env_var(name)}.{restart}"
+    for key in SETTINGS:
+        value = key.default
+        shown = toml_value(value) if value is not None else key.example
+        default = f"Default: {key.unset or toml_value(value)}."
+        restart = "" if key.live else " Needs a restart."
+        text = f"{key.meaning} {default} Environment: {key.env}.{restart}"
         out.append("\n" + textwrap.fill(text, 86, initial_indent="# ", subsequent_indent="# "))
-        out.append(f"\n# {name} = {shown}\n")
+        out.append(f"\n# {key.name} = {shown}\n")
     return "".join(out)
 
 
@@ -240,11 +63,10 @@ def readme_table() -> str:
         "| key | meaning | default | environment | a running tray |",
         "|---|---|---|---|---|",
     ]
-    for name, value in defaults().items():
-        doc = DOCS[name]
-        default = doc.unset or f"`{toml_value(value)}`"
-        applies = "needs a restart" if doc.restart else "applies it"
-        rows.append(f"| `{name}` | {doc.meaning} | {default} | `{env_var(name)}` | {applies} |")
+    for key in SETTINGS:
+        default = key.unset or f"`{toml_value(key.default)}`"
+        applies = "applies it" if key.live else "needs a restart"
+        rows.append(f"| `{key.name}` | {key.meaning} | {default} | `{key.env}` | {applies} |")
     return "\n".join(rows) + "\n"
 
 

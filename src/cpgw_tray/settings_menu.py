@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import textwrap
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -21,13 +20,16 @@ from .config import KEYS, ConfigError
 from .icons import SETTINGS_ICON
 from .menu import SEPARATOR, Entry
 from .opener import open_path
-from .settings_file import RESTART_KEYS, init_file, remove_stale_temps, set_key
+from .sections import Section, run_in_background
+from .settings_file import init_file, remove_stale_temps, set_key
+from .settings_table import RESTART_KEYS
 
 if TYPE_CHECKING:
     from .autostart import Autostart
     from .backends import Backend
     from .config import Config
-    from .tray import TrayApp
+    from .sections import Door
+    from .tray_view import View
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +50,17 @@ def open_settings(path: Path, opener: Callable[[Path], bool] = open_path) -> str
     return f"No app to open the settings file: {path}"
 
 
-class SettingsItems:
-    """The settings part of the tray's menu and what it does. Menu actions and
+class SettingsItems(Section):
+    """The settings section of the tray's menu and what it does. Menu actions and
     :meth:`apply` run on the tray's thread; :meth:`reloaded` and :meth:`failed` on the
-    watcher's, and only post."""
+    watcher's, and only post. A saved change reaches the running parts only through the
+    door's ``reconfigure``."""
+
+    separated = False  # the tray's own last items follow
 
     def __init__(
         self,
-        app: TrayApp,
+        door: Door,
         path: Path,
         *,
         autostart: Autostart | None = None,
@@ -64,7 +69,7 @@ class SettingsItems:
     ) -> None:
         from . import autostart as platform_autostart
 
-        self.app = app
+        self.door = door
         self.path = path
         self.autostart = autostart or platform_autostart.for_platform()
         self.command = command or platform_autostart.launch_command()
@@ -87,13 +92,13 @@ class SettingsItems:
         (``cpgw-tray autostart on|off``, or the desktop's own settings, change it too)."""
         now = self._autostart_status()
         if now != self.autostart_on:
-            self._post(lambda: self._show_autostart(now))
+            self.door.post(lambda: self._show_autostart(now))
 
     def _show_autostart(self, on: bool) -> None:
         self.autostart_on = on
-        self.app.refresh()
+        self.door.redraw()
 
-    def entries(self) -> list[Entry]:
+    def entries(self, view: View | None = None) -> list[Entry]:
         items: list[Entry] = []
         if self.problem:
             items.append(
@@ -115,9 +120,9 @@ class SettingsItems:
         def run() -> None:
             problem = open_settings(self.path, self._opener)
             if problem:
-                self.app.note(problem)
+                self.door.note(problem)
 
-        threading.Thread(target=run, name="settings-open", daemon=True).start()
+        self.door.background("settings-open", run, "Opening the settings failed")
 
     def toggle_autostart(self) -> None:
         try:
@@ -130,7 +135,7 @@ class SettingsItems:
             message = f"Start at login: cannot change {self.autostart.where}: {exc}"
         log.info("%s", message)
         self.autostart_on = self._autostart_status()
-        self.app.note(message)
+        self.door.note(message)
 
     def save(self, name: str, value: Any) -> bool:
         """Tray thread: write one key back (a menu toggle), keeping the file's comments.
@@ -140,71 +145,45 @@ class SettingsItems:
             set_key(self.path, name, value)
         except (ConfigError, OSError) as exc:
             log.warning("could not save %s: %s", name, exc)
-            self.app.note(f"Not saved: {exc}")
-            self.app.notify("cpgw-tray setting not saved", str(exc))
+            self.door.note(f"Not saved: {exc}")
+            self.door.notify("cpgw-tray setting not saved", str(exc))
             return False
         log.info("saved %s = %r to %s", name, value, self.path)
-        where = self.app.config.sources.get(name, "")
+        where = self.door.config.sources.get(name, "")
         if where.startswith("env") or where == "command line":
-            self.app.note(f"Saved; at the next start the {where} still sets {name}")
+            self.door.note(f"Saved; at the next start the {where} still sets {name}")
         return True
 
     # ------------------------------------------------------------------ reloading
     def reloaded(self, config: Config) -> None:
         """Watcher thread: new settings were saved."""
-        self._post(lambda: self.apply(config))
+        self.door.post(lambda: self.apply(config))
 
     def failed(self, message: str) -> None:
         """Watcher thread: a saved edit is bad; the settings in use stay."""
-        self._post(lambda: self.show_problem(message))
-
-    def _post(self, fn: Callable[[], None]) -> None:
-        backend = self.app.backend
-        if backend is not None and not self.app.quitting.is_set():
-            backend.post(fn)
+        self.door.post(lambda: self.show_problem(message))
 
     def show_problem(self, message: str) -> None:
         """Tray thread: say what is wrong, in the menu and a notification."""
         self.problem = message
-        backend = self.app.backend
-        if backend is not None and backend.has_notification:
-            backend.notify(message, "cpgw-tray settings not applied")
-        self.app.refresh()
+        self.door.alert("cpgw-tray settings not applied", message)
+        self.door.redraw()
 
     def apply(self, new: Config) -> None:
         """Tray thread: take on what changed; restart-only keys keep their old value."""
-        app = self.app
-        old = app.config
+        old = self.door.config
         changed = [key for key in KEYS if getattr(old, key) != getattr(new, key)]
         later = [key for key in changed if key in RESTART_KEYS]
         live = [key for key in changed if key not in RESTART_KEYS]
-        app.config = replace(new, **{key: getattr(old, key) for key in later})
-        if "notifications" in live:
-            app.notifications = new.notifications
-        if "auto_reauth" in live:
-            app.care.auto_reauth = new.auto_reauth
-        if {"login_reminder", "on_competing", "compete_after"} & set(live):
-            app.person.configure(new)
-        if "timeout" in live:
-            app.client.timeout = new.timeout
-            app.poller.timeout = new.timeout  # a verdict stays fresh for a reply's wait too
-        if "interval" in live or "keepalive" in live:
-            app.poller.interval = new.interval
-            app.poller.keepalive = new.keepalive
-            if new.interval < old.interval:  # the wait under way is the old, longer one
-                app.poller.check_now()
+        self.door.reconfigure(replace(new, **{key: getattr(old, key) for key in later}))
         self.problem = None
         self.restart_needed = sorted({*self.restart_needed, *later})
         if live:
             log.info("settings applied: %s", ", ".join(f"{k} = {getattr(new, k)!r}" for k in live))
         if later:
             log.info("settings saved that apply after a restart: %s", ", ".join(later))
-            backend = app.backend
-            if backend is not None and backend.has_notification:
-                backend.notify(
-                    f"Restart cpgw-tray to apply: {', '.join(later)}", "cpgw-tray settings"
-                )
-        app.refresh()
+            self.door.alert("cpgw-tray settings", f"Restart cpgw-tray to apply: {', '.join(later)}")
+        self.door.redraw()
 
 
 # ------------------------------------------------------------------ bad at start
@@ -215,9 +194,7 @@ def show_bad_settings(backend: Backend, problem: str, path: Path, quit: Callable
     wrong and offers the file, instead of a tray that exits where nobody sees it."""
 
     def open_file() -> None:
-        threading.Thread(
-            target=open_settings, args=(path,), name="settings-open", daemon=True
-        ).start()
+        run_in_background("settings-open", lambda: open_settings(path), lambda exc: None)
 
     backend.set_icon(SETTINGS_ICON)  # its own name: trays show it, not "Gateway error"
     backend.set_title("cpgw-tray: Settings error — see the menu")

@@ -90,7 +90,19 @@ def _bound(sock: socket.socket) -> None:
         sock.settimeout(deadline.left())
 
 
-class _Socket(socket.socket):
+class _BoundedSends:
+    """Sends that end at the request's deadline (mixed into both socket classes)."""
+
+    def send(self, *args: Any) -> int:
+        _bound(self)  # type: ignore[arg-type]
+        return super().send(*args)  # type: ignore[misc, no-any-return]
+
+    def sendall(self, *args: Any) -> None:
+        _bound(self)  # type: ignore[arg-type]
+        super().sendall(*args)  # type: ignore[misc]
+
+
+class _Socket(_BoundedSends, socket.socket):
     """A plain socket whose reads and writes end at the request's deadline."""
 
     def recv(self, *args: Any) -> bytes:
@@ -101,16 +113,8 @@ class _Socket(socket.socket):
         _bound(self)
         return super().recv_into(*args)
 
-    def send(self, *args: Any) -> int:
-        _bound(self)
-        return super().send(*args)
 
-    def sendall(self, *args: Any) -> None:
-        _bound(self)
-        super().sendall(*args)
-
-
-class _SSLSocket(ssl.SSLSocket):
+class _SSLSocket(_BoundedSends, ssl.SSLSocket):
     """A TLS socket whose reads and writes end at the request's deadline (its
     ``recv``/``recv_into`` read, its ``sendall`` sends, through these)."""
 
@@ -121,14 +125,6 @@ class _SSLSocket(ssl.SSLSocket):
     def write(self, *args: Any) -> int:
         _bound(self)
         return super().write(*args)
-
-    def send(self, *args: Any) -> int:
-        _bound(self)
-        return super().send(*args)
-
-    def sendall(self, *args: Any) -> None:
-        _bound(self)
-        super().sendall(*args)
 
 
 MAX_INTERIM = 20  # interim 1xx replies skipped before one reply, at most

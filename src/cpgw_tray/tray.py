@@ -7,26 +7,32 @@ tests use :mod:`backends.dummy`). The poller hands each result to
 the tray's thread, which changes the icon when the state changes, the tooltip after
 each check and the menu when what it shows changed. Inside an IBKR restart window an
 expected drop gets its own look and no notifications (:mod:`cpgw_tray.maintenance`).
-The person policy's events and items are :mod:`cpgw_tray.person_menu`'s.
+What it shows is computed once per status (:mod:`cpgw_tray.tray_view`); the check
+pipeline is :mod:`cpgw_tray.pipeline`'s. The person policy's events and items are
+:mod:`cpgw_tray.person_menu`'s; the other parts of the menu (the gateway items, the
+settings, the demo's Simulate menu) are sections given at construction, acting through
+the narrow door of :mod:`cpgw_tray.sections`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from . import maintenance, opener, rows
-from .maintenance import IbkrClock
+from . import opener, tray_view
 from .menu import SEPARATOR, Entry, signature
-from .person_menu import PersonItems
-from .poller import Poller
-from .session import SessionCare
+from .person_menu import Announcer, PersonItems
+from .pipeline import Pipeline
+from .push_menu import PushItems
+from .sections import Saver, SectionFactory, run_in_background
 from .status import SESSION_STATES, State, Status, unknown
+from .support_menu import SupportItems
+from .tray_view import View
 from .urls import gateway_root
 
 if TYPE_CHECKING:
@@ -34,44 +40,28 @@ if TYPE_CHECKING:
     from .config import Config
     from .gateway import GatewayClient, Outcome
     from .history import History
-    from .ibkr_clock import Window
     from .icons import Icon
+    from .poller import Poller
 
 log = logging.getLogger(__name__)
-
-TOOLTIP_LIMIT = 127  # win32 raises ValueError beyond this
-NO_ACTION = " — no action needed"
-
-
-def tooltip(status: Status, headline: str | None = None) -> str:
-    """``IBKR gateway: Ready — checked 12:01:05 (3 ms)``, cut to the win32 limit;
-    ``headline`` replaces the label (an IBKR restart window's words)."""
-    text = f"IBKR gateway: {headline or status.label}"
-    if status.checked_at is not None:
-        text += f" — checked {status.checked_at.astimezone().strftime('%H:%M:%S')}"
-    if status.latency_ms is not None:
-        text += f" ({status.latency_ms:.0f} ms)"
-    return text if len(text) <= TOOLTIP_LIMIT else text[: TOOLTIP_LIMIT - 1] + "…"
-
-
-class GatewayItems(Protocol):
-    """The menu's gateway items (see :mod:`cpgw_tray.gatewayctl`), as the app uses them."""
-
-    def entries(self) -> list[Entry]: ...
-    def rescan_soon(self) -> None: ...
-    def shutdown(self) -> None: ...
-
-
-class SettingsPart(Protocol):
-    """The menu's settings items (see :mod:`cpgw_tray.settings_menu`), as the app uses them."""
-
-    def entries(self) -> list[Entry]: ...
-    def save(self, name: str, value: Any) -> bool: ...
 
 
 # ------------------------------------------------------------------------ the app
 
+
 UTC_NOW = partial(datetime.now, timezone.utc)  # the default clock, as every other one
+
+
+def worth_telling(known: State | None, status: Status, quiet: bool) -> bool:
+    """A notification for ``status`` after the last known state ``known``: changes into
+    and out of ``ready`` between known states — not the first verdict after start, not a
+    verdict gone stale (grey for a moment after a resume), while a drop seen after a stale
+    spell still counts. None while ``quiet`` (inside an IBKR restart window and for 5
+    minutes after it): the change is judged against the state before the window, so one
+    notification follows only when the session has not come back."""
+    if status.state is State.UNKNOWN or quiet or known is None or known is status.state:
+        return False
+    return State.READY in (known, status.state)
 
 
 class TrayApp:
@@ -82,7 +72,7 @@ class TrayApp:
         config: Config,
         client: GatewayClient,
         *,
-        extra_entries: Callable[[], list[Entry]] | None = None,
+        sections: Sequence[SectionFactory] = (),
         on_quit: Callable[[], None] | None = None,
         open_url: Callable[[str], bool] = opener.open_url,
         open_path: Callable[[Path], bool] = opener.open_path,
@@ -94,7 +84,6 @@ class TrayApp:
     ) -> None:
         self.config = config
         self.client = client
-        self.extra_entries = extra_entries
         self.history = history  # None: nothing recorded (the demo, tests)
         self._on_quit = on_quit
         self._open_url = open_url
@@ -105,32 +94,40 @@ class TrayApp:
         self.since = now()
         self.came_from: State | None = None  # the state before the one shown (since_row)
         self.backend: Backend | None = None
-        self.ibkr = IbkrClock.from_config(config)
-        self.care = SessionCare(client, auto_reauth=config.auto_reauth, ibkr=self.ibkr)
-        self.person_items = PersonItems(self)  # the person policy's notifications and rows
-        self.person = self.person_items.care(self.care, config, pause_file, self._now)
-        self.poller = poller or Poller(
-            self.person.check,
+        self.announcer = Announcer(self)  # the person policy's events as notifications
+        self.pipeline = Pipeline(
+            config,
+            client,
             self.on_status,
-            interval=config.interval,
-            tickle=self.person.tickle,
-            keepalive=config.keepalive,
-            timeout=config.timeout,
+            on_event=self.announcer.receive,
+            pause_file=pause_file,
+            wall=self._now,
             log_path=log_path,
-            url=config.url,
+            poller=poller,
         )
-        self.poller.keepalive_paused = self.person.paused
+        # the pipeline's parts, read by the menu's items (written only by its reconfigure)
+        self.ibkr, self.care = self.pipeline.ibkr, self.pipeline.care
+        self.person, self.poller = self.pipeline.person, self.pipeline.poller
+        self.person_items = PersonItems(self, self.person)  # the person policy's rows
         self.last_action: str | None = None  # the outcome of the last menu action
         # Also told of every status, on the poller's thread (the health endpoint, hooks).
         self.listeners: list[Callable[[Status], None]] = []
-        self.gateway: GatewayItems | None = None
-        self.settings: SettingsPart | None = None
         self._shown_icon: Icon | None = None
         self._known: State | None = None  # the last state that was not unknown, nor quiet
         self._was_quiet = False  # the last known state came inside a restart window's quiet
         self._shown_title: str | None = None
         self._shown_menu: tuple[Any, ...] | None = None
         self.quitting = threading.Event()
+        # last: they may ask the door. The push rows (setting ``push``) come just above the
+        # settings, the support items close the list.
+        self.sections = [make(self) for make in sections]
+        self.push_items = PushItems(self, self.pipeline, history) if config.push else None
+        if self.push_items is not None:
+            self.listeners.append(self.push_items.link.saw)
+            at = next((n for n, s in enumerate(self.sections) if isinstance(s, Saver)), None)
+            self.sections.insert(len(self.sections) if at is None else at, self.push_items)
+        self.support = SupportItems(self, history, open_url)
+        self.sections.append(self.support)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, backend: Backend) -> None:
@@ -139,6 +136,8 @@ class TrayApp:
         self.backend = backend
         backend.post(self.refresh)
         self.poller.start()
+        if self.push_items is not None:
+            self.push_items.link.start()
 
     def quit(self) -> None:
         """Stop everything now; a hung request is abandoned, never awaited."""
@@ -147,8 +146,8 @@ class TrayApp:
         self.quitting.set()
         log.info("quitting")
         self.poller.stop()
-        if self.gateway is not None:
-            self.gateway.shutdown()
+        for section in self.sections:
+            section.shutdown()
         if self._on_quit is not None:
             self._on_quit()
         if self.backend is not None:
@@ -157,17 +156,23 @@ class TrayApp:
     # ---------------------------------------------------------------- threads
     def on_status(self, status: Status) -> None:
         """Poller thread: hand the snapshot to the tray's thread. When the state changes,
-        look again for the gateway process, on a worker (not delaying the icon)."""
+        the sections are told (the gateway items look again, on a worker of their own)."""
         if self.history is not None:
             self.history.record(status)
-        if self.backend is not None and not self.quitting.is_set():
-            self.backend.post(lambda: self.apply(status))
-        if self.gateway is not None and status.state is not self.status.state:
-            self.gateway.rescan_soon()
+        self.post(lambda: self.apply(status))
+        if status.state is not self.status.state:
+            for section in self.sections:
+                section.state_changed()
         for listener in self.listeners:
             listener(status)
 
-    def post_refresh(self) -> None:
+    # ---------------------------------------------------------------- the sections' door
+    def post(self, fn: Callable[[], None]) -> None:
+        """Any thread: run ``fn`` on the tray's thread (nothing once quitting)."""
+        if self.backend is not None and not self.quitting.is_set():
+            self.backend.post(fn)
+
+    def redraw(self) -> None:
         """Any thread: redraw the menu from the current snapshot."""
         if self.backend is not None:
             self.backend.post(self.refresh)
@@ -175,20 +180,62 @@ class TrayApp:
     def note(self, text: str | None) -> None:
         """Any thread: show the outcome of an action in the menu."""
         self.last_action = text
-        self.post_refresh()
+        self.redraw()
+
+    def background(self, name: str, job: Callable[[], object], failure: str) -> None:
+        """Any thread: run ``job`` off the tray's thread; a failure is logged and shown
+        as "``failure`` (its name); see the log"."""
+        run_in_background(
+            name, job, lambda exc: self.note(f"{failure} ({type(exc).__name__}); see the log")
+        )
+
+    def clock_moved(self, by: timedelta) -> None:
+        """Tray thread: the demo's clock moved; "Since …" moves with it."""
+        self.since += by
+
+    def save(self, name: str, value: Any) -> bool:
+        """Tray thread: a menu choice written back to the settings file (where there is
+        a settings section); whether it was saved (else the choice stays as it was)."""
+        saver = next((s for s in self.sections if isinstance(s, Saver)), None)
+        return saver is None or saver.save(name, value)
 
     def notify(self, title: str, message: str) -> None:
         """Any thread: a desktop notification, if the user wants them."""
+        if self.notifications:
+            self.alert(title, message)
+
+    def alert(self, title: str, message: str) -> None:
+        """Any thread: a desktop notification whatever the Notifications toggle says,
+        where the desktop has them: the answer to what the person just did."""
         backend = self.backend
-        if backend is not None and self.notifications and backend.has_notification:
+        if backend is not None and backend.has_notification:
             backend.post(lambda: backend.notify(message, title))
 
     def refresh(self) -> None:
         """Tray thread: re-apply the current snapshot (after a menu toggle)."""
         self.apply(self.status)
 
+    def reconfigure(self, config: Config) -> None:
+        """Tray thread: saved settings, to the tray's own and to the pipeline's parts."""
+        if config.notifications != self.config.notifications:
+            self.notifications = config.notifications
+        self.config = config
+        self.pipeline.reconfigure(config)
+
+    def view(self) -> View:
+        """What the tray shows for the current snapshot (computed once per apply)."""
+        return tray_view.compute(
+            self.status,
+            since=self.since,
+            came_from=self.came_from,
+            last_action=self.last_action,
+            ibkr=self.ibkr,
+            wall=self._now,
+            latest=lambda: self.status,
+        )
+
     def apply(self, status: Status) -> None:
-        """Tray thread: the one place that changes the tray."""
+        """Tray thread: the one place that changes the tray; it renders the view."""
         backend = self.backend
         if backend is None or self.quitting.is_set():
             return
@@ -197,75 +244,46 @@ class TrayApp:
             self.since, self.came_from = self._now(), previous.state
             self.last_action = None  # the new state says how the action went
         self.status = status
-        said = self.person_items.announce(self._was_quiet)  # before the menu: it may note
-        window = self._expected_window(status)
-        icon: Icon = maintenance.ICON if window else status.state
-        if icon != self._shown_icon:
-            log.debug("icon: %s", icon)
-            backend.set_icon(icon)
-            self._shown_icon = icon
-        title = tooltip(status, rows.window_row(window) + NO_ACTION if window else None)
-        if title != self._shown_title:
-            backend.set_title(title)
-            self._shown_title = title
-        entries = self.entries()
+        said = self.announcer.announce(self._was_quiet)  # before the view: it may note
+        known, was_quiet = self._remember(status)
+        view = self.view()
+        if view.icon != self._shown_icon:
+            log.debug("icon: %s", view.icon)
+            backend.set_icon(view.icon)
+            self._shown_icon = view.icon
+        if view.tooltip != self._shown_title:
+            backend.set_title(view.tooltip)
+            self._shown_title = view.tooltip
+        entries = self.entries(view)
         menu = signature(entries, live=backend.live_menu)
         if menu != self._shown_menu:
             backend.set_menu(entries)
             self._shown_menu = menu
         else:  # the same rows: their countdowns may have moved
             backend.refresh_live()
-        was_quiet, before = self._was_quiet, self._known
-        if self._note(status) and self._should_notify(before, status.state) and not said:
+        wanted = self.notifications and backend.has_notification
+        if wanted and worth_telling(known, status, self._was_quiet) and not said:
             after = "Not back after IBKR's restart: " if was_quiet else ""
             backend.notify(f"{after}{status.label}. {status.detail}", "IBKR gateway")
 
-    def _note(self, status: Status) -> bool:
-        """Remember whether this check fell in a restart window's quiet (inside it or 5
-        minutes after), and its state if it counts (known, not quiet): a change in the
-        quiet is judged later against the state before, so one notification follows
-        only when the session has not come back. Returns whether it counts."""
-        if status.state is State.UNKNOWN:
-            return False
-        self._was_quiet = self.ibkr.quiet(status)
-        if self._was_quiet:
-            return False
-        self._known = status.state
-        return True
-
-    def _should_notify(self, before: State | None, state: State) -> bool:
-        """Changes into and out of ``ready`` between counted states (see :meth:`_note`):
-        not the first verdict after start, nor a stale one (grey after a resume)."""
-        if not self.notifications or self.backend is None or not self.backend.has_notification:
-            return False
-        return before is not None and before is not state and State.READY in (before, state)
-
-    def _expected_window(self, status: Status) -> Window | None:
-        """The restart window that explains this state (shown with its own look)."""
-        return self.ibkr.window(status) if maintenance.expected_drop(status) else None
-
-    def _head(self, status: Status) -> list[str]:
-        """The status row and its explanation, as many rows in every opening."""
-        detail = rows.detail_rows(status)
-        window = self._expected_window(status)
-        if window is None:
-            return [f"Status: {status.label}", *detail]
-        head = [  # the detail's advice (log in, restart) would be wrong here
-            rows.window_row(window) + NO_ACTION,
-            f"Status: {status.label} (expected during the restart)",
-            "Checks once a minute until the session is back",
-        ]
-        return head + [" "] * (1 + len(detail) - len(head))
+    def _remember(self, status: Status) -> tuple[State | None, bool]:
+        """Keep the last known state and whether it came in a restart window's quiet;
+        returns both as they were before ``status``. A grey verdict changes neither."""
+        before = self._known, self._was_quiet
+        if status.state is not State.UNKNOWN:
+            self._was_quiet = self.ibkr.quiet(status)
+            if not self._was_quiet:
+                self._known = status.state
+        return before
 
     # ---------------------------------------------------------------- menu
-    def entries(self) -> list[Entry]:
-        """The menu, as a function of the current snapshot. Each state has a fixed row
-        layout: a fact not known says so, so rows never move between openings."""
-        status = self.status
+    def entries(self, view: View | None = None) -> list[Entry]:
+        """The menu for ``view`` (default: the current snapshot's). Each state has a
+        fixed row layout: a fact not known says so, so rows never move between openings."""
+        view = view or self.view()
+        status = view.status
         state = status.state
-        items = [*self.person_items.head(status)]
-        items += [Entry(line, enabled=False) for line in self._head(status)]
-        items += self._facts()
+        items = [*self.person_items.head(view), *view.rows]
         items += [SEPARATOR, Entry("Check now", self.check_now, default=True)]
         answers = status.http_status is not None and state is not State.ACCESS_DENIED
         items.append(Entry("Open login page", self.open_login, enabled=answers))
@@ -277,60 +295,19 @@ class TrayApp:
             items.append(Entry("Reauthenticate", self.reauthenticate, enabled=can))
         end = Entry("Yes, end the session", self.logout)
         items.append(Entry("Log out…", submenu=(end,), enabled=state in SESSION_STATES))
-        items += [*self.person_items.entries(status), SEPARATOR]
-        if self.gateway is not None:
-            items += [*self.gateway.entries(), SEPARATOR]
-        if self.extra_entries is not None:
-            items += [*self.extra_entries(), SEPARATOR]
-        if self.settings is not None:
-            items += self.settings.entries()
+        items += [*self.person_items.entries(view), SEPARATOR]
+        for section in self.sections:
+            items += [*section.entries(view), *([SEPARATOR] if section.separated else [])]
         items += [
-            Entry("Show history…", self.show_history, enabled=self.history is not None),
-            Entry("Save diagnostics…", self.save_diagnostics),
             Entry("Notifications", self.toggle_notifications, checked=self.notifications),
             Entry("Quit", self.quit),
         ]
         return items
 
-    def _facts(self) -> list[Entry]:
-        """Rows about the session, the same rows for every opening in a state: since
-        when, which account, time left (live countdowns), the last action's outcome."""
-        status = self.status
-        state = status.state
-        # what the last action came to (blank until there is one: the row stays put)
-        last = Entry(self.last_action or " ", enabled=False)
-        if state is State.UNKNOWN:  # nothing known yet but what an action said
-            return [last]
-        facts = [Entry(rows.since_row(state, self.since, self.came_from), enabled=False)]
-        if state in SESSION_STATES:
-            kind = {True: "paper", False: "live", None: "paper or live unknown"}[status.paper]
-            account = f"{status.account} ({kind})" if status.account else "unknown"
-            facts.append(Entry(f"Account: {account}", enabled=False))
-            facts.append(Entry(f"Server: {status.server_name or 'unknown'}", enabled=False))
-            facts.append(self._live(self._login_left, every=15.0))
-        if state is State.RATE_LIMITED:
-            facts.append(self._live(self._next_check, every=1.0))
-        if self.ibkr.enabled:  # the restart now or next, and the weekly full login
-            told = self._expected_window(status) is not None  # the head says the window
-            facts.append(self._live(lambda: rows.restart_row(self.ibkr, self._now(), told), 15.0))
-            facts.append(self._live(lambda: rows.token_row(self.ibkr, self._now()), 15.0))
-        facts.append(Entry(self.ibkr.choice.text, enabled=False))
-        facts.append(last)
-        return facts
-
-    @staticmethod
-    def _live(text: Callable[[], str], every: float) -> Entry:
-        return Entry(text(), enabled=False, live=text, every=every)
-
-    def _login_left(self) -> str:
-        return rows.login_left(self.status, self._now())
-
-    def _next_check(self) -> str:
-        return rows.next_check(self.status, self._now())
-
-    def check_now(self) -> None:
-        """Menu: check at once (coalesced with a check already running)."""
-        self.poller.check_now()
+    def check_now(self, fresh: bool = False) -> None:
+        """Menu: check at once (coalesced with a check already running, unless
+        ``fresh``: the gateway was just changed)."""
+        self.poller.check_now(fresh)
 
     def open_login(self) -> None:
         """Menu: the gateway's login page in the default browser."""
@@ -355,57 +332,9 @@ class TrayApp:
                 return
             log.warning("%s: %s", why, target)
             self.note(f"{why}; open {target} yourself")
-            backend = self.backend
-            if backend is not None and backend.has_notification:  # the click's answer
-                backend.post(lambda: backend.notify(f"Open it yourself: {target}", why))
+            self.alert(why, f"Open it yourself: {target}")  # the click's answer
 
-        threading.Thread(target=run, name="opener", daemon=True).start()
-
-    def show_history(self) -> None:
-        """Menu: the last 24 hours as a picture, opened, or its path in the menu."""
-
-        def run() -> None:
-            from datetime import timezone
-
-            from . import paths
-            from .history_cli import write_timeline
-
-            assert self.history is not None
-            try:
-                path = write_timeline(
-                    self.history,
-                    paths.state_dir() / "history-24h.png",
-                    datetime.now(timezone.utc),
-                    self.config,
-                )
-            except Exception as exc:
-                log.exception("cannot draw the history")
-                self.note(f"History picture failed ({type(exc).__name__}); see the log")
-                return
-            if not self._open_url(path.as_uri()):
-                self.note(f"History picture: {path}")
-
-        threading.Thread(target=run, name="history", daemon=True).start()
-
-    def save_diagnostics(self) -> None:
-        """Menu: the support bundle; "saving…" at once, then its path (menu, notification)."""
-
-        def run() -> None:
-            from . import paths
-            from .doctor import save_bundle
-
-            name = f"diagnostics-{datetime.now():%Y%m%d-%H%M%S}.zip"
-            try:
-                path = save_bundle(paths.state_dir() / name, self.config)
-            except Exception as exc:
-                log.exception("cannot save the diagnostics")
-                self.note(f"Diagnostics failed ({type(exc).__name__}); see the log")
-                return
-            self.note(f"Diagnostics saved: {path}")
-            self.notify("Diagnostics saved", str(path))
-
-        self.note("Saving diagnostics… (the doctor asks the gateway first)")
-        threading.Thread(target=run, name="diagnostics", daemon=True).start()
+        self.background("opener", run, f"Opening {target}")
 
     def reauthenticate(self) -> None:
         """Menu: start the brokerage session again (off the tray's thread)."""
@@ -435,11 +364,11 @@ class TrayApp:
             self.note(message)
             self.poller.check_now(fresh=True)
 
-        threading.Thread(target=run, name="action", daemon=True).start()
+        self.background("action", run, f"{what} failed")
 
     def toggle_notifications(self) -> None:
         """Menu: notifications on or off, saved to the settings file (else unchanged)."""
         wanted = not self.notifications
-        if self.settings is None or self.settings.save("notifications", wanted):
+        if self.save("notifications", wanted):
             self.notifications = wanted
-        self.post_refresh()
+        self.redraw()

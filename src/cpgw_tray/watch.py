@@ -26,19 +26,17 @@ import json
 import logging
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from .commands import human
 from .constants import EXIT_IOERR, EXIT_SOFTWARE
 from .lifecycle import SLICE, hangup_probe, silence_stdout, stop_on_signals
-from .options import UsageError, add_outlets, add_shared, gateways_of
+from .options import UsageError, add_outlets, gateways_of
 from .status import Status
 
 if TYPE_CHECKING:
     from datetime import datetime
-    from pathlib import Path
 
     from .config import Config
     from .gateway import GatewayClient
@@ -53,12 +51,11 @@ log = logging.getLogger(__name__)
 LOOK_EVERY = 5.0  # longest wait between looks at the output's reader and the threads
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    watch = sub.add_parser("watch", help="check repeatedly and print a line at each change")
-    add_shared(watch)
-    watch.add_argument("--json", action="store_true", help="print JSON Lines")
-    add_outlets(watch)
-    watch.set_defaults(func=cmd_watch)
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """``watch``'s own options (:mod:`cpgw_tray.cli`)."""
+    parser.add_argument("--json", action="store_true", help="print JSON Lines")
+    add_outlets(parser)
+    parser.set_defaults(func=cmd_watch)
 
 
 class Printer:
@@ -147,44 +144,6 @@ def _stamp(at: datetime | None) -> str:
     return at.astimezone().strftime("%H:%M:%S") if at else "--:--:--"
 
 
-def watch_poller(
-    config: Config,
-    client: GatewayClient,
-    on_status: Callable[[Status], None],
-    clock: Callable[[], float] = time.monotonic,
-    log_path: Path | None = None,
-    *,
-    on_event: Callable[[Event], None] = lambda event: None,
-    pause_file: Path | None = None,
-    wall: Callable[[], datetime] | None = None,
-) -> Poller:
-    """What ``watch`` runs: checks and keep-alive with session care, IBKR's clock and
-    the person policy (its events to ``on_event``; a pause read from ``pause_file``)."""
-    from .maintenance import IbkrClock
-    from .person_care import PersonCare
-    from .poller import Poller
-    from .session import SessionCare
-
-    ibkr = IbkrClock.from_config(config)
-    care = SessionCare(client, auto_reauth=config.auto_reauth, ibkr=ibkr, clock=clock)
-    extra = {"wall": wall} if wall is not None else {}
-    person = PersonCare.from_config(care, config, on_event, pause_file=pause_file, **extra)
-    poller = Poller(
-        person.check,
-        on_status,
-        interval=config.interval,
-        tickle=person.tickle,
-        keepalive=config.keepalive,
-        timeout=config.timeout,
-        clock=clock,
-        log_path=log_path,
-        url=config.url,
-        **extra,  # type: ignore[arg-type]
-    )
-    poller.keepalive_paused = person.paused_now
-    return poller
-
-
 def push_link(
     config: Config,
     client: GatewayClient,
@@ -241,6 +200,7 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
     from .history import History
     from .outlets import Outlets
     from .person_care import pause_path
+    from .pipeline import Pipeline
 
     gateways = gateways_of(args)
     config = gateways[0].config  # the settings every gateway shares: outlets, the log
@@ -268,14 +228,9 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
     ) -> Poller:
         client = client_for(gateway.config)
         outlets.attach(client, gateway.name)
-        poller = watch_poller(
-            gateway.config,
-            client,
-            to,
-            log_path=log_path,
-            on_event=events,
-            pause_file=pause_path(),
-        )
+        poller = Pipeline(
+            gateway.config, client, to, log_path=log_path, on_event=events, pause_file=pause_path()
+        ).poller
         if gateway.config.push:
             links.append(push_link(gateway.config, client, poller, events, history, outlets))
         return poller

@@ -102,9 +102,10 @@ def test_the_trays_items_act_only_on_the_watched_ports_gateway(
         wait_for(lambda: port_answers(port_of(folder)), 30)
         for watched, expected in [(free_port(), None), (port_of(folder), other.pid)]:
             config = load({"url": f"https://127.0.0.1:{watched}"}, env={})
-            app = TrayApp(config, None, poller=IdlePoller())  # type: ignore[arg-type]
+            app = TrayApp(config, None, sections=[GatewayControl], poller=IdlePoller())  # type: ignore[arg-type]
             app.backend = DummyBackend()
-            control = GatewayControl(app)
+            control = app.sections[0]
+            assert isinstance(control, GatewayControl)
             assert control.launcher is None  # no folder configured nor found
             control.rescan()
             if expected is None:

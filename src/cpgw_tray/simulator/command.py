@@ -11,72 +11,68 @@ from typing import Any, TextIO
 from ..config import ConfigError, read_conf_yaml
 from ..constants import LISTEN_FAILED
 from ..lifecycle import stop_on_signals, wait_until
-from ..options import UsageError, add_shared
+from ..options import UsageError
+from .model import SCENARIOS
+from .scaffold import FolderNotEmpty, make_gateway_dir
+from .server import Simulator
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    sim = sub.add_parser(
-        "sim",
-        help="run the built-in gateway simulator",
-        description="Run a simulated gateway on 127.0.0.1 (HTTPS, self-signed).",
-    )
-    add_shared(sim)
-    sim.add_argument(
+def arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.description = "Run a simulated gateway on 127.0.0.1 (HTTPS, self-signed)."
+    parser.add_argument(
         "--port",
         type=int,
         action="append",
         help="port to listen on; 0 = any free port (5000); repeat it for several gateways, "
         "each its own session",
     )
-    sim.add_argument(
+    parser.add_argument(
         "--state", default="logged_out", metavar="S", help="starting scenario (logged_out)"
     )
-    sim.add_argument(
+    parser.add_argument(
         "--session-timeout",
         type=float,
         default=360.0,
         metavar="S",
         help="idle seconds before the session drops, 0 = never (360)",
     )
-    sim.add_argument(
+    parser.add_argument(
         "--penalty",
         type=float,
         default=900.0,
         metavar="S",
         help="seconds in the penalty box after a rate-limit breach (900)",
     )
-    sim.add_argument(
+    parser.add_argument(
         "--no-rate-limit", action="store_true", help="do not enforce the gateway's rate limits"
     )
-    sim.add_argument(
+    parser.add_argument(
         "--clock",
         metavar="ISO",
         help="start the simulated time here (e.g. 2026-11-26T00:14-05:00) and play IBKR's "
         "restart windows and weekly token reset on it",
     )
-    sim.add_argument(
+    parser.add_argument(
         "--region",
         choices=("na", "eu", "ap"),
         default="na",
         help="IBKR region whose restart windows are played (na)",
     )
-    sim.add_argument(
+    parser.add_argument(
         "--conf",
         metavar="PATH",
         help="take port and TLS from a gateway conf.yaml; on a taken port, act like the gateway",
     )
-    sim.add_argument(
+    parser.add_argument(
         "--make-gateway-dir",
         metavar="DIR",
         help="write a clientportal.gw-shaped folder that runs this simulator, then exit",
     )
-    sim.add_argument("--main-class", help=argparse.SUPPRESS)  # mimics the gateway's command line
-    sim.set_defaults(func=cmd_sim)
+    parser.add_argument("--main-class", help=argparse.SUPPRESS)  # mimics the gateway's command line
+    parser.set_defaults(func=cmd_sim)
 
 
 def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
-    from .scaffold import FolderNotEmpty, make_gateway_dir
-    from .server import Simulator
 
     ports = args.port or [5000]
     if args.make_gateway_dir:
@@ -147,8 +143,6 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
 
 def _banner(sim: Any) -> str:
     """What one simulated gateway is and how to drive it."""
-    from .model import SCENARIOS
-
     return (
         f"Simulated gateway on {sim.url} (scenario: {sim.session.scenario})\n"
         f"  log in:       {sim.url}/\n"

@@ -21,12 +21,12 @@ from cpgw_tray.config import load
 from cpgw_tray.fleet import Fleet
 from cpgw_tray.gateway import GatewayClient, RateGovernor
 from cpgw_tray.gateways import Gateway, resolve_all
-from cpgw_tray.simulator import Simulator
-from cpgw_tray.simulator.scaffold import make_gateway_dir
-from cpgw_tray.status import Status
 from cpgw_tray.person import Event
 from cpgw_tray.pipeline import Pipeline
 from cpgw_tray.poller import Poller
+from cpgw_tray.simulator import Simulator
+from cpgw_tray.simulator.scaffold import make_gateway_dir
+from cpgw_tray.status import Status
 
 from .conftest import control, free_port, run_cli, wait_for
 from .faults.hostile import Hostile, silence

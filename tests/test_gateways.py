@@ -386,3 +386,31 @@ def test_doctor_checks_each_gateway_in_the_settings_order(
         f"Checking gateway paper: {paper.url} (from config file {path}); "
         "gateway folder: looked for in the usual places"
     ]
+
+
+def test_sim_serves_several_gateways_each_its_own_session() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cpgw_tray", "sim", "--port", "0", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        urls: list[str] = []
+        while len(urls) < 2:
+            line = proc.stdout.readline()
+            assert line, "the simulator ended early"
+            if line.startswith("Simulated gateway on "):
+                urls.append(line.split()[3])
+        assert len(set(urls)) == 2
+        control(urls[0], "/sim/state", {"scenario": "ready"})
+        states = [control(url, "/sim/state", method="GET")["scenario"] for url in urls]
+        assert states == ["ready", "logged_out"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -414,3 +414,14 @@ def test_sim_serves_several_gateways_each_its_own_session() -> None:
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_one_table_prints_as_today_but_names_it_in_json(tmp_path: Path) -> None:
+    with Simulator(0, scenario="ready", rate_limit=False) as sim:
+        path = settings(tmp_path, f'[gateways.live]\nurl = "{sim.url}"\n')
+        code, line = run_cli("--config", str(path), "status")
+        assert code == 0 and line.startswith("ready: Ready — ")
+        code, text = run_cli("--config", str(path), "status", "--json")
+        assert code == 0 and json.loads(text)["gateway"] == "live"
+        code, plain = run_cli("--url", sim.url, "status", "--json")
+        assert code == 0 and json.loads(plain)["gateway"] is None

@@ -28,10 +28,11 @@ if TYPE_CHECKING:
 QUEUE_WAIT = 60.0  # the longest `status` waits behind other processes' booked checks
 
 
-def human(status: Status) -> str:
-    """One line for people: the gateway's name (when named), state, label, what to do."""
+def human(status: Status, named: bool = False) -> str:
+    """One line for people: state, label, what to do; ``named`` (several gateways shown):
+    the gateway's name first."""
     latency = f", {status.latency_ms:.0f} ms" if status.latency_ms is not None else ""
-    name = f"{status.gateway}: " if status.gateway else ""
+    name = f"{status.gateway}: " if named and status.gateway else ""
     return f"{name}{status.state.value}: {status.label} — {status.detail} [{status.url}{latency}]"
 
 
@@ -80,7 +81,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     paused = read_pause(pause_path(), datetime.now(timezone.utc))
     for status in statuses:
         status = replace(status, paused_until=paused)
-        out.write((json.dumps(status.to_json()) if args.json else human(status)) + "\n")
+        line = json.dumps(status.to_json()) if args.json else human(status, len(statuses) > 1)
+        out.write(line + "\n")
     return max(status.exit_code for status in statuses)
 
 

@@ -69,6 +69,7 @@ class Printer:
         self.history = history
         self._last: dict[str | None, tuple[object, ...]] = {}  # by gateway
         self._lock = threading.Lock()
+        self.named = False  # several gateways: each line names its own
         self.pipe_closed = False
         self.failed: tuple[int, str] | None = None
 
@@ -87,7 +88,8 @@ class Printer:
                 if self.as_json:
                     line = json.dumps(status.to_json())
                 else:
-                    line = f"{_stamp(status.checked_at)} {human(status)}{note(status)}"
+                    said = human(status, self.named)
+                    line = f"{_stamp(status.checked_at)} {said}{note(status)}"
                     if status.paused_until is not None:
                         line += f" [paused until {status.paused_until.astimezone():%H:%M}]"
                     if status.push is not None:
@@ -104,7 +106,7 @@ class Printer:
                 return
             try:
                 line = json.dumps(event.to_json()) if self.as_json else None
-                named = f"{event.gateway}: " if event.gateway else ""
+                named = f"{event.gateway}: " if self.named and event.gateway else ""
                 line = line or f"{_stamp(event.at)} {named}{event.kind}: {event.message}"
             except Exception:
                 self.fail(EXIT_SOFTWARE, "printing an event failed")
@@ -209,6 +211,7 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
     stop = threading.Event()
     history = History(paths.history_file(), "watch")
     printer = Printer(out, args.json, stop, history)
+    printer.named = len(gateways) > 1
     names = [gateway.name for gateway in gateways]
     outlets = Outlets(config, lambda: fleet.views(), gateways=names)  # binds --serve's port
     links: list[PushLink] = []

@@ -22,6 +22,7 @@ from cpgw_tray.fleet import Fleet
 from cpgw_tray.gateway import GatewayClient, RateGovernor
 from cpgw_tray.gateways import Gateway, resolve_all
 from cpgw_tray.person import Event
+from cpgw_tray.person_care import pause_path, write_pause
 from cpgw_tray.pipeline import Pipeline
 from cpgw_tray.poller import Poller
 from cpgw_tray.simulator import Simulator
@@ -425,3 +426,13 @@ def test_one_table_prints_as_today_but_names_it_in_json(tmp_path: Path) -> None:
         assert code == 0 and json.loads(text)["gateway"] == "live"
         code, plain = run_cli("--url", sim.url, "status", "--json")
         assert code == 0 and json.loads(plain)["gateway"] is None
+
+
+def test_each_gateway_is_paused_on_its_own(pair: tuple[Simulator, Simulator, Path]) -> None:
+    path = pair[2]
+    until = datetime.now(timezone.utc) + timedelta(hours=1)
+    write_pause(pause_path("paper"), until)
+    _code, out = run_cli("--config", str(path), "status", "--json")
+    paused = {o["gateway"]: o["paused_until"] for o in map(json.loads, out.splitlines())}
+    assert paused["live"] is None and paused["paper"] is not None
+    assert pause_path("paper") != pause_path() != pause_path("live")

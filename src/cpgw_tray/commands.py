@@ -77,9 +77,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     gateways = gateways_of(args)
     with ThreadPoolExecutor(max_workers=len(gateways)) as pool:
         statuses = list(pool.map(lambda gateway: check_once(gateway.config), gateways))
-    # A pause made in the tray (or for `watch`): scripts see it too.
-    paused = read_pause(pause_path(), datetime.now(timezone.utc))
-    for status in statuses:
+    for status in statuses:  # a pause made in the tray (or for `watch`): scripts see it too
+        paused = read_pause(pause_path(status.gateway), datetime.now(timezone.utc))
         status = replace(status, paused_until=paused)
         line = json.dumps(status.to_json()) if args.json else human(status, len(statuses) > 1)
         out.write(line + "\n")

@@ -232,7 +232,12 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
         client = client_for(gateway.config)
         outlets.attach(client, gateway.name)
         poller = Pipeline(
-            gateway.config, client, to, log_path=log_path, on_event=events, pause_file=pause_path()
+            gateway.config,
+            client,
+            to,
+            log_path=log_path,
+            on_event=events,
+            pause_file=pause_path(gateway.name),
         ).poller
         if gateway.config.push:
             links.append(push_link(gateway.config, client, poller, events, history, outlets))

@@ -20,8 +20,8 @@ ICO_SIZES = [(n, n) for n in (16, 24, 32, 48, 64, 128, 256)]
 
 def master() -> Image.Image:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    from cpgw_tray.icons import icon_image
-    from cpgw_tray.status import State
+    from cpgw_tray.model.status import State
+    from cpgw_tray.tray.icons import icon_image
 
     return icon_image(State.READY, 1024).copy()
 

@@ -30,7 +30,7 @@ AUTH_STATUS = "/v1/api/iserver/auth/status"
 def check_for(who: str, url: str) -> Callable[[], object]:
     """A callable doing one status check the contender's way."""
     if who == "ours":
-        from cpgw_tray.gateway import GatewayClient, RateGovernor
+        from cpgw_tray.client.api import GatewayClient, RateGovernor
 
         # The governor paces to the real gateway's 1 request/s; the benchmark measures
         # the check, not the pacing.
@@ -101,7 +101,7 @@ def idle(who: str, url: str, interval: float, warmup: float, seconds: float, out
 
     threading.Thread(target=timer, daemon=True).start()
     if who == "ours":
-        from cpgw_tray.cli import main
+        from cpgw_tray.cli.main import main
 
         argv = ["--url", url, "--insecure", "--interval", str(interval), "watch"]
         main(argv, out=open(os.devnull, "w"))  # noqa: SIM115 - lives until os._exit

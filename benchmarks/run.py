@@ -144,7 +144,7 @@ def targets(
             )
     rows.append(
         [
-            "`cpgw_tray.cli` import, least of the runs (no target; was 235 ms)",
+            "`cpgw_tray.cli.main` import, least of the runs (no target; was 235 ms)",
             f"{import_ms:.0f} ms",
             "–",
         ]

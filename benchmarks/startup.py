@@ -1,4 +1,4 @@
-"""What starting costs: ``import cpgw_tray.cli`` timed by ``python -X importtime`` (the
+"""What starting costs: ``import cpgw_tray.cli.main`` timed by ``python -X importtime`` (the
 module's cumulative time) and as a whole process against ``python -c pass``, which heavy
 modules that import pulls in; and where the tray's memory over a bare icon goes (USS
 after each step of what the tray loads once its icon shows)."""
@@ -57,20 +57,20 @@ def import_figures(runs: int) -> Imports:
     found = Imports([], [], [], [])
     for _ in range(runs):
         probe = subprocess.run(
-            [PYTHON, "-X", "importtime", "-c", "import cpgw_tray.cli"],
+            [PYTHON, "-X", "importtime", "-c", "import cpgw_tray.cli.main"],
             env=env,
             capture_output=True,
             text=True,
             check=True,
         )
-        found.importtime_ms.append(cumulative_ms(probe.stderr, "cpgw_tray.cli"))
+        found.importtime_ms.append(cumulative_ms(probe.stderr, "cpgw_tray.cli.main"))
         found.baseline_ms.append(wall("pass", env))
-        found.process_ms.append(wall("import cpgw_tray.cli", env))
+        found.process_ms.append(wall("import cpgw_tray.cli.main", env))
     listing = subprocess.run(
         [
             PYTHON,
             "-c",
-            f"import sys, cpgw_tray.cli; print(*(m for m in {HEAVY!r} if m in sys.modules))",
+            f"import sys, cpgw_tray.cli.main; print(*(m for m in {HEAVY!r} if m in sys.modules))",
         ],
         env=env,
         capture_output=True,
@@ -84,16 +84,16 @@ def import_figures(runs: int) -> Imports:
 def print_imports(found: Imports) -> None:
     med = statistics.median
     table(
-        "Start-up: `import cpgw_tray.cli`",
+        "Start-up: `import cpgw_tray.cli.main`",
         ["figure", "least / median ms", "runs"],
         [
             (
-                "-X importtime, cumulative for cpgw_tray.cli",
+                "-X importtime, cumulative for cpgw_tray.cli.main",
                 f"{min(found.importtime_ms):.0f} / {med(found.importtime_ms):.0f}",
                 " ".join(f"{v:.0f}" for v in found.importtime_ms),
             ),
             (
-                "process `python -c 'import cpgw_tray.cli'` minus `python -c pass`",
+                "process `python -c 'import cpgw_tray.cli.main'` minus `python -c pass`",
                 f"{min(found.process_ms) - min(found.baseline_ms):.0f} / "
                 f"{med(found.process_ms) - med(found.baseline_ms):.0f}",
                 f"least {min(found.process_ms):.0f} − {min(found.baseline_ms):.0f}, "
@@ -118,12 +118,13 @@ def step(label, *modules):
     print(uss(), label, flush=True)
 step("python")
 step("pillow (drawing the icon)", "PIL.Image", "PIL.ImageDraw")
-step("cpgw_tray.cli (what runs before the icon)", "cpgw_tray.cli")
+step("cpgw_tray.cli.main (what runs before the icon)", "cpgw_tray.cli.main")
 step("requests (urllib3, ssl, charset_normalizer, idna)", "requests")
 step("psutil", "psutil")
-step("the rest of the tray's modules", "cpgw_tray.gateway", "cpgw_tray.session",
-     "cpgw_tray.tray", "cpgw_tray.gatewayctl", "cpgw_tray.launcher", "cpgw_tray.history")
-from cpgw_tray.gateway import GatewayClient
+step("the rest of the tray's modules", "cpgw_tray.client.api", "cpgw_tray.care.session",
+     "cpgw_tray.tray.tray_app", "cpgw_tray.tray.gateway_menu", "cpgw_tray.process.launcher",
+     "cpgw_tray.outlets.history")
+from cpgw_tray.client.api import GatewayClient
 client = GatewayClient(sys.argv[1], verify=False)
 step("a client (session, TLS context)")
 client.auth_status()

@@ -1,4 +1,4 @@
-"""The real tray (``cpgw_tray.cli.main``, arguments as given), with a driver thread for the
+"""The real tray (``cpgw_tray.cli.main.main``, arguments as given), with a driver thread for the
 growth benchmark: the poller is asked for checks back to back instead of every interval.
 
 The tray's rate governor (1 request/s per endpoint, as the real gateway allows) is
@@ -18,12 +18,12 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from cpgw_tray import tray
-from cpgw_tray.cli import main
-from cpgw_tray.gateway import RateGovernor
+from cpgw_tray.cli.main import main
+from cpgw_tray.client.api import RateGovernor
+from cpgw_tray.tray import tray_app as tray
 
 if TYPE_CHECKING:
-    from cpgw_tray.backends import Backend
+    from cpgw_tray.tray.backends import Backend
 
 SETTLE = 2.5  # seconds: past the --timeout 2 the growth benchmark gives the tray
 apps: list[tray.TrayApp] = []

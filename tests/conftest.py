@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cpgw_tray.cli import main
+from cpgw_tray.cli.main import main
 from cpgw_tray.simulator import Simulator
 
 SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 PROBE = """
 import sys
-from cpgw_tray import backends
+from cpgw_tray.tray import backends
 
 class Probe:
     def __init__(self, title):
@@ -17,7 +17,7 @@ class Probe:
         raise SystemExit(0)
 
 backends.create = Probe  # what app.py calls to make the icon
-from cpgw_tray.cli import main
+from cpgw_tray.cli.main import main
 main(["--url", "https://127.0.0.1:5000", "tray"])
 """
 
@@ -38,7 +38,13 @@ def test_nothing_heavy_is_imported_before_the_icon(tmp_path: Path) -> None:
     assert probe.returncode == 0, probe.stderr
     loaded = set(probe.stdout.split())
     assert "cpgw_tray.app" in loaded  # the probe ran where the icon is made
-    for heavy in ("requests", "psutil", "tkinter", "cpgw_tray.launcher", "cpgw_tray.gateway"):
+    for heavy in (
+        "requests",
+        "psutil",
+        "tkinter",
+        "cpgw_tray.process.launcher",
+        "cpgw_tray.client.api",
+    ):
         assert heavy not in loaded, f"{heavy} is imported before the icon shows"
 
 
@@ -57,8 +63,8 @@ class ImportWatch:  # the first import of requests, as it starts
 
 sys.meta_path.insert(0, ImportWatch())
 
-from cpgw_tray import backends
-from cpgw_tray.backends.base import PystrayBackend
+from cpgw_tray.tray import backends
+from cpgw_tray.tray.backends.base import PystrayBackend
 
 
 class Menu:
@@ -115,7 +121,7 @@ class Backend(PystrayBackend):
 
 
 backends.create = lambda title: Backend(Pystray, title)
-from cpgw_tray.cli import main
+from cpgw_tray.cli.main import main
 main(["--url", "https://127.0.0.1:9", "tray"])
 """
 

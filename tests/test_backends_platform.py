@@ -16,14 +16,20 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from cpgw_tray.backends.base import PystrayBackend
-from cpgw_tray.backends.darwin import DarwinBackend
-from cpgw_tray.backends.win32 import INFO_SIZE, INFO_TITLE_SIZE, TIP_SIZE, Win32Backend, fit_wide
-from cpgw_tray.config import load
-from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.menu import Entry
-from cpgw_tray.status import LOOKS, State, Status
-from cpgw_tray.tray import TrayApp
+from cpgw_tray.client.api import GatewayClient
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.settings.config import load
+from cpgw_tray.tray.backends.base import PystrayBackend
+from cpgw_tray.tray.backends.darwin import DarwinBackend
+from cpgw_tray.tray.backends.win32 import (
+    INFO_SIZE,
+    INFO_TITLE_SIZE,
+    TIP_SIZE,
+    Win32Backend,
+    fit_wide,
+)
+from cpgw_tray.tray.menu import Entry
+from cpgw_tray.tray.tray_app import TrayApp
 
 from .conftest import wait_for
 from .test_tray import IdlePoller

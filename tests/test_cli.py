@@ -55,8 +55,8 @@ def test_shared_options_before_or_after_any_command(monkeypatch: pytest.MonkeyPa
     """Each shared option works before or after the sub-command; the later one wins,
     and `cpgw-tray` alone (with options) is the tray."""
     from cpgw_tray import app
-    from cpgw_tray.cli import build_parser
-    from cpgw_tray.options import resolve
+    from cpgw_tray.cli.main import build_parser
+    from cpgw_tray.cli.options import resolve
 
     def parse(argv: list[str]) -> argparse.Namespace:
         return build_parser(argv).parse_args(argv)
@@ -87,7 +87,7 @@ def test_the_parser_imports_only_the_command_that_runs() -> None:
     """Issue 22: `cli` named every command by importing its module; now only the module of
     the command that runs is imported (a fresh interpreter, so nothing was imported yet)."""
     code = (
-        "import sys; from cpgw_tray.cli import build_parser; "
+        "import sys; from cpgw_tray.cli.main import build_parser; "
         "build_parser(['status', '--json']); "
         "print(sorted(m for m in sys.modules if m.startswith('cpgw_tray.')))"
     )
@@ -95,7 +95,7 @@ def test_the_parser_imports_only_the_command_that_runs() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     loaded = set(ast.literal_eval(done.stdout))
-    assert "cpgw_tray.commands" in loaded
+    assert "cpgw_tray.cli.commands" in loaded
     for other in ("app", "watch", "gateway_cli", "doctor", "history_cli", "autostart"):
         assert f"cpgw_tray.{other}" not in loaded, other
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.config import ConfigError, load, read_conf_yaml
 from cpgw_tray.paths import config_file as default_config_path
+from cpgw_tray.settings.config import ConfigError, load, read_conf_yaml
 from cpgw_tray.simulator import CONF_YAML
 
 from .conftest import run_cli
@@ -235,7 +235,7 @@ def test_serve_hosts_from_file_environment_and_flag(tmp_path: Path) -> None:
 
 
 def test_a_command_is_shown_as_a_toml_array_that_reads_back(tmp_path: Path) -> None:
-    from cpgw_tray.settings_file import toml_value
+    from cpgw_tray.settings.file import toml_value
 
     argv = ("notify", 'say "hi"', "C:\\hooks\\x.bat")
     path = write(tmp_path, f"on_change = {toml_value(argv)}\n")

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from cpgw_tray import paths
-from cpgw_tray.config import load
-from cpgw_tray.diagnostics import tail
-from cpgw_tray.doctor import Doctor, clock_check
-from cpgw_tray.preflight import port_answers
+from cpgw_tray.cli.doctor import Doctor, clock_check
+from cpgw_tray.outlets.diagnostics import tail
+from cpgw_tray.process.preflight import port_answers
 from cpgw_tray.redaction import redact
+from cpgw_tray.settings.config import load
 from cpgw_tray.simulator import make_gateway_dir
 
 from .conftest import PlainHTTPServer, control, free_port, run_cli, wait_for
@@ -153,9 +153,9 @@ def test_tail_reads_only_the_end(tmp_path: Path) -> None:
 def test_save_diagnostics_from_the_menu() -> None:
     import threading
 
-    from cpgw_tray.backends.dummy import DummyBackend
-    from cpgw_tray.gateway import GatewayClient
-    from cpgw_tray.tray import TrayApp
+    from cpgw_tray.client.api import GatewayClient
+    from cpgw_tray.tray.backends.dummy import DummyBackend
+    from cpgw_tray.tray.tray_app import TrayApp
 
     from .test_tray import IdlePoller
 
@@ -208,9 +208,9 @@ def test_save_diagnostics_says_saving_at_once_then_the_path(tmp_path: Path) -> N
     import socket
     import threading
 
-    from cpgw_tray.backends.dummy import DummyBackend
-    from cpgw_tray.gateway import GatewayClient
-    from cpgw_tray.tray import TrayApp
+    from cpgw_tray.client.api import GatewayClient
+    from cpgw_tray.tray.backends.dummy import DummyBackend
+    from cpgw_tray.tray.tray_app import TrayApp
 
     from .test_tray import IdlePoller
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from PIL import ImageChops
 
+from cpgw_tray.model.status import GREEN, ORANGE, RED, YELLOW
 from cpgw_tray.simulator import Simulator
-from cpgw_tray.status import GREEN, ORANGE, RED, YELLOW
 
 from .desktop import Desktop, changed_region, colour_box, missing_tools, ocr_lines, wait_for
 

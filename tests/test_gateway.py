@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import trustme
 
-from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.governor import RateGovernor, parse_retry_after
+from cpgw_tray.client.api import GatewayClient
+from cpgw_tray.client.governor import RateGovernor, parse_retry_after
+from cpgw_tray.model.status import State
+from cpgw_tray.model.urls import api_base, is_loopback
 from cpgw_tray.simulator import Simulator
-from cpgw_tray.status import State
-from cpgw_tray.urls import api_base, is_loopback
 
 from .conftest import SYSTEM_CA, PlainHTTPServer, control, free_port, status_json
 from .test_status import JSON_FIELDS
@@ -124,7 +124,7 @@ def test_loopback_is_unverified_by_default_and_quiet(
 
 
 def test_remote_host_is_verified_by_default() -> None:
-    from cpgw_tray.config import load
+    from cpgw_tray.settings.config import load
 
     assert load({"url": "https://gw.example.com:5000"}, env={}).verify is True
     assert load({"url": "https://127.0.0.1:5000"}, env={}).verify is False
@@ -319,7 +319,7 @@ def test_explicit_insecure_is_not_flipped_by_the_environment(
 
 
 def test_governor_books_nothing_for_a_caller_that_will_not_wait() -> None:
-    from cpgw_tray.gateway import Deferred
+    from cpgw_tray.client.api import Deferred
 
     clock = FakeClock()
     gov = RateGovernor(spacing=1.1, clock=clock)
@@ -334,8 +334,8 @@ def test_governor_books_nothing_for_a_caller_that_will_not_wait() -> None:
 def test_two_governors_on_one_shared_file_pace_as_one(tmp_path: Path) -> None:
     """Two processes' governors (each its own SharedState on the one file): the second
     waits the rest of the spacing; one that will not wait books nothing there."""
-    from cpgw_tray.gateway import Deferred
-    from cpgw_tray.shared_state import SharedSlots, SharedState
+    from cpgw_tray.client.api import Deferred
+    from cpgw_tray.client.shared_state import SharedSlots, SharedState
 
     wall, mono = FakeClock(), FakeClock()
     path = tmp_path / "pacing.json"
@@ -353,8 +353,8 @@ def test_two_governors_on_one_shared_file_pace_as_one(tmp_path: Path) -> None:
 
 
 def test_a_429_in_one_process_holds_back_the_others_until_released(tmp_path: Path) -> None:
-    from cpgw_tray.gateway import Deferred
-    from cpgw_tray.shared_state import SharedSlots, SharedState
+    from cpgw_tray.client.api import Deferred
+    from cpgw_tray.client.shared_state import SharedSlots, SharedState
 
     wall, mono = FakeClock(), FakeClock()
     path = tmp_path / "pacing.json"
@@ -372,7 +372,7 @@ def test_a_429_in_one_process_holds_back_the_others_until_released(tmp_path: Pat
 
 
 def test_governor_back_off_defers_without_booking() -> None:
-    from cpgw_tray.gateway import Deferred
+    from cpgw_tray.client.api import Deferred
 
     clock = FakeClock()
     gov = RateGovernor(clock=clock)
@@ -394,7 +394,7 @@ def test_governor_overall_cap_counts_only_the_last_second() -> None:
 
 
 def test_held_back_check_raises_deferred_and_sends_nothing(sim: Simulator) -> None:
-    from cpgw_tray.gateway import Deferred
+    from cpgw_tray.client.api import Deferred
 
     clock = FakeClock()
     gov = RateGovernor(clock=clock)

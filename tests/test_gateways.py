@@ -17,17 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.config import load
-from cpgw_tray.fleet import Fleet
-from cpgw_tray.gateway import GatewayClient, RateGovernor
-from cpgw_tray.gateways import Gateway, resolve_all
-from cpgw_tray.person import Event
-from cpgw_tray.person_care import pause_path, write_pause
-from cpgw_tray.pipeline import Pipeline
-from cpgw_tray.poller import Poller
+from cpgw_tray.care.fleet import Fleet
+from cpgw_tray.care.person_care import pause_path, write_pause
+from cpgw_tray.care.pipeline import Pipeline
+from cpgw_tray.care.poller import Poller
+from cpgw_tray.client.api import GatewayClient
+from cpgw_tray.client.governor import RateGovernor
+from cpgw_tray.model.person import Event
+from cpgw_tray.model.status import Status
+from cpgw_tray.settings.config import load
+from cpgw_tray.settings.gateways import Gateway, resolve_all
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.simulator.scaffold import make_gateway_dir
-from cpgw_tray.status import Status
 
 from .conftest import control, free_port, run_cli, wait_for
 from .faults.hostile import Hostile, silence

@@ -11,9 +11,18 @@ from pathlib import Path
 import pytest
 
 from cpgw_tray import paths
-from cpgw_tray.history import History, parse_since
-from cpgw_tray.status import LOOKS, State, Status
-from cpgw_tray.timeline import BAND_BOTTOM, BAND_TOP, LEFT, NO_DATA, RIGHT, WIDTH, render, spans
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.outlets.history import History, parse_since
+from cpgw_tray.outlets.timeline import (
+    BAND_BOTTOM,
+    BAND_TOP,
+    LEFT,
+    NO_DATA,
+    RIGHT,
+    WIDTH,
+    render,
+    spans,
+)
 
 from .conftest import run_cli
 
@@ -148,7 +157,7 @@ def test_timeline_ready_share_and_shaded_windows(tmp_path: Path) -> None:
     simulated_day(history)
     end = START + timedelta(hours=24)
     parts = spans(list(history.rows()), end - timedelta(hours=24), end, history.seen())
-    from cpgw_tray.timeline import ready_share
+    from cpgw_tray.outlets.timeline import ready_share
 
     share = ready_share(parts)
     assert share is not None and abs(share - (24 - 2.75 - 5 / 60) / 24) < 1e-9
@@ -182,11 +191,11 @@ def test_watch_and_tray_record_each_change_once(tmp_path: Path) -> None:
     import io
     import threading
 
-    from cpgw_tray.backends.dummy import DummyBackend
-    from cpgw_tray.config import load
-    from cpgw_tray.gateway import GatewayClient
-    from cpgw_tray.tray import TrayApp
-    from cpgw_tray.watch import Printer
+    from cpgw_tray.cli.watch import Printer
+    from cpgw_tray.client.api import GatewayClient
+    from cpgw_tray.settings.config import load
+    from cpgw_tray.tray.backends.dummy import DummyBackend
+    from cpgw_tray.tray.tray_app import TrayApp
 
     from .test_tray import IdlePoller
 
@@ -211,8 +220,8 @@ def test_history_png_shades_the_regions_restart_windows(tmp_path: Path) -> None:
     """The picture of a day in region na: 00:15–01:45 ET is shaded, noon is not."""
     from PIL import Image
 
-    from cpgw_tray.config import load
-    from cpgw_tray.history_cli import write_timeline
+    from cpgw_tray.cli.history_cmd import write_timeline
+    from cpgw_tray.settings.config import load
 
     history = History(tmp_path / "h.jsonl", source="tray")
     history.record(status(State.READY, datetime(2026, 11, 24, 12, tzinfo=timezone.utc)))

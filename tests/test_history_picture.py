@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 from PIL import Image, ImageDraw
 
 from cpgw_tray import paths
-from cpgw_tray.history import History
-from cpgw_tray.status import LOOKS, State, Status
-from cpgw_tray.timeline import (
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.outlets.history import History
+from cpgw_tray.outlets.timeline import (
     BAND_BOTTOM,
     BAND_TOP,
     LEFT,

@@ -17,8 +17,8 @@ from typing import Any
 import psutil
 import pytest
 
-from cpgw_tray.hooks import Hooks, parse_command
-from cpgw_tray.status import LOOKS, State, Status
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.outlets.hooks import Hooks, parse_command
 
 from .conftest import wait_for
 
@@ -253,7 +253,7 @@ def test_a_hanging_hook_is_killed_at_the_timeout_with_its_process_group(
 ) -> None:
     pids_file = tmp_path / "pids"
     hang = script(tmp_path, "hang.py", HANG)
-    caplog.set_level(logging.INFO, logger="cpgw_tray.hooks")
+    caplog.set_level(logging.INFO, logger="cpgw_tray.outlets.hooks")
     hooks = hooks_for([sys.executable, str(hang), str(pids_file)], timeout=1.0)
     hooks.offer(make_status(State.READY))
     text = wait_for(lambda: pids_file.exists() and pids_file.read_text().strip())
@@ -268,7 +268,7 @@ def test_a_failing_hook_is_logged_and_the_next_change_still_runs(
     tmp_path: Path, hooks_for: Callable[..., Hooks], caplog: pytest.LogCaptureFixture
 ) -> None:
     fail = script(tmp_path, "fail.py", FAIL)
-    caplog.set_level(logging.INFO, logger="cpgw_tray.hooks")
+    caplog.set_level(logging.INFO, logger="cpgw_tray.outlets.hooks")
     hooks = hooks_for([sys.executable, str(fail)])
     hooks.offer(make_status(State.READY))
     wait_for(lambda: "exit 3" in caplog.text)
@@ -348,8 +348,8 @@ def test_event_hooks_run_once_per_event_in_order_and_a_full_queue_drops_the_olde
 ) -> None:
     from datetime import datetime, timezone
 
-    from cpgw_tray.hooks import EventHooks
-    from cpgw_tray.person import Event
+    from cpgw_tray.model.person import Event
+    from cpgw_tray.outlets.hooks import EventHooks
 
     path = script(tmp_path, "events.py", EVENTS)
     hooks = EventHooks([sys.executable, str(path), str(out)], limit=3)

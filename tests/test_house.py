@@ -108,21 +108,25 @@ def impure_imports(start: str, mods: dict[str, Path]) -> set[str]:
     return found
 
 
-def test_status_model_is_pure() -> None:
-    """status.py, and every module of ours it imports (relative imports count), uses
-    only pure parts of the standard library: no I/O, threads or pystray."""
-    mods = modules()
-    assert not impure_imports("cpgw_tray.status", mods)
+MODEL = sorted(n for n in modules() if n.startswith("cpgw_tray.model."))
+
+
+@pytest.mark.parametrize("name", MODEL)
+def test_the_model_is_pure(name: str) -> None:
+    """Each module of the model (status.py and the rest), and every module of ours it
+    imports (relative imports count), uses only pure parts of the standard library: no
+    I/O, threads or pystray."""
+    assert not impure_imports(name, modules())
 
 
 def test_the_purity_check_counts_relative_imports(tmp_path: Path) -> None:
     """A status.py importing the client, relatively, would be seen."""
     mods = modules()
-    fake = tmp_path / "cpgw_tray" / "status.py"
-    fake.parent.mkdir()
-    fake.write_text('"""x"""\nfrom .gateway import GatewayClient\n', encoding="utf-8")
-    found = impure_imports("cpgw_tray.status", {**mods, "cpgw_tray.status": fake})
-    assert "cpgw_tray.transport: requests" in found
+    fake = tmp_path / "cpgw_tray" / "model" / "status.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text('"""x"""\nfrom ..client.api import GatewayClient\n', encoding="utf-8")
+    found = impure_imports("cpgw_tray.model.status", {**mods, "cpgw_tray.model.status": fake})
+    assert "cpgw_tray.client.transport: requests" in found
 
 
 @pytest.mark.parametrize("name", sorted(n for n, p in modules().items() if p.name == "__init__.py"))

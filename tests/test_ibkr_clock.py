@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpgw_tray.ibkr_clock import (
+from cpgw_tray.model.ibkr_clock import (
     FRI,
     IBKR,
     MON,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cpgw_tray.ibkr_clock import (
+from cpgw_tray.model.ibkr_clock import (
     REGIONS,
     duration_text,
     next_window,

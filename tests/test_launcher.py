@@ -16,10 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from cpgw_tray.client.api import GatewayClient
 from cpgw_tray.constants import MAIN_CLASS
-from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.identity import gateway_in, record_path, running_gateways
-from cpgw_tray.launcher import (
+from cpgw_tray.process.identity import gateway_in, record_path, running_gateways
+from cpgw_tray.process.launcher import (
     AlreadyRunning,
     Exited,
     Launcher,
@@ -29,8 +29,8 @@ from cpgw_tray.launcher import (
     port_answers,
     tree,
 )
+from cpgw_tray.process.stopping import wait_gone
 from cpgw_tray.simulator import make_gateway_dir
-from cpgw_tray.stopping import wait_gone
 
 from .conftest import PlainHTTPServer, free_port, run_cli, wait_for
 from .gwprocs import (
@@ -325,7 +325,7 @@ def test_finding_the_folder(tmp_path: Path) -> None:
 
 
 def test_find_java_reports_the_version(tmp_path: Path) -> None:
-    from cpgw_tray.launcher import find_java
+    from cpgw_tray.process.launcher import find_java
 
     home = tmp_path / "jdk"
     (home / "bin").mkdir(parents=True)

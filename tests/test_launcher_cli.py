@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray import identity
-from cpgw_tray.gateway_cli import EXIT_CODES
-from cpgw_tray.identity import gateway_in
-from cpgw_tray.launcher import port_answers
+from cpgw_tray.cli.gateway_cmd import EXIT_CODES
+from cpgw_tray.process import identity
+from cpgw_tray.process.identity import gateway_in
+from cpgw_tray.process.launcher import port_answers
 
 from .conftest import run_cli, wait_for
 from .gwprocs import (

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.gwlog import Follower, rotate, tail_lines
-from cpgw_tray.identity import log_for
-from cpgw_tray.launcher import Launcher
+from cpgw_tray.process.identity import log_for
+from cpgw_tray.process.launcher import Launcher
+from cpgw_tray.process.output import Follower, rotate, tail_lines
 
 from .conftest import run_cli
 from .gwprocs import cli, cli_env, gw_dir_fixture  # noqa: F401  (fixture)

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.backends.dummy import DummyBackend
-from cpgw_tray.config import load
-from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.gatewayctl import GatewayControl
-from cpgw_tray.identity import gateway_in
-from cpgw_tray.launcher import Launcher
-from cpgw_tray.status import State
-from cpgw_tray.tray import TrayApp
+from cpgw_tray.client.api import GatewayClient
+from cpgw_tray.model.status import State
+from cpgw_tray.process.identity import gateway_in
+from cpgw_tray.process.launcher import Launcher
+from cpgw_tray.settings.config import load
+from cpgw_tray.tray.backends.dummy import DummyBackend
+from cpgw_tray.tray.gateway_menu import GatewayControl
+from cpgw_tray.tray.tray_app import TrayApp
 
 from .conftest import wait_for
 from .gwprocs import (
@@ -80,7 +80,7 @@ def test_a_state_change_reaches_the_tray_before_the_process_scan(
 ) -> None:
     """The scan for the gateway process that follows a new state runs on a worker: the
     status is posted to the tray at once, the menu redrawn when the scan is done."""
-    from cpgw_tray import identity
+    from cpgw_tray.process import identity
 
     app, backend, _control = tray_for(gw_dir, tmp_path)
     scanning, release = threading.Event(), threading.Event()

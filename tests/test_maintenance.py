@@ -18,19 +18,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cpgw_tray import maintenance
-from cpgw_tray.backends.dummy import DummyBackend
-from cpgw_tray.config import load
-from cpgw_tray.gateway import GatewayClient, RateGovernor
-from cpgw_tray.ibkr_clock import next_maintenance, resolve_region
-from cpgw_tray.maintenance import IbkrClock, expected_drop
-from cpgw_tray.menu import Entry
-from cpgw_tray.pipeline import Pipeline
-from cpgw_tray.poller import Poller
+from cpgw_tray.care import maintenance
+from cpgw_tray.care.maintenance import IbkrClock, expected_drop
+from cpgw_tray.care.pipeline import Pipeline
+from cpgw_tray.care.poller import Poller
+from cpgw_tray.cli.watch import Printer
+from cpgw_tray.client.api import GatewayClient, RateGovernor
+from cpgw_tray.model.ibkr_clock import next_maintenance, resolve_region
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.settings.config import load
 from cpgw_tray.simulator import Simulator
-from cpgw_tray.status import LOOKS, State, Status
-from cpgw_tray.tray import TrayApp
-from cpgw_tray.watch import Printer
+from cpgw_tray.tray.backends.dummy import DummyBackend
+from cpgw_tray.tray.menu import Entry
+from cpgw_tray.tray.tray_app import TrayApp
 
 from .conftest import run_cli
 from .test_tray import IdlePoller

@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from cpgw_tray import maintenance
-from cpgw_tray.backends.dummy import DummyBackend
-from cpgw_tray.config import load
-from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.status import LOOKS, State, Status
-from cpgw_tray.tray import TrayApp
+from cpgw_tray.care import maintenance
+from cpgw_tray.client.api import GatewayClient
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.settings.config import load
+from cpgw_tray.tray.backends.dummy import DummyBackend
+from cpgw_tray.tray.tray_app import TrayApp
 
 from .test_ibkr_clock import REGIONS, WEEKS, expected_spans, grid, utc
 from .test_tray import IdlePoller

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cpgw_tray.ibkr_clock import RegionChoice, window_at
-from cpgw_tray.maintenance import IbkrClock
-from cpgw_tray.rows import restart_row, since_row, token_row, window_row
-from cpgw_tray.status import State
+from cpgw_tray.care.maintenance import IbkrClock
+from cpgw_tray.model.ibkr_clock import RegionChoice, window_at
+from cpgw_tray.model.status import State
+from cpgw_tray.tray.rows import restart_row, since_row, token_row, window_row
 
 ZURICH = ZoneInfo("Europe/Zurich")
 
@@ -83,10 +83,10 @@ def test_authenticated_since_only_when_the_login_was_seen(
 
 
 def test_the_tray_says_authenticated_since_after_a_login_it_saw() -> None:
-    from cpgw_tray.backends.dummy import DummyBackend
-    from cpgw_tray.config import load
-    from cpgw_tray.gateway import GatewayClient
-    from cpgw_tray.tray import TrayApp
+    from cpgw_tray.client.api import GatewayClient
+    from cpgw_tray.settings.config import load
+    from cpgw_tray.tray.backends.dummy import DummyBackend
+    from cpgw_tray.tray.tray_app import TrayApp
 
     from .test_tray import IdlePoller, snapshot
 

@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cpgw_tray.config import ConfigError, load
-from cpgw_tray.notify import Notifier
-from cpgw_tray.notify_outbox import LIMIT, Message, Outbox, parse_quiet, urgent
-from cpgw_tray.person import LOGIN_NEEDED, Event
+from cpgw_tray.model.person import LOGIN_NEEDED, Event
+from cpgw_tray.outlets.notify import Notifier
+from cpgw_tray.outlets.notify_outbox import LIMIT, Message, Outbox, parse_quiet, urgent
 from cpgw_tray.redaction import redact_notify_urls_in, redact_text, redact_url
+from cpgw_tray.settings.config import ConfigError, load
 
 from .conftest import run_cli
 
@@ -165,8 +165,8 @@ def test_apprise_is_imported_only_when_a_message_is_sent() -> None:
 
     code = (
         "import sys\n"
-        "from cpgw_tray.config import load\n"
-        "from cpgw_tray.outlets import Outlets\n"
+        "from cpgw_tray.settings.config import load\n"
+        "from cpgw_tray.outlets.wiring import Outlets\n"
         "outlets = Outlets(load({'notify_urls': ['json://127.0.0.1:9/x']}, env={}), list)\n"
         "assert outlets.notifier is not None\n"
         "print('apprise' in sys.modules)\n"
@@ -368,7 +368,7 @@ def test_quiet_hours_hold_messages_until_they_end(catcher: Catcher) -> None:
 
 
 def test_all_sends_state_changes_too(catcher: Catcher) -> None:
-    from cpgw_tray.status import LOOKS, State, Status
+    from cpgw_tray.model.status import LOOKS, State, Status
 
     sender = notifier([catcher.url()], Wall(), kinds=("all",))
     for state in (State.READY, State.READY, State.GATEWAY_DOWN):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cpgw_tray.backends.gtk import DbusNotifier
+from cpgw_tray.tray.backends.gtk import DbusNotifier
 
 pytestmark = pytest.mark.e2e  # a real dbus-daemon, and PyGObject as the desktop has it
 

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from cpgw_tray.config import load
-from cpgw_tray.outlets import Outlets, poller_view
-from cpgw_tray.person import Event
-from cpgw_tray.pipeline import Pipeline
-from cpgw_tray.poller import Poller
+from cpgw_tray.care.pipeline import Pipeline
+from cpgw_tray.care.poller import Poller
+from cpgw_tray.cli.watch import Printer
+from cpgw_tray.model.person import Event
+from cpgw_tray.model.status import Status
+from cpgw_tray.outlets.wiring import Outlets, poller_view
+from cpgw_tray.settings.config import load
 from cpgw_tray.simulator import Simulator
-from cpgw_tray.status import Status
-from cpgw_tray.watch import Printer
 
 from .conftest import wait_for
 from .test_maintenance import Clocks, client, et

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray import opener
+from cpgw_tray.tray import opener
 
 GIO_FAILS = '#!/bin/sh\necho "gio: $1: Operation not supported" >&2\nexit 4\n'
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cpgw_tray.config import load
-from cpgw_tray.outlets import Outlets, poller_view
-from cpgw_tray.poller import Poller
+from cpgw_tray.care.poller import Poller
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.outlets.wiring import Outlets, poller_view
+from cpgw_tray.settings.config import load
 from cpgw_tray.simulator import Simulator
-from cpgw_tray.status import LOOKS, State, Status
 
 from .conftest import control, free_port, run_cli, wait_for
 
@@ -263,9 +263,9 @@ def test_watch_serves_health_and_runs_the_hook_against_the_simulator(tmp_path: P
 
 
 def test_the_tray_hands_each_status_to_its_outlets(tmp_path: Path) -> None:
-    from cpgw_tray.backends.dummy import DummyBackend
-    from cpgw_tray.gateway import GatewayClient
-    from cpgw_tray.tray import TrayApp
+    from cpgw_tray.client.api import GatewayClient
+    from cpgw_tray.tray.backends.dummy import DummyBackend
+    from cpgw_tray.tray.tray_app import TrayApp
 
     from .test_tray import IdlePoller, snapshot
 
@@ -289,8 +289,8 @@ def test_the_tray_hands_each_status_to_its_outlets(tmp_path: Path) -> None:
 def test_requests_sent_reach_the_metrics(sim: Simulator) -> None:
     """Every request the client sends is counted by endpoint and code; a 429 from the
     gateway counts as rate limited; a request held back counts as nothing."""
-    from cpgw_tray.gateway import GatewayClient
-    from cpgw_tray.governor import Deferred
+    from cpgw_tray.client.api import GatewayClient
+    from cpgw_tray.client.governor import Deferred
 
     config = load({"url": sim.url, "serve": str(free_port())}, env={})
     client = GatewayClient(sim.url, verify=False)

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from cpgw_tray.serve import Addr, HealthServer, Metrics, View
-from cpgw_tray.status import LOOKS, State, Status
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.outlets.serve import Addr, HealthServer, Metrics, View
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "packaging" / "docker"

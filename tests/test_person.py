@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cpgw_tray.person import MAX_REMINDERS, PersonPolicy, needs_login
-from cpgw_tray.status import LOOKS, State, Status
+from cpgw_tray.model.person import MAX_REMINDERS, PersonPolicy, needs_login
+from cpgw_tray.model.status import LOOKS, State, Status
 
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)  # a Wednesday afternoon
 

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.backends.dummy import DummyBackend
-from cpgw_tray.config import load
-from cpgw_tray.menu import Entry
-from cpgw_tray.person import LOGIN_NEEDED
-from cpgw_tray.sections import SectionFactory
-from cpgw_tray.settings_menu import SettingsItems
+from cpgw_tray.model.person import LOGIN_NEEDED
+from cpgw_tray.model.status import State, Status
+from cpgw_tray.model.urls import gateway_root
+from cpgw_tray.settings.config import load
 from cpgw_tray.simulator import Simulator
-from cpgw_tray.status import State, Status
-from cpgw_tray.tray import TrayApp
-from cpgw_tray.urls import gateway_root
+from cpgw_tray.tray.backends.dummy import DummyBackend
+from cpgw_tray.tray.menu import Entry
+from cpgw_tray.tray.sections import SectionFactory
+from cpgw_tray.tray.settings_menu import SettingsItems
+from cpgw_tray.tray.tray_app import TrayApp
 
 from .test_maintenance import Clocks, client, et
 from .test_settings_tray import settings_section

@@ -19,17 +19,17 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cpgw_tray.app import SimulateMenu
-from cpgw_tray.backends.dummy import DummyBackend
-from cpgw_tray.config import load
-from cpgw_tray.ibkr_clock import next_token_reset
-from cpgw_tray.person import LOGIN_NEEDED
-from cpgw_tray.person_care import PAUSE_FILE, read_pause, write_pause
-from cpgw_tray.pipeline import Pipeline
-from cpgw_tray.poller import Poller
+from cpgw_tray.care.person_care import PAUSE_FILE, read_pause, write_pause
+from cpgw_tray.care.pipeline import Pipeline
+from cpgw_tray.care.poller import Poller
+from cpgw_tray.cli.watch import Printer
+from cpgw_tray.model.ibkr_clock import next_token_reset
+from cpgw_tray.model.person import LOGIN_NEEDED
+from cpgw_tray.model.status import State
+from cpgw_tray.settings.config import load
 from cpgw_tray.simulator import SimClock, Simulator
-from cpgw_tray.status import State
-from cpgw_tray.tray import TrayApp
-from cpgw_tray.watch import Printer
+from cpgw_tray.tray.backends.dummy import DummyBackend
+from cpgw_tray.tray.tray_app import TrayApp
 
 from .conftest import run_cli, status_json
 from .test_maintenance import Clocks, client, et, run_watch

@@ -22,11 +22,13 @@ from typing import Any
 import psutil
 import pytest
 
-from cpgw_tray import children, gwfolder, hooks, identity, launcher, preflight
 from cpgw_tray.autostart import MARKER, WINDOWED_EXE, LaunchAgent, launch_command
-from cpgw_tray.identity import Gateway, Record
-from cpgw_tray.status import LOOKS, State, Status
-from cpgw_tray.stopping import stop_gateway
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.outlets import hooks
+from cpgw_tray.process import children, identity, launcher, preflight
+from cpgw_tray.process import folder as gwfolder
+from cpgw_tray.process.identity import Gateway, Record
+from cpgw_tray.process.stopping import stop_gateway
 
 from .conftest import wait_for
 
@@ -348,7 +350,7 @@ def test_windowed_entry_script_gives_missing_streams_the_null_device(tmp_path: P
 
 
 def test_windows_opens_files_with_startfile(windows: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cpgw_tray.opener import open_path
+    from cpgw_tray.tray.opener import open_path
 
     opened: list[Path] = []
     monkeypatch.setattr(os, "startfile", opened.append, raising=False)
@@ -401,8 +403,8 @@ def control_center(tmp_path: Path) -> Iterator[int]:
 def test_macos_port_held_by_airplay_says_how_to_free_it(
     platform: str, fix: str, control_center: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cpgw_tray.config import load
-    from cpgw_tray.doctor import Doctor
+    from cpgw_tray.cli.doctor import Doctor
+    from cpgw_tray.settings.config import load
 
     monkeypatch.setattr(sys, "platform", platform)
     check = Doctor(load({"url": f"https://127.0.0.1:{control_center}"}, env={})).port_holder()

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cpgw_tray.gateway import Deferred
-from cpgw_tray.poller import Poller
-from cpgw_tray.status import LOOKS, State, Status, fresh_until, stale_view
+from cpgw_tray.care.poller import Poller
+from cpgw_tray.client.api import Deferred
+from cpgw_tray.model.status import LOOKS, State, Status, fresh_until, stale_view
 
 from .test_gateway import FakeClock
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.bulletins import Bulletins
-from cpgw_tray.config import ConfigError, load
-from cpgw_tray.poller import EVIDENCE_EVERY, Poller
-from cpgw_tray.push import MAX_PAUSE, Push, Sts, parse, ws_url
-from cpgw_tray.push_link import Bulletin, PushLink, disagrees
-from cpgw_tray.status import State, Status
+from cpgw_tray.care.bulletins import Bulletins
+from cpgw_tray.care.poller import EVIDENCE_EVERY, Poller
+from cpgw_tray.care.push_link import Bulletin, PushLink, disagrees
+from cpgw_tray.client.push import MAX_PAUSE, Push, Sts, parse, ws_url
+from cpgw_tray.model.status import State, Status
+from cpgw_tray.settings.config import ConfigError, load
 
 from .test_gateway import FakeClock
 from .test_poller import make, run_for, setup
@@ -225,7 +225,7 @@ def test_without_push_the_field_stays_null() -> None:
 
 
 def test_metrics_tell_push_and_count_bulletins() -> None:
-    from cpgw_tray.serve import Metrics
+    from cpgw_tray.outlets.serve import Metrics
 
     metrics = Metrics()
     body, _ = metrics.render(make(State.READY))
@@ -313,7 +313,7 @@ def test_watch_prints_a_line_when_push_changes() -> None:
     import io
     import threading
 
-    from cpgw_tray.watch import Printer
+    from cpgw_tray.cli.watch import Printer
 
     out = io.StringIO()
     printer = Printer(out, False, threading.Event())

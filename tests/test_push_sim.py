@@ -17,17 +17,17 @@ from typing import Any
 import pytest
 
 from cpgw_tray import paths
-from cpgw_tray.backends.dummy import DummyBackend
-from cpgw_tray.bulletins import Bulletins
-from cpgw_tray.config import load
-from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.history import History
-from cpgw_tray.pipeline import Pipeline
-from cpgw_tray.push import Push
-from cpgw_tray.push_link import PushLink
+from cpgw_tray.care.bulletins import Bulletins
+from cpgw_tray.care.pipeline import Pipeline
+from cpgw_tray.care.push_link import PushLink
+from cpgw_tray.client.api import GatewayClient
+from cpgw_tray.client.push import Push
+from cpgw_tray.model.status import State, Status
+from cpgw_tray.outlets.history import History
+from cpgw_tray.settings.config import load
 from cpgw_tray.simulator import Simulator
-from cpgw_tray.status import State, Status
-from cpgw_tray.tray import TrayApp
+from cpgw_tray.tray.backends.dummy import DummyBackend
+from cpgw_tray.tray.tray_app import TrayApp
 
 from .conftest import control, status_json, wait_for
 from .test_watch import reader
@@ -303,8 +303,8 @@ def test_a_bulletin_is_an_event_for_the_event_hooks_once(
 ) -> None:
     """In ``watch`` a bulletin goes where the person's events go (the line, ``on_event``,
     the phone), once per id, and never to the state hooks."""
-    from cpgw_tray.outlets import Outlets, poller_view
-    from cpgw_tray.watch import push_link
+    from cpgw_tray.cli.watch import push_link
+    from cpgw_tray.outlets.wiring import Outlets, poller_view
 
     config = load({"url": ready_sim.url, "insecure": True, "push": True}, env={})
     client = GatewayClient(ready_sim.url, verify=False)

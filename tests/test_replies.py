@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpgw_tray.accounts import Account, parse_account
-from cpgw_tray.status import Endpoint, State, Status, classify_reply
+from cpgw_tray.model.accounts import Account, parse_account
+from cpgw_tray.model.status import Endpoint, State, Status, classify_reply
 
 from .test_status import META, READY, A, T
 
@@ -40,7 +40,7 @@ def test_hostile_json_after_a_401_is_still_logged_out() -> None:
 
 
 def test_depth_ignores_brackets_inside_strings() -> None:
-    from cpgw_tray.strictjson import depth, loads
+    from cpgw_tray.model.strictjson import depth, loads
 
     text = json.dumps({"fail": "[[[[" * 100 + '\\"' + "{{{" * 100, "ok": [[1]]})
     assert depth(text) == 3

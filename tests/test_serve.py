@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cpgw_tray.serve import (
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.outlets.serve import (
     Addr,
     HealthServer,
     Metrics,
@@ -24,7 +25,6 @@ from cpgw_tray.serve import (
     parse_addr,
     parse_host_names,
 )
-from cpgw_tray.status import LOOKS, State, Status
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
@@ -226,7 +226,7 @@ def test_a_failing_view_is_a_500_and_a_log_line_not_a_traceback(
     health = HealthServer(Addr("127.0.0.1", 0), broken, metrics)
     health.start()
     try:
-        with caplog.at_level(logging.ERROR, logger="cpgw_tray.serve"):
+        with caplog.at_level(logging.ERROR, logger="cpgw_tray.outlets.serve"):
             code, _, body = get(health.addr.port, "/readyz")
         assert code == 500
         assert body == b"internal error; see the log\n"
@@ -343,7 +343,7 @@ def test_a_non_loopback_bind_says_so_and_leaves_account_ids_out(
 ) -> None:
     health = HealthServer(parse_addr("0.0.0.0:0"), shown, metrics)
     assert health.exposed
-    with caplog.at_level(logging.WARNING, logger="cpgw_tray.serve"):
+    with caplog.at_level(logging.WARNING, logger="cpgw_tray.outlets.serve"):
         health.start()
     try:
         lines = [r.getMessage() for r in caplog.records]
@@ -522,7 +522,7 @@ def test_a_reset_client_is_one_debug_line(
 
 
 def test_a_slow_client_is_dropped_at_the_head_deadline(shown: Shown, metrics: Metrics) -> None:
-    from cpgw_tray.httpd import Limits
+    from cpgw_tray.outlets.httpd import Limits
 
     health = HealthServer(Addr("127.0.0.1", 0), shown, metrics, limits=Limits(64, 0.3, 0.6))
     health.start()
@@ -560,7 +560,7 @@ def wait_readable(sock: socket.socket, timeout: float) -> bool:
 
 
 def test_the_oldest_idle_connection_makes_way_at_the_cap(shown: Shown, metrics: Metrics) -> None:
-    from cpgw_tray.httpd import Limits
+    from cpgw_tray.outlets.httpd import Limits
 
     health = HealthServer(Addr("127.0.0.1", 0), shown, metrics, limits=Limits(4, 30, 30))
     health.start()
@@ -616,7 +616,7 @@ def test_parse_host_names_errors(value: Any) -> None:
 
 
 def test_the_listen_backlog_holds_a_burst_of_scrapers(shown: Shown, metrics: Metrics) -> None:
-    from cpgw_tray.httpd import BACKLOG
+    from cpgw_tray.outlets.httpd import BACKLOG
 
     health = HealthServer(Addr("127.0.0.1", 0), shown, metrics)  # listening, not accepting
     socks: list[socket.socket] = []

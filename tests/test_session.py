@@ -10,15 +10,15 @@ from collections import Counter
 
 import pytest
 
-from cpgw_tray.accounts import Account, parse_account
-from cpgw_tray.backends.dummy import DummyBackend
-from cpgw_tray.config import load
-from cpgw_tray.gateway import Deferred, GatewayClient, Outcome, RateGovernor
-from cpgw_tray.poller import Poller
-from cpgw_tray.session import SessionCare
+from cpgw_tray.care.poller import Poller
+from cpgw_tray.care.session import SessionCare
+from cpgw_tray.client.api import Deferred, GatewayClient, Outcome, RateGovernor
+from cpgw_tray.model.accounts import Account, parse_account
+from cpgw_tray.model.status import State, Status
+from cpgw_tray.settings.config import load
 from cpgw_tray.simulator import Logged, Simulator
-from cpgw_tray.status import State, Status
-from cpgw_tray.tray import TrayApp
+from cpgw_tray.tray.backends.dummy import DummyBackend
+from cpgw_tray.tray.tray_app import TrayApp
 
 from .conftest import run_cli, wait_for
 

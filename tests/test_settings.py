@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.cli import build_parser
-from cpgw_tray.config import KEYS, Config, ConfigError, load, read_env, read_file
-from cpgw_tray.settings_file import default_text, init_file, readme_table, set_key
-from cpgw_tray.settings_table import CHECKS, FLAGS, LIVE_KEYS, RESTART_KEYS, SETTINGS
+from cpgw_tray.cli.main import build_parser
+from cpgw_tray.settings.config import KEYS, Config, ConfigError, load, read_env, read_file
+from cpgw_tray.settings.file import default_text, init_file, readme_table, set_key
+from cpgw_tray.settings.table import CHECKS, FLAGS, LIVE_KEYS, RESTART_KEYS, SETTINGS
 
 from .conftest import run_cli
 from .test_config import gateway_dir

@@ -15,19 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.backends.dummy import DummyBackend
-from cpgw_tray.config import Config, load
-from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.icons import SETTINGS_ICON, look_of
-from cpgw_tray.menu import Entry
-from cpgw_tray.poller import Poller
-from cpgw_tray.sections import Door, SectionFactory
-from cpgw_tray.settings_file import default_text
-from cpgw_tray.settings_menu import SettingsItems, open_settings, show_bad_settings
-from cpgw_tray.settings_table import LIVE_KEYS
-from cpgw_tray.settings_watch import SettingsWatcher
-from cpgw_tray.status import State
-from cpgw_tray.tray import TrayApp
+from cpgw_tray.care.poller import Poller
+from cpgw_tray.client.api import GatewayClient
+from cpgw_tray.model.status import State
+from cpgw_tray.settings.config import Config, load
+from cpgw_tray.settings.file import default_text
+from cpgw_tray.settings.table import LIVE_KEYS
+from cpgw_tray.settings.watcher import SettingsWatcher
+from cpgw_tray.tray.backends.dummy import DummyBackend
+from cpgw_tray.tray.icons import SETTINGS_ICON, look_of
+from cpgw_tray.tray.menu import Entry
+from cpgw_tray.tray.sections import Door, SectionFactory
+from cpgw_tray.tray.settings_menu import SettingsItems, open_settings, show_bad_settings
+from cpgw_tray.tray.tray_app import TrayApp
 
 from .conftest import run_cli, wait_for
 from .test_settings import MINE, save

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from cpgw_tray.config import Config, load
-from cpgw_tray.settings_watch import SettingsWatcher
+from cpgw_tray.settings.config import Config, load
+from cpgw_tray.settings.watcher import SettingsWatcher
 
 from .test_settings import save
 
@@ -81,8 +81,17 @@ def test_a_folder_made_later_is_watched_then(tmp_path: Path) -> None:
     watcher, seen = watching(path, period=0.05)  # no folder: polled until it exists
     try:
         save(path, "interval = 20\n")
-        assert seen.get(timeout=10).interval == 20
+        assert until_interval(seen, 20)
         save(path, "interval = 10\n")
-        assert seen.get(timeout=10).interval == 10
+        assert until_interval(seen, 10)
     finally:
         watcher.stop()
+
+
+def until_interval(seen: queue.SimpleQueue[Any], interval: float) -> bool:
+    """True once a load with ``interval`` came (settle=0: a look may catch the file
+    created and not yet written, an empty file's defaults, first)."""
+    while True:
+        got = seen.get(timeout=10)  # raises queue.Empty: the save was never seen
+        if getattr(got, "interval", None) == interval:
+            return True

@@ -11,16 +11,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cpgw_tray import maintenance
 from cpgw_tray.app import SimulateMenu
-from cpgw_tray.backends.dummy import DummyBackend
-from cpgw_tray.config import load
-from cpgw_tray.gateway import GatewayClient, RateGovernor
-from cpgw_tray.ibkr_clock import next_token_reset, window_at
+from cpgw_tray.care import maintenance
+from cpgw_tray.client.api import GatewayClient, RateGovernor
+from cpgw_tray.model.ibkr_clock import next_token_reset, window_at
+from cpgw_tray.model.status import State
+from cpgw_tray.settings.config import load
 from cpgw_tray.simulator import SimClock, Simulator
 from cpgw_tray.simulator.clock import parse_moment, reset_moment
-from cpgw_tray.status import State
-from cpgw_tray.tray import TrayApp
+from cpgw_tray.tray.backends.dummy import DummyBackend
+from cpgw_tray.tray.tray_app import TrayApp
 
 from .conftest import control, run_cli
 from .test_tray import IdlePoller

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from cpgw_tray.status import (
+from cpgw_tray.model.status import (
     GREEN,
     GREY,
     LOOKS,

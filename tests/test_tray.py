@@ -16,20 +16,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from cpgw_tray import opener
-from cpgw_tray.backends.base import pystray_item
-from cpgw_tray.backends.dummy import DummyBackend
-from cpgw_tray.backends.live import LiveLabels
-from cpgw_tray.backends.popup import place
-from cpgw_tray.config import load
-from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.icons import ICONS, Icon, fit, icon_image, look_of, xorg_icon
-from cpgw_tray.menu import SEPARATOR, Entry
-from cpgw_tray.poller import Poller
-from cpgw_tray.rows import detail_rows, next_check
-from cpgw_tray.sections import Section
-from cpgw_tray.simulator import Simulator
-from cpgw_tray.status import (
+from cpgw_tray.care.poller import Poller
+from cpgw_tray.client.api import GatewayClient
+from cpgw_tray.model.status import (
     LOOKS,
     ORANGE,
     SESSION_STATES,
@@ -41,9 +30,20 @@ from cpgw_tray.status import (
     Status,
     classify_reply,
 )
-from cpgw_tray.tray import TrayApp
-from cpgw_tray.tray_view import View, tooltip
-from cpgw_tray.wording import duration, http_reply, summarise_body
+from cpgw_tray.model.wording import duration, http_reply, summarise_body
+from cpgw_tray.settings.config import load
+from cpgw_tray.simulator import Simulator
+from cpgw_tray.tray import opener
+from cpgw_tray.tray.backends.base import pystray_item
+from cpgw_tray.tray.backends.dummy import DummyBackend
+from cpgw_tray.tray.backends.live import LiveLabels
+from cpgw_tray.tray.backends.popup import place
+from cpgw_tray.tray.icons import ICONS, Icon, fit, icon_image, look_of, xorg_icon
+from cpgw_tray.tray.menu import SEPARATOR, Entry
+from cpgw_tray.tray.rows import detail_rows, next_check
+from cpgw_tray.tray.sections import Section
+from cpgw_tray.tray.tray_app import TrayApp
+from cpgw_tray.tray.view import View, tooltip
 
 from .conftest import control
 
@@ -414,8 +414,9 @@ def test_a_status_is_judged_once_per_apply(
     """Issue 22: the icon, the tooltip, the rows and the person's items each asked again
     whether the status was an expected drop and which window explained it; the view is
     now computed once per status."""
-    from cpgw_tray import maintenance, tray_view
-    from cpgw_tray.ibkr_clock import next_window
+    from cpgw_tray.care import maintenance
+    from cpgw_tray.model.ibkr_clock import next_window
+    from cpgw_tray.tray import view as tray_view
 
     tray, backend = app
     calls: list[str] = []
@@ -581,11 +582,11 @@ def test_one_class_per_pystray_backend() -> None:
     """Issue 11: one small class per backend, chosen once, over a shared base."""
     import importlib
 
-    from cpgw_tray.backends import CLASSES, PystrayBackend
+    from cpgw_tray.tray.backends import CLASSES, PystrayBackend
 
     assert set(CLASSES) == {"appindicator", "gtk", "xorg", "darwin", "win32"}
     for name, (module, cls) in CLASSES.items():
-        found = getattr(importlib.import_module(f"cpgw_tray.backends.{module}"), cls)
+        found = getattr(importlib.import_module(f"cpgw_tray.tray.backends.{module}"), cls)
         assert issubclass(found, PystrayBackend) and found.name == name
         assert found.post is not PystrayBackend.post  # each says how to reach its thread
 
@@ -593,7 +594,7 @@ def test_one_class_per_pystray_backend() -> None:
 def test_a_backend_that_cannot_show_an_icon_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYSTRAY_BACKEND", "dummy")
     pytest.importorskip("pystray")
-    from cpgw_tray.backends import create
+    from cpgw_tray.tray.backends import create
 
     with pytest.raises(RuntimeError, match="cannot show a tray icon"):
         create("IBKR gateway")

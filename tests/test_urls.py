@@ -19,7 +19,7 @@ import pytest
     ],
 )
 def test_check_url_accepts_and_normalises(given: str, root: str) -> None:
-    from cpgw_tray.urls import check_url
+    from cpgw_tray.model.urls import check_url
 
     assert check_url(given) == root
 
@@ -43,7 +43,7 @@ def test_check_url_accepts_and_normalises(given: str, root: str) -> None:
     ],
 )
 def test_check_url_refuses_with_one_line_and_no_password(given: str, words: str) -> None:
-    from cpgw_tray.urls import check_url
+    from cpgw_tray.model.urls import check_url
 
     with pytest.raises(ValueError, match=words) as refused:
         check_url(given)
@@ -58,7 +58,7 @@ def test_parsers_that_disagree_on_the_host_are_refused() -> None:
 
     from urllib3.util import parse_url
 
-    from cpgw_tray.urls import _urllib3_host
+    from cpgw_tray.model.urls import _urllib3_host
 
     url = "https://evil.example\\@127.0.0.1:5000"
     assert urlsplit(url).hostname == "127.0.0.1" and parse_url(url).host == "evil.example"

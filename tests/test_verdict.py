@@ -14,15 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpgw_tray.cli import build_parser
-from cpgw_tray.gateway import GatewayClient, RateGovernor
-from cpgw_tray.history import History
-from cpgw_tray.options import resolve
-from cpgw_tray.pipeline import Pipeline
-from cpgw_tray.poller import EVIDENCE_EVERY
+from cpgw_tray.care.pipeline import Pipeline
+from cpgw_tray.care.poller import EVIDENCE_EVERY
+from cpgw_tray.cli.main import build_parser
+from cpgw_tray.cli.options import resolve
+from cpgw_tray.cli.watch import Printer
+from cpgw_tray.client.api import GatewayClient, RateGovernor
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.outlets.history import History
 from cpgw_tray.simulator import Simulator
-from cpgw_tray.status import LOOKS, State, Status
-from cpgw_tray.watch import Printer
 
 from .test_poller import Clocks, Wired
 

@@ -12,6 +12,6 @@ for name in ("stdout", "stderr"):
     if getattr(sys, name) is None:
         setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
 
-from cpgw_tray.cli import entry  # noqa: E402
+from cpgw_tray.cli.main import entry  # noqa: E402
 
 entry()

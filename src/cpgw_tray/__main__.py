@@ -1,5 +1,5 @@
 """``python -m cpgw_tray``."""
 
-from .cli import entry
+from .cli.main import entry
 
 entry()

@@ -19,28 +19,28 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .config import file_path
+from .cli.options import add_outlets, resolve
 from .constants import EXIT_UNAVAILABLE, EXIT_USAGE
-from .options import add_outlets, resolve
-from .sections import Section
+from .settings.config import file_path
+from .tray.sections import Section
 
 if TYPE_CHECKING:
-    from .backends import PystrayBackend
-    from .config import Config
-    from .gateway import GatewayClient
-    from .menu import Entry
-    from .outlets import Outlets
-    from .sections import Door, SectionFactory
-    from .settings_menu import SettingsItems
+    from .client.api import GatewayClient
+    from .outlets.wiring import Outlets
+    from .settings.config import Config
     from .simulator import SimClock, Simulator
-    from .tray import TrayApp
-    from .tray_view import View
+    from .tray.backends import PystrayBackend
+    from .tray.menu import Entry
+    from .tray.sections import Door, SectionFactory
+    from .tray.settings_menu import SettingsItems
+    from .tray.tray_app import TrayApp
+    from .tray.view import View
 
 log = logging.getLogger(__name__)
 
 
 def arguments(name: str, parser: argparse.ArgumentParser) -> None:
-    """``tray`` (the default) and ``demo``: their own options (:mod:`cpgw_tray.cli`)."""
+    """``tray`` (the default) and ``demo``: their own options (:mod:`cpgw_tray.cli.main`)."""
     if name == "tray":
         add_outlets(parser)
     parser.set_defaults(func=cmd_tray if name == "tray" else cmd_demo)
@@ -69,7 +69,7 @@ def display_missing(report: bool = True) -> bool:
 def _show_native_menu_notice(backend: PystrayBackend) -> None:
     """Where the tray has no native menu: say so once, atop the first popup."""
     from . import paths
-    from .backends import NATIVE_MENU_HELP, NATIVE_MENU_NOTICE
+    from .tray.backends import NATIVE_MENU_HELP, NATIVE_MENU_NOTICE
 
     if backend.popup is None:
         return
@@ -88,8 +88,8 @@ def _show_native_menu_notice(backend: PystrayBackend) -> None:
 
 def _show_broken(backend: PystrayBackend, log_path: Path) -> None:
     """Tray thread: a start-up failure shown as such, never a grey icon that waits."""
-    from .menu import Entry
-    from .status import State
+    from .model.status import State
+    from .tray.menu import Entry
 
     backend.set_icon(State.ERROR)
     backend.set_title("cpgw-tray could not start: see its log")
@@ -106,7 +106,7 @@ def _open_outlets(config: Config, built: list[TrayApp], outlets: list[Outlets]) 
     """The health endpoint, hooks and notifier the settings ask for, if any, into
     ``outlets``. Binds ``--serve``'s port now; requests are answered once the app in
     ``built`` exists."""
-    from .outlets import Outlets, poller_view, wanted
+    from .outlets.wiring import Outlets, poller_view, wanted
 
     if wanted(config):
         outlets.append(Outlets(config, lambda: poller_view(built[0].poller)))
@@ -114,7 +114,7 @@ def _open_outlets(config: Config, built: list[TrayApp], outlets: list[Outlets]) 
 
 def gateway_sections(config: Config, client: GatewayClient) -> list[SectionFactory]:
     """The tray's own section above the settings: the gateway items."""
-    from .gatewayctl import GatewayControl
+    from .tray.gateway_menu import GatewayControl
 
     return [GatewayControl]
 
@@ -137,8 +137,8 @@ def run_tray(
     checks. ``sections``: the menu's sections for the settings and client in use, above
     the settings (default: the gateway items)."""
     from . import logs
-    from .config import ConfigError
-    from .settings_watch import SettingsWatcher
+    from .settings.config import ConfigError
+    from .settings.watcher import SettingsWatcher
 
     built: list[TrayApp] = []
     items: list[SettingsItems] = []
@@ -150,7 +150,7 @@ def run_tray(
             build(new)
 
     def show_bad(message: str) -> None:  # tray thread: a red icon saying what is wrong
-        from .settings_menu import show_bad_settings
+        from .tray.settings_menu import show_bad_settings
 
         show_bad_settings(backend, message, settings_path, backend.stop)
 
@@ -182,7 +182,7 @@ def run_tray(
     if config is not None:  # a taken --serve port ends the tray here: exit 64, no icon
         _open_outlets(config, built, outlets)
     try:
-        from .backends import create
+        from .tray.backends import create
 
         backend = create("IBKR gateway: Checking…")
     except Exception as exc:  # Xlib.error.DisplayNameError and friends are not ImportError
@@ -200,11 +200,11 @@ def run_tray(
         # The icon already showing: now the heavier parts (setup or watcher thread).
         try:
             from . import paths
-            from .gateway import client_for
-            from .history import History
-            from .person_care import pause_path
-            from .settings_menu import SettingsItems
-            from .tray import TrayApp
+            from .care.person_care import pause_path
+            from .client.api import client_for
+            from .outlets.history import History
+            from .tray.settings_menu import SettingsItems
+            from .tray.tray_app import TrayApp
 
             history = History(paths.history_file(), "tray") if record_history else None
             client = client_for(config, now)
@@ -350,7 +350,7 @@ class SimulateMenu(Section):
 
     def nightly_restart(self, region: str) -> None:
         """Into IBKR's next nightly restart window (30 s in), or back to real time."""
-        from .ibkr_clock import next_daily_window
+        from .model.ibkr_clock import next_daily_window
 
         self.jump(
             lambda now: next_daily_window(self.sim.region, now).start + timedelta(seconds=30),
@@ -360,7 +360,7 @@ class SimulateMenu(Section):
     def weekly_reset(self, region: str) -> None:
         """To IBKR's weekly token reset, which ends the login (see ``reset_moment``); or
         back to real time."""
-        from .ibkr_clock import next_token_reset
+        from .model.ibkr_clock import next_token_reset
         from .simulator.clock import reset_moment
 
         def land(now: datetime) -> datetime:
@@ -382,8 +382,8 @@ class SimulateMenu(Section):
         self.changed()
 
     def entries(self, view: View) -> list[Entry]:
-        from .menu import SEPARATOR, Entry
         from .simulator import SCENARIOS
+        from .tray.menu import SEPARATOR, Entry
 
         sim, clock, region = self.sim, self.clock, view.region
         choices = tuple(

@@ -40,12 +40,12 @@ def state_dir() -> Path:
 
 
 def bulletins_file() -> Path:
-    """IBKR bulletins already shown, by gateway and id (see :mod:`cpgw_tray.bulletins`)."""
+    """IBKR bulletins already shown, by gateway and id (see :mod:`cpgw_tray.care.bulletins`)."""
     return state_dir() / "bulletins.json"
 
 
 def history_file() -> Path:
-    """The JSON Lines history of state changes (see :mod:`cpgw_tray.history`)."""
+    """The JSON Lines history of state changes (see :mod:`cpgw_tray.outlets.history`)."""
     return state_dir() / "history.jsonl"
 
 

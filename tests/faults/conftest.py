@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.gateway import GatewayClient, RateGovernor
+from cpgw_tray.client.api import GatewayClient, RateGovernor
 
 from .hostile import Hostile, gzip_bomb
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cpgw_tray import paths
-from cpgw_tray.identity import log_of
+from cpgw_tray.process.identity import log_of
 from cpgw_tray.redaction import Redactor, register_value
 
 from .conftest import cli, reap

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.gateway import GatewayClient, RateGovernor
-from cpgw_tray.status import State, Status
+from cpgw_tray.client.api import GatewayClient, RateGovernor
+from cpgw_tray.model.status import State, Status
 
 from .conftest import TIMEOUT
 from .hostile import (

@@ -14,9 +14,18 @@ from pathlib import Path
 import pytest
 
 from cpgw_tray import paths
-from cpgw_tray.history import History
-from cpgw_tray.status import LOOKS, State, Status
-from cpgw_tray.timeline import BAND_BOTTOM, BAND_TOP, LEFT, NO_DATA, RIGHT, WIDTH, render, spans
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.outlets.history import History
+from cpgw_tray.outlets.timeline import (
+    BAND_BOTTOM,
+    BAND_TOP,
+    LEFT,
+    NO_DATA,
+    RIGHT,
+    WIDTH,
+    render,
+    spans,
+)
 
 from ..conftest import run_cli
 
@@ -64,8 +73,8 @@ FULL_DISK = """
 import resource, signal, sys
 from datetime import datetime, timezone
 from pathlib import Path
-from cpgw_tray.history import History
-from cpgw_tray.status import LOOKS, State, Status
+from cpgw_tray.outlets.history import History
+from cpgw_tray.model.status import LOOKS, State, Status
 path = Path(sys.argv[1])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a refused write is EFBIG, not a signal
 size = path.stat().st_size
@@ -96,8 +105,8 @@ WRITER = """
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from cpgw_tray.history import History
-from cpgw_tray.status import LOOKS, State, Status
+from cpgw_tray.outlets.history import History
+from cpgw_tray.model.status import LOOKS, State, Status
 history = History(Path(sys.argv[1]), sys.argv[2], max_bytes=600, backups=400)
 start = datetime(2026, 11, 27, tzinfo=timezone.utc)
 for n in range(300):

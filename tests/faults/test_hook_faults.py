@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cpgw_tray.children import RING
-from cpgw_tray.hooks import Hooks
-from cpgw_tray.status import LOOKS, State, Status
+from cpgw_tray.model.status import LOOKS, State, Status
+from cpgw_tray.outlets.hooks import Hooks
+from cpgw_tray.process.children import RING
 
 from ..conftest import wait_for
 
@@ -63,7 +63,7 @@ def test_a_hook_flooding_its_outputs_costs_no_memory_and_no_disk(
     script = tmp_path / "flood.py"
     script.write_text(FLOOD)
     kinds = tmp_path / "kinds"
-    caplog.set_level(logging.INFO, logger="cpgw_tray.hooks")
+    caplog.set_level(logging.INFO, logger="cpgw_tray.outlets.hooks")
     hooks = Hooks([sys.executable, str(script), str(kinds)], url="https://127.0.0.1:5000")
     rss = PeakRss()
     hooks.start()

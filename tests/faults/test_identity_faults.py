@@ -13,15 +13,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cpgw_tray import identity
-from cpgw_tray.backends.dummy import DummyBackend
-from cpgw_tray.config import load
 from cpgw_tray.constants import MAIN_CLASS
-from cpgw_tray.gatewayctl import GatewayControl
-from cpgw_tray.gwfolder import is_gateway_folder
-from cpgw_tray.launcher import port_answers
+from cpgw_tray.process import identity
+from cpgw_tray.process.folder import is_gateway_folder
+from cpgw_tray.process.launcher import port_answers
+from cpgw_tray.settings.config import load
 from cpgw_tray.simulator import make_gateway_dir
-from cpgw_tray.tray import TrayApp
+from cpgw_tray.tray.backends.dummy import DummyBackend
+from cpgw_tray.tray.gateway_menu import GatewayControl
+from cpgw_tray.tray.tray_app import TrayApp
 
 from ..conftest import free_port, run_cli, wait_for
 from ..gwprocs import gw_dir_fixture, port_of, start_outside  # noqa: F401  (fixture)

@@ -84,7 +84,7 @@ def test_a_default_config_of_the_wrong_kind_is_reported(kind: str) -> None:
 def test_a_pacing_file_of_the_wrong_kind_costs_one_line_not_the_check() -> None:
     shared = Path(os.environ["XDG_STATE_HOME"]) / "cpgw-tray" / "shared"
     with Simulator(port=0, rate_limit=False, scenario="ready") as sim:
-        from cpgw_tray.shared_state import url_key
+        from cpgw_tray.client.shared_state import url_key
 
         (shared / f"pacing-{url_key(sim.url)}.json").mkdir(parents=True)
         done = run("--url", sim.url, "status", "--json")
@@ -93,7 +93,7 @@ def test_a_pacing_file_of_the_wrong_kind_costs_one_line_not_the_check() -> None:
 
 
 def test_a_start_lock_that_is_a_folder_is_one_line(tmp_path: Path) -> None:
-    from cpgw_tray.identity import LaunchError, folder_lock, lock_path
+    from cpgw_tray.process.identity import LaunchError, folder_lock, lock_path
 
     lock_path(tmp_path).mkdir(parents=True)
     with pytest.raises(LaunchError, match="folder"), folder_lock(tmp_path, timeout=1):
@@ -101,7 +101,7 @@ def test_a_start_lock_that_is_a_folder_is_one_line(tmp_path: Path) -> None:
 
 
 def test_the_settings_watcher_never_waits_on_a_fifo(tmp_path: Path) -> None:
-    from cpgw_tray.settings_watch import fingerprint
+    from cpgw_tray.settings.watcher import fingerprint
 
     fifo = tmp_path / "config.toml"
     os.mkfifo(fifo)
@@ -170,7 +170,7 @@ def test_two_status_runs_in_one_second_share_the_budget_instead_of_a_429() -> No
 def test_status_behind_a_queue_of_other_processes_waits_its_turn() -> None:
     """Other processes booked the next slots (6 s of them, over the client's usual
     5 s): `status` waits for its own instead of a traceback."""
-    from cpgw_tray.shared_state import SharedSlots
+    from cpgw_tray.client.shared_state import SharedSlots
 
     with Simulator(port=0, rate_limit=True, penalty=60, scenario="ready") as sim:
         SharedSlots.for_gateway(sim.url).book("iserver/auth/status", 6.0, 1.1, 60.0)
@@ -180,7 +180,7 @@ def test_status_behind_a_queue_of_other_processes_waits_its_turn() -> None:
 
 
 def test_status_behind_a_queue_over_a_minute_says_so_at_once() -> None:
-    from cpgw_tray.shared_state import SharedSlots
+    from cpgw_tray.client.shared_state import SharedSlots
 
     with Simulator(port=0, rate_limit=True, penalty=60, scenario="ready") as sim:
         SharedSlots.for_gateway(sim.url).book("iserver/auth/status", 90.0, 1.1, 120.0)
@@ -198,7 +198,7 @@ def test_the_pacing_is_per_gateway() -> None:
         Simulator(port=0, rate_limit=True, penalty=60, scenario="ready") as one,
         Simulator(port=0, rate_limit=True, penalty=60, scenario="ready") as two,
     ):
-        from cpgw_tray.shared_state import url_key
+        from cpgw_tray.client.shared_state import url_key
 
         assert url_key(one.url) != url_key(two.url)
         for sim in (one, two):

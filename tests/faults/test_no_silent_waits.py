@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.cli import main
+from cpgw_tray.cli.main import main
 from cpgw_tray.simulator import make_gateway_dir
 
 from ..conftest import wait_for

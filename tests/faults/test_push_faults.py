@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.bulletins import Bulletins
-from cpgw_tray.config import load
-from cpgw_tray.poller import Poller
-from cpgw_tray.push import Push
-from cpgw_tray.push_link import PushLink
-from cpgw_tray.status import State, Status
+from cpgw_tray.care.bulletins import Bulletins
+from cpgw_tray.care.poller import Poller
+from cpgw_tray.care.push_link import PushLink
+from cpgw_tray.client.push import Push
+from cpgw_tray.model.status import State, Status
+from cpgw_tray.settings.config import load
 
 from ..conftest import wait_for
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from cpgw_tray import settings_file
-from cpgw_tray.config import ConfigError
-from cpgw_tray.settings_file import default_text, set_key
-from cpgw_tray.status import State
+from cpgw_tray.model.status import State
+from cpgw_tray.settings import file as settings_file
+from cpgw_tray.settings.config import ConfigError
+from cpgw_tray.settings.file import default_text, set_key
 
 from ..test_settings import save
 from ..test_settings_tray import entry, tray_with_settings

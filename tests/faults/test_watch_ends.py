@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray import watch
+from cpgw_tray.care.poller import Poller
+from cpgw_tray.cli import watch
 from cpgw_tray.constants import EXIT_IOERR, EXIT_SOFTWARE
-from cpgw_tray.poller import Poller
 
 from ..conftest import run_cli
 from .conftest import cli, reap
@@ -84,7 +84,7 @@ def test_a_worker_thread_that_dies_exits_70(
 def test_a_failure_at_start_up_exits_70(
     hostile: Hostile, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cpgw_tray import gateway
+    from cpgw_tray.client import api as gateway
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no client today")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cpgw_tray.gateway import GatewayClient
-from cpgw_tray.status import State
+from cpgw_tray.client.api import GatewayClient
+from cpgw_tray.model.status import State
 
 from ..conftest import wait_for
 from .conftest import cli, reap

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..ibkr_clock import Window, next_token_reset, next_window, window_at
-from ..maintenance import QUIET_AFTER
-from ..status import iso_utc
+from ..care.maintenance import QUIET_AFTER
+from ..model.ibkr_clock import Window, next_token_reset, next_window, window_at
+from ..model.status import iso_utc
 
 
 def _utc_now() -> datetime:

@@ -8,10 +8,10 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..config import ConfigError, read_conf_yaml
+from ..cli.options import UsageError
 from ..constants import LISTEN_FAILED
 from ..lifecycle import stop_on_signals, wait_until
-from ..options import UsageError
+from ..settings.config import ConfigError, read_conf_yaml
 from .model import SCENARIOS
 from .scaffold import FolderNotEmpty, make_gateway_dir
 from .server import Simulator

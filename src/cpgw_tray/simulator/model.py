@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..ibkr_clock import REGIONS, next_token_reset, window_at
+from ..model.ibkr_clock import REGIONS, next_token_reset, window_at
 from .clock import SimClock, describe, parse_moment
 
 log = logging.getLogger(__name__)

@@ -95,6 +95,11 @@ def test_no_table_is_one_unnamed_gateway_as_today(tmp_path: Path) -> None:
             "bad value for 'keepalive' in {path} line 3",
         ),
         ("[gateways.live]\nregion = 'eu'\n", "[gateways.live] in {path} line 1 names no url"),
+        ("gateways = 5\n", "'gateways' in {path}: expected tables such as [gateways.live]"),
+        (
+            '[gateways."live one"]\nurl = "https://127.0.0.1:5000"\n',
+            "gateway name 'live one' in {path} line 1: use letters, digits",
+        ),
     ],
 )
 def test_bad_tables_exit_64_with_one_line(

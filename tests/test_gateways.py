@@ -251,6 +251,9 @@ def test_watch_serves_both_runs_hooks_and_writes_history_per_gateway(
     named = [(r["gateway"], r["state"]) for r in rows if "state" in r]
     assert ("live", "ready") in named and ("paper", "logged_out") in named
     assert ("paper", "ready") in named
+    _code, history = run_cli("--config", str(path), "history", "--json", "--gateway", "paper")
+    mine = {r["gateway"] for r in map(json.loads, history.splitlines()) if "state" in r}
+    assert mine == {"paper"}
 
 
 # ---------------------------------------------------------------- a hanging gateway

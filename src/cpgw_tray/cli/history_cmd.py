@@ -15,7 +15,7 @@ from ..care.maintenance import IbkrClock
 from ..model.ibkr_clock import windows
 from ..outlets.history import History, Row, parse_since
 from ..outlets.timeline import gaps, render
-from .options import UsageError, resolve
+from .options import UsageError, gateways_of, resolve
 
 if TYPE_CHECKING:
     from ..outlets.history import History, Row
@@ -45,7 +45,8 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         path = write_timeline(history, Path(args.png), now, resolve(args), since=since)
         out.write(f"Wrote {path}\n")
         return 0
-    rows = with_gaps(history, since, now)
+    wanted = gateways_of(args)[0].name if getattr(args, "gateway", None) else None
+    rows = [row for row in with_gaps(history, since, now) if of_gateway(row, wanted)]
     if args.json:
         for row in rows:
             out.write(json.dumps(row.to_json()) + "\n")
@@ -63,6 +64,12 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
             f"{row.previous or '-':17}  {row.source or '-':5}  {detail}\n"
         )
     return 0
+
+
+def of_gateway(row: Row, name: str | None) -> bool:
+    """Whether ``row`` belongs with gateway ``name`` (None: every gateway); the watchers'
+    own rows belong with each."""
+    return name is None or row.state is None or row.gateway == name
 
 
 def with_gaps(history: History, since: datetime, now: datetime) -> list[Row]:
@@ -88,7 +95,8 @@ def write_timeline(
         raise UsageError("--since: the picture needs at least 10 minutes before now")
     clock = IbkrClock.from_config(config)
     shade = [(w.start, w.end) for w in windows(clock.region, start, now)] if clock.enabled else []
-    rows = list(history.rows())  # the state in force before the window counts too
+    # the state in force before the window counts too; a named gateway's rows only
+    rows = [row for row in history.rows() if of_gateway(row, config.gateway)]
     hours = (now - start).total_seconds() / 3600
     image = render(rows, now, hours=hours, shade=shade, seen=history.seen())
     path.parent.mkdir(parents=True, exist_ok=True)

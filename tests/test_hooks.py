@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 from cpgw_tray.model.status import LOOKS, State, Status
-from cpgw_tray.outlets.hooks import Hooks, parse_command
+from cpgw_tray.outlets.hooks import Hooks
+from cpgw_tray.settings.values import parse_command
 
 from .conftest import wait_for
 

@@ -20,9 +20,10 @@ import pytest
 
 from cpgw_tray.model.person import LOGIN_NEEDED, Event
 from cpgw_tray.outlets.notify import Notifier
-from cpgw_tray.outlets.notify_outbox import LIMIT, Message, Outbox, parse_quiet, urgent
+from cpgw_tray.outlets.notify_outbox import LIMIT, Message, Outbox, urgent
 from cpgw_tray.redaction import redact_notify_urls_in, redact_text, redact_url
 from cpgw_tray.settings.config import ConfigError, load
+from cpgw_tray.settings.values import parse_quiet
 
 from .conftest import run_cli
 

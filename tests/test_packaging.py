@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from cpgw_tray.model.status import LOOKS, State, Status
-from cpgw_tray.outlets.serve import Addr, HealthServer, Metrics, View
+from cpgw_tray.outlets.serve import HealthServer, Metrics, View
+from cpgw_tray.settings.values import Addr
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "packaging" / "docker"

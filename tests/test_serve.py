@@ -16,15 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cpgw_tray.model.status import LOOKS, State, Status
-from cpgw_tray.outlets.serve import (
-    Addr,
-    HealthServer,
-    Metrics,
-    ServeError,
-    View,
-    parse_addr,
-    parse_host_names,
-)
+from cpgw_tray.outlets.serve import HealthServer, Metrics, ServeError, View
+from cpgw_tray.settings.values import Addr, parse_addr, parse_host_names
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 

@@ -28,13 +28,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
 import subprocess
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..model.status import State, Status, iso_utc
 from ..model.urls import gateway_root
@@ -47,23 +46,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 EVENT_QUEUE = 100  # events waiting for their hook
-
-
-def parse_command(value: Any) -> list[str]:
-    """A hook command from a string (split like a shell would) or a list of strings.
-    Raises ValueError with one line."""
-    if isinstance(value, str):
-        try:
-            argv = shlex.split(value)
-        except ValueError as exc:
-            raise ValueError(f"cannot split {value!r} into words: {exc}") from None
-    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        argv = list(value)
-    else:
-        raise ValueError("expected a command: a string or a list of strings")
-    if not argv or not argv[0]:
-        raise ValueError("empty command")
-    return argv
 
 
 class _Runner:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from ..model.urls import is_loopback
 from ..redaction import redact_text, redact_url, register_url
-from .notify_outbox import Message, Outbox, parse_quiet, phone_text
+from ..settings.values import parse_quiet
+from .notify_outbox import Message, Outbox, phone_text
 
 if TYPE_CHECKING:
     from ..model.person import Event

@@ -17,69 +17,16 @@ The checks of ``notify_urls``, ``notify_on`` and ``notify_quiet`` live here too.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
-from typing import Any
 
 from ..model.ibkr_clock import next_token_reset
-from ..model.person import KINDS
-from ..redaction import redact_url
 
 LIMIT = 100
 HOLD = timedelta(seconds=30)
 URGENT_BEFORE_RESET = timedelta(hours=1)
 QUIET_LOOK = timedelta(minutes=1)  # how often held messages look whether quiet hours ended
-_SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-
-
-def parse_quiet(text: str) -> tuple[time, time]:
-    """``"23:00-07:00"`` as its start and end; ValueError with one line."""
-    match = _SPAN.match(text)
-    if match is None:
-        raise ValueError('expected local hours such as "23:00-07:00"')
-    h1, m1, h2, m2 = (int(part) for part in match.groups())
-    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
-        raise ValueError(f"{text.strip()!r} is not a time of day span (00:00 to 23:59)")
-    if (h1, m1) == (h2, m2):
-        raise ValueError(f"{text.strip()!r} starts and ends at the same time")
-    return time(h1, m1), time(h2, m2)
-
-
-def _words(value: Any, what: str, commas: bool) -> list[str]:
-    """A list of strings, or one string split at white space (and commas)."""
-    if isinstance(value, str):
-        return [word for word in re.split(r"[\s,]+" if commas else r"\s+", value) if word]
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return [v.strip() for v in value if v.strip()]
-    raise ValueError(f"expected a list of {what}")
-
-
-def check_urls(value: Any) -> tuple[str, ...]:
-    """``notify_urls``: Apprise URLs, never shown whole in an error."""
-    urls = _words(value, "Apprise URLs", commas=False)
-    for url in urls:
-        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://.", url):
-            raise ValueError(f"not an Apprise URL (service://…): {redact_url(url)}")
-    return tuple(dict.fromkeys(urls))
-
-
-def check_kinds(value: Any) -> tuple[str, ...]:
-    """``notify_on``: event kinds, or ``all``."""
-    kinds = [kind.lower() for kind in _words(value, "event kinds", commas=True)]
-    for kind in kinds:
-        if kind not in (*KINDS, "all"):
-            raise ValueError(f"unknown event kind {kind!r}; expected {', '.join(KINDS)} or all")
-    return tuple(dict.fromkeys(kinds))
-
-
-def check_quiet(value: Any) -> str:
-    """``notify_quiet``: ``"HH:MM-HH:MM"``, written back in that form."""
-    if not isinstance(value, str):
-        raise ValueError('expected local hours such as "23:00-07:00"')
-    start, end = parse_quiet(value)
-    return f"{start:%H:%M}-{end:%H:%M}"
 
 
 def in_quiet(span: tuple[time, time] | None, local: datetime) -> bool:

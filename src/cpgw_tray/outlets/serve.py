@@ -19,7 +19,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,69 +27,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ..model.status import State, Status
 from ..redaction import redact
+from ..settings.values import Addr
 from .httpd import DEFAULT_LIMITS, BoundedServer, Limits, Reply, Request
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger(__name__)
-
-ADDR_FORMS = "give PORT, HOST:PORT or [IPV6]:PORT, e.g. 5001 or 127.0.0.1:5001"
-_HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
-
-
-class Addr(NamedTuple):
-    """Where to listen."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_addr(text: str) -> Addr:
-    """``PORT`` (loopback), ``HOST:PORT`` or ``[IPV6]:PORT``. Raises ValueError, one line."""
-    value = text.strip() if isinstance(text, str) else ""
-    if not value:
-        raise ValueError(f"empty address; {ADDR_FORMS}")
-    if value.isdigit():
-        host, port_text = "127.0.0.1", value
-    elif value.startswith("["):
-        inside, sep, rest = value[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise ValueError(f"{value!r} is not [IPV6]:PORT; {ADDR_FORMS}")
-        try:
-            host = str(ipaddress.IPv6Address(inside))
-        except ValueError:
-            raise ValueError(f"{inside!r} is not an IPv6 address") from None
-        port_text = rest[1:]
-    else:
-        host, sep, port_text = value.rpartition(":")
-        if not sep or not host:
-            raise ValueError(f"{value!r} has no port or no host; {ADDR_FORMS}")
-        if ":" in host:
-            raise ValueError(f"put an IPv6 address in brackets: [{host}]:{port_text}")
-        if not _HOST_NAME.match(host):
-            raise ValueError(f"{host!r} is not a host name or address")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"{port_text!r} is not a port number (0-65535)")
-    return Addr(host, int(port_text))
-
-
-def parse_host_names(value: object) -> tuple[str, ...]:
-    """``serve_hosts``: a list of host names (or one string of names separated by commas
-    or spaces), lower-cased. Raises ValueError, one line."""
-    if isinstance(value, str):
-        names = [n for n in re.split(r"[\s,]+", value) if n]
-    elif isinstance(value, (list, tuple)) and all(isinstance(n, str) for n in value):
-        names = [n.strip() for n in value]
-    else:
-        raise ValueError('expected a list of host names, e.g. ["health.example.lan"]')
-    for name in names:
-        if not _HOST_NAME.match(name):
-            raise ValueError(f"{name!r} is not a host name or address (give no port)")
-    return tuple(dict.fromkeys(n.lower() for n in names))
 
 
 class View(NamedTuple):

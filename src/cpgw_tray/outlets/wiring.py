@@ -68,7 +68,8 @@ class Outlets:
         self.notifier: Notifier | None = None
         self._checked: dict[str | None, datetime] = {}  # the last check counted, by gateway
         if config.serve:
-            from .serve import HealthServer, Metrics, ServeError, parse_addr
+            from ..settings.values import parse_addr
+            from .serve import HealthServer, Metrics, ServeError
 
             self.metrics = Metrics(gateways=gateways)
             try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model.urls import check_url
+from .values import parse_addr, parse_command, parse_host_names
 
 
 def as_bool(value: Any) -> bool:
@@ -106,31 +107,14 @@ def as_level(value: Any) -> str:
 
 
 def as_addr(value: Any) -> str:
-    from ..outlets.serve import parse_addr
-
     if not isinstance(value, str):
         raise ValueError("expected an address string such as 127.0.0.1:5001")
     return str(parse_addr(value))
 
 
 def as_hosts(value: Any) -> tuple[str, ...]:
-    from ..outlets.serve import parse_host_names
-
     return parse_host_names(value)
 
 
 def as_command(value: Any) -> tuple[str, ...]:
-    from ..outlets.hooks import parse_command
-
     return tuple(parse_command(value))
-
-
-def notify_check(name: str) -> Callable[[Any], Any]:
-    """A check of the phone's settings, kept with them (:mod:`.notify_outbox`)."""
-
-    def check(value: Any) -> Any:
-        from ..outlets import notify_outbox
-
-        return getattr(notify_outbox, name)(value)
-
-    return check

@@ -27,8 +27,8 @@ from .checks import (
     as_region,
     as_url,
     as_zone,
-    notify_check,
 )
+from .values import check_kinds, check_quiet, check_urls
 
 DEFAULT_URL = "https://127.0.0.1:5000"
 NOTIFY_ON = ("login_needed", "login_reminder", "competing", "take_over", "dropped", "logged_in")
@@ -304,7 +304,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "notify_urls",
         "tuple[str, ...]",
-        notify_check("check_urls"),
+        check_urls,
         (),
         "Phone and chat messages through Apprise URLs (`ntfy://topic`, `tgram://token/chat`, "
         "`pover://user@token`, `json://host/path`, …; needs `pip install "
@@ -316,7 +316,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "notify_on",
         "tuple[str, ...]",
-        notify_check("check_kinds"),
+        check_kinds,
         NOTIFY_ON,
         'The events that go to `notify_urls` (see *Events*); `["all"]` sends every event '
         "and every state change.",
@@ -325,7 +325,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "notify_quiet",
         "str | None",
-        notify_check("check_quiet"),
+        check_quiet,
         None,
         'Local hours such as `"23:00-07:00"` when messages wait, to go out as one summary '
         "after; a login needed in the hour before IBKR's weekly token reset still goes.",

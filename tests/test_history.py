@@ -60,7 +60,8 @@ def test_one_row_per_change_with_the_previous_state(tmp_path: Path) -> None:
     assert [r.previous for r in rows] == previous
     assert {r.source for r in rows} == {"watch"} and rows[0].url == "https://127.0.0.1:5000/"
     line = json.loads((tmp_path / "h.jsonl").read_text().splitlines()[0])
-    assert set(line) == {"at", "state", "previous", "detail", "url", "source"}
+    assert set(line) == {"at", "state", "previous", "detail", "url", "source", "gateway"}
+    assert line["gateway"] is None  # no table names it
     assert line["at"] == "2026-11-27T00:00:00.000Z"
 
 

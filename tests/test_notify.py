@@ -378,6 +378,29 @@ def test_all_sends_state_changes_too(catcher: Catcher) -> None:
     assert catcher.wait(1) == ["The gateway on tradebox: Gateway not running. Start it."]
 
 
+def test_each_gateway_changes_on_its_own_and_is_named(catcher: Catcher) -> None:
+    """Two gateways' statuses interleaved: only paper's own change goes out, naming it;
+    its login event too."""
+    from dataclasses import replace
+
+    from cpgw_tray.model.status import LOOKS, State, Status
+
+    sender = notifier([catcher.url()], Wall(), kinds=("all",))
+
+    def status(state: State, gateway: str) -> Status:
+        return Status(state, LOOKS[state].label, "Log in.", checked_at=T0, gateway=gateway)
+
+    for state in (State.LOGGED_OUT, State.LOGGED_OUT, State.READY):
+        sender.status(status(State.READY, "live"))
+        sender.status(status(state, "paper"))
+    sender.step()
+    assert catcher.wait(1) == ["The gateway paper on tradebox: Ready. Log in."]
+    events = notifier([catcher.url()], Wall(), kinds=("login_needed",))
+    events.event(replace(ev("login_needed", T0), gateway="paper"))
+    events.step()
+    assert catcher.wait(2)[1].startswith("paper: IBKR needs you to log in")
+
+
 # ------------------------------------------------------------------ notify --test
 
 

@@ -207,7 +207,9 @@ def test_on_event_sees_login_needed_and_take_over_and_on_change_only_state_chang
                 "event": run["env"]["CPGW_EVENT"],
                 "message": run["env"]["CPGW_MESSAGE"],
                 "at": run["env"]["CPGW_AT"],
+                "gateway": None,  # no [gateways.NAME] table
             }
+            assert run["env"]["CPGW_GATEWAY"] == ""
             assert "CPGW_STATE" not in run["env"]
         watch.outlets.stop()  # a run still to come would show here
         changes = runs(change_file)

@@ -167,7 +167,12 @@ def test_watch_prints_the_login_events(sim: Simulator) -> None:
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     said = [line for line in lines if "event" in line]
     assert [line["event"] for line in said] == ["login_needed", "dropped"] + ["login_reminder"] * 5
-    assert said[0]["message"] == LOGIN_NEEDED and set(said[0]) == {"event", "message", "at"}
+    assert said[0]["message"] == LOGIN_NEEDED and set(said[0]) == {
+        "event",
+        "message",
+        "at",
+        "gateway",
+    }
     first = datetime.fromisoformat(said[0]["at"].replace("Z", "+00:00"))
     assert said[1]["message"] == "Not ready any more: Logged out" and said[1]["at"] == said[0]["at"]
     second = datetime.fromisoformat(said[2]["at"].replace("Z", "+00:00"))

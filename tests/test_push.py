@@ -135,6 +135,7 @@ def test_bulletin_event_line_shape() -> None:
         "id": "17",
         "message": "Halt",
         "at": "2026-12-03T09:00:00.000Z",
+        "gateway": None,  # no [gateways.NAME] table
     }
 
 
@@ -232,10 +233,10 @@ def test_metrics_tell_push_and_count_bulletins() -> None:
     metrics.bulletin()
     metrics.bulletin()
     body, _ = metrics.render(replace(make(State.READY), push="connected"))
-    assert b"cpgw_tray_push_connected 1.0" in body
-    assert b"cpgw_tray_bulletins_total 2.0" in body
+    assert b'cpgw_tray_push_connected{gateway=""} 1.0' in body
+    assert b'cpgw_tray_bulletins_total{gateway=""} 2.0' in body
     body, _ = metrics.render(replace(make(State.READY), push="connecting"))
-    assert b"cpgw_tray_push_connected 0.0" in body
+    assert b'cpgw_tray_push_connected{gateway=""} 0.0' in body
 
 
 def test_evidence_asked_before_a_429_waits_for_its_back_off() -> None:

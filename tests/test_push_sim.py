@@ -183,7 +183,7 @@ def test_watch_json_prints_a_bulletin_once_across_restarts(ready_sim: Simulator)
             got = _lines_until(lines, lambda line, last=str(idents[-1]): line.get("id") == last)
             bulletins = [line for line in got if line.get("event") == "bulletin"]
             assert [b["id"] for b in bulletins] == shown, f"run {run}"
-            assert set(bulletins[0]) == {"event", "id", "message", "at"}
+            assert set(bulletins[0]) == {"event", "id", "message", "at", "gateway"}
             assert bulletins[0]["message"] == f"news {shown[0]}"
         finally:
             proc.terminate()

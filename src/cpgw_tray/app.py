@@ -223,7 +223,7 @@ def run_tray(
                 log_path=log_path,
                 now=now or partial(datetime.now, timezone.utc),
                 # the trader's own tray: its pause is seen by `watch` and `status --json`
-                pause_file=pause_path() if record_history else None,
+                pause_file=pause_path(config.gateway) if record_history else None,
             )
             built.append(app)
             if problem:  # the settings were fixed after start: their outlets open now

@@ -59,7 +59,7 @@ def test_watch_into_head_ends_within_an_interval_while_nothing_changes(hostile: 
 def test_a_failure_while_printing_exits_70_after_logging(
     hostile: Hostile, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(status: object) -> str:
+    def broken(status: object, named: bool = False) -> str:
         raise RuntimeError("printing broke")
 
     monkeypatch.setattr(watch, "human", broken)

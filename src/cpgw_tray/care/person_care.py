@@ -48,10 +48,12 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def pause_path() -> Path:
+def pause_path(gateway: str | None = None) -> Path:
+    """Where the pause of ``gateway`` (a ``[gateways.NAME]``; None: the unnamed one) is
+    kept: each gateway is paused on its own."""
     from .. import paths
 
-    return paths.state_dir() / PAUSE_FILE
+    return paths.state_dir() / (PAUSE_FILE + (f"-{gateway}" if gateway else ""))
 
 
 def read_pause(path: Path, now: datetime) -> datetime | None:

@@ -39,12 +39,13 @@ class Bulletin(Event):
 
     ident: str = ""
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str | None]:
         return {
             "event": "bulletin",
             "id": self.ident,
             "message": self.message,
             "at": iso_utc(self.at),
+            "gateway": self.gateway,
         }
 
 

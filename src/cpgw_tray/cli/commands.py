@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..care.maintenance import IbkrClock
 from ..care.person_care import pause_path, read_pause
@@ -20,15 +21,20 @@ from ..lifecycle import tell
 from ..model.status import LOOKS, State, Status
 from ..model.urls import gateway_root
 from ..tray.opener import why_not_opened
-from .options import resolve
+from .options import gateways_of, resolve
+
+if TYPE_CHECKING:
+    from ..settings.config import Config
 
 QUEUE_WAIT = 60.0  # the longest `status` waits behind other processes' booked checks
 
 
-def human(status: Status) -> str:
-    """One line for people: state, label, what to do."""
+def human(status: Status, named: bool = False) -> str:
+    """One line for people: state, label, what to do; ``named`` (several gateways shown):
+    the gateway's name first."""
     latency = f", {status.latency_ms:.0f} ms" if status.latency_ms is not None else ""
-    return f"{status.state.value}: {status.label} — {status.detail} [{status.url}{latency}]"
+    name = f"{status.gateway}: " if named and status.gateway else ""
+    return f"{name}{status.state.value}: {status.label} — {status.detail} [{status.url}{latency}]"
 
 
 def arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -67,8 +73,21 @@ def held_back(url: str, wait: float) -> Status:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    """One line (or JSON object) per gateway, in the settings' order, all checked at
+    once; the exit code is the highest of theirs."""
+    gateways = gateways_of(args)
+    with ThreadPoolExecutor(max_workers=len(gateways)) as pool:
+        statuses = list(pool.map(lambda gateway: check_once(gateway.config), gateways))
+    for status in statuses:  # a pause made in the tray (or for `watch`): scripts see it too
+        paused = read_pause(pause_path(status.gateway), datetime.now(timezone.utc))
+        status = replace(status, paused_until=paused)
+        line = json.dumps(status.to_json()) if args.json else human(status, len(statuses) > 1)
+        out.write(line + "\n")
+    return max(status.exit_code for status in statuses)
 
-    config = resolve(args)
+
+def check_once(config: Config) -> Status:
+    """One check of one gateway, its name on the verdict."""
     client = client_for(config)
     client.max_wait = QUEUE_WAIT  # behind other processes' checks: wait for our turn
     tell(f"asking {config.url} … up to {config.timeout:g} s")
@@ -83,10 +102,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         status = held_back(client.url_for(AUTH_STATUS), held.wait)
     finally:
         client.close()
-    # A pause made in the tray (or for `watch`): scripts see it too.
-    status = replace(status, paused_until=read_pause(pause_path(), datetime.now(timezone.utc)))
-    out.write((json.dumps(status.to_json()) if args.json else human(status)) + "\n")
-    return status.exit_code
+    return replace(status, gateway=config.gateway)
 
 
 def cmd_action(args: argparse.Namespace, out: TextIO) -> int:

@@ -9,6 +9,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -16,8 +17,9 @@ from ..constants import EXIT_CANT_CREATE, EXIT_OK
 from ..redaction import redact_url
 from ..settings.config import KEYS, Config, file_path
 from ..settings.file import init_file, toml_value
+from ..settings.gateways import PER_GATEWAY
 from ..tray.opener import open_path
-from .options import resolve
+from .options import gateways_of
 
 
 def arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -54,21 +56,35 @@ def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
         elif args.init:
             out.write(f"{path} already exists: left untouched\n")
         return _edit(path, out) if args.edit else EXIT_OK
-    out.write(render(resolve(args), path))
+    gateways = gateways_of(args)
+    if gateways[0].name is None:
+        out.write(render(gateways[0].config, path))
+        return EXIT_OK
+    shared = [key for key in KEYS if key not in PER_GATEWAY]
+    out.write(render(gateways[0].config, path, shared))
+    for gateway in gateways:
+        out.write(f"\n[gateways.{gateway.name}]\n")
+        out.write(render(gateway.config, None, PER_GATEWAY))
     return EXIT_OK
 
 
-def render(config: Config, path: Path) -> str:
-    """One line per key: ``name = value  # where it came from``."""
+def render(config: Config, path: Path | None, keys: Iterable[str] = KEYS) -> str:
+    """One line per key: ``name = value  # where it came from``; the file's path first
+    (none: a gateway's table, under the file's)."""
 
-    there = "" if path.is_file() else " (not there: the defaults apply; `config --init` writes it)"
-    lines = [f"# settings file: {path}{there}"]
-    for name in KEYS:
+    lines = []
+    if path is not None:
+        there = (
+            "" if path.is_file() else " (not there: the defaults apply; `config --init` writes it)"
+        )
+        lines.append(f"# settings file: {path}{there}")
+    for name in keys:
         value = getattr(config, name)
         if name == "notify_urls":  # their tokens and passwords stay hidden
             value = tuple(redact_url(url) for url in value)
         shown = "unset" if value is None else toml_value(value)
-        lines.append(f"{name} = {shown}".ljust(48) + f"  # {config.sources.get(name, 'default')}")
+        where = config.sources.get(name, "default") if value is not None else "default"
+        lines.append(f"{name} = {shown}".ljust(48) + f"  # {where}")
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ from typing import TextIO
 
 from ..constants import EXIT_NOT_PERMITTED
 from ..outlets.doctor import Check, Doctor, save_bundle
-from .options import resolve
+from .options import gateways_of
 
 
 def arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -22,14 +22,19 @@ def arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
 
-    config = resolve(args, gateway_dir=args.dir)
-    folder = config.gateway_dir or "looked for in the usual places"
-    out.write(f"Checking {config.url} (from {config.url_source}); gateway folder: {folder}\n")
+    gateways = gateways_of(args, gateway_dir=args.dir)  # two on one port: exit 64 naming both
     checks: list[Check] = []
-    for check in Doctor(config).checks():  # each verdict as it comes
-        checks.append(check)
-        out.write(check.line() + "\n")
-        out.flush()
+    for gateway in gateways:  # each gateway the settings name, in their order
+        config = gateway.config
+        folder = config.gateway_dir or "looked for in the usual places"
+        named = f"gateway {gateway.name}: " if gateway.name else ""
+        out.write(
+            f"Checking {named}{config.url} (from {config.url_source}); gateway folder: {folder}\n"
+        )
+        for check in Doctor(config).checks():  # each verdict as it comes
+            checks.append(check)
+            out.write(check.line() + "\n")
+            out.flush()
     failed = [c for c in checks if c.ok is False]
     skipped = [c.name for c in checks if c.ok is None]
     if failed:
@@ -39,6 +44,6 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write("All checks passed.\n")
     if args.bundle:
-        path = save_bundle(Path(args.bundle), config, checks)
+        path = save_bundle(Path(args.bundle), gateways[0].config, checks)
         out.write(f"Diagnostics bundle: {path}\n")
     return EXIT_NOT_PERMITTED if failed else 0

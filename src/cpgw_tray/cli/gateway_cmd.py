@@ -13,6 +13,7 @@ import json
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -33,12 +34,13 @@ from ..process.identity import LaunchError, log_of
 from ..process.launcher import AlreadyRunning, Cancelled, Launcher, find_directory
 from ..process.output import tail
 from ..process.stopping import stop_gateway
-from ..settings.config import load
-from .options import Parser, UsageError, shared_options
+from ..settings.gateways import names
+from .options import Parser, UsageError, gateways_of, shared_options
 
 if TYPE_CHECKING:
     from ..process.identity import Gateway
 
+ACTS = ("start", "stop", "restart")  # these need one gateway when several are configured
 ACTIONS = [
     ("start", "launch the gateway from its folder (bin/run.sh root/conf.yaml)"),
     ("stop", "stop the gateway and every process it started"),
@@ -142,9 +144,18 @@ def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _gateway(args: argparse.Namespace, out: TextIO) -> int:
-    config = load({"gateway_dir": args.dir}, config_path=getattr(args, "config", None))
-    named = Path(config.gateway_dir).expanduser() if config.gateway_dir else None
+    gateways = gateways_of(args, gateway_dir=args.dir)
     action = args.gateway_command
+    if len(gateways) > 1 and action in ACTS:
+        raise UsageError(
+            f"several gateways are configured: choose one with --gateway NAME ({names(gateways)})"
+        )
+    config = gateways[0].config
+    if len(gateways) > 1:  # status and logs: every running gateway, as with no folder named
+        config = replace(config, gateway_dir=None)
+    elif gateways[0].name is not None and not config.gateway_dir and action in ACTS:
+        raise UsageError(f"gateway '{gateways[0].name}' names no gateway_dir to {action}")
+    named = Path(config.gateway_dir).expanduser() if config.gateway_dir else None
     if named is not None and action != "start":
         wrong = problems(named)
         if wrong:

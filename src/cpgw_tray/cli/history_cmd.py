@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from .. import paths
-from ..outlets.history import History, Row, parse_since
+from ..outlets.history import History, Row, of_gateway, parse_since
 from ..outlets.timeline import gaps, write_timeline
-from .options import UsageError, resolve
+from .options import UsageError, gateways_of, resolve
 
 if TYPE_CHECKING:
     from ..outlets.history import History, Row
@@ -45,7 +45,8 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
             raise UsageError(str(exc)) from None
         out.write(f"Wrote {path}\n")
         return 0
-    rows = with_gaps(history, since, now)
+    wanted = gateways_of(args)[0].name if getattr(args, "gateway", None) else None
+    rows = [row for row in with_gaps(history, since, now) if of_gateway(row, wanted)]
     if args.json:
         for row in rows:
             out.write(json.dumps(row.to_json()) + "\n")
@@ -55,7 +56,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     out.write(f"{'when':19}  {'state':17}  {'was':17}  {'by':5}  detail\n")
     for row in rows:
-        detail = " ".join(row.detail.split())
+        detail = (f"{row.gateway}: " if row.gateway else "") + " ".join(row.detail.split())
         detail = detail if len(detail) <= 70 else detail[:69] + "…"
         what = row.state or (row.event or "").replace("_", " ")
         out.write(

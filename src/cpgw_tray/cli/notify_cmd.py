@@ -11,7 +11,7 @@ from typing import TextIO
 from ..constants import EXIT_NOT_SENT, EXIT_OK, EXIT_USAGE
 from ..outlets.notify import AppriseMissing, computer_name, deliver, hide
 from ..redaction import redact_url
-from .options import UsageError, resolve
+from .options import UsageError, gateways_of
 
 
 def arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def cmd_notify(args: argparse.Namespace, out: TextIO) -> int:
 
     if not args.test:
         raise UsageError("notify: say --test to send a test message to each URL")
-    config = resolve(args)
+    config = gateways_of(args)[0].config  # the phone settings every gateway shares
     if not config.notify_urls:
         print(
             "cpgw-tray: no notification URL: set notify_urls in the settings or give --notify URL",

@@ -9,9 +9,11 @@ repeatable ``--notify`` keeps both: URLs given before and after the sub-command 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any, NoReturn
 
-from ..settings.config import Config, load
+from ..settings.config import Config, ConfigError
+from ..settings.gateways import Gateway, names, resolve_all
 from ..settings.table import FLAGS
 
 
@@ -58,6 +60,12 @@ def add_shared(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
         default=unset,
         metavar="S",
         help="seconds between keep-alive tickles, 0 = off (60)",
+    )
+    group.add_argument(
+        "--gateway",
+        default=unset,
+        metavar="NAME",
+        help="the [gateways.NAME] table to act on, when the settings name several",
     )
     group.add_argument(
         "--config", default=unset, metavar="PATH", help="config file (default: user config dir)"
@@ -154,7 +162,19 @@ def show_settings(parser: argparse.ArgumentParser, config: Config) -> None:
 
 
 def resolve(args: argparse.Namespace, **extra: Any) -> Config:
-    """Settings from every source, the command line last."""
+    """Settings from every source, the command line last, for the one gateway a command
+    acts on: several configured and none chosen is a settings error naming them."""
+    gateways = gateways_of(args, **extra)
+    if len(gateways) > 1:  # a settings error: a running tray shows it, keeps what it has
+        raise ConfigError(
+            f"{len(gateways)} gateways are configured: choose one with --gateway NAME "
+            f"({names(gateways)})"
+        )
+    return gateways[0].config
+
+
+def gateways_of(args: argparse.Namespace, **extra: Any) -> list[Gateway]:
+    """Every gateway the settings name (or the one ``--gateway`` chose), in their order."""
     # every key with a flag (the outlets' only where add_outlets() added them)
     overrides: dict[str, Any] = {key: getattr(args, key, None) for key in FLAGS}
     urls = [
@@ -164,4 +184,9 @@ def resolve(args: argparse.Namespace, **extra: Any) -> Config:
     overrides["notify_urls"] = urls or None
     overrides["insecure"] = True if overrides["insecure"] else None
     overrides.update(extra)
-    return load(overrides, config_path=getattr(args, "config", None))
+    return resolve_all(
+        overrides,
+        config_path=getattr(args, "config", None),
+        env=os.environ,
+        selected=getattr(args, "gateway", None),
+    )

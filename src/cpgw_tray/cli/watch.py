@@ -7,7 +7,9 @@ policies, :mod:`cpgw_tray.care.person_care`, honouring a pause made in the tray)
 ``cpgw-tray.log`` as well as stderr. With ``--serve``, ``--exec``, ``--on-event`` and
 ``notify_urls`` it also answers health probes, runs a command at each change or event,
 and messages the phone (:mod:`.outlets`). With ``push`` it holds the gateway's websocket
-(:mod:`.push_link`): drops seen at once, IBKR's bulletins printed as event lines.
+(:mod:`.push_link`): drops seen at once, IBKR's bulletins printed as event lines. With
+several gateways configured (and no ``--gateway``) it watches each with its own poller
+and websocket (:mod:`.fleet`), every line naming it.
 
 It never dies quietly: only Ctrl-C, SIGTERM or a closed pipe end it with 0, at once and
 quietly (a reader that went away is noticed within an interval even when nothing is
@@ -31,7 +33,7 @@ from ..constants import EXIT_IOERR, EXIT_SOFTWARE
 from ..lifecycle import SLICE, hangup_probe, silence_stdout, stop_on_signals
 from ..model.status import Status
 from .commands import human
-from .options import UsageError, add_outlets, resolve
+from .options import UsageError, add_outlets, gateways_of
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -65,8 +67,9 @@ class Printer:
     ) -> None:
         self.out, self.as_json, self.stop = out, as_json, stop
         self.history = history
-        self._last: tuple[object, ...] | None = None
+        self._last: dict[str | None, tuple[object, ...]] = {}  # by gateway
         self._lock = threading.Lock()
+        self.named = False  # several gateways: each line names its own
         self.pipe_closed = False
         self.failed: tuple[int, str] | None = None
 
@@ -78,14 +81,15 @@ class Printer:
         with self._lock:
             times = (status.maintenance_until, status.next_maintenance, status.paused_until)
             key = (*status.view_key(), *times, status.push)
-            if self.stop.is_set() or key == self._last:
+            if self.stop.is_set() or key == self._last.get(status.gateway):
                 return
-            self._last = key
+            self._last[status.gateway] = key
             try:
                 if self.as_json:
                     line = json.dumps(status.to_json())
                 else:
-                    line = f"{_stamp(status.checked_at)} {human(status)}{note(status)}"
+                    said = human(status, self.named)
+                    line = f"{_stamp(status.checked_at)} {said}{note(status)}"
                     if status.paused_until is not None:
                         line += f" [paused until {status.paused_until.astimezone():%H:%M}]"
                     if status.push is not None:
@@ -102,7 +106,8 @@ class Printer:
                 return
             try:
                 line = json.dumps(event.to_json()) if self.as_json else None
-                line = line or f"{_stamp(event.at)} {event.kind}: {event.message}"
+                named = f"{event.gateway}: " if self.named and event.gateway else ""
+                line = line or f"{_stamp(event.at)} {named}{event.kind}: {event.message}"
             except Exception:
                 self.fail(EXIT_SOFTWARE, "printing an event failed")
                 return
@@ -160,7 +165,7 @@ def push_link(
         history.record_event("bulletin", bulletin.at, bulletin.message, config.url, bulletin.ident)
         on_event(bulletin)
         if outlets.metrics is not None:
-            outlets.metrics.bulletin()
+            outlets.metrics.bulletin(config.gateway)
 
     bulletins = Bulletins(paths.bulletins_file(), config.url)
     return PushLink(
@@ -191,19 +196,24 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
 
 def _watch(args: argparse.Namespace, out: TextIO) -> int:
     from .. import logs, paths
+    from ..care.fleet import Fleet
     from ..care.person_care import pause_path
     from ..care.pipeline import Pipeline
     from ..client.api import client_for
     from ..outlets.history import History
-    from ..outlets.wiring import Outlets, poller_view
+    from ..outlets.wiring import Outlets
+    from ..settings.gateways import Gateway
 
-    config = resolve(args)
+    gateways = gateways_of(args)
+    config = gateways[0].config  # the settings every gateway shares: outlets, the log
     log_path = logs.to_file(config.log_level)
     logs.catch_uncaught()
     stop = threading.Event()
     history = History(paths.history_file(), "watch")
     printer = Printer(out, args.json, stop, history)
-    outlets = Outlets(config, lambda: poller_view(poller))  # binds --serve's port now
+    printer.named = len(gateways) > 1
+    names = [gateway.name for gateway in gateways]
+    outlets = Outlets(config, lambda: fleet.views(), gateways=names)  # binds --serve's port
     links: list[PushLink] = []
 
     def on_status(status: Status) -> None:
@@ -216,29 +226,38 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
         printer.event(event)
         outlets.event(event)
 
-    client = client_for(config)
-    outlets.attach(client)
-    poller = Pipeline(
-        config, client, on_status, log_path=log_path, on_event=on_event, pause_file=pause_path()
-    ).poller
-    if config.push:
-        links.append(push_link(config, client, poller, on_event, history, outlets))
+    def build(
+        gateway: Gateway, to: Callable[[Status], None], events: Callable[[Event], None]
+    ) -> Poller:
+        client = client_for(gateway.config)
+        outlets.attach(client, gateway.name)
+        poller = Pipeline(
+            gateway.config,
+            client,
+            to,
+            log_path=log_path,
+            on_event=events,
+            pause_file=pause_path(gateway.name),
+        ).poller
+        if gateway.config.push:
+            links.append(push_link(gateway.config, client, poller, events, history, outlets))
+        return poller
+
+    fleet = Fleet(gateways, build, on_status, on_event)
     restore = stop_on_signals(stop)
     try:
         outlets.start()
         history.started()
-        poller.start()
+        fleet.start()
         for link in links:
             link.start()
-        _wait(
-            stop, printer, [*poller.threads, *outlets.threads()], min(config.interval, LOOK_EVERY)
-        )
+        _wait(stop, printer, [*fleet.threads, *outlets.threads()], min(config.interval, LOOK_EVERY))
     except KeyboardInterrupt:  # Ctrl-C before the handler was in place, or on Windows
         pass
     finally:
         for link in links:
             link.stop()
-        poller.stop()
+        fleet.stop()
         history.stopped()
         outlets.stop()
         restore()

@@ -23,7 +23,7 @@ there and handed to :meth:`cpgw_tray.care.person_care.PersonCare.tell`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .status import State, Status
@@ -60,11 +60,13 @@ class Event:
     kind: str
     message: str
     at: datetime
+    gateway: str | None = field(default=None, kw_only=True)  # its [gateways.NAME], or None
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str | None]:
         from .status import iso_utc
 
-        return {"event": self.kind, "message": self.message, "at": iso_utc(self.at)}
+        at = iso_utc(self.at)
+        return {"event": self.kind, "message": self.message, "at": at, "gateway": self.gateway}
 
 
 def needs_login(status: Status) -> bool:

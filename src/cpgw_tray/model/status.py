@@ -137,6 +137,7 @@ class Status:
     next_maintenance: datetime | None = None  # and the start of the next window
     paused_until: datetime | None = None  # session care paused by the person (person_care.py)
     push: str | None = None  # the websocket (push.py): connected, connecting, off; None: not asked
+    gateway: str | None = None  # the [gateways.NAME] it is of; None when none is named
 
     @property
     def look(self) -> Look:

@@ -2,7 +2,8 @@
 ``watch``, in the platform's state folder; bounded and rotated; and when each watcher was
 running, so a gap in watching is told as one, never as the last state.
 
-State row: ``{"at": ISO UTC, "state", "previous", "detail", "url", "source": "tray"|"watch"}``.
+State row: ``{"at": ISO UTC, "state", "previous", "detail", "url", "source": "tray"|"watch",
+"gateway": NAME or null}``.
 Event row (an ``event`` key and no ``state``): ``{"at", "event": "started"|"stopped",
 "detail", "source"}``: a watcher began or ended; ``{"at", "event": "bulletin", "id",
 "detail", "url", "source"}``: an IBKR bulletin from the websocket, shown once (readers
@@ -64,6 +65,7 @@ class Row:
     event: str | None = None
     until: datetime | None = None
     ident: str | None = None  # a bulletin's id
+    gateway: str | None = None  # the [gateways.NAME] whose state it is
 
     def to_json(self) -> dict[str, Any]:
         if self.event is not None:
@@ -81,6 +83,7 @@ class Row:
             "detail": self.detail,
             "url": self.url,
             "source": self.source,
+            "gateway": self.gateway,
         }
 
 
@@ -107,7 +110,7 @@ def _row(data: Any) -> Row | None:
         state = State(str(data["state"])).value
     except ValueError:
         return None
-    previous = data.get("previous")
+    previous, gateway = data.get("previous"), data.get("gateway")
     return Row(
         at,
         state,
@@ -115,6 +118,7 @@ def _row(data: Any) -> Row | None:
         detail,
         str(data.get("url", "")),
         source,
+        gateway=gateway if isinstance(gateway, str) else None,
     )
 
 
@@ -136,7 +140,7 @@ class History:
         self.backups = backups
         self._now = now or (lambda: datetime.now(timezone.utc))
         self._lock = threading.Lock()
-        self._last: State | None = None
+        self._last: dict[str | None, State] = {}  # by gateway name
         self._beat: datetime | None = None  # the last finished check saved as seen
         self._refused = False  # the symlink refusal is logged once
 
@@ -151,9 +155,10 @@ class History:
         :data:`HEARTBEAT`). A disk that refuses costs a log line, never the watcher."""
         with self._lock:
             at = status.checked_at or self._now()
-            changed = status.state is not self._last
+            previous = self._last.get(status.gateway)
+            changed = status.state is not previous
             if changed:
-                previous, self._last = self._last, status.state
+                self._last[status.gateway] = status.state
                 row = Row(
                     at,
                     status.state.value,
@@ -161,6 +166,7 @@ class History:
                     status.detail,
                     gateway_root(status.url) if status.url else "",
                     self.source,
+                    gateway=status.gateway,
                 )
                 self._guarded(lambda: self._append([row]))
             checked = status.checked_at
@@ -363,3 +369,9 @@ def parse_since(text: str, now: datetime) -> datetime:
             "like 2026-11-28T09:00"
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def of_gateway(row: Row, name: str | None) -> bool:
+    """Whether ``row`` belongs with gateway ``name`` (None: every gateway); the watchers'
+    own rows belong with each."""
+    return name is None or row.state is None or row.gateway == name

@@ -2,10 +2,11 @@
 at every event (``on_event``, ``--on-event``), each one run at a time.
 
 The command is a list of strings, or one string split like a shell would (``shlex``) but
-run without a shell. It gets ``CPGW_STATE``, ``CPGW_PREVIOUS``, ``CPGW_DETAIL`` and
-``CPGW_URL`` in its environment and the status JSON on stdin. The first verdict counts
-as a change from ``unknown``. Changes that happen while a run is going collapse into one
-run with the latest state, whose ``CPGW_PREVIOUS`` is the state the last run was given:
+run without a shell. It gets ``CPGW_STATE``, ``CPGW_PREVIOUS``, ``CPGW_DETAIL``,
+``CPGW_URL`` and ``CPGW_GATEWAY`` (the gateway's name, empty when none is named) in its
+environment and the status JSON on stdin. The first verdict counts as a change from
+``unknown``. Changes of one gateway that happen while a run is going collapse into one
+run with its latest state, whose ``CPGW_PREVIOUS`` is the state the last run was given:
 runs come in order and never repeat a transition.
 
 A run past the timeout is killed with its whole process group; whatever a hook leaves
@@ -17,9 +18,9 @@ end of stderr (redacted) and the bytes dropped are logged; a failing hook never 
 watcher. Windows has no process groups to signal: there the run's process tree is killed,
 and it runs without a console window.
 
-Event hooks get ``CPGW_EVENT``, ``CPGW_MESSAGE``, ``CPGW_AT`` and the event's JSON on
-stdin. Their queue is their own and nothing in it collapses: every event runs once, in
-order (at most :data:`EVENT_QUEUE` wait; the oldest is dropped and logged when full).
+Event hooks get ``CPGW_EVENT``, ``CPGW_MESSAGE``, ``CPGW_AT``, ``CPGW_GATEWAY`` and the
+event's JSON on stdin. Their queue is their own and nothing in it collapses: every event
+runs once, in order (at most :data:`EVENT_QUEUE` wait; the oldest is dropped and logged when full).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..model.status import State, Status
+from ..model.status import State, Status, iso_utc
+from ..model.urls import gateway_root
 from ..process.children import Ring, detached, feed, kill_group
 
 if TYPE_CHECKING:
@@ -171,26 +173,30 @@ class Hooks(_Runner):
     ) -> None:
         super().__init__(argv, timeout=timeout, env=env)
         self.url = url
-        self._latest: Status | None = None  # the newest status offered
-        self._given = State.UNKNOWN  # the state the last run was given
+        # By gateway name (collapsing per gateway): the newest status offered, and the
+        # state the last run was given.
+        self._latest: dict[str | None, Status] = {}
+        self._given: dict[str | None, State] = {}
 
     def offer(self, status: Status) -> None:
         """The watcher's latest status; a run follows if its state differs from the one
-        the last run was given."""
+        the last run for its gateway was given."""
         with self._cond:
-            changed = self._latest is None or status.state is not self._latest.state
-            self._latest = status
-            if changed:
+            before = self._latest.get(status.gateway)
+            self._latest[status.gateway] = status
+            if before is None or status.state is not before.state:
                 self._cond.notify()
 
     def _next(self) -> tuple[dict[str, str], bytes, str] | None:
-        """Wait for a status whose state differs from the last run's; None once stopped."""
+        """Wait for a gateway's status whose state differs from its last run's (the
+        gateways in the order first offered); None once stopped."""
         with self._cond:
             while not self._stopped.is_set():
-                latest = self._latest
-                if latest is not None and latest.state is not self._given:
-                    previous, self._given = self._given, latest.state
-                    return self._job(latest, previous)
+                for name, latest in self._latest.items():
+                    previous = self._given.get(name, State.UNKNOWN)
+                    if latest.state is not previous:
+                        self._given[name] = latest.state
+                        return self._job(latest, previous)
                 self._cond.wait()
             return None
 
@@ -199,9 +205,11 @@ class Hooks(_Runner):
             "CPGW_STATE": status.state.value,
             "CPGW_PREVIOUS": previous.value,
             "CPGW_DETAIL": status.detail,
-            "CPGW_URL": self.url,
+            "CPGW_URL": gateway_root(status.url) if status.gateway else self.url,
+            "CPGW_GATEWAY": status.gateway or "",
         }
-        what = f"{previous.value} -> {status.state.value}"
+        named = f"{status.gateway}: " if status.gateway else ""
+        what = f"{named}{previous.value} -> {status.state.value}"
         return env, (json.dumps(status.to_json()) + "\n").encode(), what
 
 
@@ -242,7 +250,8 @@ class EventHooks(_Runner):
                     env = {
                         "CPGW_EVENT": event.kind,
                         "CPGW_MESSAGE": event.message,
-                        "CPGW_AT": data["at"],
+                        "CPGW_AT": iso_utc(event.at),
+                        "CPGW_GATEWAY": event.gateway or "",
                     }
                     return env, (json.dumps(data) + "\n").encode(), f"event {event.kind}"
                 self._cond.wait()

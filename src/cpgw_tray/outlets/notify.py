@@ -162,7 +162,7 @@ class Notifier:
         self._stopped = threading.Event()
         self._dropped_told = 0
         self._missing = False
-        self._state: str | None = None
+        self._state: dict[str | None, str] = {}  # the last state, by gateway name
         self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
         hide(self.urls)
 
@@ -182,15 +182,18 @@ class Notifier:
         """An event; it waits for the worker if ``notify_on`` names its kind."""
         if event.kind in self.kinds or "all" in self.kinds:
             text = phone_text(event.kind, event.message, self.computer)
-            self._add(Message(event.kind, text, event.at))
+            named = f"{event.gateway}: " if event.gateway else ""  # several: which one
+            self._add(Message(event.kind, named + text, event.at))
 
     def status(self, status: Status) -> None:
         """A published status: with ``notify_on = ["all"]`` each state change goes out."""
         state = status.state.value
-        changed = self._state is not None and state != self._state
-        self._state = state
+        before = self._state.get(status.gateway)
+        changed = before is not None and state != before
+        self._state[status.gateway] = state
         if changed and "all" in self.kinds:
-            text = f"The gateway on {self.computer}: {status.label}. {status.detail}"
+            named = f" {status.gateway}" if status.gateway else ""
+            text = f"The gateway{named} on {self.computer}: {status.label}. {status.detail}"
             self._add(Message("state", text, status.checked_at or self._wall()))
 
     def _add(self, message: Message) -> None:

@@ -3,7 +3,10 @@
 It only reports what the watcher already knows; it never sends anything to the gateway,
 so a probe hammering it cannot cost a rate-limit breach. Everything it says comes from a
 ``view()`` callable (the current :class:`Status`, already shown as ``unknown`` when stale,
-and whether the watcher runs) and a :class:`Metrics` object fed by the watcher.
+and whether the watcher runs; a list of them, one per gateway, when several are watched)
+and a :class:`Metrics` object fed by the watcher. With several gateways ``/livez`` and
+``/readyz`` hold for every one, ``/livez/NAME``, ``/readyz/NAME`` and ``/status/NAME`` for
+one, ``/status`` is a JSON array, and every series carries a ``gateway`` label.
 
 The server is a :class:`~cpgw_tray.outlets.httpd.BoundedServer`: one selector loop on a daemon
 thread, a capped number of connections with deadlines, so a flood of clients can slow it
@@ -18,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -79,90 +82,119 @@ class Metrics:
     :meth:`request` after every request the gateway client sent (its endpoint path and
     the HTTP status, or the transport failure's name such as ``"timeout"``)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        gateways: Sequence[str | None] = (None,),
+    ) -> None:
+        """``gateways``: the names watched (None: unnamed), each series labelled with one
+        (``gateway=""`` when unnamed, which PromQL reads as no label)."""
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self._clock = clock
         self._lock = threading.Lock()
-        self._state: State | None = None
-        self._changed = clock()
-        self._shown: Status | None = None
+        self._state: dict[str, State] = {}  # by gateway label
+        self._changed: dict[str, float] = {}
+        self._started = clock()
+        self._shown: list[Status] = []
         self.registry = CollectorRegistry()
         self._duration = Histogram(
             "cpgw_tray_check_duration_seconds",
             "How long a status check took",
+            ["gateway"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
         self._requests = Counter(
             "cpgw_tray_requests",
             "Requests sent to the gateway, by API endpoint and HTTP status or failure",
-            ["endpoint", "code"],
+            ["gateway", "endpoint", "code"],
             registry=self.registry,
         )
         self._rate_limited = Counter(
             "cpgw_tray_rate_limited",
             "HTTP 429 replies from the gateway",
+            ["gateway"],
             registry=self.registry,
         )
         self._bulletins = Counter(
             "cpgw_tray_bulletins",
             "IBKR bulletins received on the websocket and shown (each id once)",
+            ["gateway"],
             registry=self.registry,
         )
+        for name in gateways:  # a zero from the start, as without labels
+            self._rate_limited.labels(gateway=name or "")
+            self._bulletins.labels(gateway=name or "")
         self.registry.register(_StatusCollector(self))
 
-    def bulletin(self) -> None:
-        """A new IBKR bulletin was shown."""
-        self._bulletins.inc()
+    def bulletin(self, gateway: str | None = None) -> None:
+        """A new IBKR bulletin of ``gateway`` was shown."""
+        self._bulletins.labels(gateway=gateway or "").inc()
 
     def observe(self, status: Status, duration_s: float) -> None:
         """A check finished with ``status`` after ``duration_s`` seconds."""
-        self._duration.observe(duration_s)
+        self._duration.labels(gateway=status.gateway or "").observe(duration_s)
         with self._lock:
-            self._note(status.state)
+            self._note(status)
 
-    def request(self, endpoint: str, code: int | str) -> None:
+    def request(self, endpoint: str, code: int | str, gateway: str | None = None) -> None:
         """The gateway client sent a request to ``endpoint`` (e.g. ``"tickle"``) and got
         HTTP ``code``, or failed with ``code`` naming the failure (e.g. ``"refused"``)."""
-        self._requests.labels(endpoint=endpoint, code=str(code)).inc()
+        label = gateway or ""
+        self._requests.labels(gateway=label, endpoint=endpoint, code=str(code)).inc()
         if code == 429:
-            self._rate_limited.inc()
+            self._rate_limited.labels(gateway=label).inc()
 
-    def render(self, status: Status) -> tuple[bytes, str]:
-        """The text exposition with ``status`` as the shown state; (body, content type)."""
+    def render(self, shown: Status | Sequence[Status]) -> tuple[bytes, str]:
+        """The text exposition with ``shown`` as the states shown (one per gateway);
+        (body, content type)."""
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+        statuses = [shown] if isinstance(shown, Status) else list(shown)
         with self._lock:
-            self._note(status.state)
-            self._shown = status
+            for status in statuses:
+                self._note(status)
+            self._shown = statuses
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
-    def _note(self, state: State) -> None:
-        if state is not self._state:
-            self._state, self._changed = state, self._clock()
+    def _note(self, status: Status) -> None:
+        label = status.gateway or ""
+        if status.state is not self._state.get(label):
+            self._state[label], self._changed[label] = status.state, self._clock()
 
     def collect_status(self) -> Iterator[Metric]:
-        """The gauges read from the shown status (called by the registry, under the lock)."""
+        """The gauges read from the shown statuses (called by the registry, under the lock)."""
         from prometheus_client.core import GaugeMetricFamily
 
-        shown = self._shown
         states = GaugeMetricFamily(
-            "cpgw_tray_state", "1 for the state shown now, 0 for the others", labels=["state"]
+            "cpgw_tray_state",
+            "1 for the state shown now, 0 for the others",
+            labels=["gateway", "state"],
         )
-        for state in State:
-            current = shown is not None and shown.state is state
-            states.add_metric([state.value], 1.0 if current else 0.0)
-        yield states
-        yield GaugeMetricFamily(
+        since = GaugeMetricFamily(
             "cpgw_tray_seconds_since_change",
             "Seconds since the shown state last changed (or since start)",
-            value=self._clock() - self._changed,
+            labels=["gateway"],
         )
-        for name, text, read in STATUS_GAUGES:
-            value = None if shown is None else read(shown)
-            if value is not None:
-                yield GaugeMetricFamily(name, text, value=value)
+        gauges = [
+            GaugeMetricFamily(name, text, labels=["gateway"]) for name, text, _ in STATUS_GAUGES
+        ]
+        every: list[Status | None] = [*self._shown] or [None]  # before the first scrape
+        for shown in every:
+            label = shown.gateway or "" if shown is not None else ""
+            for state in State:
+                current = shown is not None and shown.state is state
+                states.add_metric([label, state.value], 1.0 if current else 0.0)
+            changed = self._changed.get(label, self._started)
+            since.add_metric([label], self._clock() - changed)
+            for gauge, (_, _, read) in zip(gauges, STATUS_GAUGES, strict=True):
+                value = None if shown is None else read(shown)
+                if value is not None:
+                    gauge.add_metric([label], value)
+        yield states
+        yield since
+        yield from (gauge for gauge in gauges if gauge.samples)
 
 
 class _StatusCollector:
@@ -181,6 +213,7 @@ class ServeError(Exception):
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 ROUTES = ("/livez", "/readyz", "/status", "/metrics")
+NAMED_ROUTES = ("/livez", "/readyz", "/status")  # also /ROUTE/NAME: one gateway
 
 
 class HealthServer:
@@ -193,7 +226,7 @@ class HealthServer:
     def __init__(
         self,
         addr: Addr,
-        view: Callable[[], View],
+        view: Callable[[], View | Sequence[View]],
         metrics: Metrics,
         hosts: Iterable[str] = (),
         limits: Limits = DEFAULT_LIMITS,
@@ -257,26 +290,39 @@ class HealthServer:
             said = f"method {request.method} not allowed; use GET\n".encode()
             return Reply(HTTPStatus.METHOD_NOT_ALLOWED, said, headers=(("Allow", "GET"),))
         path = request.path.partition("?")[0]
-        if path not in ROUTES:
+        route, slash, name = path.partition("/")[2].partition("/")
+        route = "/" + route
+        if route not in ROUTES or (slash and (route not in NAMED_ROUTES or not name)):
             return Reply(HTTPStatus.NOT_FOUND, f"not found; try {', '.join(ROUTES)}\n".encode())
         try:
-            view = self.view()
-            if path == "/metrics":
-                body, kind = self.metrics.render(view.status)
+            got = self.view()
+            views = [got] if isinstance(got, View) else list(got)
+            if route == "/metrics":
+                body, kind = self.metrics.render([view.status for view in views])
                 return Reply(HTTPStatus.OK, body, kind)
-            ok = {"/livez": is_live, "/readyz": is_ready}.get(path, lambda v: True)(view)
+            if slash:
+                views = [view for view in views if view.status.gateway == name]
+                if not views:
+                    return Reply(HTTPStatus.NOT_FOUND, f"no gateway named {name!r}\n".encode())
+            check = {"/livez": is_live, "/readyz": is_ready}.get(route, lambda v: True)
+            ok = all(check(view) for view in views)
             code = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
-            return Reply(code, self.reply_json(view.status), "application/json")
+            body = self.reply_json(*(view.status for view in views))
+            return Reply(code, body, "application/json")
         except Exception:
             log.exception("health endpoint: GET %s failed", path)
             return Reply(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error; see the log\n")
 
-    def reply_json(self, status: Status) -> bytes:
-        data = status.to_json()
-        if self.exposed:  # account ids and the gateway's words never leave the machine
-            data["account"] = None
-            data = {k: redact(v) if isinstance(v, str) else v for k, v in data.items()}
-        return (json.dumps(data) + "\n").encode()
+    def reply_json(self, *statuses: Status) -> bytes:
+        """One status's JSON object; several gateways' statuses: a JSON array of them."""
+        objects = []
+        for status in statuses:
+            data = status.to_json()
+            if self.exposed:  # account ids and the gateway's words never leave the machine
+                data["account"] = None
+                data = {k: redact(v) if isinstance(v, str) else v for k, v in data.items()}
+            objects.append(data)
+        return (json.dumps(objects[0] if len(objects) == 1 else objects) + "\n").encode()
 
 
 def _in_use(exc: OSError) -> bool:

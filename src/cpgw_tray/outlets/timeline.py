@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..care.maintenance import IbkrClock
 from ..model.ibkr_clock import windows
 from ..model.status import LOOKS, State
+from .history import of_gateway
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -328,7 +329,8 @@ def write_timeline(
         raise ValueError("--since: the picture needs at least 10 minutes before now")
     clock = IbkrClock.from_config(config)
     shade = [(w.start, w.end) for w in windows(clock.region, start, now)] if clock.enabled else []
-    rows = list(history.rows())  # the state in force before the window counts too
+    # the state in force before the window counts too; a named gateway's rows only
+    rows = [row for row in history.rows() if of_gateway(row, config.gateway)]
     hours = (now - start).total_seconds() / 3600
     image = render(rows, now, hours=hours, shade=shade, seen=history.seen())
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -54,22 +54,24 @@ class Outlets:
     def __init__(
         self,
         config: Config,
-        view: Callable[[], View],
+        view: Callable[[], View | Sequence[View]],
         *,
         wall: Callable[[], datetime] | None = None,
+        gateways: Sequence[str | None] = (None,),
     ) -> None:
-        """``wall``: the notifier's clock (tests inject one)."""
+        """``view``: one view, or one per gateway (``gateways``: their names, in order);
+        ``wall``: the notifier's clock (tests inject one)."""
         self.metrics: Metrics | None = None
         self.server: HealthServer | None = None
         self.hooks: Hooks | None = None
         self.event_hooks: EventHooks | None = None
         self.notifier: Notifier | None = None
-        self._checked: datetime | None = None
+        self._checked: dict[str | None, datetime] = {}  # the last check counted, by gateway
         if config.serve:
             from ..settings.values import parse_addr
             from .serve import HealthServer, Metrics, ServeError
 
-            self.metrics = Metrics()
+            self.metrics = Metrics(gateways=gateways)
             try:
                 addr = parse_addr(config.serve)
                 self.server = HealthServer(addr, view, self.metrics, config.serve_hosts)
@@ -88,10 +90,12 @@ class Outlets:
 
             self.notifier = Notifier.from_config(config, wall=wall)
 
-    def attach(self, client: GatewayClient) -> None:
-        """Count every request ``client`` sends in the metrics (when serving)."""
+    def attach(self, client: GatewayClient, gateway: str | None = None) -> None:
+        """Count every request ``client`` (of ``gateway``) sends in the metrics (when
+        serving)."""
         if self.metrics is not None:
-            client.on_request = self.metrics.request
+            request = self.metrics.request
+            client.on_request = lambda endpoint, code: request(endpoint, code, gateway)
 
     def threads(self) -> list[threading.Thread]:
         """The worker threads started: each must run as long as the watcher does."""
@@ -129,9 +133,10 @@ class Outlets:
                 self.hooks.offer(status)
             if self.notifier is not None:
                 self.notifier.status(status)
-            fresh = status.checked_at is not None and status.checked_at != self._checked
-            if self.metrics is not None and fresh and status.latency_ms is not None:
-                self._checked = status.checked_at
+            checked = status.checked_at
+            fresh = checked is not None and checked != self._checked.get(status.gateway)
+            if self.metrics is not None and checked and fresh and status.latency_ms is not None:
+                self._checked[status.gateway] = checked
                 self.metrics.observe(status, status.latency_ms / 1000)
         except Exception:  # the watcher goes on whatever its outlets do
             log.exception("health endpoint, hooks or notifications failed to take a status")

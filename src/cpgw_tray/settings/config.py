@@ -64,6 +64,7 @@ class Config:
     notify_quiet: str | None = None  # local hours "HH:MM-HH:MM" when messages wait
     push: bool = False  # hold the gateway's websocket: drops seen at once, bulletins (push.py)
     # Where things came from, for messages; not settable.
+    gateway: str | None = None  # the [gateways.NAME] table's name (gateways.py)
     config_path: str | None = field(default=None, compare=False)
     url_source: str = field(default="default", compare=False)
     # Where each value not left at its default came from: "FILE line N", "env VAR",
@@ -82,7 +83,7 @@ class Config:
         return not self.insecure
 
 
-_NOT_SETTABLE = {"config_path", "url_source", "sources"}
+_NOT_SETTABLE = {"gateway", "config_path", "url_source", "sources"}
 KEYS: dict[str, Any] = {f.name: f.type for f in fields(Config) if f.name not in _NOT_SETTABLE}
 
 
@@ -132,7 +133,7 @@ def read_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
             said = said.replace("(at end of document)", f"(at line {last}, the end of the file)")
         raise ConfigError(f"config file {path}: {said}") from None
     out: dict[str, Any] = {}
-    for key, value in data.items():
+    for key, value in [(k, v) for k, v in data.items() if k != "gateways"]:  # gateways.py
         if key not in CHECKS:
             hint = difflib.get_close_matches(key, CHECKS, n=1)
             maybe = f" (did you mean '{hint[0]}'?)" if hint else ""
@@ -200,9 +201,10 @@ def load(
     *,
     config_path: str | None = None,
     env: Mapping[str, str] | None = None,
+    table: tuple[str, Mapping[str, Any], Mapping[str, str]] | None = None,
 ) -> Config:
-    """Resolve the settings once: defaults, file, environment, then ``overrides``
-    (command-line values; ``None`` means not given)."""
+    """Resolve the settings once: defaults, file, a gateway's ``table`` (:mod:`.gateways`),
+    environment, then ``overrides`` (command-line values; ``None`` means not given)."""
     env = os.environ if env is None else env
     explicit = config_path or env.get(ENV_PREFIX + "CONFIG")
     path = file_path(config_path, env)
@@ -210,6 +212,9 @@ def load(
     sources: dict[str, str] = {}
     if explicit or present(path):  # a default path of the wrong kind is reported too
         from_file, sources = read_file(path)
+    if table is not None:  # url and gateway_dir are never inherited
+        from_file = {k: v for k, v in from_file.items() if k not in ("url", "gateway_dir")}
+        from_file, sources = {**from_file, **table[1]}, {**sources, **table[2]}
     from_env = read_env(env)
     from_cli: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
@@ -247,7 +252,8 @@ def load(
         if found is not None:
             merged["url"], url_source = found
             sources["url"] = url_source
-    return Config(**merged, config_path=str(path), url_source=url_source, sources=sources)
+    where = {"gateway": table[0] if table else None, "config_path": str(path)}
+    return Config(**merged, **where, url_source=url_source, sources=sources)  # type: ignore[arg-type]
 
 
 def _url_from_folder(configured: str | None) -> tuple[str, str] | None:

@@ -20,7 +20,11 @@ from .server import Simulator
 def arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.description = "Run a simulated gateway on 127.0.0.1 (HTTPS, self-signed)."
     parser.add_argument(
-        "--port", type=int, default=5000, help="port to listen on; 0 = any free port (5000)"
+        "--port",
+        type=int,
+        action="append",
+        help="port to listen on; 0 = any free port (5000); repeat it for several gateways, "
+        "each its own session",
     )
     parser.add_argument(
         "--state", default="logged_out", metavar="S", help="starting scenario (logged_out)"
@@ -70,9 +74,10 @@ def arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
 
+    ports = args.port or [5000]
     if args.make_gateway_dir:
         try:
-            path = make_gateway_dir(Path(args.make_gateway_dir), port=args.port)
+            path = make_gateway_dir(Path(args.make_gateway_dir), port=ports[0])
         except FolderNotEmpty as exc:
             raise UsageError(str(exc)) from None
         out.write(
@@ -80,60 +85,72 @@ def cmd_sim(args: argparse.Namespace, out: TextIO) -> int:
             f"Start it like IBKR's: cd {path} && bash bin/run.sh root/conf.yaml\n"
         )
         return 0
-    port, tls = args.port, True
+    tls = True
     if args.conf:
         try:
             port, tls = read_conf_yaml(str(Path(args.conf).resolve().parent.parent))
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
+        ports = [port]
         # Like the real gateway: the banner comes before the port listens.
         out.write(f"Open https://localhost:{port} to login\n")
         out.flush()
     try:
-        sim = Simulator(
-            port,
-            tls=tls,
-            scenario=args.state,
-            session_timeout=args.session_timeout,
-            rate_limit=not args.no_rate_limit,
-            penalty=args.penalty,
-            region=args.region,
-        )
-        if args.clock:
-            sim.set_clock(args.clock)
+        sims = [
+            Simulator(
+                port,
+                tls=tls,
+                scenario=args.state,
+                session_timeout=args.session_timeout,
+                rate_limit=not args.no_rate_limit,
+                penalty=args.penalty,
+                region=args.region,
+            )
+            for port in ports
+        ]
+        for sim in sims:
+            if args.clock:
+                sim.set_clock(args.clock)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     stop = threading.Event()
     restore = stop_on_signals(stop)
     try:
-        try:
-            sim.start()
-        except OSError as exc:
-            if not args.conf:
-                raise UsageError(
-                    f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; try --port 0"
-                ) from None
-            # What the real gateway does on a taken port: say so, and keep running.
-            print(f"{LISTEN_FAILED} {exc.strerror}", file=sys.stderr, flush=True)
-            wait_until(stop)
-            return 1
-        out.write(
-            f"Simulated gateway on {sim.url} (scenario: {sim.session.scenario})\n"
-            f"  log in:       {sim.url}/\n"
-            f"  check it:     cpgw-tray --url {sim.url} status\n"
-            f'  switch state: curl -sk -X POST {sim.url}/sim/state -d \'{{"scenario":"ready"}}\'\n'
-            f"  scenarios:    {', '.join(SCENARIOS)}\n"
-            f"  IBKR's clock: {_clock_line(sim.clock_state())}\n"
-            "Ctrl-C stops it.\n"
-        )
+        for sim, port in zip(sims, ports, strict=True):
+            try:
+                sim.start()
+            except OSError as exc:
+                if not args.conf:
+                    raise UsageError(
+                        f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; try --port 0"
+                    ) from None
+                # What the real gateway does on a taken port: say so, and keep running.
+                print(f"{LISTEN_FAILED} {exc.strerror}", file=sys.stderr, flush=True)
+                wait_until(stop)
+                return 1
+            out.write(_banner(sim))
+        out.write("Ctrl-C stops it.\n")
         out.flush()
         wait_until(stop)
     except KeyboardInterrupt:
         pass
     finally:
         restore()
-        sim.stop()
+        for sim in sims:
+            sim.stop()
     return 0
+
+
+def _banner(sim: Any) -> str:
+    """What one simulated gateway is and how to drive it."""
+    return (
+        f"Simulated gateway on {sim.url} (scenario: {sim.session.scenario})\n"
+        f"  log in:       {sim.url}/\n"
+        f"  check it:     cpgw-tray --url {sim.url} status\n"
+        f'  switch state: curl -sk -X POST {sim.url}/sim/state -d \'{{"scenario":"ready"}}\'\n'
+        f"  scenarios:    {', '.join(SCENARIOS)}\n"
+        f"  IBKR's clock: {_clock_line(sim.clock_state())}\n"
+    )
 
 
 def _clock_line(clock: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .cli.options import add_outlets, resolve
+from .cli.options import add_outlets, gateways_of, resolve
 from .constants import EXIT_UNAVAILABLE, EXIT_USAGE
 from .settings.config import file_path
 from .tray.sections import Section
@@ -43,10 +43,26 @@ def arguments(name: str, parser: argparse.ArgumentParser) -> None:
     """``tray`` (the default) and ``demo``: their own options (:mod:`cpgw_tray.cli.main`)."""
     if name == "tray":
         add_outlets(parser)
+    else:
+        parser.add_argument(
+            "--gateways", type=int, choices=(1, 2), default=1, help="2: a live and a paper one"
+        )
     parser.set_defaults(func=cmd_tray if name == "tray" else cmd_demo)
 
 
 def cmd_tray(args: argparse.Namespace, out: TextIO) -> int:
+    from .settings.config import ConfigError
+
+    try:
+        gateways = gateways_of(args)
+    except ConfigError:
+        gateways = []  # run_tray shows the settings error
+    if len(gateways) > 1:  # several [gateways.NAME] tables and no --gateway: one icon
+        from .several_app import run_several
+
+        if display_missing():
+            return EXIT_UNAVAILABLE
+        return run_several(gateways, gateway_sections)
     return run_tray(lambda: resolve(args), file_path(getattr(args, "config", None)))
 
 
@@ -269,6 +285,10 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     if display_missing():
         return EXIT_UNAVAILABLE
     clock = SimClock()
+    if getattr(args, "gateways", 1) == 2:
+        from .several_app import demo_two
+
+        return demo_two(args, clock, SimulateMenu.factory)
     sim = Simulator(0, scenario="logged_out", penalty=60, wall=clock).start()
     interval = getattr(args, "interval", None) or 5.0
 

@@ -2,7 +2,8 @@
 differs between colour groups (and between the two orange states), makes each state
 readable without colour vision. Beside the states' icons there is one more: an expected
 drop during an IBKR restart window (:data:`cpgw_tray.care.maintenance.ICON`, a clock face on
-blue).
+blue). With several gateways watched the icon is the worst one's with a mark: a small
+white ring in the top-right corner (:func:`several_icon`).
 
 Drawn at 4x and scaled down for clean edges at 16-64 px; each (icon, size) is drawn
 once and cached. :func:`xorg_icon` fills the whole square: pystray's xorg backend pastes
@@ -21,10 +22,26 @@ from ..model.status import LOOKS, Glyph, Look, State
 SUPERSAMPLE = 4
 WHITE = (255, 255, 255, 255)
 
-Icon = State | str  # a state, maintenance.ICON or SETTINGS_ICON
+Icon = State | str  # a state, maintenance.ICON, SETTINGS_ICON or a several_icon(...)
 SETTINGS_ICON = "settings"  # settings too bad to start with (named so, not "Gateway error")
 SETTINGS_LOOK = Look(LOOKS[State.ERROR].colour, Glyph.CROSS, None, "Settings error")
 ICONS: tuple[Icon, ...] = (*State, maintenance.ICON, SETTINGS_ICON)
+SEVERAL = "several-"  # the prefix of a several gateways' icon: the worst one's, marked
+
+
+def several_icon(icon: Icon) -> str:
+    """The icon of several gateways whose worst look is ``icon``'s: it, with the mark."""
+    return f"{SEVERAL}{icon_name(icon)}"
+
+
+def _unmarked(icon: Icon) -> Icon:
+    if isinstance(icon, str) and icon.startswith(SEVERAL):
+        name = icon[len(SEVERAL) :]
+        return next((s for s in State if s.value == name), name)
+    return icon
+
+
+SEVERAL_ICONS: tuple[str, ...] = tuple(several_icon(icon) for icon in ICONS)
 
 
 def icon_name(icon: Icon) -> str:
@@ -33,6 +50,7 @@ def icon_name(icon: Icon) -> str:
 
 
 def look_of(icon: Icon) -> Look:
+    icon = _unmarked(icon)
     if isinstance(icon, State):
         return LOOKS[icon]
     if icon == maintenance.ICON:
@@ -104,6 +122,10 @@ def icon_image(icon: Icon, size: int = 64, *, square: bool = False) -> Image.Ima
         margin = n * 0.02
         draw.ellipse([margin, margin, n - margin, n - margin], fill=(*look.colour, 255))
     _glyph(draw, look.glyph, n)
+    if _unmarked(icon) != icon:  # several gateways: a white ring, top right
+        r, w = n * 0.13, max(1, round(n * 0.05))
+        cx, cy = n * 0.84, n * 0.16
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(0, 0, 0, 255), outline=WHITE, width=w)
     return image.resize((size, size), Image.Resampling.BOX)  # no ringing at the edges
 
 

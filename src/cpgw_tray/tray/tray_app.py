@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
@@ -82,8 +83,12 @@ class TrayApp:
         history: History | None = None,
         log_path: Path | None = None,
         pause_file: Path | None = None,
+        gateway: str | None = None,
     ) -> None:
+        """``gateway``: the settings' name for the watched gateway (one of several),
+        carried by every status it publishes (None: the settings name none)."""
         self.config = config
+        self.gateway = gateway
         self.client = client
         self.history = history  # None: nothing recorded (the demo, tests)
         self._on_quit = on_quit
@@ -158,6 +163,8 @@ class TrayApp:
     def on_status(self, status: Status) -> None:
         """Poller thread: hand the snapshot to the tray's thread. When the state changes,
         the sections are told (the gateway items look again, on a worker of their own)."""
+        if self.gateway is not None:
+            status = replace(status, gateway=self.gateway)
         if self.history is not None:
             self.history.record(status)
         self.post(lambda: self.apply(status))

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..icons import ICONS, Icon, icon_image, icon_name, look_of
+from ..icons import ICONS, SEVERAL_ICONS, Icon, icon_image, icon_name, look_of
 from ..menu import Entry
 from .base import PystrayBackend
 from .live import LiveLabels
@@ -186,7 +186,7 @@ class AppIndicatorBackend(GtkBackend):
 def _icon_folder() -> Path:
     """Every icon as a PNG in a private folder, removed at exit."""
     folder = Path(tempfile.mkdtemp(prefix="cpgw-tray-icons-"))
-    for icon in ICONS:
+    for icon in (*ICONS, *SEVERAL_ICONS):
         icon_image(icon).save(folder / f"cpgw-tray-{icon_name(icon)}.png")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder

@@ -1,0 +1,175 @@
+"""Wiring for a tray of several gateways (``[gateways.NAME]`` tables, or ``cpgw-tray demo
+--gateways 2``): one :class:`~cpgw_tray.tray.tray_app.TrayApp` per gateway, each with its
+own client, pipeline, gateway items and pause file, shown together by
+:class:`~cpgw_tray.tray.several.Several` on one icon. The health endpoint, hooks and
+notifier take every gateway's statuses, named.
+
+Adding or removing a table needs a restart; in this first version a saved settings file
+is not applied to a running tray of several gateways either (restart it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .cli.options import resolve
+from .constants import EXIT_UNAVAILABLE
+
+if TYPE_CHECKING:
+    from .client.api import GatewayClient
+    from .outlets.wiring import Outlets
+    from .settings.config import Config
+    from .settings.gateways import Gateway
+    from .simulator import SimClock, Simulator
+    from .tray.sections import SectionFactory
+    from .tray.several import Several
+    from .tray.tray_app import TrayApp
+
+log = logging.getLogger(__name__)
+
+Sections = Callable[["Config", "GatewayClient"], Sequence["SectionFactory"]]
+Simulate = Callable[["Simulator", "SimClock", "GatewayClient"], "SectionFactory"]
+
+
+def run_several(
+    gateways: Sequence[Gateway],
+    sections: Sections,
+    *,
+    on_quit: Callable[[], None] | None = None,
+    record_history: bool = True,
+    now: Callable[[], datetime] | None = None,
+) -> int:
+    """Run one tray for ``gateways`` on this (main) thread until Quit; ``sections``: each
+    gateway's menu sections for its settings and client. Exit 69 without a tray."""
+    from . import logs
+    from .outlets.wiring import Outlets, poller_view, wanted
+    from .tray.backends import create
+    from .tray.several import Several
+
+    first = gateways[0].config
+    log_path = logs.to_file(first.log_level)
+    logs.catch_uncaught()
+    apps: list[TrayApp] = []
+    names = [gateway.name for gateway in gateways]
+    outlets: list[Outlets] = []
+    if wanted(first):  # binds --serve's port now; answers once the apps exist
+        views = lambda: [poller_view(app.poller) for app in apps]  # noqa: E731
+        outlets.append(Outlets(first, views, gateways=names))
+    try:
+        backend = create("IBKR gateways: Checking…")
+    except Exception as exc:
+        print(f"cpgw-tray: cannot show a tray icon ({type(exc).__name__}: {exc})", file=sys.stderr)
+        for outlet in outlets:
+            outlet.stop()
+        return EXIT_UNAVAILABLE
+    several = Several(backend)
+
+    def setup() -> None:  # pystray's setup thread, the icon already showing
+        try:
+            for app in build_apps(several, gateways, sections, record_history, now, log_path):
+                apps.append(app)
+                for outlet in outlets:
+                    app.listeners.append(outlet)
+                    app.person.listeners.append(outlet.event)
+                    outlet.attach(app.client, app.gateway)
+            for outlet in outlets:
+                outlet.start()
+            for app, part in zip(apps, several.parts, strict=True):
+                app.start(part)
+        except Exception:
+            log.exception("the tray could not start")
+            backend.post(backend.stop)
+
+    backend.run(setup)
+    several.quit()
+    for app in apps:
+        if app.history is not None:
+            app.history.stopped()
+    for outlet in outlets:
+        outlet.stop()
+    if on_quit is not None:
+        on_quit()
+    return 0
+
+
+def build_apps(
+    several: Several,
+    gateways: Sequence[Gateway],
+    sections: Sections,
+    record_history: bool = False,
+    now: Callable[[], datetime] | None = None,
+    log_path: Path | None = None,
+) -> list[TrayApp]:
+    """One app per gateway, in the settings' order, each added to ``several`` with its
+    part; not started."""
+    from . import paths
+    from .care.person_care import pause_path
+    from .client.api import client_for
+    from .outlets.history import History
+    from .tray.tray_app import TrayApp
+
+    built = []
+    for gateway in gateways:
+        config, name = gateway.config, gateway.name or "gateway"
+        client = client_for(config, now)
+        history = History(paths.history_file(), "tray") if record_history else None
+        app = TrayApp(
+            config,
+            client,
+            sections=list(sections(config, client)),
+            history=history,
+            log_path=log_path,
+            now=now or partial(datetime.now, timezone.utc),
+            pause_file=pause_path(gateway.name) if record_history else None,
+            gateway=name,
+        )
+        several.part(name)
+        several.add(app)
+        if history is not None:
+            history.started()
+        built.append(app)
+    return built
+
+
+def demo_two(args: argparse.Namespace, clock: SimClock, simulate: Simulate) -> int:
+    """``demo --gateways 2``: a live and a paper simulated gateway on one icon, each
+    section with its own Simulate menu."""
+    from .settings.gateways import Gateway
+    from .simulator import Simulator
+
+    sims = {
+        "live": Simulator(0, scenario="ready", penalty=60, wall=clock).start(),
+        "paper": Simulator(0, scenario="logged_out", penalty=60, wall=clock).start(),
+    }
+    interval = getattr(args, "interval", None) or 5.0
+    gateways = [Gateway(name, _demo_config(args, sim.url, interval)) for name, sim in sims.items()]
+    for name, sim in sims.items():
+        print(f"Demo: simulated {name} gateway on {sim.url}; polled every {interval:g} s.")
+
+    def sections(config: Config, client: GatewayClient) -> list[SectionFactory]:
+        sim = next(s for s in sims.values() if s.url == config.url)
+        return [simulate(sim, clock, client)]
+
+    try:
+        return run_several(gateways, sections, record_history=False, now=clock.now)
+    finally:
+        for sim in sims.values():
+            sim.stop()
+
+
+def _demo_config(args: argparse.Namespace, url: str, interval: float) -> Config:
+    """The demo's settings for a simulator at ``url`` (as :func:`cmd_demo`'s)."""
+    settings = resolve(
+        args, url=url, interval=interval, insecure=True, timeout=0.8, auto_reauth=False, push=True
+    )
+    return replace(
+        settings, ca_bundle=None, serve=None, on_change=None, on_event=None, notify_urls=()
+    )

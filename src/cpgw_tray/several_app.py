@@ -107,9 +107,10 @@ def build_apps(
     record_history: bool = False,
     now: Callable[[], datetime] | None = None,
     log_path: Path | None = None,
+    open_url: Callable[[str], bool] | None = None,
 ) -> list[TrayApp]:
     """One app per gateway, in the settings' order, each added to ``several`` with its
-    part; not started."""
+    part; not started. ``open_url``: how a login page opens (default: the browser)."""
     from . import paths
     from .care.person_care import pause_path
     from .client.api import client_for
@@ -130,6 +131,7 @@ def build_apps(
             now=now or partial(datetime.now, timezone.utc),
             pause_file=pause_path(gateway.name) if record_history else None,
             gateway=name,
+            **({"open_url": open_url} if open_url is not None else {}),
         )
         several.part(name)
         several.add(app)

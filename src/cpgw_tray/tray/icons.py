@@ -26,6 +26,13 @@ Icon = State | str  # a state, maintenance.ICON, SETTINGS_ICON or a several_icon
 SETTINGS_ICON = "settings"  # settings too bad to start with (named so, not "Gateway error")
 SETTINGS_LOOK = Look(LOOKS[State.ERROR].colour, Glyph.CROSS, None, "Settings error")
 ICONS: tuple[Icon, ...] = (*State, maintenance.ICON, SETTINGS_ICON)
+
+
+def icon_name(icon: Icon) -> str:
+    """The icon's file name part: the state's value, "maintenance" or "settings"."""
+    return icon.value if isinstance(icon, State) else icon
+
+
 SEVERAL = "several-"  # the prefix of a several gateways' icon: the worst one's, marked
 
 
@@ -42,11 +49,6 @@ def _unmarked(icon: Icon) -> Icon:
 
 
 SEVERAL_ICONS: tuple[str, ...] = tuple(several_icon(icon) for icon in ICONS)
-
-
-def icon_name(icon: Icon) -> str:
-    """The icon's file name part: the state's value, "maintenance" or "settings"."""
-    return icon.value if isinstance(icon, State) else icon
 
 
 def look_of(icon: Icon) -> Look:

@@ -70,7 +70,7 @@ class Part:
         self.several.backend.refresh_live()
 
     def notify(self, message: str, title: str) -> None:
-        self.several.backend.notify(message, f"{title}: {self.gateway}")
+        self.several.backend.notify(f"{self.gateway}: {message}", title)
 
     def stop(self) -> None:
         self.several.quit()

@@ -115,6 +115,7 @@ def build_apps(
     from .care.person_care import pause_path
     from .client.api import client_for
     from .outlets.history import History
+    from .tray import opener
     from .tray.tray_app import TrayApp
 
     built = []
@@ -131,7 +132,7 @@ def build_apps(
             now=now or partial(datetime.now, timezone.utc),
             pause_file=pause_path(gateway.name) if record_history else None,
             gateway=name,
-            **({"open_url": open_url} if open_url is not None else {}),
+            open_url=open_url or opener.open_url,
         )
         several.part(name)
         several.add(app)

@@ -144,9 +144,9 @@ class WebSocket:
 
     def _frame(self, frame: Frame) -> None:
         if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
-            self._kind, self._parts = frame.opcode, [frame.data]
+            self._kind, self._parts = frame.opcode, [bytes(frame.data)]
         elif frame.opcode is Opcode.CONT:
-            self._parts.append(frame.data)  # the protocol checked one is under way
+            self._parts.append(bytes(frame.data))  # the protocol checked one is under way
         else:
             return  # ping, pong, close: the protocol answers and tracks them
         if not frame.fin:
@@ -181,10 +181,8 @@ class WebSocket:
         return True
 
     def _ended(self) -> bool:
-        return self._stalled or self._failed or self._protocol.state in (
-            State.CLOSING,
-            State.CLOSED,
-        )
+        closing = self._protocol.state in (State.CLOSING, State.CLOSED)
+        return self._stalled or self._failed or closing
 
     def _why(self) -> str:
         protocol = self._protocol

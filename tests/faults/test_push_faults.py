@@ -22,7 +22,7 @@ import pytest
 from cpgw_tray.care.bulletins import Bulletins
 from cpgw_tray.care.poller import Poller
 from cpgw_tray.care.push_link import PushLink
-from cpgw_tray.client.push import Push
+from cpgw_tray.client.push import Push, Sts
 from cpgw_tray.model.status import State, Status
 from cpgw_tray.settings.config import load
 
@@ -216,6 +216,57 @@ def test_a_hostile_socket_is_dropped_in_bounded_time(
         assert seen.sts == []  # nothing it sent was taken as a fact
         assert psutil.Process().memory_info().rss - before < 32 * 1024 * 1024
         assert push.state in ("off", "connecting")
+    finally:
+        push.stop()
+
+
+def read_client_frame(conn: socket.socket) -> tuple[int, bytes]:
+    """One masked client frame's opcode and unmasked payload (short frames only)."""
+
+    def exactly(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = conn.recv(size - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    head, size = exactly(2)
+    mask = exactly(4)
+    payload = exactly(size & 0x7F)
+    return head & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_one_thread_reads_the_socket_puts_fragments_together_and_answers_pings(
+    serve: Callable[..., HostileWs],
+) -> None:
+    """An sts in two fragments arrives whole; a ping is answered with its pong; no thread
+    but push's own reads the socket (each heartbeat wakes one thread, issue 24)."""
+    pongs: list[tuple[int, bytes]] = []
+
+    def fragments_then_ping(conn: socket.socket) -> None:
+        half = len(STS_DROPPED) // 2
+        first = struct.pack("!BB", 0x01, half) + STS_DROPPED[:half]  # text, not final
+        rest = frame(STS_DROPPED[half:], opcode=0x0)  # the final continuation
+        conn.sendall(first + rest + frame(b"are you there", opcode=0x9))
+        conn.settimeout(5)
+        pongs.append(read_client_frame(conn))
+        silent(conn)
+
+    before = set(threading.enumerate())
+    server = serve(fragments_then_ping)
+    seen = Seen()
+    push = push_to(server, seen, gap=30)
+    try:
+        wait_for(lambda: seen.sts and pongs, timeout=5)
+        assert seen.sts == [Sts(authenticated=False, connected=False, competing=False)]
+        assert pongs == [(0xA, b"are you there")]
+        assert push.state == "connected" and seen.lost == []
+        new = set(threading.enumerate()) - before
+        ours = [t for t in new if "(_" not in t.name]  # not the server's accept and serve
+
+        assert ours == [push._thread]
     finally:
         push.stop()
 

@@ -8,11 +8,12 @@ goes to ``on_lost`` and the socket is opened again after a growing, jittered pau
 (capped at :data:`MAX_PAUSE`). No socket while ``allowed()`` says no (paused, an IBKR
 restart window, push turned off) or while the keep-alive has no session id.
 
-The socket is the ``websockets`` library's sync client: messages capped at
+The socket is :class:`.websocket.WebSocket` (the ``websockets`` library's sans-I/O
+protocol, read on this one thread, so a heartbeat wakes one thread): messages capped at
 :data:`MAX_MESSAGE` bytes, the opening handshake bounded by the client's timeout, each
-read bounded by the heartbeat deadline, the same TLS context as the HTTP client
-(:func:`.transport.build_context`), never a proxy for a loopback host. The session is
-sent as the cookie ``api={"session":"ID"}``. ``ntf`` messages are ignored.
+read (and the pongs it sends) bounded by the heartbeat deadline, the same TLS context as
+the HTTP client (:func:`.transport.build_context`), never a proxy. The session is sent
+as the cookie ``api={"session":"ID"}``. ``ntf`` messages are ignored.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from websockets.exceptions import WebSocketException
-from websockets.sync.client import ClientConnection, connect
 
 from ..model.strictjson import loads_or_none
 from ..model.urls import api_base, is_loopback
 from ..model.wording import excerpt
 from .transport import build_context
+from .websocket import Closed, WebSocket
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class Push:
             with self._open(session) as socket:
                 self._set(CONNECTED)
                 reason = self._read(socket, session)
-        except (OSError, TimeoutError, WebSocketException) as exc:
+        except (OSError, EOFError, WebSocketException) as exc:
             reason = f"could not hold the websocket ({exc.__class__.__name__}: {exc})"
         if reason is None:  # no longer allowed, or stopped: not a loss
             self._set(OFF)
@@ -207,22 +208,19 @@ class Push:
         self._tell_lost(reason)
         return self.pause_after_failure()
 
-    def _open(self, session: str) -> ClientConnection:
-        return connect(
+    def _open(self, session: str) -> WebSocket:
+        return WebSocket.open(
             self.url,
-            ssl=self._context,
-            additional_headers=[("Cookie", f'api={{"session":"{session}"}}')],
-            user_agent_header="cpgw-tray",
-            compression=None,
-            proxy=None if self._loopback else True,
-            open_timeout=self.timeout,
-            close_timeout=1.0,
-            ping_interval=None,  # the gateway's heartbeats say it is alive
+            context=self._context,
+            headers=[
+                ("Cookie", f'api={{"session":"{session}"}}'),
+                ("User-Agent", "cpgw-tray"),
+            ],
             max_size=MAX_MESSAGE,
-            max_queue=4,
+            timeout=self.timeout,
         )
 
-    def _read(self, socket: ClientConnection, session: str) -> str | None:
+    def _read(self, socket: WebSocket, session: str) -> str | None:
         """Read until the socket is lost (the reason) or no longer wanted (None)."""
         beat = self._clock()
         while True:
@@ -234,10 +232,10 @@ class Push:
                 return f"no heartbeat for {self.heartbeat_gap:g} s"
             try:  # a heartbeat every 10 s brings the loop round: no shorter slices
                 message = socket.recv(timeout=left)
-            except TimeoutError:
-                continue
-            except WebSocketException as exc:
+            except Closed as exc:
                 return f"the websocket closed ({exc})"
+            if message is None:
+                continue
             parsed = parse(message)
             if parsed is None:
                 continue

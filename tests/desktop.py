@@ -332,15 +332,16 @@ class Desktop:
     def dbusmenu_labels(self) -> list[str]:
         return [label for _, label in self.dbusmenu_items()]
 
-    def dbusmenu_click(self, label_start: str) -> None:
-        """Activate the menu entry whose label starts with ``label_start``, as a click does."""
+    def dbusmenu_click(self, label_start: str, nth: int = 0) -> None:
+        """Activate the (``nth``, from 0) menu entry whose label starts with
+        ``label_start``, as a click does."""
         service, menu_path = wait_for(self._menu_address, 5, "the tray's menu on the bus")
         ids = [
             i
             for i, label in self.dbusmenu_items()
             if label.replace("__", "_").startswith(label_start)
         ]
-        assert ids, f"no menu entry {label_start!r} in {self.dbusmenu_labels()}"
+        assert len(ids) > nth, f"no menu entry {label_start!r} in {self.dbusmenu_labels()}"
         result = self._busctl(
             "call",
             service,
@@ -348,7 +349,7 @@ class Desktop:
             "com.canonical.dbusmenu",
             "Event",
             "isvu",
-            str(ids[0]),
+            str(ids[nth]),
             "clicked",
             "s",
             "",

@@ -125,8 +125,8 @@ def icon_image(icon: Icon, size: int = 64, *, square: bool = False) -> Image.Ima
         draw.ellipse([margin, margin, n - margin, n - margin], fill=(*look.colour, 255))
     _glyph(draw, look.glyph, n)
     if _unmarked(icon) != icon:  # several gateways: a white ring, top right
-        r, w = n * 0.13, max(1, round(n * 0.05))
-        cx, cy = n * 0.84, n * 0.16
+        r, w = n * 0.17, max(1, round(n * 0.05))
+        cx, cy = n * 0.8, n * 0.2
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(0, 0, 0, 255), outline=WHITE, width=w)
     return image.resize((size, size), Image.Resampling.BOX)  # no ringing at the edges
 

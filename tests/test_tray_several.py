@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
 from cpgw_tray.model.status import LOOKS, State
 from cpgw_tray.model.urls import gateway_root
 from cpgw_tray.settings.config import load
-from cpgw_tray.settings.gateways import Gateway
-from cpgw_tray.several_app import build_apps
+from cpgw_tray.settings.gateways import Gateway, resolve_all
+from cpgw_tray.several_app import build_apps, watch_settings
 from cpgw_tray.simulator import Simulator
 from cpgw_tray.tray.backends.dummy import DummyBackend
 from cpgw_tray.tray.icons import icon_image, look_of, several_icon
@@ -115,3 +116,42 @@ def test_live_ready_and_paper_logged_out_show_yellow_marked_and_paper_offers_log
         several.quit()
     assert backend.stopped.is_set()
     assert all(app.quitting.is_set() for app in apps)
+
+
+def test_a_saved_table_reaches_its_gateway_and_a_new_table_asks_for_a_restart(
+    two: tuple[Simulator, Simulator], tmp_path: Path
+) -> None:
+    live, paper = two
+    path = tmp_path / "config.toml"
+    tables = (
+        f'[gateways.live]\nurl = "{live.url}"\ninsecure = true\n'
+        f'[gateways.paper]\nurl = "{paper.url}"\ninsecure = true\n'
+    )
+    path.write_text(tables)
+
+    def load_all() -> list[Gateway]:
+        return resolve_all(config_path=str(path), env={})
+
+    backend = DummyBackend()
+    several = Several(backend)
+    apps = build_apps(several, load_all(), lambda config, client: [], open_url=lambda u: True)
+    for app, part in zip(apps, several.parts, strict=True):
+        app.start(part)
+    watchers = watch_settings(apps, path, load_all)
+    try:
+        assert apps[1].care.auto_reauth is True
+        path.write_text(tables + "auto_reauth = false\n")  # inside paper's table
+
+        def applied() -> bool:
+            backend.drain()
+            return apps[1].care.auto_reauth is False
+
+        wait_for(applied)
+        assert apps[0].care.auto_reauth is True  # live's table did not change
+        path.write_text(tables + '[gateways.third]\nurl = "https://127.0.0.1:1"\n')
+        wait_for(lambda: all(app.last_action and "restart" in app.last_action for app in apps))
+        assert [app.gateway for app in apps] == ["live", "paper"]
+    finally:
+        for watcher in watchers:
+            watcher.stop()
+        several.quit()

@@ -62,7 +62,8 @@ def cmd_tray(args: argparse.Namespace, out: TextIO) -> int:
 
         if display_missing():
             return EXIT_UNAVAILABLE
-        return run_several(gateways, gateway_sections)
+        path = file_path(getattr(args, "config", None))
+        return run_several(gateways, gateway_sections, reload=(path, lambda: gateways_of(args)))
     return run_tray(lambda: resolve(args), file_path(getattr(args, "config", None)))
 
 

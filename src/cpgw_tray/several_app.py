@@ -4,8 +4,8 @@ own client, pipeline, gateway items and pause file, shown together by
 :class:`~cpgw_tray.tray.several.Several` on one icon. The health endpoint, hooks and
 notifier take every gateway's statuses, named.
 
-Adding or removing a table needs a restart; in this first version a saved settings file
-is not applied to a running tray of several gateways either (restart it).
+A saved settings file reaches each gateway's app (:func:`watch_settings`: changes inside
+a table apply live); adding or removing a table needs a restart, and every section says so.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .outlets.wiring import Outlets
     from .settings.config import Config
     from .settings.gateways import Gateway
+    from .settings.watcher import SettingsWatcher
     from .simulator import SimClock, Simulator
     from .tray.sections import SectionFactory
     from .tray.several import Several
@@ -46,9 +47,11 @@ def run_several(
     on_quit: Callable[[], None] | None = None,
     record_history: bool = True,
     now: Callable[[], datetime] | None = None,
+    reload: tuple[Path, Callable[[], list[Gateway]]] | None = None,
 ) -> int:
     """Run one tray for ``gateways`` on this (main) thread until Quit; ``sections``: each
-    gateway's menu sections for its settings and client. Exit 69 without a tray."""
+    gateway's menu sections for its settings and client; ``reload``: the settings file
+    and how to resolve every gateway again after it is saved. Exit 69 without a tray."""
     from . import logs
     from .outlets.wiring import Outlets, poller_view, wanted
     from .tray.backends import create
@@ -71,6 +74,7 @@ def run_several(
             outlet.stop()
         return EXIT_UNAVAILABLE
     several = Several(backend)
+    watchers: list[SettingsWatcher] = []
 
     def setup() -> None:  # pystray's setup thread, the icon already showing
         try:
@@ -84,11 +88,15 @@ def run_several(
                 outlet.start()
             for app, part in zip(apps, several.parts, strict=True):
                 app.start(part)
+            if reload is not None:
+                watchers.extend(watch_settings(apps, *reload))
         except Exception:
             log.exception("the tray could not start")
             backend.post(backend.stop)
 
     backend.run(setup)
+    for watcher in watchers:
+        watcher.stop()
     several.quit()
     for app in apps:
         if app.history is not None:
@@ -98,6 +106,40 @@ def run_several(
     if on_quit is not None:
         on_quit()
     return 0
+
+
+def watch_settings(
+    apps: Sequence[TrayApp], path: Path, load_all: Callable[[], list[Gateway]]
+) -> list[SettingsWatcher]:
+    """Started watchers of the settings file at ``path``, one per app: each hands its
+    gateway's resolved settings to its app (on the tray's thread); a bad file, or tables
+    added or removed (a restart applies them), is noted in every section."""
+    from .settings.config import ConfigError
+    from .settings.gateways import names
+    from .settings.watcher import SettingsWatcher
+
+    running = [app.gateway for app in apps]
+
+    def load_for(name: str | None) -> Config:
+        gateways = load_all()
+        if [gateway.name for gateway in gateways] != running:
+            raise ConfigError(
+                f"the gateways changed to {names(gateways)}: restart the tray to apply that"
+            )
+        return next(gateway.config for gateway in gateways if gateway.name == name)
+
+    def watcher(app: TrayApp) -> SettingsWatcher:
+        return SettingsWatcher(
+            path,
+            lambda: load_for(app.gateway),
+            lambda config: app.post(lambda: app.reconfigure(config)),
+            lambda message: app.note(f"Settings not applied: {message}"),
+        )
+
+    watchers = [watcher(app) for app in apps]
+    for each in watchers:
+        each.start()
+    return watchers
 
 
 def build_apps(

@@ -155,3 +155,33 @@ def test_a_saved_table_reaches_its_gateway_and_a_new_table_asks_for_a_restart(
         for watcher in watchers:
             watcher.stop()
         several.quit()
+
+
+def test_a_hanging_gateway_never_delays_the_other_s_verdict(
+    two: tuple[Simulator, Simulator],
+) -> None:
+    """Paper hangs (no reply within its 30 s timeout): live's ready is shown meanwhile,
+    the icon grey (paper still unknown) and marked."""
+    live, paper = two
+    paper.set_scenario("hang")
+    gateways = [
+        Gateway("live", load({"url": live.url, "insecure": True}, env={})),
+        Gateway("paper", load({"url": paper.url, "insecure": True, "timeout": 30}, env={})),
+    ]
+    backend = DummyBackend()
+    several = Several(backend)
+    apps = build_apps(several, gateways, lambda config, client: [], open_url=lambda u: True)
+    for app, part in zip(apps, several.parts, strict=True):
+        app.start(part)
+    try:
+
+        def live_ready() -> bool:
+            backend.drain()
+            return apps[0].status.state is State.READY
+
+        wait_for(live_ready, timeout=10)
+        assert apps[1].status.state is State.UNKNOWN  # still waiting on paper's reply
+        assert several.summary() == "paper: checking… · live: ready"
+        assert ("icon", several_icon(State.UNKNOWN)) in backend.calls
+    finally:
+        several.quit()

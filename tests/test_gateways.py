@@ -368,17 +368,18 @@ def test_gateway_commands_act_on_one_named_gateway(
     assert code == 0 and f"No gateway is running in {paper}" in out
 
 
-def test_the_tray_with_several_gateways_asks_for_one(
+def test_the_tray_with_several_gateways_watches_them_all(
     pair: tuple[Simulator, Simulator, Path],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """One tray watches one gateway for now: a settings error naming the choices (a
-    running tray shows it and keeps its settings)."""
+    """One tray watches every gateway (tests/test_tray_several.py): no settings error
+    asking for one; without a display it ends as a tray of one does (exit 69)."""
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert run_cli("--config", str(pair[2]), "tray")[0] == 64
-    assert "choose one with --gateway NAME (live, paper)" in capsys.readouterr().err
+    assert run_cli("--config", str(pair[2]), "tray")[0] == 69
+    err = capsys.readouterr().err
+    assert "no display found" in err and "--gateway" not in err
 
 
 def test_doctor_checks_each_gateway_in_the_settings_order(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cpgw_tray.model.status import YELLOW
+from cpgw_tray.simulator import Simulator
 
 from .desktop import Desktop, colour_box, wait_for
 from .test_e2e_tray import ARTIFACTS, HOST, need
@@ -70,4 +71,40 @@ def test_demo_of_two_gateways_shows_the_worst_and_acts_per_section(desktop: Desk
     finally:
         proc.terminate()
         proc.wait(10)
+    assert "Traceback" not in log_path.read_text(errors="replace")
+
+
+def test_tray_of_two_tables_has_each_gateway_s_items(desktop: Desktop, tmp_path: Path) -> None:
+    """``cpgw-tray tray`` with two ``[gateways.NAME]`` tables: one icon, and each section
+    with its own gateway items."""
+    with (
+        Simulator(0, scenario="ready") as live,
+        Simulator(0, scenario="logged_out") as paper,
+    ):
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[gateways.live]\nurl = "{live.url}"\ninsecure = true\n'
+            f'[gateways.paper]\nurl = "{paper.url}"\ninsecure = true\n'
+        )
+        log_path = desktop.workdir / "tray-two.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cpgw_tray", "--config", str(config), "tray"],
+            env=dict(desktop.env, PYSTRAY_BACKEND="appindicator"),
+            stdout=open(log_path, "wb"),  # noqa: SIM115 - open while the tray runs
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(
+                lambda: (
+                    desktop.sni_icon_name() == "cpgw-tray-several-logged_out"
+                    and "paper: logged out · live: ready" in desktop.dbusmenu_labels()
+                ),
+                15,
+                "yellow, marked",
+            )
+            labels = desktop.dbusmenu_labels()
+            assert labels.count("Launch gateway") == 2 and labels.count("Check now") == 2
+        finally:
+            proc.terminate()
+            proc.wait(10)
     assert "Traceback" not in log_path.read_text(errors="replace")

@@ -35,6 +35,12 @@ def severity(icon: Icon) -> int:
     return WORST_FIRST.index(colour) if colour in WORST_FIRST else len(WORST_FIRST)
 
 
+def _words(icon: Icon) -> str:
+    """The look's label inside a sentence: "logged out", "IBKR restart"."""
+    label = look_of(icon).label
+    return label[0].lower() + label[1:] if label[1:2].islower() else label
+
+
 class Part:
     """The backend one gateway's tray draws on: it keeps what it would show and has
     :class:`Several` show it together with the others'."""
@@ -97,16 +103,19 @@ class Several:
     def add(self, app: TrayApp) -> None:
         self.apps.append(app)
 
+    def _known(self) -> list[tuple[Part, Icon]]:
+        """The parts with an icon shown, worst first (a tie: the settings' order)."""
+        known = [(part, part.icon) for part in self.parts if part.icon is not None]
+        return sorted(known, key=lambda pair: severity(pair[1]))
+
     def summary(self) -> str:
         """Each gateway's state, worst first: "paper: logged out · live: ready"."""
-        known = [p for p in self.parts if p.icon is not None]
-        ranked = sorted(known, key=lambda p: severity(p.icon or ""))  # stable: settings' order
-        return " · ".join(f"{p.gateway}: {look_of(p.icon or '').label.lower()}" for p in ranked)
+        return " · ".join(f"{part.gateway}: {_words(icon)}" for part, icon in self._known())
 
     def icon(self) -> Icon | None:
         """The worst gateway's icon, marked as several (None before any is known)."""
-        known = [p.icon for p in self.parts if p.icon is not None]
-        return several_icon(min(known, key=severity)) if known else None
+        known = self._known()
+        return several_icon(known[0][1]) if known else None
 
     def entries(self) -> list[Entry]:
         """The summary row, each gateway's section in the settings' order, then one

@@ -58,22 +58,30 @@ def silence_stdout() -> None:
         os.close(devnull)
 
 
-def hangup_probe(stream: TextIO) -> Callable[[], bool] | None:
-    """For an output that is a pipe or a socket: a function that says, without writing
-    and without waiting, whether its reader went away (``| head -1`` ended). None where
-    that cannot be asked (a terminal, a file, Windows): a write then tells."""
+def _pipe_fd(stream: TextIO) -> int | None:
+    """The descriptor of an output that is a pipe or a socket (whose reader can be seen to
+    leave); None for a terminal, a file, or on Windows."""
     if sys.platform == "win32":
         return None
     else:
-        import select
-
         try:
             fd = stream.fileno()
             kind = os.fstat(fd).st_mode
         except (OSError, ValueError, AttributeError):
             return None
-        if not (stat.S_ISFIFO(kind) or stat.S_ISSOCK(kind)):
-            return None
+        return fd if stat.S_ISFIFO(kind) or stat.S_ISSOCK(kind) else None
+
+
+def hangup_probe(stream: TextIO) -> Callable[[], bool] | None:
+    """For an output that is a pipe or a socket: a function that says, without writing
+    and without waiting, whether its reader went away (``| head -1`` ended). None where
+    that cannot be asked (a terminal, a file, Windows): a write then tells."""
+    fd = _pipe_fd(stream)
+    if sys.platform == "win32" or fd is None:
+        return None
+    else:
+        import select
+
         poller = select.poll()
         poller.register(fd, select.POLLERR | select.POLLHUP)
 
@@ -84,6 +92,62 @@ def hangup_probe(stream: TextIO) -> Callable[[], bool] | None:
                 return True
 
         return gone
+
+
+class WakingStop(threading.Event):
+    """A stop event that a ``poll()`` can wait on beside other descriptors: :meth:`set`
+    also writes a byte to a pipe (:meth:`fileno` is its reading end). :meth:`close` gives
+    the pipe back; a later ``set`` still sets the event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._guard = threading.Lock()
+        self._pipe: tuple[int, int] | None = os.pipe()
+
+    def set(self) -> None:
+        super().set()
+        with self._guard:
+            if self._pipe is not None:
+                with contextlib.suppress(OSError):
+                    os.write(self._pipe[1], b"x")
+
+    def fileno(self) -> int:
+        if self._pipe is None:
+            raise ValueError("closed")
+        return self._pipe[0]
+
+    def close(self) -> None:
+        with self._guard:
+            pipe, self._pipe = self._pipe, None
+        for fd in pipe or ():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def wait_for_stop_or_hangup(stop: WakingStop, stream: TextIO) -> bool:
+    """Block until ``stop`` is set (False) or the reader of ``stream``, a pipe or a socket,
+    went away (True), without waking in between: one ``poll()`` on both, no timeout.
+    On Windows, in slices of :data:`SLICE` until ``stop`` (Ctrl-C comes between waits)."""
+    gone = hangup_probe(stream)
+    if sys.platform == "win32":
+        wait_until(stop)
+        return False
+    else:
+        import select
+
+        poller = select.poll()
+        poller.register(stop.fileno(), select.POLLIN)
+        out = _pipe_fd(stream) if gone is not None else None
+        if out is not None:
+            poller.register(out, select.POLLERR | select.POLLHUP)
+        while not stop.is_set():
+            ready = {fd for fd, _ in poller.poll()}
+            if out in ready and gone is not None and gone():
+                return True
+            if out in ready:  # an event that is not a hang-up: stop asking this descriptor
+                poller.unregister(out)
+                out = None
+        return False
 
 
 def tell(text: str) -> None:

@@ -38,10 +38,12 @@ While push is connected and the verdict is ``ready``, checks stretch to min(4 ×
 300 s); on any other verdict, after evidence, or when push drops, the interval holds. What
 is published, and its freshness, is :class:`~cpgw_tray.care.shown.Shown`'s part.
 
-Both threads wait on :class:`threading.Event` in slices of at most ``look_every`` seconds
-(so a resume is noticed promptly), can be stopped at once, and are daemons: quitting never
-waits on a hung request. ``on_status`` is called from either thread, never from both at
-once.
+Idle, nothing wakes between the poller's own due checks: the schedule waits until the next
+is due (a resume is noticed at it), and the watchdog sleeps on an :class:`~.alarm.Alarm`
+that each new deadline moves without waking it. Tests on fake clocks give ``look_every``:
+both threads then wait in slices of at most that. Both can be stopped at once and are
+daemons: quitting never waits on a hung request. ``on_status`` is called from either
+thread, never from both at once.
 """
 
 from __future__ import annotations
@@ -59,11 +61,11 @@ from pathlib import Path
 from ..client.governor import Deferred
 from ..model.status import SESSION_STATES, State, Status
 from . import maintenance
+from .alarm import Alarm
 from .shown import Shown
 
 log = logging.getLogger(__name__)
 
-LOOK_EVERY = 10.0  # longest wait between looks at the clocks (a resume is seen this soon)
 RESUME_GAP = 3.0  # wall clock ahead of the monotonic one by more: the machine slept
 MIN_HOLD = 1.0  # a held-back request is tried again no sooner than this
 EVIDENCE_EVERY = 10.0  # evidence from one source asks for a check at most this often
@@ -102,9 +104,10 @@ class Poller(Shown):
         wall: Callable[[], datetime] = _utc_now,
         log_path: str | Path | None = None,
         url: str = "",
-        look_every: float = LOOK_EVERY,
+        look_every: float | None = None,
     ) -> None:
-        for name, value in (("interval", interval), ("look_every", look_every)):
+        slices = 1.0 if look_every is None else look_every
+        for name, value in (("interval", interval), ("look_every", slices)):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, not {value}")
         if not (math.isfinite(keepalive) and keepalive >= 0 and math.isfinite(timeout)):
@@ -141,6 +144,7 @@ class Poller(Shown):
         self._fresh_until: tuple[datetime, float] | None = None
         self._stale_shown = False
         self.threads: list[threading.Thread] = []
+        self._alarm: Alarm | None = None  # the watchdog's, while it runs without slices
         # True while the person paused session care: checks go on, tickles do not.
         self.keepalive_paused: Callable[[], bool] = lambda: False
         # The websocket (push.py), when asked for: its state for the ``push`` field, and
@@ -163,6 +167,7 @@ class Poller(Shown):
         self.keepalive_paused = paused
 
     def start(self) -> None:
+        self._alarm = Alarm() if self.look_every is None else None
         self.threads = [
             threading.Thread(target=self._run, name="poller", daemon=True),
             threading.Thread(target=self._watchdog, name="poller-watchdog", daemon=True),
@@ -174,6 +179,8 @@ class Poller(Shown):
         """Stop at once; a request in flight is abandoned, not awaited."""
         self._stopped.set()
         self._wake.set()
+        if self._alarm is not None:
+            self._alarm.stop()
 
     @property
     def stopped(self) -> bool:
@@ -332,6 +339,7 @@ class Poller(Shown):
                         self._stretch_to = max(now + self._stretched(), self._paced_until)
                     next_due = (self._next_due() or now) - now
                     self._fresh_until = self._deadline(max(0.0, next_due))
+                    self._rearm(now_wall=None)
                     self._stale_shown = False
                     done = "agrees"
                 else:
@@ -372,6 +380,7 @@ class Poller(Shown):
                     return wait  # nothing shown yet, or stale already: a hold does not revive it
                 extended = self._deadline(wait)
                 self._fresh_until = (max(held[0], extended[0]), max(held[1], extended[1]))
+                self._rearm(now_wall=wall)
                 self.latest = with_next_check(latest, wall + timedelta(seconds=wait))
             if self.latest != latest:
                 self._publish(self.latest)
@@ -405,10 +414,12 @@ class Poller(Shown):
         while not self._stopped.is_set():
             try:
                 wait = self.step()
+                if self.look_every is not None:
+                    wait = min(wait, self.look_every)
                 if wait > 0 and not self._now_requested:
-                    self._wake.wait(min(wait, self.look_every))
+                    self._wake.wait(wait)
                 self._wake.clear()
             except Exception:  # step never raises; this guards the loop's own lines
                 log.exception("internal error in the poller loop")
                 self._internal_error(None)
-                self._stopped.wait(self.look_every)
+                self._stopped.wait(self.look_every or self.interval)

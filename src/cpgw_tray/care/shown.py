@@ -5,7 +5,8 @@ whether it is still fresh, and the push state it carries.
   the wall clock, when the verdict goes stale (:func:`~cpgw_tray.model.status.fresh_until`); the
   watchdog thread (:meth:`Shown.check_freshness`) publishes the stale ``unknown`` when
   that passes without a new finished check, and :meth:`Shown.view` gives any other view
-  the same answer.
+  the same answer. Each new deadline moves the watchdog's alarm (:mod:`.alarm`) without
+  waking it: while checks finish in time it does not wake at all.
 - Every status handed on carries ``push`` (the websocket's state, :mod:`.push`) when push
   is asked for; a change of it republishes the verdict, fresh until the next check due
   (later while push stretches the checks).
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..model.status import State, Status, fresh_until, stale_view, unknown
+from .alarm import Alarm
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,8 @@ class Shown:
 
     url: str
     timeout: float
-    look_every: float
+    look_every: float | None
+    _alarm: Alarm | None
     latest: Status | None
     push_state: Callable[[], str | None]
     _on_status: Callable[[Status], None]
@@ -59,6 +62,7 @@ class Shown:
                 due = self._next_due()
                 if due is not None:
                     self._fresh_until = self._deadline(max(0.0, due - self._clock()))
+                    self._rearm(now_wall=None)
             self._publish(latest)
 
     def _stamp(self, status: Status) -> Status:
@@ -88,6 +92,14 @@ class Shown:
         until = fresh_until(wall, next_due_s, self.timeout)
         return until, self._clock() + (until - wall).total_seconds()
 
+    def _rearm(self, now_wall: datetime | None) -> None:
+        """Move the watchdog's alarm to the verdict's deadline (under ``_lock``)."""
+        alarm = self._alarm
+        if alarm is not None:
+            now = self._wall() if now_wall is None else now_wall
+            until = self._until(now)
+            alarm.set(None if until is None else (until - now).total_seconds() + 0.01)
+
     # ------------------------------------------------------------------ publishing
     def _publish_verdict(self, status: Status, next_due_s: float) -> None:
         """A check finished: it is the verdict, fresh until the next one is overdue."""
@@ -97,6 +109,7 @@ class Shown:
                 self.latest = status
                 self._fresh_until = deadline
                 self._stale_shown = False
+                self._rearm(now_wall=None)
             published = self._publish(status)
         if not published and status.state is not State.ERROR:
             self._publish_verdict(self._error(), next_due_s)
@@ -114,9 +127,9 @@ class Shown:
         return True
 
     # ------------------------------------------------------------------ watchdog
-    def check_freshness(self) -> float:
+    def check_freshness(self) -> float | None:
         """Publish the stale ``unknown`` once when the verdict's deadline has passed;
-        return seconds until the next look."""
+        return seconds until the next look (None: none before a new verdict)."""
         now = self._wall()
         with self._lock:
             latest, until, shown = self.latest, self._until(now), self._stale_shown
@@ -124,7 +137,8 @@ class Shown:
             return self.look_every
         stale = stale_view(latest, until, now)
         if stale is None:
-            return min(self.look_every, max(0.0, (until - now).total_seconds()) + 0.01)
+            left = max(0.0, (until - now).total_seconds()) + 0.01
+            return left if self.look_every is None else min(self.look_every, left)
         if not shown:
             with self._publishing:  # a newer verdict published meanwhile wins
                 with self._lock:
@@ -136,10 +150,24 @@ class Shown:
         return self.look_every
 
     def _watchdog(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                wait = self.check_freshness()
-            except Exception:
-                log.exception("internal error in the freshness watchdog")
-                wait = self.look_every
-            self._stopped.wait(wait)
+        alarm = self._alarm
+        try:
+            while not self._stopped.is_set():
+                failed = False
+                try:
+                    wait = self.check_freshness()
+                except Exception:
+                    log.exception("internal error in the freshness watchdog")
+                    wait, failed = self.look_every or 1.0, True
+                if alarm is None:
+                    self._stopped.wait(wait)
+                    continue
+                with self._lock:  # the deadline as it is now: one moved meanwhile wins
+                    if failed or self._stale_shown:
+                        alarm.set(wait)
+                    else:
+                        self._rearm(now_wall=None)
+                alarm.wait()
+        finally:
+            if alarm is not None:
+                alarm.close()

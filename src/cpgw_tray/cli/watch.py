@@ -22,15 +22,16 @@ published as ``error``, and the watch goes on.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
 from ..constants import EXIT_IOERR, EXIT_SOFTWARE
-from ..lifecycle import SLICE, hangup_probe, silence_stdout, stop_on_signals
+from ..lifecycle import WakingStop, silence_stdout, stop_on_signals, wait_for_stop_or_hangup
 from ..model.status import Status
 from .commands import human
 from .options import UsageError, add_outlets, gateways_of
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
     from ..settings.config import Config
 
 log = logging.getLogger(__name__)
-
-LOOK_EVERY = 5.0  # longest wait between looks at the output's reader and the threads
 
 
 def arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -208,7 +207,7 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
     config = gateways[0].config  # the settings every gateway shares: outlets, the log
     log_path = logs.to_file(config.log_level)
     logs.catch_uncaught()
-    stop = threading.Event()
+    stop = WakingStop()
     history = History(paths.history_file(), "watch")
     printer = Printer(out, args.json, stop, history)
     printer.named = len(gateways) > 1
@@ -246,12 +245,15 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
     fleet = Fleet(gateways, build, on_status, on_event)
     restore = stop_on_signals(stop)
     try:
-        outlets.start()
-        history.started()
-        fleet.start()
-        for link in links:
-            link.start()
-        _wait(stop, printer, [*fleet.threads, *outlets.threads()], min(config.interval, LOOK_EVERY))
+        with _deaths(stop, printer, lambda: [*fleet.threads, *outlets.threads()]):
+            outlets.start()
+            history.started()
+            fleet.start()
+            for link in links:
+                link.start()
+            # asleep until stopped: a signal, a closed reader, a failed print, a dead thread
+            if wait_for_stop_or_hangup(stop, printer.out):
+                printer.closed()
     except KeyboardInterrupt:  # Ctrl-C before the handler was in place, or on Windows
         pass
     finally:
@@ -261,6 +263,7 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
         history.stopped()
         outlets.stop()
         restore()
+        stop.close()
     if (printer.pipe_closed or printer.failed) and out is sys.stdout:
         silence_stdout()  # no second complaint from the interpreter's last flush
     if printer.failed is not None:
@@ -270,21 +273,28 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _wait(
-    stop: threading.Event, printer: Printer, threads: list[threading.Thread], every: float
-) -> None:
-    """Until stopped: every ``every`` seconds (sooner on Windows, for Ctrl-C), ask the
-    output whether its reader left and see that every worker thread still runs."""
-    gone = hangup_probe(printer.out)
-    every = every if SLICE is None else min(every, SLICE)
-    while not stop.wait(every):
-        if gone is not None and gone():
-            printer.closed()
-        dead = [thread.name for thread in threads if not thread.is_alive()]
-        if dead and not stop.is_set():
-            log.error("the %s thread stopped", ", ".join(dead))
-            printer.failed = printer.failed or (
-                EXIT_SOFTWARE,
-                f"cpgw-tray: internal error: the {', '.join(dead)} thread stopped",
-            )
+@contextlib.contextmanager
+def _deaths(
+    stop: WakingStop, printer: Printer, threads: Callable[[], list[threading.Thread]]
+) -> Iterator[None]:
+    """While inside: a worker thread of ``threads()`` that dies (its uncaught error) stops
+    the watch at once, which then ends with 70. Entered before the threads start, so one
+    that dies at once counts; nothing polls them."""
+    dead: list[str] = []
+    previous = threading.excepthook
+
+    def on_death(died: threading.ExceptHookArgs) -> None:
+        previous(died)  # logged as every uncaught error is
+        if died.thread is not None and any(died.thread is t for t in threads()):
+            dead.append(died.thread.name)
             stop.set()
+
+    threading.excepthook = on_death
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+    if dead and not printer.pipe_closed and printer.failed is None:
+        names = ", ".join(dict.fromkeys(dead))
+        log.error("the %s thread stopped", names)
+        printer.failed = (EXIT_SOFTWARE, f"cpgw-tray: internal error: the {names} thread stopped")

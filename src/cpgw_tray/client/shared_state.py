@@ -107,9 +107,10 @@ class SharedState:
             result = change(data)
             if data != before:
                 try:
+                    # written over, then cut to its length: truncating to zero first
+                    # costs the filesystem a journal wait, a wake-up at every request
                     handle.seek(0)
-                    handle.truncate()
-                    handle.write(json.dumps(data).encode())
+                    handle.truncate(handle.write(json.dumps(data).encode()))
                 except OSError as exc:
                     raise SharedStateError(f"cannot write {self.path}: {exc.strerror}") from None
             return result

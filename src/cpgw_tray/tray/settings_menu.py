@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WRAP = 60
+NOTE_ROWS = 3  # rows under Settings: a bad file's error, or the region and restart notes
 
 
 def open_settings(path: Path, opener: Callable[[Path], bool] = open_path) -> str | None:
@@ -99,21 +100,23 @@ class SettingsItems(Section):
         self.door.redraw()
 
     def entries(self, view: View | None = None) -> list[Entry]:
-        items: list[Entry] = []
+        """Settings… and Start at login, then :data:`NOTE_ROWS` rows under them (blank
+        when unused, so nothing below moves): a bad file's error, else how the IBKR
+        region was chosen and the keys waiting for a restart."""
+        items = [
+            Entry("Settings…", self.open_file),
+            Entry("Start at login", self.toggle_autostart, checked=self.autostart_on),
+        ]
         if self.problem:
-            items.append(
-                Entry("Settings file has an error; last good settings kept:", enabled=False)
-            )
-            items += [
-                Entry(line, enabled=False)
-                for line in textwrap.wrap(self.problem, WRAP, break_on_hyphens=False)
-            ]
-        elif self.restart_needed:
-            keys = ", ".join(self.restart_needed)
-            items.append(Entry(f"Restart cpgw-tray to apply: {keys}", enabled=False))
-        items.append(Entry("Settings…", self.open_file))
-        items.append(Entry("Start at login", self.toggle_autostart, checked=self.autostart_on))
-        return items
+            wrap = textwrap.TextWrapper(WRAP, break_on_hyphens=False, max_lines=NOTE_ROWS - 1)
+            notes = ["Settings file has an error; last good settings kept:"]
+            notes += wrap.wrap(self.problem)
+        else:
+            notes = [view.hint] if view is not None else []
+            if self.restart_needed:
+                notes.append(f"Restart cpgw-tray to apply: {', '.join(self.restart_needed)}")
+        notes += [" "] * (NOTE_ROWS - len(notes))
+        return items + [Entry(line, enabled=False) for line in notes]
 
     # ------------------------------------------------------------------ menu actions
     def open_file(self) -> None:

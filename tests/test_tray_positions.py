@@ -50,7 +50,7 @@ def looks(tmp_path: Path) -> list[tuple[str, TrayApp, DummyBackend, Status]]:
     look, and a tray whose settings file is bad (its error under Settings)."""
     path = tmp_path / "c.toml"
     path.write_text('on_competing = "take_back_after"\n')
-    tray, backend, items = tray_with_settings(path)
+    tray, backend, _ = tray_with_settings(path)
     long = "A much longer explanation of what happened and what to do next " * 4
     cases = [(s.value, tray, backend, snapshot(s, detail=long, **FACTS_KNOWN)) for s in State]
     start = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)

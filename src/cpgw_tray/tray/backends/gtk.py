@@ -1,14 +1,14 @@
 """The GTK backends: gtk (``Gtk.StatusIcon``, XEmbed) and appindicator (StatusNotifier).
 
 Both run on the GLib loop, send notifications over D-Bus without waiting, and keep one
-``Gtk.Menu`` whose rows change in place (:mod:`.gtk_menu`: pystray's own would be rebuilt
-whole at every change and click); countdown rows' labels are set again on the loop. gtk pops the menu up in this
-process, so the redraws run only while it shows (no wake-ups otherwise);
-appindicator's menu is drawn by the panel over D-Bus with no signal here when it opens,
-so the openings are read from the D-Bus calls the panel makes (``AboutToShow``): each
-starts the redraws for a while (hosts rarely say when a menu closes), and each check's
-result redraws them too; only rows whose text changed are sent. Nothing wakes up while
-no menu shows.
+``Gtk.Menu`` whose rows change in place (:mod:`.gtk_menu`; pystray's would be rebuilt
+whole at every change and click); countdown rows' labels are set again on the loop.
+gtk pops the menu up in this process, so the redraws run only while it shows (no
+wake-ups otherwise); appindicator's menu is drawn by the panel over D-Bus with no
+signal here when it opens, so the openings are read from the D-Bus calls the panel
+makes (``AboutToShow``): each starts the redraws for a while (hosts rarely say when a
+menu closes), and each check's result redraws them too; only rows whose text changed
+are sent. Nothing wakes up while no menu shows.
 """
 
 from __future__ import annotations

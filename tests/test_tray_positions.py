@@ -14,7 +14,7 @@ from cpgw_tray.model.ibkr_clock import next_window
 from cpgw_tray.model.status import State, Status
 from cpgw_tray.tray.backends.dummy import DummyBackend
 from cpgw_tray.tray.menu import Entry
-from cpgw_tray.tray.tray_app import STATUS_ROWS, TrayApp
+from cpgw_tray.tray.tray_app import CLOCK_ROWS, STATUS_ROWS, TrayApp
 
 from .test_settings_tray import tray_with_settings
 from .test_tray import FACTS_KNOWN, snapshot
@@ -73,7 +73,8 @@ def test_actions_keep_one_position_in_every_state(tmp_path: Path) -> None:
         menu = list(backend.menu)
         places[name] = action_rows(menu)
         assert places[name].keys() == set(ACTIONS), name
-        assert menu[STATUS_ROWS].separator, name  # the status rows: a fixed count
+        size = STATUS_ROWS - (0 if tray.ibkr.enabled else CLOCK_ROWS)
+        assert menu[size].separator, name  # the status rows: a fixed count
         assert tray.view().expected is (name == "maintenance"), name  # its own look
     first = places[State.READY.value]
     assert {name: where for name, where in places.items() if where != first} == {}
@@ -90,13 +91,13 @@ def test_log_in_now_is_a_status_row_and_the_snooze_too(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("lines", [1, 22])
-def test_a_bad_settings_file_takes_at_most_three_rows(tmp_path: Path, lines: int) -> None:
+def test_a_bad_settings_file_takes_at_most_two_rows(tmp_path: Path, lines: int) -> None:
     (tmp_path / "c.toml").write_text("")
     tray, backend, items = tray_with_settings(tmp_path / "c.toml")
     items.failed("\n".join(f"key{n}: not a number (line {n})" for n in range(lines)))
     backend.drain()
     tray.apply(snapshot(State.READY))
     texts = [e.text for e in backend.menu]
-    under = texts[texts.index("Start at login") + 1 :][:4]
+    under = texts[texts.index("Start at login") + 1 :][:3]
     assert under[0] == "Settings file has an error; last good settings kept:"
-    assert "key0" in under[1] and under[3] == "Show history…"
+    assert "key0" in under[1] and under[2] == "Show history…"

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WRAP = 60
-NOTE_ROWS = 3  # rows under Settings: a bad file's error, or the region and restart notes
+NOTE_ROWS = 2  # rows under Settings: a bad file's error, or the region and restart notes
 
 
 def open_settings(path: Path, opener: Callable[[Path], bool] = open_path) -> str | None:
@@ -110,7 +110,8 @@ class SettingsItems(Section):
         if self.problem:
             wrap = textwrap.TextWrapper(WRAP, break_on_hyphens=False, max_lines=NOTE_ROWS - 1)
             notes = ["Settings file has an error; last good settings kept:"]
-            notes += wrap.wrap(self.problem)
+            notes += wrap.wrap(self.problem.replace(str(self.path), self.path.name))  # the file
+            # is the one Settings… opens: its name leaves room for the line and the key
         else:
             notes = [view.hint] if view is not None else []
             if self.restart_needed:

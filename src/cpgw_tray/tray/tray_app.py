@@ -65,16 +65,17 @@ def worth_telling(known: State | None, status: Status, quiet: bool) -> bool:
     return State.READY in (known, status.state)
 
 
-STATUS_ROWS = 13  # the status block's rows in every state (the fullest: 13)
+STATUS_ROWS = 13  # the status block's rows in every state (the fullest: 13) ...
+CLOCK_ROWS = 2  # ... of which the IBKR restart and weekly reset rows, when they are on
 
 
-def status_block(rows: list[Entry], last: Entry) -> list[Entry]:
+def status_block(rows: list[Entry], last: Entry, size: int = STATUS_ROWS) -> list[Entry]:
     """``rows`` and ``last`` (the last action's outcome, just above the actions) on
-    exactly :data:`STATUS_ROWS` rows, so the actions below never move: blank rows go
-    in between; a longer block loses rows before ``last``."""
-    room = STATUS_ROWS - 1
+    exactly ``size`` rows, so the actions below never move: blank rows go in between;
+    a longer block loses rows before ``last``."""
+    room = size - 1
     if len(rows) > room:
-        log.warning("%d status rows, %d shown", len(rows) + 1, STATUS_ROWS)
+        log.warning("%d status rows, %d shown", len(rows) + 1, size)
     blank = [Entry(" ", enabled=False)] * (room - len(rows))
     return [*rows[:room], *blank, last]
 
@@ -300,7 +301,8 @@ class TrayApp:
         state = status.state
         person = self.person_items
         *facts, last = view.rows  # the last: the last action's outcome
-        items = status_block([*person.head(view), *facts, *person.rows(view)], last)
+        size = STATUS_ROWS - (0 if self.ibkr.enabled else CLOCK_ROWS)  # fits small screens
+        items = status_block([*person.head(view), *facts, *person.rows(view)], last, size)
         items += [SEPARATOR, Entry("Check now", self.check_now, default=True)]
         answers = status.http_status is not None and state is not State.ACCESS_DENIED
         items.append(Entry("Open login page", self.open_login, enabled=answers))

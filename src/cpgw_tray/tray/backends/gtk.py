@@ -81,10 +81,12 @@ class GtkBackend(PystrayBackend):
         if not self.shown:  # no native menu before run(): it is built once the icon shows
             self._pending = entries
             return
-        # pystray's own menu only for the default action (a left click on gtk); set
-        # past its setter, which would build a second Gtk.Menu
-        items = [pystray_item(self._pystray, e, self.has_radio, self.has_default) for e in entries]
-        self.icon._menu = self._pystray.Menu(*items)
+        if self.has_default:  # gtk: pystray's menu, for a left click's default action
+            # (set past its setter, which would build a second Gtk.Menu). Not on
+            # appindicator: its show fails silently on a menu without a default item
+            # (the item stays passive: no icon on the panel).
+            items = [pystray_item(self._pystray, e, radio=self.has_radio) for e in entries]
+            self.icon._menu = self._pystray.Menu(*items)
         rebuilt = self.menu.show(entries)
         if rebuilt:
             self._install(self.menu.menu)
@@ -183,6 +185,14 @@ class AppIndicatorBackend(GtkBackend):
             return True
         self._timer = None
         return False  # the menu has most likely closed: stop waking up
+
+    def _show(self) -> None:
+        """The item made active in any case, once pystray's own show has run: that one
+        can fail silently before it does (seen on xfce4-panel: no icon)."""
+        super()._show()
+        indicator = self.icon._appindicator
+        active = type(indicator.get_status()).ACTIVE
+        self.post(lambda: indicator.set_status(active))
 
     def _install(self, menu: Any) -> None:
         """Exported over D-Bus by libappindicator: one layout for a new menu."""

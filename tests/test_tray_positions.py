@@ -1,6 +1,6 @@
-"""Issue 26: the menu's actions never move under the pointer. Across all states, the
-restart window's look, a bad settings file and a note, every action row keeps one index
-(the status rows above them have a fixed count; the notes under Settings too)."""
+"""Issue 26: the menu's actions never move under the pointer. Across all states and the
+restart window's look every action row keeps one index (the status rows above them have
+a fixed count); a bad settings file says why on at most three rows."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def action_rows(entries: list[Entry]) -> dict[str, int]:
 
 
 def looks(tmp_path: Path) -> list[tuple[str, TrayApp, DummyBackend, Status]]:
-    """Every state with every fact known and a long explanation, the restart window's
-    look, and a tray whose settings file is bad (its error under Settings)."""
+    """Every state with every fact known and a long explanation, and the restart
+    window's look."""
     path = tmp_path / "c.toml"
     path.write_text('on_competing = "take_back_after"\n')
     tray, backend, _ = tray_with_settings(path)
@@ -58,10 +58,6 @@ def looks(tmp_path: Path) -> list[tuple[str, TrayApp, DummyBackend, Status]]:
     at = restart.start + timedelta(minutes=1)
     window = replace(snapshot(State.LOGGED_OUT), checked_at=at, maintenance_until=restart.end)
     cases.append(("maintenance", tray, backend, window))
-    (tmp_path / "bad.toml").write_text("")
-    bad, bad_backend, bad_items = tray_with_settings(tmp_path / "bad.toml")
-    bad_items.failed("config file bad.toml: Invalid value (at line 3, column 13) " * 5)
-    cases.append(("bad settings", bad, bad_backend, snapshot(State.COMPETING, **FACTS_KNOWN)))
     return cases
 
 
@@ -91,13 +87,13 @@ def test_log_in_now_is_a_status_row_and_the_snooze_too(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("lines", [1, 22])
-def test_a_bad_settings_file_takes_at_most_two_rows(tmp_path: Path, lines: int) -> None:
+def test_a_bad_settings_file_takes_at_most_three_rows(tmp_path: Path, lines: int) -> None:
     (tmp_path / "c.toml").write_text("")
     tray, backend, items = tray_with_settings(tmp_path / "c.toml")
     items.failed("\n".join(f"key{n}: not a number (line {n})" for n in range(lines)))
     backend.drain()
     tray.apply(snapshot(State.READY))
     texts = [e.text for e in backend.menu]
-    under = texts[texts.index("Start at login") + 1 :][:3]
+    under = texts[texts.index("Start at login") + 1 :][:4]
     assert under[0] == "Settings file has an error; last good settings kept:"
-    assert "key0" in under[1] and under[2] == "Show history…"
+    assert "key0" in under[1] and "Show history…" in under[2:]

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WRAP = 60
-NOTE_ROWS = 2  # rows under Settings: a bad file's error, or the region and restart notes
+NOTE_ROWS = 3  # rows under Settings at most: a bad file's error
 
 
 def open_settings(path: Path, opener: Callable[[Path], bool] = open_path) -> str | None:
@@ -100,9 +100,9 @@ class SettingsItems(Section):
         self.door.redraw()
 
     def entries(self, view: View | None = None) -> list[Entry]:
-        """Settings… and Start at login, then :data:`NOTE_ROWS` rows under them (blank
-        when unused, so nothing below moves): a bad file's error, else how the IBKR
-        region was chosen and the keys waiting for a restart."""
+        """Settings… and Start at login, then one row under them: how the IBKR region
+        was chosen; a bad file's error instead, on at most :data:`NOTE_ROWS` rows, and the
+        keys waiting for a restart on one more (both rare: the menu stays short)."""
         items = [
             Entry("Settings…", self.open_file),
             Entry("Start at login", self.toggle_autostart, checked=self.autostart_on),
@@ -113,10 +113,9 @@ class SettingsItems(Section):
             notes += wrap.wrap(self.problem.replace(str(self.path), self.path.name))  # the file
             # is the one Settings… opens: its name leaves room for the line and the key
         else:
-            notes = [view.hint] if view is not None else []
+            notes = [view.hint if view is not None else " "]
             if self.restart_needed:
                 notes.append(f"Restart cpgw-tray to apply: {', '.join(self.restart_needed)}")
-        notes += [" "] * (NOTE_ROWS - len(notes))
         return items + [Entry(line, enabled=False) for line in notes]
 
     # ------------------------------------------------------------------ menu actions

@@ -65,7 +65,7 @@ def worth_telling(known: State | None, status: Status, quiet: bool) -> bool:
     return State.READY in (known, status.state)
 
 
-STATUS_ROWS = 13  # the status block's rows in every state (the fullest: 13) ...
+STATUS_ROWS = 12  # the status block's rows in every state (the fullest: 12) ...
 CLOCK_ROWS = 2  # ... of which the IBKR restart and weekly reset rows, when they are on
 
 

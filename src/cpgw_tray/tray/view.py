@@ -116,8 +116,8 @@ def _facts(
     if state in SESSION_STATES:
         kind = {True: "paper", False: "live", None: "paper or live unknown"}[status.paper]
         account = f"{status.account} ({kind})" if status.account else "unknown"
-        facts.append(Entry(f"Account: {account}", enabled=False))
-        facts.append(Entry(f"Server: {status.server_name or 'unknown'}", enabled=False))
+        server = status.server_name or "unknown"  # one row: the menu fits small screens
+        facts.append(Entry(f"Account: {account}, server {server}", enabled=False))
         facts.append(_live(lambda: rows.login_left(latest(), wall()), every=15.0))
     if state is State.RATE_LIMITED:
         facts.append(_live(lambda: rows.next_check(latest(), wall()), every=1.0))

@@ -144,6 +144,10 @@ class TrayRun:
             if region is None:
                 path.unlink()
                 return None
+            # a tall menu (the fixed rows) may start over the panel, above the icon's foot
+            whole = changed_region(before, after, 0)  # type: ignore[arg-type]
+            if whole is not None and whole[1] < region[1] and whole[0] <= region[0] + 8:
+                region = (region[0], whole[1], region[2], region[3])
             lines = ocr_lines(after.crop(region), self.desktop.workdir)  # type: ignore[attr-defined]
             text = " | ".join(t for t, _, _ in lines)
             if "Quit" not in text:

@@ -397,7 +397,7 @@ def test_facts_not_known_say_so(app: tuple[TrayApp, DummyBackend]) -> None:
     tray, _ = app
     tray.apply(snapshot(State.READY))
     items = texts(tray.entries())
-    assert "Login expires: unknown" in items and "Account: unknown" in items
+    assert "Login expires: unknown" in items and "Account: unknown, server unknown" in items
 
 
 def test_durations_in_hours_and_minutes(app: tuple[TrayApp, DummyBackend]) -> None:

@@ -141,12 +141,15 @@ class PersonItems:
         self.person = person
 
     def head(self, view: View) -> list[Entry]:
-        """The first item while a person must log in."""
+        """The first row while a person must log in."""
         if needs_login(view.status) and not view.expected:
             return [Entry("Log in now…", self.door.open_login)]
         return []
 
-    def entries(self, view: View) -> list[Entry]:
+    def rows(self, view: View) -> list[Entry]:
+        """The person's rows at the foot of the status rows (so they never push the
+        actions down): the snooze while a person must log in; the takeover's countdown
+        and *Leave it this time* while another session holds it."""
         status = view.status
         person = self.person
         policy, now = person.policy, person.now()
@@ -163,6 +166,12 @@ class PersonItems:
             leave = self._refreshing(person.leave_this_time)
             counting = policy.take_over_at is not None
             items.append(Entry("Leave it this time", leave, enabled=counting))
+        return items
+
+    def entries(self, view: View) -> list[Entry]:
+        """The *Session care* submenu: one action row in every state."""
+        person = self.person
+        policy = person.policy
         title = "Session care"
         if person.paused() and policy.paused_until is not None:
             title = f"Session care paused until {_hhmm(policy.paused_until)}"
@@ -183,8 +192,7 @@ class PersonItems:
         )
         # One row: the menu must fit a small screen below the icon.
         heading = Entry("When TWS or the phone takes over:", enabled=False)
-        items.append(Entry(title, submenu=(pause, SEPARATOR, heading, *choices)))
-        return items
+        return [Entry(title, submenu=(pause, SEPARATOR, heading, *choices))]
 
     def _countdown(self) -> str:
         """The row before an automatic takeover (``take_back_after``)."""

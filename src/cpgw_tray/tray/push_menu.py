@@ -75,4 +75,4 @@ class PushItems(Section):
             text = self.last.message
             text = text if len(text) <= LINE else text[: LINE - 1] + "…"
             rows.append(Entry(f"IBKR bulletin {at}: {text}", enabled=False))
-        return rows
+        return rows + [Entry(" ", enabled=False)] * (2 - len(rows))  # Settings never moves

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WRAP = 60
+NOTE_ROWS = 3  # rows under Settings at most: a bad file's error
 
 
 def open_settings(path: Path, opener: Callable[[Path], bool] = open_path) -> str | None:
@@ -99,21 +100,23 @@ class SettingsItems(Section):
         self.door.redraw()
 
     def entries(self, view: View | None = None) -> list[Entry]:
-        items: list[Entry] = []
+        """Settings… and Start at login, then one row under them: how the IBKR region
+        was chosen; a bad file's error instead, on at most :data:`NOTE_ROWS` rows, and the
+        keys waiting for a restart on one more (both rare: the menu stays short)."""
+        items = [
+            Entry("Settings…", self.open_file),
+            Entry("Start at login", self.toggle_autostart, checked=self.autostart_on),
+        ]
         if self.problem:
-            items.append(
-                Entry("Settings file has an error; last good settings kept:", enabled=False)
-            )
-            items += [
-                Entry(line, enabled=False)
-                for line in textwrap.wrap(self.problem, WRAP, break_on_hyphens=False)
-            ]
-        elif self.restart_needed:
-            keys = ", ".join(self.restart_needed)
-            items.append(Entry(f"Restart cpgw-tray to apply: {keys}", enabled=False))
-        items.append(Entry("Settings…", self.open_file))
-        items.append(Entry("Start at login", self.toggle_autostart, checked=self.autostart_on))
-        return items
+            wrap = textwrap.TextWrapper(WRAP, break_on_hyphens=False, max_lines=NOTE_ROWS - 1)
+            notes = ["Settings file has an error; last good settings kept:"]
+            notes += wrap.wrap(self.problem.replace(str(self.path), self.path.name))  # the file
+            # is the one Settings… opens: its name leaves room for the line and the key
+        else:
+            notes = [view.hint if view is not None else " "]
+            if self.restart_needed:
+                notes.append(f"Restart cpgw-tray to apply: {', '.join(self.restart_needed)}")
+        return items + [Entry(line, enabled=False) for line in notes]
 
     # ------------------------------------------------------------------ menu actions
     def open_file(self) -> None:

@@ -66,6 +66,21 @@ def worth_telling(known: State | None, status: Status, quiet: bool) -> bool:
     return State.READY in (known, status.state)
 
 
+STATUS_ROWS = 12  # the status block's rows in every state (the fullest: 12) ...
+CLOCK_ROWS = 2  # ... of which the IBKR restart and weekly reset rows, when they are on
+
+
+def status_block(rows: list[Entry], last: Entry, size: int = STATUS_ROWS) -> list[Entry]:
+    """``rows`` and ``last`` (the last action's outcome, just above the actions) on
+    exactly ``size`` rows, so the actions below never move: blank rows go in between;
+    a longer block loses rows before ``last``."""
+    room = size - 1
+    if len(rows) > room:
+        log.warning("%d status rows, %d shown", len(rows) + 1, size)
+    blank = [Entry(" ", enabled=False)] * (room - len(rows))
+    return [*rows[:room], *blank, last]
+
+
 class TrayApp:
     """The tray's behaviour, independent of any toolkit."""
 
@@ -291,7 +306,10 @@ class TrayApp:
         view = view or self.view()
         status = view.status
         state = status.state
-        items = [*self.person_items.head(view), *view.rows]
+        person = self.person_items
+        *facts, last = view.rows  # the last: the last action's outcome
+        size = STATUS_ROWS - (0 if self.ibkr.enabled else CLOCK_ROWS)  # fits small screens
+        items = status_block([*person.head(view), *facts, *person.rows(view)], last, size)
         items += [SEPARATOR, Entry("Check now", self.check_now, default=True)]
         answers = status.http_status is not None and state is not State.ACCESS_DENIED
         items.append(Entry("Open login page", self.open_login, enabled=answers))
@@ -306,6 +324,8 @@ class TrayApp:
         items += [*self.person_items.entries(view), SEPARATOR]
         for section in self.sections:
             items += [*section.entries(view), *([SEPARATOR] if section.separated else [])]
+        if not any(isinstance(s, Saver) for s in self.sections):  # else under Settings
+            items += [Entry(view.hint, enabled=False), SEPARATOR]
         items += [
             Entry("Notifications", self.toggle_notifications, checked=self.notifications),
             Entry("Quit", self.quit),

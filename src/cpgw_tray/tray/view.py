@@ -50,6 +50,7 @@ class View:
     window: Window | None  # the IBKR restart window that explains the state, if any
     rows: tuple[Entry, ...]  # the status rows and the facts, above the actions
     region: str  # the IBKR region whose restart windows apply
+    hint: str  # how the region was chosen ("IBKR region: assumed …"), under Settings
 
     @property
     def expected(self) -> bool:
@@ -79,7 +80,7 @@ def compute(
     facts = _facts(
         status, window, (since, came_from), last_action, ibkr, wall, latest or (lambda: status)
     )
-    return View(status, icon, title, window, (*head, *facts), ibkr.region)
+    return View(status, icon, title, window, (*head, *facts), ibkr.region, ibkr.choice.text)
 
 
 def _head(status: Status, window: Window | None) -> list[str]:
@@ -115,8 +116,8 @@ def _facts(
     if state in SESSION_STATES:
         kind = {True: "paper", False: "live", None: "paper or live unknown"}[status.paper]
         account = f"{status.account} ({kind})" if status.account else "unknown"
-        facts.append(Entry(f"Account: {account}", enabled=False))
-        facts.append(Entry(f"Server: {status.server_name or 'unknown'}", enabled=False))
+        server = status.server_name or "unknown"  # one row: the menu fits small screens
+        facts.append(Entry(f"Account: {account}, server {server}", enabled=False))
         facts.append(_live(lambda: rows.login_left(latest(), wall()), every=15.0))
     if state is State.RATE_LIMITED:
         facts.append(_live(lambda: rows.next_check(latest(), wall()), every=1.0))
@@ -124,7 +125,6 @@ def _facts(
         told = window is not None  # the head says the window
         facts.append(_live(lambda: rows.restart_row(ibkr, wall(), told), 15.0))
         facts.append(_live(lambda: rows.token_row(ibkr, wall()), 15.0))
-    facts.append(Entry(ibkr.choice.text, enabled=False))
     facts.append(last)
     return facts
 

@@ -1,14 +1,14 @@
 """The GTK backends: gtk (``Gtk.StatusIcon``, XEmbed) and appindicator (StatusNotifier).
 
-Both run on the GLib loop, send notifications over D-Bus without waiting, and redraw
-countdown rows in place: pystray builds a ``Gtk.Menu`` once per menu and evaluates texts
-then, so the rows' labels are set again on the loop. gtk pops the menu up in this
-process, so the redraws run only while it shows (no wake-ups otherwise);
-appindicator's menu is drawn by the panel over D-Bus with no signal here when it opens,
-so the openings are read from the D-Bus calls the panel makes (``AboutToShow``): each
-starts the redraws for a while (hosts rarely say when a menu closes), and each check's
-result redraws them too; only rows whose text changed are sent. Nothing wakes up while
-no menu shows.
+Both run on the GLib loop, send notifications over D-Bus without waiting, and keep one
+``Gtk.Menu`` whose rows change in place (:mod:`.gtk_menu`; pystray's would be rebuilt
+whole at every change and click); countdown rows' labels are set again on the loop.
+gtk pops the menu up in this process, so the redraws run only while it shows (no
+wake-ups otherwise); appindicator's menu is drawn by the panel over D-Bus with no
+signal here when it opens, so the openings are read from the D-Bus calls the panel
+makes (``AboutToShow``): each starts the redraws for a while (hosts rarely say when a
+menu closes), and each check's result redraws them too; only rows whose text changed
+are sent. Nothing wakes up while no menu shows.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Any
 
 from ..icons import ICONS, SEVERAL_ICONS, Icon, icon_image, icon_name, look_of
 from ..menu import Entry
-from .base import PystrayBackend
+from .base import PystrayBackend, pystray_item
+from .gtk_menu import GtkMenu
 from .live import LiveLabels
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,16 @@ class GtkBackend(PystrayBackend):
     live_menu = True
 
     def __init__(self, pystray: Any, title: str) -> None:
-        from gi.repository import GLib
+        from gi.repository import GLib, Gtk
 
         self._glib = GLib
         super().__init__(pystray, title)
         self._notifier = DbusNotifier.create()
         self.live = LiveLabels()
+        self.menu = GtkMenu(Gtk, GLib)
+        # pystray builds a menu of its own on every update_menu() (after a left click on
+        # gtk too) and would replace ours: the menu is ours alone
+        self.icon._update_menu = lambda: None
         self._timer: int | None = None
 
     def post(self, fn: Callable[[], None]) -> None:
@@ -70,18 +75,34 @@ class GtkBackend(PystrayBackend):
             self._notifier.notify(title, message, (label, action), also)
 
     def set_menu(self, entries: Sequence[Entry]) -> None:
-        super().set_menu(entries)  # pystray builds the Gtk.Menu on the next idle ...
-        self.post(lambda: self._hook(entries))  # ... and this runs after it
-
-    def _hook(self, entries: Sequence[Entry]) -> None:
-        """Find the live rows in the menu pystray built; watch when to redraw them."""
-        self._stop_timer()
-        self.live.clear()
-        menu = getattr(self.icon, "_menu_handle", None)
-        if menu is None:
+        """Tray thread (the GLib loop): the menu in place where its shape is the same
+        (see :mod:`.gtk_menu`), else built anew and handed to the tray once."""
+        self._entries = entries
+        if not self.shown:  # no native menu before run(): it is built once the icon shows
+            self._pending = entries
             return
+        if self.has_default:  # gtk: pystray's menu, for a left click's default action
+            # (set past its setter, which would build a second Gtk.Menu). Not on
+            # appindicator: its show fails silently on a menu without a default item
+            # (the item stays passive: no icon on the panel).
+            items = [pystray_item(self._pystray, e, radio=self.has_radio) for e in entries]
+            self.icon._menu = self._pystray.Menu(*items)
+        rebuilt = self.menu.show(entries)
+        if rebuilt:
+            self._install(self.menu.menu)
+        self._hook(entries, rebuilt)
+
+    def _install(self, menu: Any) -> None:
+        """A menu built anew, to the tray (gtk pops ``_menu_handle`` up itself)."""
+        self.icon._menu_handle = menu
+
+    def _hook(self, entries: Sequence[Entry], rebuilt: bool) -> None:
+        """Find the live rows in the menu; watch when to redraw them (once per menu)."""
+        menu = self.menu.menu
+        self.live.clear()
         self._track(menu, entries)
-        if self.live.every is not None:
+        if rebuilt:
+            self._stop_timer()
             self._watch(menu)
 
     def _track(self, menu: Any, entries: Sequence[Entry]) -> None:
@@ -164,6 +185,19 @@ class AppIndicatorBackend(GtkBackend):
             return True
         self._timer = None
         return False  # the menu has most likely closed: stop waking up
+
+    def _show(self) -> None:
+        """The item made active in any case, once pystray's own show has run: that one
+        can fail silently before it does (seen on xfce4-panel: no icon)."""
+        super()._show()
+        indicator = self.icon._appindicator
+        active = type(indicator.get_status()).ACTIVE
+        self.post(lambda: indicator.set_status(active))
+
+    def _install(self, menu: Any) -> None:
+        """Exported over D-Bus by libappindicator: one layout for a new menu."""
+        super()._install(menu)
+        self.icon._appindicator.set_menu(menu)
 
     def _watch(self, menu: Any) -> None:
         """The panel opens the menu in its own process: see :meth:`_watch_openings`."""

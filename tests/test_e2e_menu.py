@@ -19,10 +19,14 @@ from .test_tray_positions import ACTIONS
 
 pytestmark = pytest.mark.e2e
 
-STEPS = [  # Simulate entry, the status row it brings
+STEPS = [  # Simulate entry, the status row it brings: the nine states the demo can play
+    # (gateway_down and unknown need no gateway / no check: tests/test_tray_positions.py)
     ("ready", "Status: Ready"),
     ("competing", "Status: Competing session"),
+    ("disconnected", "Status: Disconnected from IBKR"),
+    ("not_authenticated", "Status: Brokerage session not started"),
     ("logged_out", "Status: Logged out"),
+    ("server_error", "Status: Gateway error"),
     ("rate_limited", "Status: Rate limited"),
     ("access_denied", "Status: Access denied by the gateway"),
     ("hang", "Status: Gateway not responding"),

@@ -11,7 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomlkit
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 from cpgw_tray.model.status import State
 from cpgw_tray.settings import file as settings_file
@@ -52,7 +56,8 @@ def test_a_commented_key_inside_a_multiline_string_is_not_touched(tmp_path: Path
     set_key(path, "notifications", False)
     set_key(path, "interval", 20)
     assert path.read_text().startswith(text)  # the strings as they were
-    data = tomlkit.parse(path.read_text()).unwrap()
+    data = tomllib.loads(path.read_text())  # as the settings are read (tomlkit 0.11's
+    # unwrap keeps a multi-line string's quotes)
     assert data == {
         "serve": "# notifications = true\n",
         "on_change": "  # interval = 5\n",

@@ -17,12 +17,14 @@ memory before and after.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -54,6 +56,25 @@ def start_demo(desktop: Desktop) -> subprocess.Popen[bytes]:
         desktop._menu_address = lambda: _by_pid(desktop, proc.pid)  # type: ignore[method-assign]
     wait_for(lambda: "Simulate" in desktop.dbusmenu_labels(), 20, "the Simulate menu")
     return proc
+
+
+@contextlib.contextmanager
+def demo_on(host: str, prefix: str) -> Iterator[tuple[Desktop, Signals, subprocess.Popen[bytes]]]:
+    """A virtual desktop with ``host``, its D-Bus signals counted, and the demo on it; all
+    three stopped after."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        desktop = Desktop(Path(tmp), host).start()
+        signals = Signals(desktop)
+        proc = None
+        try:
+            proc = start_demo(desktop)
+            yield desktop, signals, proc
+        finally:
+            signals.stop()
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(5)
+            desktop.stop()
 
 
 def _by_pid(desktop: Desktop, pid: int) -> tuple[str, str] | None:
@@ -91,92 +112,70 @@ def rss_kb(pid: int) -> int:
 
 
 def soak(host: str, minutes: float, rate: float) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="cpgw-soak-") as tmp:
-        desktop = Desktop(Path(tmp), host).start()
-        signals = Signals(desktop)
-        try:
-            proc = start_demo(desktop)
-            start_rss, mark = rss_kb(proc.pid), signals.mark()
-            sent, began, known = 0, time.monotonic(), ids(desktop)
-            read_at = began
-            while time.monotonic() - began < minutes * 60:
-                if proc.poll() is not None or host_crash(desktop) is not None:
-                    break
-                if time.monotonic() - read_at > 1.0 or not known:
-                    known, read_at = ids(desktop) or known, time.monotonic()
-                if known:
-                    name = SCENARIOS[sent % len(SCENARIOS)]
-                    click(desktop, known[name])
-                    sent += 1
-                time.sleep(max(0.0, began + sent / rate - time.monotonic()))
-            took = time.monotonic() - began
-            counts = signals.since(mark)
-            alive = proc.poll() is None
-            log = (desktop.workdir / "demo.log").read_text(errors="replace")
-            return {
-                "host": host,
-                "seconds": round(took),
-                "clicks": sent,
-                "layouts": counts["LayoutUpdated"],
-                "row_updates": counts["ItemsPropertiesUpdated"],
-                "host_crash": host_crash(desktop),
-                "host_alive": all(p.poll() is None for p in desktop.procs),
-                "tray_alive": alive,
-                "tracebacks": log.count("Traceback"),
-                "tray_rss_mb": [round(start_rss / 1024, 1), round(rss_kb(proc.pid) / 1024, 1)]
-                if alive
-                else None,
-            }
-        finally:
-            signals.stop()
-            if "proc" in locals() and proc.poll() is None:
-                proc.terminate()
-                proc.wait(5)
-            desktop.stop()
+    with demo_on(host, "cpgw-soak-") as (desktop, signals, proc):
+        start_rss, mark = rss_kb(proc.pid), signals.mark()
+        sent, began, known = 0, time.monotonic(), ids(desktop)
+        read_at = began
+        while time.monotonic() - began < minutes * 60:
+            if proc.poll() is not None or host_crash(desktop) is not None:
+                break
+            if time.monotonic() - read_at > 1.0 or not known:
+                known, read_at = ids(desktop) or known, time.monotonic()
+            if known:
+                name = SCENARIOS[sent % len(SCENARIOS)]
+                click(desktop, known[name])
+                sent += 1
+            time.sleep(max(0.0, began + sent / rate - time.monotonic()))
+        took = time.monotonic() - began
+        counts = signals.since(mark)
+        alive = proc.poll() is None
+        log = (desktop.workdir / "demo.log").read_text(errors="replace")
+        return {
+            "host": host,
+            "seconds": round(took),
+            "clicks": sent,
+            "layouts": counts["LayoutUpdated"],
+            "row_updates": counts["ItemsPropertiesUpdated"],
+            "host_crash": host_crash(desktop),
+            "host_alive": all(p.poll() is None for p in desktop.procs),
+            "tray_alive": alive,
+            "tracebacks": log.count("Traceback"),
+            "tray_rss_mb": [round(start_rss / 1024, 1), round(rss_kb(proc.pid) / 1024, 1)]
+            if alive
+            else None,
+        }
 
 
 def steps() -> dict[str, object]:
     """The signals of single state changes, and of countdown steps with the menu open."""
-    with tempfile.TemporaryDirectory(prefix="cpgw-steps-") as tmp:
-        desktop = Desktop(Path(tmp), "xfce4-panel").start()
-        signals = Signals(desktop)
-        try:
-            proc = start_demo(desktop)
-            changes = {}
-            for name in SCENARIOS:
-                signals.settled()
-                mark = signals.mark()
-                click(desktop, ids(desktop)[name])
-                wait_for(lambda n=name: STATUS[n] in top_rows(desktop), 5, STATUS[name])
-                signals.settled(quiet=1.0)
-                changes[name] = dict(signals.since(mark))
-            click(desktop, ids(desktop)["rate_limited"])
+    with demo_on("xfce4-panel", "cpgw-steps-") as (desktop, signals, _demo):
+        changes = {}
+        for name in SCENARIOS:
+            signals.settled()
+            mark = signals.mark()
+            click(desktop, ids(desktop)[name])
+            wait_for(lambda n=name: STATUS[n] in top_rows(desktop), 5, STATUS[name])
             signals.settled(quiet=1.0)
-            about_to_show(desktop)
-            mark, began = signals.mark(), time.monotonic()
+            changes[name] = dict(signals.since(mark))
+        click(desktop, ids(desktop)["rate_limited"])
+        signals.settled(quiet=1.0)
+        about_to_show(desktop)
+        mark, began = signals.mark(), time.monotonic()
+        shown = [r for r in top_rows(desktop) if r.startswith("Next check")]
+        for _ in range(3):
+            wait_for(
+                lambda s=shown: [r for r in top_rows(desktop) if r.startswith("Next check")] != s,
+                5,
+                "a countdown step",
+                step=0.1,
+            )
             shown = [r for r in top_rows(desktop) if r.startswith("Next check")]
-            for _ in range(3):
-                wait_for(
-                    lambda s=shown: (
-                        [r for r in top_rows(desktop) if r.startswith("Next check")] != s
-                    ),
-                    5,
-                    "a countdown step",
-                    step=0.1,
-                )
-                shown = [r for r in top_rows(desktop) if r.startswith("Next check")]
-            counts: Counter[str] = signals.since(mark)
-            return {
-                "per_state_change": changes,
-                "three_countdown_steps": dict(counts),
-                "seconds": round(time.monotonic() - began, 1),
-            }
-        finally:
-            signals.stop()
-            if "proc" in locals() and proc.poll() is None:
-                proc.terminate()
-                proc.wait(5)
-            desktop.stop()
+        counts: Counter[str] = signals.since(mark)
+        return {
+            "per_state_change": changes,
+            "three_countdown_steps": dict(counts),
+            "seconds": round(time.monotonic() - began, 1),
+        }
 
 
 def main() -> None:

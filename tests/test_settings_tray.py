@@ -370,23 +370,39 @@ def test_running_tray_applies_an_edited_interval_within_5_s(isolated_env: Path) 
 
 
 def test_start_at_login_follows_the_command_line(tmp_path: Path) -> None:
-    """`cpgw-tray autostart on|off` while the tray runs: the watcher's next look ticks or
+    """`cpgw-tray autostart on|off` while the tray runs: the settings watcher sees the
+    autostart entry change (no folder for it at first, no periodic look) and ticks or
     unticks *Start at login* (it stayed ticked after `off`)."""
     path = save(tmp_path / "config.toml", "# mine\n")
 
     def real(door: Door) -> SettingsItems:  # the real autostart entry
         return SettingsItems(door, path, command=["cpgw-tray"])
 
-    _, backend, items = tray_with_settings(path, section=real)
-    assert entry(backend, "Start at login").checked is False
-    assert run_cli("autostart", "on")[0] == 0
-    items.tick()  # what the settings watcher calls every few seconds
-    backend.drain()
-    assert entry(backend, "Start at login").checked is True
-    assert run_cli("autostart", "off")[0] == 0
-    items.tick()
-    backend.drain()
-    assert entry(backend, "Start at login").checked is False
+    app, backend, items = tray_with_settings(path, section=real)
+    assert items.autostart.file is not None and not items.autostart.file.parent.exists()
+    watcher = SettingsWatcher(
+        path,
+        Config,
+        items.reloaded,
+        items.failed,
+        period=3600,
+        on_tick=items.tick,
+        follows=items.autostart.file,
+    )
+    watcher.start()
+    try:
+        assert entry(backend, "Start at login").checked is False
+        for state, expected in (("on", True), ("off", False)):
+            assert run_cli("autostart", state)[0] == 0
+
+            def shown(expected: bool = expected) -> bool:
+                backend.drain()  # as the tray's thread
+                return entry(backend, "Start at login").checked is expected
+
+            wait_for(shown, timeout=10)
+    finally:
+        watcher.stop()
+        app.quit()
 
 
 def test_the_watcher_ticks_at_every_look(tmp_path: Path) -> None:

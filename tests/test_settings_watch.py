@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import queue
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,15 +17,18 @@ import pytest
 from cpgw_tray.settings.config import Config, load
 from cpgw_tray.settings.watcher import SettingsWatcher
 
+from .conftest import wait_for
 from .test_settings import save
 
 LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
 
 
-def watching(path: Path, period: float) -> tuple[SettingsWatcher, queue.SimpleQueue[Any]]:
+def watching(
+    path: Path, period: float, **more: Any
+) -> tuple[SettingsWatcher, queue.SimpleQueue[Any]]:
     seen: queue.SimpleQueue[Any] = queue.SimpleQueue()
     loader: Callable[[], Config] = lambda: load({}, config_path=str(path), env={})  # noqa: E731
-    watcher = SettingsWatcher(path, loader, seen.put, seen.put, period=period, settle=0)
+    watcher = SettingsWatcher(path, loader, seen.put, seen.put, period=period, settle=0, **more)
     watcher.start()
     return watcher, seen
 
@@ -76,14 +81,43 @@ def test_without_inotify_the_file_is_polled(
 
 
 @LINUX
-def test_a_folder_made_later_is_watched_then(tmp_path: Path) -> None:
-    path = tmp_path / "later" / "c.toml"
-    watcher, seen = watching(path, period=0.05)  # no folder: polled until it exists
+@pytest.mark.parametrize("depth", [1, 3])
+def test_a_folder_made_later_is_watched_without_a_poll(tmp_path: Path, depth: int) -> None:
+    """A fresh install has no settings folder (often no ~/.config either): the nearest
+    folder that exists is watched until the way to the file is made, never polled."""
+    path = tmp_path.joinpath(*[f"later{n}" for n in range(depth)], "c.toml")
+    looked = threading.Event()
+    watcher, seen = watching(path, period=3600, on_tick=looked.set)  # no poll in this test
     try:
+        assert looked.wait(10)  # watching: the folders are made after this
         save(path, "interval = 20\n")
         assert until_interval(seen, 20)
         save(path, "interval = 10\n")
         assert until_interval(seen, 10)
+    finally:
+        watcher.stop()
+
+
+@LINUX
+def test_the_followed_file_ticks_on_its_change_only(tmp_path: Path) -> None:
+    """*Start at login* follows the autostart file: a tick when it is written (its
+    folder made later too), none while nothing changes, however short the period."""
+    path = save(tmp_path / "c.toml", "interval = 30\n")
+    follows = tmp_path / "autostart" / "cpgw-tray.desktop"
+    ticks: queue.SimpleQueue[float] = queue.SimpleQueue()
+    watcher, seen = watching(
+        path, period=0.01, on_tick=lambda: ticks.put(time.monotonic()), follows=follows
+    )
+    try:
+        ticks.get(timeout=10)  # the first look
+        save(tmp_path / "unrelated.txt", "x")  # an event in a watched folder, not the file
+        save(path, "interval = 20\n")
+        assert until_interval(seen, 20)
+        before = ticks.qsize()
+        follows.parent.mkdir()
+        save(follows, "[Desktop Entry]\n")
+        wait_for(lambda: ticks.qsize() > before)
+        assert before <= 2  # the settings save's look may tick; a 0.01 s period did not
     finally:
         watcher.stop()
 

@@ -153,7 +153,7 @@ def run_tray(
     ``now``: a wall clock shared with a simulator (the demo's), for the tray and its
     checks. ``sections``: the menu's sections for the settings and client in use, above
     the settings (default: the gateway items)."""
-    from . import logs
+    from . import autostart, logs
     from .settings.config import ConfigError
     from .settings.watcher import SettingsWatcher
 
@@ -177,12 +177,13 @@ def run_tray(
         else:
             backend.post(lambda: show_bad(message))
 
-    def tick() -> None:  # watcher thread, every few seconds
+    def tick() -> None:  # watcher thread: the autostart entry changed (or a poll)
         if items:
             items[0].tick()
 
     # made before the first load
-    watcher = SettingsWatcher(settings_path, load, changed, failed, on_tick=tick)
+    follows = autostart.for_platform().file
+    watcher = SettingsWatcher(settings_path, load, changed, failed, on_tick=tick, follows=follows)
     try:
         config: Config | None = load()
         problem = None

@@ -47,6 +47,7 @@ class Autostart(Protocol):
     """Start at login on one platform."""
 
     where: str
+    file: Path | None  # the file that holds it, for the tray to watch; None: the registry
 
     def status(self) -> bool: ...
     def enable(self, command: list[str]) -> Result: ...
@@ -108,6 +109,7 @@ class XdgAutostart:
 
         self.path = (folder or paths.autostart_dir()) / f"{APP_NAME}.desktop"
         self.where = str(self.path)
+        self.file: Path | None = self.path
 
     def _lines(self) -> dict[str, str] | None:
         try:
@@ -198,6 +200,7 @@ class LaunchAgent:
 
         self.path = (folder or paths.launch_agents_dir()) / f"{self.LABEL}.plist"
         self.where = str(self.path)
+        self.file: Path | None = self.path
         self._launchctl = launchctl
         if uid is None and sys.platform != "win32":  # os.getuid is POSIX's
             uid = os.getuid()
@@ -299,6 +302,7 @@ class RunValue:
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry or WinRegistry()
         self.where = rf"HKEY_CURRENT_USER\{self.RUN}\{APP_NAME}"
+        self.file: Path | None = None
 
     def _ours(self, value: str) -> bool:
         return self.registry.get(self.OURS, MARKER) == value

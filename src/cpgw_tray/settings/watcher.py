@@ -4,7 +4,9 @@ elsewhere, or while inotify is unavailable (waiting on an Event, so it stops at 
 and, when the file's modification time, size or content changed, resolves the settings
 again and hands them on — or hands on the one-line error, so a bad edit is reported once
 and the last good settings stay. The folder is watched, not the file: editors that save
-by replacing the file would leave a watch on the old one.
+by replacing the file would leave a watch on the old one. A folder not made yet (a fresh
+install) is waited for on the nearest folder that exists, never polled; a second file
+(the autostart entry *Start at login* follows) is watched the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..smallfile import read_small
 from .config import ConfigError
@@ -29,6 +31,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Fingerprint = tuple[int, int, str] | None  # mtime (ns), size, SHA-256; None: no file
+
+
+class Watch(NamedTuple):
+    """What one watched folder is for: the ``name`` in it to look for; ``direct`` when
+    it is the file's own folder (else the next folder on the way to it); ``tick`` for
+    the followed file rather than the settings."""
+
+    name: str
+    direct: bool
+    tick: bool
+
+
+def nearest(path: Path) -> tuple[Path, str]:
+    """The folder to watch for ``path``: its own, or the nearest one on the way that
+    exists, with the name in it that leads on."""
+    folder, name = path.parent, path.name
+    while not folder.is_dir() and folder != folder.parent:
+        folder, name = folder.parent, folder.name
+    return folder, name
 
 
 def fingerprint(path: Path) -> Fingerprint:
@@ -58,6 +79,7 @@ class SettingsWatcher:
         period: float = 3.0,  # within 5 s of a save, with the settling pause
         settle: float = 0.2,
         on_tick: Callable[[], None] | None = None,
+        follows: Path | None = None,
     ) -> None:
         self.path = path
         self._load = load
@@ -65,9 +87,10 @@ class SettingsWatcher:
         self.on_error = on_error
         self.period = period
         self.settle = settle  # an editor may write in steps: wait for the file to settle
-        # also called at every look, and every ``period`` while inotify sleeps (other
-        # state to follow: Start at login)
+        # also called at every look, when ``follows`` changes (inotify), and every
+        # ``period`` where that cannot be watched (other state to follow: Start at login)
         self.on_tick = on_tick
+        self.follows = follows
         self._seen = fingerprint(path)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -105,64 +128,83 @@ class SettingsWatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            folder = self._folder_events()
-            if folder is not None:
-                with folder:
-                    self._wait_on(folder)  # until stopped, or the watch is gone
+            folders = self._folder_events()
+            if folders is not None:
+                with folders[0]:
+                    if self._wait_on(*folders):  # a folder on the way was made or removed
+                        continue  # watch again at once, one step nearer (or farther)
             if self._stop.wait(self.period):
                 return
             self._guarded_check()
 
-    def _folder_events(self) -> Any:
-        """An inotify watch on the file's folder, or None where there is none (not
-        Linux, no folder yet, out of watches): the caller polls then."""
+    def _folder_events(self) -> tuple[Any, dict[int, list[Watch]]] | None:
+        """Inotify watches on the folders of the file and of ``follows`` (or on the
+        nearest folder on the way that exists), or None where there are none (not Linux,
+        out of watches): the caller polls then."""
         if sys.platform != "linux":
             return None
         else:
             try:
                 from inotify_simple import INotify, flags
 
-                folder = INotify()
+                inotify = INotify()
             except (ImportError, OSError) as exc:
                 self._polling(f"no inotify: {exc}")
                 return None
+            mask = flags.CLOSE_WRITE | flags.MOVED_TO | flags.MOVED_FROM | flags.CREATE
+            watches: dict[int, list[Watch]] = {}  # a folder may be on the way to both
             try:
-                mask = flags.CLOSE_WRITE | flags.MOVED_TO | flags.MOVED_FROM | flags.CREATE
-                folder.add_watch(self.path.parent, mask | flags.DELETE | flags.ATTRIB)
+                for path, tick in ((self.path, False), (self.follows, True)):
+                    if path is not None:
+                        folder, name = nearest(path)
+                        wd = inotify.add_watch(folder, mask | flags.DELETE | flags.ATTRIB)
+                        watches.setdefault(wd, []).append(Watch(name, folder == path.parent, tick))
             except OSError as exc:
-                folder.close()
+                inotify.close()
                 self._polling(str(exc))
                 return None
-            return folder
+            return inotify, watches
 
     def _polling(self, why: str) -> None:
         if not self._polling_said:
             self._polling_said = True
             log.info("settings file: looked at every %g s (%s)", self.period, why)
 
-    def _wait_on(self, folder: Any) -> None:
-        """Look after each change in the folder that names the file, until stopped or
-        the watch ends (the folder removed)."""
+    def _wait_on(self, inotify: Any, watches: dict[int, list[Watch]]) -> bool:
+        """Look after each change in a folder that names the file, tick after each that
+        names ``follows``, until stopped or a watch must move: True when a folder on the
+        way to a file was made (or a watched one removed), False when stopped."""
         from inotify_simple import flags
 
         read, wake = os.pipe()
         with self._lock:
             self._wake = wake
+        # where ``follows`` is not given, the tick has nothing to wait on: a period
+        period = self.period if self.on_tick is not None and self.follows is None else None
         try:
             self._guarded_check()  # a save between the start and the watch
             while not self._stop.is_set():
-                tick = self.period if self.on_tick is not None else None
-                ready, _, _ = select.select([folder, read], [], [], tick)
+                ready, _, _ = select.select([inotify, read], [], [], period)
                 if self._stop.is_set():
-                    return
+                    return False
                 if not ready:  # the period passed with no change: only the tick
                     self._guarded(self._tick)
                     continue
-                events = folder.read(timeout=0)
-                if any(e.mask & flags.IGNORED for e in events):  # the watch is gone
-                    return
-                if any(e.name == self.path.name for e in events):
+                look = tick = False
+                for event in inotify.read(timeout=0):
+                    if event.mask & flags.IGNORED:  # a watched folder is gone
+                        return True
+                    for watch in watches.get(event.wd, []):
+                        if event.name != watch.name:
+                            continue
+                        if not watch.direct:  # the next folder on the way: watch there
+                            return True
+                        look, tick = look or not watch.tick, tick or watch.tick
+                if look:
                     self._guarded_check()
+                elif tick:
+                    self._guarded(self._tick)
+            return False
         finally:
             with self._lock:
                 self._wake = None

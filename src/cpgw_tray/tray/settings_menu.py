@@ -89,7 +89,8 @@ class SettingsItems(Section):
             return False
 
     def tick(self) -> None:
-        """Watcher thread, every few seconds: *Start at login* follows the real state
+        """Watcher thread, when the autostart entry changes (or at each poll where it
+        cannot be watched): *Start at login* follows the real state
         (``cpgw-tray autostart on|off``, or the desktop's own settings, change it too)."""
         now = self._autostart_status()
         if now != self.autostart_on:

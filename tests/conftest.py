@@ -126,6 +126,16 @@ def plain_http() -> Iterator[PlainHTTPServer]:
     server.close()
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Workers for ``-n auto``: twice the CPUs, at least 2 and at most 8. Most tests
+    wait on sockets, timers and child processes rather than compute, so more workers
+    than CPUs shorten the run; ``CPGW_TEST_WORKERS`` sets the number."""
+    wanted = os.environ.get("CPGW_TEST_WORKERS")
+    if wanted:
+        return int(wanted)
+    return max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
     """The same for a whole module skipped as it is collected (``importorskip``)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -126,7 +127,14 @@ class Desktop:
                 start_new_session=True,
             )
             self.procs.append(proc)
-        return str(wait_for(lambda: path.read_text().strip(), 10, name))
+
+        def report() -> str:
+            text = path.read_text().strip()
+            if not text and proc.poll() is not None:
+                raise ChildProcessError(f"{name}: ended with {proc.returncode} before a report")
+            return text
+
+        return str(wait_for(report, 10, name))
 
     def start(self) -> Desktop:
         """Start the display, the bus and the tray host; what a failed start left running
@@ -138,19 +146,7 @@ class Desktop:
             raise
 
     def _start(self) -> Desktop:
-        number = self._reporting(
-            "display",
-            lambda fd: [
-                "Xvfb",
-                "-displayfd",
-                str(fd),
-                "-screen",
-                "0",
-                "1024x768x24",
-                "-nolisten",
-                "tcp",
-            ],
-        )
+        number = self._display()
         self.env["DISPLAY"] = f":{number}"
         address = self._reporting(
             "bus",
@@ -200,6 +196,34 @@ class Desktop:
         wait_for(self._tray_owned, 30, "the tray selection _NET_SYSTEM_TRAY_S0")
         time.sleep(SETTLE)
         return self
+
+    def _display(self) -> str:
+        """Start Xvfb on a display number of its own. Never the lowest free one: with
+        test runs side by side (pytest-xdist), a number one desktop just gave up is taken
+        again at once, and the old server, still ending, removes the new one's socket
+        (seen as "cannot open display :0"). A number taken meanwhile fails: try another."""
+        for attempt in range(5):
+            number = random.randrange(100, 30000)
+            if Path(f"/tmp/.X{number}-lock").exists():
+                continue
+            try:
+                return self._reporting(
+                    f"display-{attempt}",
+                    lambda fd, n=number: [
+                        "Xvfb",
+                        f":{n}",
+                        "-displayfd",
+                        str(fd),
+                        "-screen",
+                        "0",
+                        "1024x768x24",
+                        "-nolisten",
+                        "tcp",
+                    ],
+                )
+            except ChildProcessError:  # that number was taken in between
+                continue
+        raise TimeoutError("Xvfb found no free display number in 5 tries")
 
     def _tray_owned(self) -> bool:
         from Xlib import display

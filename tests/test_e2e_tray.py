@@ -277,7 +277,8 @@ def test_menu_reads_status_check_now_and_quit_while_hung(desktop_for, backend: s
             run.proc.wait(timeout=5)
             took = time.monotonic() - clicked
             print(f"{backend}: Quit during a hung request exited in {took:.2f} s")
-            assert took < 1.5  # 1 s, plus the 0.2 s the click helper pauses
+            # never the hung request's 10 s timeout; the run may share the machine
+            assert took < 5.0
             assert run.proc.returncode == 0
         finally:
             run.stop()
@@ -495,7 +496,10 @@ def _demo_steps(desktop: Desktop) -> None:
                     f"{icon} not published; saw {sorted(set(map(str, seen)))}"
                 ) from None
             took = time.monotonic() - clicked
-            assert took < 1.0 + 0.3  # 1 s, plus two D-Bus reads
+            # at once, not at the next check (15 s away); the 1 s goal itself is measured
+            # on a quiet machine by benchmarks/menu_soak.py --steps, not in a test that
+            # runs beside others
+            assert took < 3.0
             # What xfce4-panel draws: a screenshot for the record. The panel reloads the
             # icon on its own schedule and now and then leaves it blank for seconds
             # (seen in about one run in five); the colour tests check the drawing.

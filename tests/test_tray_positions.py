@@ -87,13 +87,33 @@ def test_log_in_now_is_a_status_row_and_the_snooze_too(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("lines", [1, 22])
-def test_a_bad_settings_file_takes_at_most_three_rows(tmp_path: Path, lines: int) -> None:
+def test_a_bad_settings_file_moves_no_action_and_takes_at_most_three_rows(
+    tmp_path: Path, lines: int
+) -> None:
     (tmp_path / "c.toml").write_text("")
     tray, backend, items = tray_with_settings(tmp_path / "c.toml")
-    items.failed("\n".join(f"key{n}: not a number (line {n})" for n in range(lines)))
+    for state in (State.READY, State.GATEWAY_DOWN):
+        backend.drain()
+        tray.apply(snapshot(state))
+        good = action_rows(list(backend.menu))
+        items.failed("\n".join(f"key{n}: not a number (line {n})" for n in range(lines)))
+        backend.drain()
+        assert action_rows(list(backend.menu)) == good, state
+        texts = [e.text for e in backend.menu]
+        note = backend.menu[texts.index("Start at login") + 1]
+        assert note.text == "Settings file has an error; last good settings kept"
+        why = [e.text for e in note.submenu]
+        assert 1 <= len(why) <= 3 and "key0" in why[0], why
+        items.problem = None  # fixed: the next state starts from a good file
+
+
+def test_a_key_waiting_for_a_restart_moves_no_action(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text("")
+    tray, backend, items = tray_with_settings(tmp_path / "c.toml")
     backend.drain()
-    tray.apply(snapshot(State.READY))
-    texts = [e.text for e in backend.menu]
-    under = texts[texts.index("Start at login") + 1 :][:4]
-    assert under[0] == "Settings file has an error; last good settings kept:"
-    assert "key0" in under[1] and "Show history…" in under[2:]
+    good = action_rows(list(backend.menu))
+    items.restart_needed = ["url", "gateway_dir"]
+    tray.refresh()
+    backend.drain()
+    assert action_rows(list(backend.menu)) == good
+    assert "Restart cpgw-tray to apply: url, gateway_dir" in [e.text for e in backend.menu]

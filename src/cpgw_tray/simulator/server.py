@@ -117,11 +117,7 @@ class Simulator(SimulatedGateway):
                 self._server = self._thread = None
             with self.lock:
                 for conn in list(self._connections):
-                    with contextlib.suppress(OSError):  # reset: no TIME_WAIT on the port
-                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
-                    with contextlib.suppress(OSError):  # wakes a thread reading it
-                        conn.shutdown(socket.SHUT_RDWR)
-                    conn.close()
+                    _reset(conn)
                 self._connections.clear()
 
     @property
@@ -174,6 +170,16 @@ class Simulator(SimulatedGateway):
         return f"{'https' if self._context else 'http'}://127.0.0.1:{self.port}"
 
 
+def _reset(conn: socket.socket) -> None:
+    """End a connection with a reset (no TIME_WAIT left on the port), waking a thread
+    that reads it."""
+    with contextlib.suppress(OSError):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+    conn.close()
+
+
 LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <title>Client Portal (simulated)</title>
 <style>body{{font-family:sans-serif;max-width:30em;margin:4em auto}}</style></head><body>
@@ -204,6 +210,9 @@ class _Server(ThreadingHTTPServer):
         # plain-HTTP client never blocks the accept loop.
         sim = self.sim
         with sim.lock:
+            if sim._server is not self:  # accepted as go_down closed the port: not served
+                _reset(request)
+                return
             sim._connections.add(request)
         with contextlib.suppress(OSError):
             request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

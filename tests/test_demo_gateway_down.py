@@ -68,3 +68,19 @@ def test_a_hung_request_ends_with_the_port_and_hang_holds_again_after() -> None:
         assert not sim.released.is_set()  # still hanging: requests are kept open again
         sim.come_up()  # already up: nothing to do
         assert sim.listening
+
+
+def test_a_port_taken_while_down_is_said_and_never_shared() -> None:
+    clock = SimClock()
+    with Simulator(0, scenario="ready", rate_limit=False, wall=clock) as sim:
+        tray, backend = demo_tray(clock, sim, "na")
+        simulate(backend, "gateway down:")
+        with socket.socket() as other:  # another program listens there meanwhile
+            other.bind(("0.0.0.0", sim.port))
+            other.listen()
+            simulate(backend, "ready:")
+            backend.drain()
+            assert not sim.listening
+            said = [e.text for e in backend.menu if "cannot listen again" in e.text]
+            assert said and "in use" in said[0], said
+        tray.client.close()

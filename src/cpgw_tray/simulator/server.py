@@ -193,16 +193,15 @@ LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8">
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a hung request must never keep the process alive
-    allow_reuse_address = False  # a taken port must fail, as it does for the real gateway
+    # A taken port must fail, as it does for the real gateway. Linux's SO_REUSEADDR never
+    # lets a bind pass a listener, only the TIME_WAIT of connections the server closed,
+    # which come_up meets (it is inherited by the accepted sockets: set from the start).
+    # Elsewhere it would let a second listener share the port: off, and come_up may then
+    # wait out those (go_down's own drops are resets and leave none).
+    allow_reuse_address = sys.platform == "linux"
 
     def __init__(self, address: tuple[str, int], handler: type, sim: Simulator) -> None:
         self.sim = sim
-        # Listening again after go_down: connections the server closed linger in TIME_WAIT
-        # on the port. Linux's SO_REUSEADDR (inherited by the accepted sockets, so set
-        # from the start) lets a bind pass those, never a listener; elsewhere it would let
-        # a second listener share the port (then only go_down's own drops, reset, are
-        # gone at once, and come_up may have to wait for the others).
-        self.allow_reuse_address = sys.platform == "linux"
         super().__init__(address, handler)
 
     def finish_request(self, request: Any, client_address: Any) -> None:

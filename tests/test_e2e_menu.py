@@ -150,16 +150,22 @@ def test_demo_menu_stays_put_and_sends_only_what_changed(xfce: Desktop) -> None:
         # the restart window's own look: the clock jumps into it from ready
         click(desktop, signals, "ready:")
         step(desktop, signals, lambda r: "Status: Ready" in r, "ready")
-        click(desktop, signals, "nightly restart:")
+        mark = click(desktop, signals, "nightly restart:")
         places["maintenance"] = step(
             desktop, signals, lambda r: any(x.endswith(EXPECTED) for x in r), "the restart"
         )
+        sent["maintenance"] = signals.since(mark)
         # a bad edit of the settings file: its error one row under Start at login
         signals.settled()
+        mark = signals.mark()
         (desktop.workdir / "demo.toml").write_text('interval = "often"\n')
         places["bad settings"] = step(
             desktop, signals, lambda r: SETTINGS_ERROR in r, "the settings error"
         )
+        sent["bad settings"] = signals.since(mark)
+        more = {k: sent[k] for k in ("maintenance", "bad settings")}
+        print(f"signals into the restart look, for a bad file: {more}")
+        assert all(counts["LayoutUpdated"] <= 1 for counts in more.values()), more
         assert host_crash(desktop) is None
     finally:
         signals.stop()
@@ -169,9 +175,13 @@ def test_demo_menu_stays_put_and_sends_only_what_changed(xfce: Desktop) -> None:
 
     # unknown: a tray whose first check hangs (no check finished yet), then ready
     with Simulator(0, scenario="hang", rate_limit=False) as sim:
-        proc = launch(desktop, "tray", "--url", sim.url, "--timeout", "60", "--interval", "1")
+        argv = ("--url", sim.url, "--timeout", "60", "--interval", "1")
+        proc = launch(
+            desktop, "tray", *argv, CPGW_TRAY_RESTART_WINDOWS="true", CPGW_TRAY_REGION=region
+        )
         try:
             unknown = wait_for(lambda: actions_at(checking(desktop)), 20, "Status: Checking…")
+            assert unknown.keys() == set(ACTIONS), top_rows(desktop)
             sim.set_scenario("ready")  # the hung check ends; the next finds the session
             wait_for(lambda: "Status: Ready" in top_rows(desktop), 20, "Status: Ready")
             assert unknown == actions_at(top_rows(desktop)), top_rows(desktop)

@@ -14,6 +14,7 @@ from cpgw_tray.model.ibkr_clock import next_window
 from cpgw_tray.model.status import State, Status
 from cpgw_tray.tray.backends.dummy import DummyBackend
 from cpgw_tray.tray.menu import Entry
+from cpgw_tray.tray.settings_menu import SettingsItems
 from cpgw_tray.tray.tray_app import CLOCK_ROWS, STATUS_ROWS, TrayApp
 
 from .test_settings_tray import tray_with_settings
@@ -87,13 +88,34 @@ def test_log_in_now_is_a_status_row_and_the_snooze_too(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("lines", [1, 22])
-def test_a_bad_settings_file_takes_at_most_three_rows(tmp_path: Path, lines: int) -> None:
+def test_a_bad_settings_file_moves_no_action_and_takes_at_most_three_rows(
+    tmp_path: Path, lines: int
+) -> None:
+    cases = looks(tmp_path)
+    _, tray, backend, ready = cases[0]
+    backend.drain()
+    tray.apply(ready)
+    good = action_rows(list(backend.menu))  # a good file, ready
+    items = next(s for s in tray.sections if isinstance(s, SettingsItems))
+    items.failed("\n".join(f"key{n}: not a number (line {n})" for n in range(lines)))
+    for name, tray, backend, status in cases:  # every state and the restart window's look
+        backend.drain()
+        tray.apply(status)
+        assert action_rows(list(backend.menu)) == good, name
+        texts = [e.text for e in backend.menu]
+        note = backend.menu[texts.index("Start at login") + 1]
+        assert note.text == "Settings file has an error; last good settings kept", name
+        why = [e.text for e in note.submenu]
+        assert 1 <= len(why) <= 3 and "key0" in why[0], why
+
+
+def test_a_key_waiting_for_a_restart_moves_no_action(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text("")
     tray, backend, items = tray_with_settings(tmp_path / "c.toml")
-    items.failed("\n".join(f"key{n}: not a number (line {n})" for n in range(lines)))
     backend.drain()
-    tray.apply(snapshot(State.READY))
-    texts = [e.text for e in backend.menu]
-    under = texts[texts.index("Start at login") + 1 :][:4]
-    assert under[0] == "Settings file has an error; last good settings kept:"
-    assert "key0" in under[1] and "Show history…" in under[2:]
+    good = action_rows(list(backend.menu))
+    items.restart_needed = ["url", "gateway_dir"]
+    tray.refresh()
+    backend.drain()
+    assert action_rows(list(backend.menu)) == good
+    assert "Restart cpgw-tray to apply: url, gateway_dir" in [e.text for e in backend.menu]

@@ -329,9 +329,10 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 class SimulateMenu(Section):
-    """The demo's Simulate menu: a scenario for the simulated gateway, a takeover by TWS,
-    or IBKR's nightly restart and weekly token reset played on the clock the tray and the
-    simulator share. ``forgive`` ends the client's back-off (the gateway changed)."""
+    """The demo's Simulate menu: a scenario for the simulated gateway or none listening, a
+    takeover by TWS, or IBKR's nightly restart and weekly token reset played on the clock
+    the tray and the simulator share. ``forgive`` ends the client's back-off (the gateway
+    changed)."""
 
     def __init__(
         self, door: Door, sim: Simulator, clock: SimClock, forgive: Callable[[], None]
@@ -348,11 +349,23 @@ class SimulateMenu(Section):
         self.door.check_now(fresh=True)
 
     def switch(self, name: str) -> Callable[[], None]:
+        """A scenario, listening again first if the gateway was down."""
+
         def go() -> None:
+            try:
+                self.sim.come_up()
+            except OSError as exc:  # another program took the port meanwhile
+                log.warning("the simulated gateway cannot listen again: %s", exc)
+                self.door.note(f"The simulated gateway cannot listen again: {exc}")
             self.sim.set_scenario(name)
             self.changed()
 
         return go
+
+    def down(self) -> None:
+        """The gateway not running: nothing listens until a scenario is chosen."""
+        self.sim.go_down()
+        self.changed()
 
     def jump(self, at: Callable[[datetime], datetime], region: str) -> None:
         """The shared clock to ``at(now)``, or back to real time with the scenario it left
@@ -412,11 +425,13 @@ class SimulateMenu(Section):
             Entry(
                 f"{name}: {what}",
                 self.switch(name),
-                checked=sim.session.scenario == name,
+                checked=sim.listening and sim.session.scenario == name,
                 radio=True,
             )
             for name, what in SCENARIOS.items()
         )
+        what = "the simulator stops listening (connections refused) until a scenario"
+        down = Entry(f"gateway down: {what}", self.down, checked=not sim.listening, radio=True)
         restart = Entry(
             "nightly restart: the clock jumps into IBKR's next restart window",
             lambda: self.nightly_restart(region),
@@ -431,4 +446,4 @@ class SimulateMenu(Section):
         news = Entry(
             "IBKR bulletin: one on the websocket (shown when push is connected)", self.bulletin
         )
-        return [Entry("Simulate", submenu=(*choices, SEPARATOR, tws, news, restart, reset))]
+        return [Entry("Simulate", submenu=(*choices, down, SEPARATOR, tws, news, restart, reset))]

@@ -26,7 +26,9 @@ and reads the request log::
                                       play IBKR's restart windows and weekly token
                                       reset at that time (null: real time, not played)
 
-From tests: ``with Simulator(port=0) as sim: sim.url ...``.
+From tests: ``with Simulator(port=0) as sim: sim.url ...``. ``sim.go_down()`` closes the
+port (connections refused, as with no gateway running) and ``sim.come_up()`` opens the
+same port again (the demo's *gateway down*; not in the control API, which needs the port).
 
 The package: :mod:`.model` (session and replies), :mod:`.server` (HTTPS and the
 control API), :mod:`.push` (the websocket ``/v1/api/ws``), :mod:`.clock` (the injectable

@@ -10,6 +10,8 @@ import logging
 import selectors
 import socket
 import ssl
+import struct
+import sys
 import tempfile
 import threading
 import time
@@ -27,6 +29,8 @@ from .push import PushHub, is_upgrade
 from .push import serve as serve_push
 
 log = logging.getLogger(__name__)
+# SO_LINGER on, 0 s: closing resets the connection (struct linger: u_short on Windows)
+LINGER_0 = struct.pack("HH" if sys.platform == "win32" else "ii", 1, 0)
 
 
 class Simulator(SimulatedGateway):
@@ -72,45 +76,82 @@ class Simulator(SimulatedGateway):
                     self._context.load_cert_chain(cert, key)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._port = port
+        self._up_down = threading.Lock()  # go_down / come_up / stop, one at a time
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Simulator:
-        self._server = _Server(("127.0.0.1", self.requested_port), _Handler, self)
         self._wake_r, self._wake_w = socket.socketpair()
-        self._thread = threading.Thread(target=self._serve, name="simulator", daemon=True)
-        self._thread.start()
+        self._listen(self.requested_port)
         log.info("simulated gateway on %s", self.url)
         return self
 
+    def _listen(self, port: int) -> None:
+        self._server = _Server(("127.0.0.1", port), _Handler, self)
+        self._port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._serve, name="simulator", daemon=True)
+        self._thread.start()
+
     def _serve(self) -> None:
-        """Accept loop with no timeout: idle means asleep, and stop() wakes it at once."""
-        assert self._server is not None
+        """Accept loop with no timeout: idle means asleep, and a wake ends it at once."""
+        server = self._server
+        assert server is not None
         with selectors.DefaultSelector() as selector:
-            selector.register(self._server, selectors.EVENT_READ)
+            selector.register(server, selectors.EVENT_READ)
             selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self.stopping.is_set():
+            while True:
                 for key, _ in selector.select():
-                    if key.fileobj is self._server and not self.stopping.is_set():
-                        # socketserver's own loop step (serve_forever calls it)
-                        self._server._handle_request_noblock()  # type: ignore[attr-defined]
+                    if key.fileobj is self._wake_r:
+                        self._wake_r.recv(1)
+                        return
+                    # socketserver's own loop step (serve_forever calls it)
+                    server._handle_request_noblock()  # type: ignore[attr-defined]
+
+    def _close(self) -> None:
+        """Stop listening and drop every open connection (hung requests too)."""
+        with self._up_down:
+            if self._server is not None and self._thread is not None:
+                self._wake_w.send(b"x")
+                self._thread.join(timeout=5)
+                self._server.server_close()
+                self._server = self._thread = None
+            with self.lock:
+                for conn in list(self._connections):
+                    _reset(conn)
+                self._connections.clear()
+
+    @property
+    def listening(self) -> bool:
+        """False between :meth:`go_down` and :meth:`come_up`."""
+        return self._server is not None
+
+    def go_down(self) -> None:
+        """A gateway that is not running: stop listening and drop every connection, so
+        new ones are refused, until :meth:`come_up` (the scenario is kept)."""
+        self.released.set()  # hung requests end with their connections
+        self._close()
+        log.info("simulated gateway down: port %d closed", self._port)
+
+    def come_up(self) -> None:
+        """Listen again on the same port after :meth:`go_down`. OSError if another
+        program took the port meanwhile."""
+        with self._up_down:
+            if self._server is not None or self.stopping.is_set():
+                return
+            if self.session.fault == "hang":
+                self.released.clear()
+            self._listen(self._port)
+        log.info("simulated gateway up again on %s", self.url)
 
     def stop(self) -> None:
         """Stop listening and drop every open connection (hung requests too)."""
         self.stopping.set()
         self.released.set()
-        if self._server is not None and self._thread is not None:
-            self._wake_w.send(b"x")
-            self._thread.join(timeout=5)
-            self._server.server_close()
-            self._wake_r.close()
-            self._wake_w.close()
-            self._thread = None
-        with self.lock:
-            for conn in list(self._connections):
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-                conn.close()
-            self._connections.clear()
+        if not hasattr(self, "_wake_r"):
+            return  # never started
+        self._close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def __enter__(self) -> Simulator:
         return self.start()
@@ -120,13 +161,23 @@ class Simulator(SimulatedGateway):
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "start() first"
-        return int(self._server.server_address[1])
+        assert hasattr(self, "_wake_r"), "start() first"
+        return self._port
 
     @property
     def url(self) -> str:
         """The gateway root URL, as the tray's ``--url`` takes it."""
         return f"{'https' if self._context else 'http'}://127.0.0.1:{self.port}"
+
+
+def _reset(conn: socket.socket) -> None:
+    """End a connection with a reset (no TIME_WAIT left on the port), waking a thread
+    that reads it."""
+    with contextlib.suppress(OSError):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+    conn.close()
 
 
 LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8">
@@ -142,7 +193,12 @@ LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8">
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a hung request must never keep the process alive
-    allow_reuse_address = False  # a taken port must fail, as it does for the real gateway
+    # A taken port must fail, as it does for the real gateway. Linux's SO_REUSEADDR never
+    # lets a bind pass a listener, only the TIME_WAIT of connections the server closed,
+    # which come_up meets (it is inherited by the accepted sockets: set from the start).
+    # Elsewhere it would let a second listener share the port: off, and come_up may then
+    # wait out those (go_down's own drops are resets and leave none).
+    allow_reuse_address = sys.platform == "linux"
 
     def __init__(self, address: tuple[str, int], handler: type, sim: Simulator) -> None:
         self.sim = sim
@@ -153,19 +209,27 @@ class _Server(ThreadingHTTPServer):
         # plain-HTTP client never blocks the accept loop.
         sim = self.sim
         with sim.lock:
+            if sim._server is not self:  # accepted as go_down closed the port: not served
+                _reset(request)
+                return
             sim._connections.add(request)
         with contextlib.suppress(OSError):
             request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             if sim._context is not None:
                 request.settimeout(10)
+                raw = request
                 try:
-                    request = sim._context.wrap_socket(request, server_side=True)
+                    request = sim._context.wrap_socket(
+                        raw, server_side=True, do_handshake_on_connect=False
+                    )
+                    with sim.lock:  # the TLS socket owns the connection now: go_down ends
+                        sim._connections.discard(raw)  # it, even mid-handshake
+                        sim._connections.add(request)
+                    request.do_handshake()
                 except (ssl.SSLError, OSError) as exc:
                     log.debug("TLS handshake from %s failed: %s", client_address, exc)
                     return
-                with sim.lock:
-                    sim._connections.add(request)
             self.RequestHandlerClass(request, client_address, self)  # type: ignore[arg-type]
         finally:
             with sim.lock:

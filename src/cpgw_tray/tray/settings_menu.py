@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WRAP = 60
-NOTE_ROWS = 3  # rows under Settings at most: a bad file's error
+NOTE_ROWS = 3  # a bad file's error: at most this many rows, in the submenu of PROBLEM
+PROBLEM = "Settings file has an error; last good settings kept"
 
 
 def open_settings(path: Path, opener: Callable[[Path], bool] = open_path) -> str | None:
@@ -101,23 +102,25 @@ class SettingsItems(Section):
         self.door.redraw()
 
     def entries(self, view: View | None = None) -> list[Entry]:
-        """Settings… and Start at login, then one row under them: how the IBKR region
-        was chosen; a bad file's error instead, on at most :data:`NOTE_ROWS` rows, and the
-        keys waiting for a restart on one more (both rare: the menu stays short)."""
+        """Settings… and Start at login, then always one row under them, so the actions
+        below never move: a bad file's error (a submenu saying it on at most
+        :data:`NOTE_ROWS` rows), else the keys waiting for a restart, else how the IBKR
+        region was chosen."""
         items = [
             Entry("Settings…", self.open_file),
             Entry("Start at login", self.toggle_autostart, checked=self.autostart_on),
         ]
         if self.problem:
-            wrap = textwrap.TextWrapper(WRAP, break_on_hyphens=False, max_lines=NOTE_ROWS - 1)
-            notes = ["Settings file has an error; last good settings kept:"]
-            notes += wrap.wrap(self.problem.replace(str(self.path), self.path.name))  # the file
-            # is the one Settings… opens: its name leaves room for the line and the key
+            wrap = textwrap.TextWrapper(WRAP, break_on_hyphens=False, max_lines=NOTE_ROWS)
+            # the file is the one Settings… opens: its name leaves room for the line and key
+            lines = wrap.wrap(self.problem.replace(str(self.path), self.path.name))
+            why = tuple(Entry(line, enabled=False) for line in lines)
+            return [*items, Entry(PROBLEM, submenu=why)]
+        if self.restart_needed:
+            note = f"Restart cpgw-tray to apply: {', '.join(self.restart_needed)}"
         else:
-            notes = [view.hint if view is not None else " "]
-            if self.restart_needed:
-                notes.append(f"Restart cpgw-tray to apply: {', '.join(self.restart_needed)}")
-        return items + [Entry(line, enabled=False) for line in notes]
+            note = view.hint if view is not None else " "
+        return [*items, Entry(note, enabled=False)]
 
     # ------------------------------------------------------------------ menu actions
     def open_file(self) -> None:

@@ -129,3 +129,20 @@ def until_interval(seen: queue.SimpleQueue[Any], interval: float) -> bool:
         got = seen.get(timeout=10)  # raises queue.Empty: the save was never seen
         if getattr(got, "interval", None) == interval:
             return True
+
+
+def test_the_same_settings_saved_again_are_not_loaded_twice(tmp_path: Path) -> None:
+    """What was read decides, not when: a look that caught the file's old size and time
+    with its new content (an editor replacing it meanwhile) loaded it once, and the next
+    look loaded the same settings a second time (seen under load)."""
+    path = save(tmp_path / "c.toml", "interval = 30\n")
+    seen: list[Any] = []
+    watcher = SettingsWatcher(
+        path, lambda: load({}, config_path=str(path), env={}), seen.append, seen.append, settle=0
+    )
+    save(path, "interval = 20\n")
+    assert watcher.check() and seen[-1].interval == 20
+    os.utime(path, ns=(0, 10**18))  # the same content, another time
+    assert not watcher.check()
+    save(path, "interval = 10\n")
+    assert watcher.check() and seen[-1].interval == 10

@@ -1,7 +1,7 @@
 """Noticing a saved settings file: a thread that looks when the file's folder changes
 (inotify on Linux, through ``inotify_simple``: it sleeps until then) or every ~3 s
 elsewhere, or while inotify is unavailable (waiting on an Event, so it stops at once),
-and, when the file's modification time, size or content changed, resolves the settings
+and, when the file's content changed, resolves the settings
 again and hands them on — or hands on the one-line error, so a bad edit is reported once
 and the last good settings stay. The folder is watched, not the file: editors that save
 by replacing the file would leave a watch on the old one. A folder not made yet (a fresh
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Fingerprint = tuple[int, int, str] | None  # mtime (ns), size, SHA-256; None: no file
+Fingerprint = str | None  # the content's SHA-256; None: no file
 
 
 class Watch(NamedTuple):
@@ -53,13 +53,14 @@ def nearest(path: Path) -> tuple[Path, str]:
 
 
 def fingerprint(path: Path) -> Fingerprint:
-    """What tells one saved version of the file from another."""
+    """What tells one saved version of the file from another: its content alone (a
+    stat beside the read could mix an old size and time with new content, and the same
+    settings saved again change nothing)."""
     try:
-        stat = path.stat()
         data = read_small(path)  # never waits on a FIFO, never reads a device
     except OSError:  # missing, unreadable or not a file: loading says which
         return None
-    return stat.st_mtime_ns, stat.st_size, hashlib.sha256(data).hexdigest()
+    return hashlib.sha256(data).hexdigest()
 
 
 class SettingsWatcher:

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cpgw_tray.app import SimulateMenu
 from cpgw_tray.care import maintenance
 from cpgw_tray.client.api import GatewayClient, RateGovernor
+from cpgw_tray.demo import SimulateMenu
 from cpgw_tray.model.ibkr_clock import next_token_reset, window_at
 from cpgw_tray.model.status import State
 from cpgw_tray.settings.config import load

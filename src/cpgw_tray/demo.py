@@ -77,6 +77,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     if display_missing():
         return EXIT_UNAVAILABLE
     clock = demo_clock(getattr(args, "clock", None))
+    if getattr(args, "clock", None):
+        print(f"Demo: the clock starts at {clock.now():%Y-%m-%d %H:%M:%S} UTC and runs on.")
     if getattr(args, "gateways", 1) == 2:
         from .several_app import demo_two
 

@@ -44,6 +44,7 @@ def test_nothing_heavy_is_imported_before_the_icon(tmp_path: Path) -> None:
         "tkinter",
         "cpgw_tray.process.launcher",
         "cpgw_tray.client.api",
+        "cpgw_tray.demo",  # the demo and its simulator: never the tray's
     ):
         assert heavy not in loaded, f"{heavy} is imported before the icon shows"
 

@@ -96,7 +96,7 @@ def test_the_parser_imports_only_the_command_that_runs() -> None:
     )
     loaded = set(ast.literal_eval(done.stdout))
     assert "cpgw_tray.cli.commands" in loaded
-    for other in ("app", "watch", "gateway_cli", "doctor", "history_cli", "autostart"):
+    for other in ("app", "demo", "watch", "gateway_cli", "doctor", "history_cli", "autostart"):
         assert f"cpgw_tray.{other}" not in loaded, other
 
 

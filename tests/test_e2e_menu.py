@@ -5,8 +5,9 @@ layout over D-Bus, and a countdown step sends only the changed labels
 (``ItemsPropertiesUpdated``), never a layout (``LayoutUpdated``).
 
 The demo plays ten states, the restart window (*nightly restart*) and a bad edit of its
-settings file; ``unknown`` (no check finished yet) is a ``cpgw-tray tray`` whose first
-check hangs on a simulator of the test's own, then ``ready`` in the same tray."""
+settings file, at a fixed moment (``demo --clock``), never by the time of day; ``unknown``
+(no check finished yet) is a ``cpgw-tray tray`` whose first check hangs on a simulator of
+the test's own, then ``ready`` in the same tray."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ STEPS = [  # Simulate entry, the status row it brings: the ten states the demo p
     ("hang", "Status: Gateway not responding"),
     ("gateway down", "Status: Gateway not running"),
 ]
+DEMO_AT = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)  # a Wednesday, 10:00 in New York
 EXPECTED = "(expected during the restart)"  # the restart window's status row ends so
 SETTINGS_ERROR = "Settings file has an error; last good settings kept"
 
@@ -58,9 +60,9 @@ def actions_at(rows: list[str]) -> dict[str, int]:
 
 
 def quiet_region(now: datetime) -> str | None:
-    """A region with no IBKR restart window from 10 minutes ago to 15 ahead: the demo's
-    states look then as they do outside one, whatever the time of day (None on Saturday
-    morning, when IBKR's weekend maintenance covers every region)."""
+    """A region with no IBKR restart window from 10 minutes ago to 15 ahead: its states
+    look then as they do outside one (None on Saturday morning, when IBKR's weekend
+    maintenance covers every region)."""
     span = (now - timedelta(minutes=10), now + timedelta(minutes=15))
     return next((region for region in ("na", "eu", "ap") if not windows(region, *span)), None)
 
@@ -111,11 +113,17 @@ def click(desktop: Desktop, signals: Signals, entry: str) -> int:
 
 def test_demo_menu_stays_put_and_sends_only_what_changed(xfce: Desktop) -> None:
     desktop = xfce
-    region = quiet_region(datetime.now(timezone.utc))
-    if region is None:
-        pytest.skip("IBKR's weekend maintenance covers every region now")
+    region = quiet_region(DEMO_AT)
+    assert region is not None
     # the restart and weekly reset rows on, as for a trader: the status block is full size
-    proc = launch(desktop, "demo", CPGW_TRAY_RESTART_WINDOWS="true", CPGW_TRAY_REGION=region)
+    proc = launch(
+        desktop,
+        "demo",
+        "--clock",
+        DEMO_AT.isoformat(),
+        CPGW_TRAY_RESTART_WINDOWS="true",
+        CPGW_TRAY_REGION=region,
+    )
     signals = Signals(desktop)
     try:
         wait_for(lambda: "Simulate" in desktop.dbusmenu_labels(), 15, "the Simulate menu")
@@ -173,12 +181,14 @@ def test_demo_menu_stays_put_and_sends_only_what_changed(xfce: Desktop) -> None:
     first = places["ready"]
     assert {e: p for e, p in places.items() if p != first} == {}
 
-    # unknown: a tray whose first check hangs (no check finished yet), then ready
+    # unknown: a tray whose first check hangs (no check finished yet), then ready. The
+    # tray runs on real time: its restart rows on in a region quiet now; if none is
+    # (Saturday morning), off. Either way its rows are compared with its own.
+    here = quiet_region(datetime.now(timezone.utc))
+    windows = {"CPGW_TRAY_RESTART_WINDOWS": "true", "CPGW_TRAY_REGION": here} if here else {}
     with Simulator(0, scenario="hang", rate_limit=False) as sim:
         argv = ("--url", sim.url, "--timeout", "60", "--interval", "1")
-        proc = launch(
-            desktop, "tray", *argv, CPGW_TRAY_RESTART_WINDOWS="true", CPGW_TRAY_REGION=region
-        )
+        proc = launch(desktop, "tray", *argv, **{"CPGW_TRAY_RESTART_WINDOWS": "false", **windows})
         try:
             unknown = wait_for(lambda: actions_at(checking(desktop)), 20, "Status: Checking…")
             assert unknown.keys() == set(ACTIONS), top_rows(desktop)

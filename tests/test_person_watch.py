@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cpgw_tray.app import SimulateMenu
 from cpgw_tray.care.person_care import PAUSE_FILE, read_pause, write_pause
 from cpgw_tray.care.pipeline import Pipeline
 from cpgw_tray.care.poller import Poller
 from cpgw_tray.cli.watch import Printer
+from cpgw_tray.demo import SimulateMenu
 from cpgw_tray.model.ibkr_clock import next_token_reset
 from cpgw_tray.model.person import LOGIN_NEEDED
 from cpgw_tray.model.status import State

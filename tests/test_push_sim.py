@@ -268,7 +268,7 @@ def test_one_shot_status_says_push_null_even_with_push_on(
 def test_demo_simulate_menu_sends_an_ibkr_bulletin_over_the_websocket(
     ready_sim: Simulator,
 ) -> None:
-    from cpgw_tray.app import SimulateMenu
+    from cpgw_tray.demo import SimulateMenu
     from cpgw_tray.simulator import SimClock
 
     from .test_tray import IdlePoller

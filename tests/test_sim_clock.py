@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cpgw_tray.app import SimulateMenu
 from cpgw_tray.care import maintenance
 from cpgw_tray.client.api import GatewayClient, RateGovernor
+from cpgw_tray.demo import SimulateMenu, demo_clock
 from cpgw_tray.model.ibkr_clock import next_token_reset, window_at
 from cpgw_tray.model.status import State
 from cpgw_tray.settings.config import load
@@ -261,3 +261,38 @@ def test_demo_since_rows_move_with_the_clock() -> None:
         assert check(tray, backend) is State.LOGGED_OUT
         assert abs(tray.since - datetime.now(UTC)) < timedelta(minutes=1)
         tray.client.close()
+
+
+def test_demo_clock_starts_at_the_given_moment_and_is_the_demos_real_time() -> None:
+    """`demo --clock`: the shared clock reads that moment, runs on at real speed, and is
+    the demo's real time: not "injected" (the Simulate toggles stay off), and a jump
+    and its way back land on it again."""
+    real = [datetime(2026, 12, 3, 14, 0, 7, tzinfo=UTC)]
+    start = parse_moment("2026-11-28T05:00Z")  # a Saturday, in IBKR's weekend maintenance
+    clock = demo_clock(start, lambda: real[0])
+    assert clock.now() == start and not clock.injected
+    real[0] += timedelta(seconds=90)
+    assert clock.now() == start + timedelta(seconds=90)
+    clock.set(start + timedelta(days=2))  # *nightly restart*, then back to real time
+    assert clock.injected
+    clock.set(None)
+    assert clock.now() == start + timedelta(seconds=90) and not clock.injected
+    assert demo_clock(None, lambda: real[0]).now() == real[0]  # no --clock: real time
+
+
+def test_demo_clock_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """`demo --clock ISO` parses as `sim --clock` does (with `--gateways 2` too); a bad
+    value is one line naming the option, exit 64, no traceback."""
+    from cpgw_tray.cli.main import build_parser
+
+    argv = ["demo", "--gateways", "2", "--clock", "2026-11-25T10:00-05:00"]
+    args = build_parser(argv).parse_args(argv)
+    assert args.clock == datetime(2026, 11, 25, 15, 0, tzinfo=UTC) and args.gateways == 2
+    assert build_parser(["demo"]).parse_args(["demo"]).clock is None
+    code, _ = run_cli("demo", "--clock", "Saturday morning")
+    err = capsys.readouterr().err
+    assert code == 64 and err.count("\n") == 1 and "Traceback" not in err
+    assert "--clock" in err and "not an ISO 8601 time" in err
+    code, _ = run_cli("demo", "--clock", "2026-11-25T10:00")
+    err = capsys.readouterr().err
+    assert code == 64 and "--clock" in err and "no UTC offset" in err

@@ -1,4 +1,5 @@
-"""Wiring for the desktop: ``cpgw-tray tray`` (the default) and ``cpgw-tray demo``.
+"""Wiring for the desktop: ``cpgw-tray tray`` (the default), and :func:`run_tray`, which
+the demo (:mod:`cpgw_tray.demo`) runs too.
 
 The icon is shown first, from what is cheap to import (pystray, pillow, the status
 model); the client (requests), the session care and the gateway items (psutil) are
@@ -11,10 +12,8 @@ import argparse
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -22,32 +21,23 @@ from typing import TYPE_CHECKING, TextIO
 from .cli.options import add_outlets, gateways_of, resolve
 from .constants import EXIT_UNAVAILABLE, EXIT_USAGE
 from .settings.config import file_path
-from .tray.sections import Section
 
 if TYPE_CHECKING:
     from .client.api import GatewayClient
     from .outlets.wiring import Outlets
     from .settings.config import Config
-    from .simulator import SimClock, Simulator
     from .tray.backends import PystrayBackend
-    from .tray.menu import Entry
     from .tray.sections import Door, SectionFactory
     from .tray.settings_menu import SettingsItems
     from .tray.tray_app import TrayApp
-    from .tray.view import View
 
 log = logging.getLogger(__name__)
 
 
 def arguments(name: str, parser: argparse.ArgumentParser) -> None:
-    """``tray`` (the default) and ``demo``: their own options (:mod:`cpgw_tray.cli.main`)."""
-    if name == "tray":
-        add_outlets(parser)
-    else:
-        parser.add_argument(
-            "--gateways", type=int, choices=(1, 2), default=1, help="2: a live and a paper one"
-        )
-    parser.set_defaults(func=cmd_tray if name == "tray" else cmd_demo)
+    """``tray``'s own options (:mod:`cpgw_tray.cli.main`)."""
+    add_outlets(parser)
+    parser.set_defaults(func=cmd_tray)
 
 
 def cmd_tray(args: argparse.Namespace, out: TextIO) -> int:
@@ -276,174 +266,3 @@ def run_tray(
     for outlet in outlets:
         outlet.stop()
     return EXIT_USAGE if problem and not built else 0
-
-
-def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    """The tray against a simulator started in this process, with a Simulate menu. The
-    tray and the simulator share one wall clock, so "nightly restart" can move it into
-    IBKR's next restart window."""
-    from .simulator import SimClock, Simulator
-
-    if display_missing():
-        return EXIT_UNAVAILABLE
-    clock = SimClock()
-    if getattr(args, "gateways", 1) == 2:
-        from .several_app import demo_two
-
-        return demo_two(args, clock, SimulateMenu.factory)
-    sim = Simulator(0, scenario="logged_out", penalty=60, wall=clock).start()
-    interval = getattr(args, "interval", None) or 5.0
-
-    def load() -> Config:
-        # The simulator answers in milliseconds: a short timeout makes "hang" show at once.
-        # No automatic reauthentication, so each simulated state stays on show.
-        settings = resolve(
-            args,
-            url=sim.url,
-            interval=interval,
-            insecure=True,
-            timeout=0.8,
-            auto_reauth=False,
-            push=True,  # the simulator's websocket: its drops and bulletins on show
-        )
-        # The simulator's certificate is its own; a configured endpoint, hook or phone is
-        # for the real gateway, not for simulated states.
-        return replace(
-            settings, ca_bundle=None, serve=None, on_change=None, on_event=None, notify_urls=()
-        )
-
-    print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
-
-    try:
-        # The simulator runs in this process: its Simulate menu replaces the gateway items.
-        return run_tray(
-            load,
-            file_path(getattr(args, "config", None)),
-            sections=lambda config, client: [SimulateMenu.factory(sim, clock, client)],
-            on_quit=sim.stop,
-            record_history=False,  # a simulated day is not the trader's history
-            now=clock.now,
-        )
-    finally:
-        sim.stop()
-
-
-class SimulateMenu(Section):
-    """The demo's Simulate menu: a scenario for the simulated gateway or none listening, a
-    takeover by TWS, or IBKR's nightly restart and weekly token reset played on the clock
-    the tray and the simulator share. ``forgive`` ends the client's back-off (the gateway
-    changed)."""
-
-    def __init__(
-        self, door: Door, sim: Simulator, clock: SimClock, forgive: Callable[[], None]
-    ) -> None:
-        self.door, self.sim, self.clock, self.forgive = door, sim, clock, forgive
-
-    @classmethod
-    def factory(cls, sim: Simulator, clock: SimClock, client: GatewayClient) -> SectionFactory:
-        """The section for a tray watching ``sim`` through ``client``."""
-        return lambda door: cls(door, sim, clock, client.governor.forgive)
-
-    def changed(self) -> None:
-        self.forgive()  # the simulated gateway changed: ask at once
-        self.door.check_now(fresh=True)
-
-    def switch(self, name: str) -> Callable[[], None]:
-        """A scenario, listening again first if the gateway was down."""
-
-        def go() -> None:
-            try:
-                self.sim.come_up()
-            except OSError as exc:  # another program took the port meanwhile
-                log.warning("the simulated gateway cannot listen again: %s", exc)
-                self.door.note(f"The simulated gateway cannot listen again: {exc}")
-            self.sim.set_scenario(name)
-            self.changed()
-
-        return go
-
-    def down(self) -> None:
-        """The gateway not running: nothing listens until a scenario is chosen."""
-        self.sim.go_down()
-        self.changed()
-
-    def jump(self, at: Callable[[datetime], datetime], region: str) -> None:
-        """The shared clock to ``at(now)``, or back to real time with the scenario it left
-        (an injected restart or reset is undone, so nothing says "not back after IBKR's
-        restart"). The "Since …" rows move with the clock."""
-        sim, clock = self.sim, self.clock
-        before = clock.now()
-        if clock.injected:
-            clock.set(None)
-            sim.set_scenario(clock.left_scenario)
-        else:
-            clock.left_scenario = sim.session.scenario
-            sim.region = region  # the tray's
-            clock.set(at(before))
-        self.door.clock_moved(clock.now() - before)
-        self.changed()
-
-    def nightly_restart(self, region: str) -> None:
-        """Into IBKR's next nightly restart window (30 s in), or back to real time."""
-        from .model.ibkr_clock import next_daily_window
-
-        self.jump(
-            lambda now: next_daily_window(self.sim.region, now).start + timedelta(seconds=30),
-            region,
-        )
-
-    def weekly_reset(self, region: str) -> None:
-        """To IBKR's weekly token reset, which ends the login (see ``reset_moment``); or
-        back to real time."""
-        from .model.ibkr_clock import next_token_reset
-        from .simulator.clock import reset_moment
-
-        def land(now: datetime) -> datetime:
-            at = reset_moment(self.sim.region, now)
-            if at > next_token_reset(now):  # jumped past it: the login it ended is gone
-                self.sim.set_scenario("logged_out")
-            return at
-
-        self.jump(land, region)
-
-    def bulletin(self) -> None:
-        """An IBKR bulletin on the simulator's websocket (a new id each time)."""
-        self.sim.push.bulletin(
-            int(time.time()), "[BBSMSG Bulletin]\nSimulated: IBKR will be down for maintenance."
-        )
-
-    def taken_over(self) -> None:
-        self.sim.taken_over("TWS")
-        self.changed()
-
-    def entries(self, view: View) -> list[Entry]:
-        from .simulator import SCENARIOS
-        from .tray.menu import SEPARATOR, Entry
-
-        sim, clock, region = self.sim, self.clock, view.region
-        choices = tuple(
-            Entry(
-                f"{name}: {what}",
-                self.switch(name),
-                checked=sim.listening and sim.session.scenario == name,
-                radio=True,
-            )
-            for name, what in SCENARIOS.items()
-        )
-        what = "the simulator stops listening (connections refused) until a scenario"
-        down = Entry(f"gateway down: {what}", self.down, checked=not sim.listening, radio=True)
-        restart = Entry(
-            "nightly restart: the clock jumps into IBKR's next restart window",
-            lambda: self.nightly_restart(region),
-            checked=clock.injected,
-        )
-        reset = Entry(
-            "weekly reset: the clock jumps to IBKR's Sunday token reset (outside the restart)",
-            lambda: self.weekly_reset(region),
-            checked=clock.injected,
-        )
-        tws = Entry("taken over by TWS: TWS logs in with the same username", self.taken_over)
-        news = Entry(
-            "IBKR bulletin: one on the websocket (shown when push is connected)", self.bulletin
-        )
-        return [Entry("Simulate", submenu=(*choices, down, SEPARATOR, tws, news, restart, reset))]

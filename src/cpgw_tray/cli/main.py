@@ -59,7 +59,7 @@ class Command:
 
 COMMANDS = {
     "tray": Command("cpgw_tray.app", "show the tray icon (the default)"),
-    "demo": Command("cpgw_tray.app", "the tray with a simulated gateway, for a first look"),
+    "demo": Command("cpgw_tray.demo", "the tray with a simulated gateway, for a first look"),
     "status": Command("cpgw_tray.cli.commands", "check once, print the state, exit with its code"),
     "reauth": Command("cpgw_tray.cli.commands", "start the brokerage session again (ssodh/init)"),
     "logout": Command("cpgw_tray.cli.commands", "end the gateway session"),

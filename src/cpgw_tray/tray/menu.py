@@ -39,13 +39,15 @@ def signature(entries: Sequence[Entry], *, live: bool = False) -> tuple[Any, ...
     """What the user sees of a menu (texts, enabled and checked marks), without actions.
     With ``live`` (the backend redraws countdown rows itself) their texts are left out."""
     return tuple(
-        (
-            "live" if live and e.live is not None else e.text,
-            e.enabled,
-            e.checked,
-            e.radio,
-            e.default,
-            signature(e.submenu, live=live),
-        )
-        for e in entries
+        [
+            (
+                "live" if live and e.live is not None else e.text,
+                e.enabled,
+                e.checked,
+                e.radio,
+                e.default,
+                signature(e.submenu, live=live) if e.submenu else (),
+            )
+            for e in entries
+        ]
     )

@@ -142,10 +142,12 @@ class TrayApp:
         # last: they may ask the door. The push rows (setting ``push``) come just above the
         # settings, the support items close the list.
         self.sections = [make(self) for make in sections]
+        # found once: a runtime Protocol check costs more than the rest of a menu's rows
+        self.saver = next((s for s in self.sections if isinstance(s, Saver)), None)
         self.push_items = PushItems(self, self.pipeline, history) if config.push else None
         if self.push_items is not None:
             self.listeners.append(self.push_items.link.saw)
-            at = next((n for n, s in enumerate(self.sections) if isinstance(s, Saver)), None)
+            at = None if self.saver is None else self.sections.index(self.saver)
             self.sections.insert(len(self.sections) if at is None else at, self.push_items)
         self.support = SupportItems(self, history, open_url)
         self.sections.append(self.support)
@@ -219,8 +221,7 @@ class TrayApp:
     def save(self, name: str, value: Any) -> bool:
         """Tray thread: a menu choice written back to the settings file (where there is
         a settings section); whether it was saved (else the choice stays as it was)."""
-        saver = next((s for s in self.sections if isinstance(s, Saver)), None)
-        return saver is None or saver.save(name, value)
+        return self.saver is None or self.saver.save(name, value)
 
     def notify(self, title: str, message: str) -> None:
         """Any thread: a desktop notification, if the user wants them."""
@@ -324,7 +325,7 @@ class TrayApp:
         items += [*self.person_items.entries(view), SEPARATOR]
         for section in self.sections:
             items += [*section.entries(view), *([SEPARATOR] if section.separated else [])]
-        if not any(isinstance(s, Saver) for s in self.sections):  # else under Settings
+        if self.saver is None:  # else under Settings
             items += [Entry(view.hint, enabled=False), SEPARATOR]
         items += [
             Entry("Notifications", self.toggle_notifications, checked=self.notifications),

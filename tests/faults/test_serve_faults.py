@@ -81,6 +81,8 @@ def test_a_flood_of_idle_health_clients_never_changes_a_verdict(sim: Simulator) 
     try:
         out = Lines(watcher)
         wait_for(lambda: readyz(port)[0] == 200, timeout=20)
+        # the line may reach our reader after the health endpoint has the verdict
+        wait_for(lambda: out.lines, timeout=10)
         assert [json.loads(line)["state"] for line in out.lines] == ["ready"]
 
         attacker = subprocess.Popen(

@@ -3,8 +3,10 @@ and stopping what a benchmark runs (by its own pid only), and printing tables.""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -18,9 +20,26 @@ PYTHON = sys.executable
 MB = 1024 * 1024
 
 
+SCRATCH: list[Path] = []  # removed when the benchmark ends
+
+
+@atexit.register
+def _remove_scratch() -> None:
+    for folder in SCRATCH:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def scratch(prefix: str) -> Path:
+    """A temporary folder, removed when the benchmark ends (an interrupted run too)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    SCRATCH.append(folder)
+    return folder
+
+
 def child_env(**extra: str) -> dict[str, str]:
-    """This checkout's code first, and a private home: no user config, logs or state."""
-    home = Path(tempfile.mkdtemp(prefix="cpgw-bench-home-"))
+    """This checkout's code first, and a private home of its own (no user config, logs
+    or state; no pacing shared with another child), removed when the benchmark ends."""
+    home = scratch("cpgw-bench-home-")
     env = dict(os.environ)
     env.pop("CPGW_TRAY_URL", None)
     env.update(

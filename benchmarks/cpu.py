@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import HERE, PYTHON, child_env, mean_median, ms, server, stop, table
+from common import HERE, PYTHON, child_env, mean_median, ms, scratch, server, stop, table
 
 BEHAVIOURS = {
     "keep": "kept alive",
@@ -136,7 +136,7 @@ class IdleRun:
 
     def __init__(self, who_all: list[str], warmup: float, seconds: float) -> None:
         self.who_all, self.warmup, self.seconds = who_all, warmup, seconds
-        self.tmp = Path(tempfile.mkdtemp(prefix="cpgw-bench-idle-"))
+        self.tmp = scratch("cpgw-bench-idle-")
         self.stack = contextlib.ExitStack()
         self.runs: list[tuple[float, str, str, subprocess.Popen[bytes], Path]] = []
         self.started = 0.0

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import HERE, MB, PYTHON, child_env, server, stop
+from common import HERE, MB, PYTHON, child_env, scratch, server, stop
 
 HOSTS = {"xorg": "trayer", "gtk": "trayer", "appindicator": "xfce4-panel"}
 
@@ -346,7 +346,7 @@ class TrayIdle:
     beside the CPU benchmark's idle window: its CPU read from outside, per thread."""
 
     def __init__(self) -> None:
-        self.tmp = Path(tempfile.mkdtemp(prefix="cpgw-bench-trayidle-"))
+        self.tmp = scratch("cpgw-bench-trayidle-")
         self.desktop: Any = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.marks: dict[str, tuple[float, int, int]] = {}

@@ -17,7 +17,6 @@ import json
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import datetime
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import PYTHON, child_env, start_sim, stop, table
+from benchmarks.common import PYTHON, child_env, scratch, start_sim, stop, table
 
 
 def free_port() -> int:
@@ -37,7 +36,7 @@ def free_port() -> int:
 
 def checks(sim_url: str, hang_port: int | None, interval: float, seconds: float) -> list[float]:
     """The wall times (s) of the live gateway's checks during ``seconds``."""
-    folder = Path(tempfile.mkdtemp(prefix="cpgw-bench-gateways-"))
+    folder = scratch("cpgw-bench-gateways-")
     text = f'[gateways.live]\nurl = "{sim_url}"\n'
     if hang_port is not None:
         text += f'[gateways.paper]\nurl = "https://127.0.0.1:{hang_port}"\n'

@@ -80,29 +80,12 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     if getattr(args, "clock", None):
         print(f"Demo: the clock starts at {clock.now():%Y-%m-%d %H:%M:%S} UTC and runs on.")
     if getattr(args, "gateways", 1) == 2:
-        from .several_app import demo_two
-
-        return demo_two(args, clock, SimulateMenu.factory)
+        return demo_two(args, clock)
     sim = Simulator(0, scenario="logged_out", penalty=60, wall=clock).start()
     interval = getattr(args, "interval", None) or 5.0
 
     def load() -> Config:
-        # The simulator answers in milliseconds: a short timeout makes "hang" show at once.
-        # No automatic reauthentication, so each simulated state stays on show.
-        settings = resolve(
-            args,
-            url=sim.url,
-            interval=interval,
-            insecure=True,
-            timeout=0.8,
-            auto_reauth=False,
-            push=True,  # the simulator's websocket: its drops and bulletins on show
-        )
-        # The simulator's certificate is its own; a configured endpoint, hook or phone is
-        # for the real gateway, not for simulated states.
-        return replace(
-            settings, ca_bundle=None, serve=None, on_change=None, on_event=None, notify_urls=()
-        )
+        return demo_config(args, sim.url, interval)
 
     print(f"Demo: simulated gateway on {sim.url}; the tray polls it every {interval:g} s.")
 
@@ -118,6 +101,48 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         )
     finally:
         sim.stop()
+
+
+def demo_config(args: argparse.Namespace, url: str, interval: float) -> Config:
+    """The demo's settings for a simulator at ``url``, resolved again at each load."""
+    # The simulator answers in milliseconds: a short timeout makes "hang" show at once.
+    # No automatic reauthentication, so each simulated state stays on show. Push on: the
+    # simulator's websocket, its drops and bulletins on show.
+    settings = resolve(
+        args, url=url, interval=interval, insecure=True, timeout=0.8, auto_reauth=False, push=True
+    )
+    # The simulator's certificate is its own; a configured endpoint, hook or phone is for
+    # the real gateway, not for simulated states.
+    return replace(
+        settings, ca_bundle=None, serve=None, on_change=None, on_event=None, notify_urls=()
+    )
+
+
+def demo_two(args: argparse.Namespace, clock: SimClock) -> int:
+    """``demo --gateways 2``: a live and a paper simulated gateway on one icon, each
+    section with its own Simulate menu."""
+    from .settings.gateways import Gateway
+    from .several_app import run_several
+    from .simulator import Simulator
+
+    sims = {
+        "live": Simulator(0, scenario="ready", penalty=60, wall=clock).start(),
+        "paper": Simulator(0, scenario="logged_out", penalty=60, wall=clock).start(),
+    }
+    interval = getattr(args, "interval", None) or 5.0
+    gateways = [Gateway(name, demo_config(args, sim.url, interval)) for name, sim in sims.items()]
+    for name, sim in sims.items():
+        print(f"Demo: simulated {name} gateway on {sim.url}; polled every {interval:g} s.")
+
+    def sections(config: Config, client: GatewayClient) -> list[SectionFactory]:
+        sim = next(s for s in sims.values() if s.url == config.url)
+        return [SimulateMenu.factory(sim, clock, client)]
+
+    try:
+        return run_several(gateways, sections, record_history=False, now=clock.now)
+    finally:
+        for sim in sims.values():
+            sim.stop()
 
 
 class SimulateMenu(Section):

@@ -1,5 +1,5 @@
-"""Wiring for a tray of several gateways (``[gateways.NAME]`` tables, or ``cpgw-tray demo
---gateways 2``): one :class:`~cpgw_tray.tray.tray_app.TrayApp` per gateway, each with its
+"""Wiring for a tray of several gateways (``[gateways.NAME]`` tables, or the demo's
+``--gateways 2``): one :class:`~cpgw_tray.tray.tray_app.TrayApp` per gateway, each with its
 own client, pipeline, gateway items and pause file, shown together by
 :class:`~cpgw_tray.tray.several.Several` on one icon. The health endpoint, hooks and
 notifier take every gateway's statuses, named.
@@ -10,17 +10,14 @@ a table apply live); adding or removing a table needs a restart, and every secti
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cli.options import resolve
 from .constants import EXIT_UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -29,7 +26,6 @@ if TYPE_CHECKING:
     from .settings.config import Config
     from .settings.gateways import Gateway
     from .settings.watcher import SettingsWatcher
-    from .simulator import SimClock, Simulator
     from .tray.sections import SectionFactory
     from .tray.several import Several
     from .tray.tray_app import TrayApp
@@ -37,7 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Sections = Callable[["Config", "GatewayClient"], Sequence["SectionFactory"]]
-Simulate = Callable[["Simulator", "SimClock", "GatewayClient"], "SectionFactory"]
 
 
 def run_several(
@@ -182,39 +177,3 @@ def build_apps(
             history.started()
         built.append(app)
     return built
-
-
-def demo_two(args: argparse.Namespace, clock: SimClock, simulate: Simulate) -> int:
-    """``demo --gateways 2``: a live and a paper simulated gateway on one icon, each
-    section with its own Simulate menu."""
-    from .settings.gateways import Gateway
-    from .simulator import Simulator
-
-    sims = {
-        "live": Simulator(0, scenario="ready", penalty=60, wall=clock).start(),
-        "paper": Simulator(0, scenario="logged_out", penalty=60, wall=clock).start(),
-    }
-    interval = getattr(args, "interval", None) or 5.0
-    gateways = [Gateway(name, _demo_config(args, sim.url, interval)) for name, sim in sims.items()]
-    for name, sim in sims.items():
-        print(f"Demo: simulated {name} gateway on {sim.url}; polled every {interval:g} s.")
-
-    def sections(config: Config, client: GatewayClient) -> list[SectionFactory]:
-        sim = next(s for s in sims.values() if s.url == config.url)
-        return [simulate(sim, clock, client)]
-
-    try:
-        return run_several(gateways, sections, record_history=False, now=clock.now)
-    finally:
-        for sim in sims.values():
-            sim.stop()
-
-
-def _demo_config(args: argparse.Namespace, url: str, interval: float) -> Config:
-    """The demo's settings for a simulator at ``url`` (as :func:`cmd_demo`'s)."""
-    settings = resolve(
-        args, url=url, interval=interval, insecure=True, timeout=0.8, auto_reauth=False, push=True
-    )
-    return replace(
-        settings, ca_bundle=None, serve=None, on_change=None, on_event=None, notify_urls=()
-    )

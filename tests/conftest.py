@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
+import re
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.request
@@ -112,7 +115,9 @@ class PlainHTTPServer:
 
         self.server = HTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # a short poll: close() waits for the loop's next look (0.5 s by default)
+        serve = lambda: self.server.serve_forever(poll_interval=0.02)  # noqa: E731
+        threading.Thread(target=serve, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -126,14 +131,64 @@ def plain_http() -> Iterator[PlainHTTPServer]:
     server.close()
 
 
+# The e2e mark's rule (pyproject.toml), checked: a test that starts cpgw-tray as a
+# process of its own is end-to-end. Such a test pays a Python start-up per process and
+# waits on the process in real time; the tests outside e2e stay in this process.
+_SPAWNED: list[str] = []  # cpgw-tray processes started while a test outside e2e ran
+_IN_E2E = [True]  # whether the running test is marked e2e (True between tests)
+_SHELL_WORD = re.compile(r"(^|[\s/;&|(])cpgw-tray(\s|$)")
+
+
+def _starts_cpgw_tray(argv: list[str]) -> bool:
+    """``python -m cpgw_tray …``, ``python -c '…cpgw_tray…'``, the ``cpgw-tray`` script,
+    or a shell command line that runs it."""
+    if argv and os.path.basename(argv[0]) == "cpgw-tray":
+        return True
+    for flag, word in itertools.pairwise(argv):
+        if flag == "-m" and word.split(".")[0] == "cpgw_tray":
+            return True
+        if flag == "-c" and ("cpgw_tray" in word or _SHELL_WORD.search(word)):
+            return True
+    return False
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event != "subprocess.Popen" or _IN_E2E[0]:
+        return
+    argv = args[1]
+    words = [argv] if isinstance(argv, (str, bytes)) else list(argv or ())
+    words = [os.fsdecode(w) if isinstance(w, bytes) else str(w) for w in words]
+    if len(words) == 1:  # a shell command line
+        words = ["sh", "-c", words[0]]
+    if _starts_cpgw_tray(words):
+        _SPAWNED.append(" ".join(words)[:160])
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture(autouse=True)
+def real_processes_are_e2e(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a test outside e2e that starts cpgw-tray as a process: mark it e2e."""
+    _SPAWNED.clear()
+    _IN_E2E[0] = request.node.get_closest_marker("e2e") is not None
+    yield
+    _IN_E2E[0] = True
+    if _SPAWNED:
+        pytest.fail(f"starts cpgw-tray as a process ({_SPAWNED[0]}): mark the test e2e")
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """Workers for ``-n auto``: twice the CPUs, at least 2 and at most 8. Most tests
-    wait on sockets, timers and child processes rather than compute, so more workers
-    than CPUs shorten the run; ``CPGW_TEST_WORKERS`` sets the number."""
+    """Workers for ``-n auto``. The tests outside e2e compute and never wait on real
+    time, so one worker per CPU runs them fastest (each more worker costs a collection
+    of its own); e2e tests wait on processes, timers and sockets, so with them twice
+    the CPUs, at most 8. At least 2; ``CPGW_TEST_WORKERS`` sets the number."""
     wanted = os.environ.get("CPGW_TEST_WORKERS")
     if wanted:
         return int(wanted)
-    return max(2, min(8, 2 * (os.cpu_count() or 1)))
+    cpus = os.cpu_count() or 1
+    without_e2e = re.search(r"\bnot\s+e2e\b", config.getoption("markexpr") or "")
+    return max(2, cpus if without_e2e else min(8, 2 * cpus))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -52,6 +52,7 @@ def voluntary_switches(thread: threading.Thread) -> int:
     return int(line.split()[1])
 
 
+@pytest.mark.e2e  # real checks against a real 0.5 s deadline, for 2 s
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_watchdog_sleeps_while_checks_finish_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forty checks 0.05 s apart, each moving the verdict's deadline (0.55 s on, no

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PROBE = """
 import sys
 from cpgw_tray.tray import backends
@@ -22,6 +24,7 @@ main(["--url", "https://127.0.0.1:5000", "tray"])
 """
 
 
+@pytest.mark.e2e  # a fresh process's start-up
 def test_nothing_heavy_is_imported_before_the_icon(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {
@@ -127,6 +130,7 @@ main(["--url", "https://127.0.0.1:9", "tray"])
 """
 
 
+@pytest.mark.e2e  # a fresh process's start-up
 def test_the_icon_shows_before_requests_starts_importing(tmp_path: Path) -> None:
     """Seen from the tray's side: the icon becomes visible (on the tray's thread) before
     the set-up thread so much as starts importing requests."""

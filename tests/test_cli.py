@@ -83,6 +83,7 @@ def test_top_level_help_lists_shared_options(capsys: pytest.CaptureFixture[str])
     assert "--interval" in text and "--keepalive" in text
 
 
+@pytest.mark.e2e  # a fresh process's start-up
 def test_the_parser_imports_only_the_command_that_runs() -> None:
     """Issue 22: `cli` named every command by importing its module; now only the module of
     the command that runs is imported (a fresh interpreter, so nothing was imported yet)."""
@@ -100,6 +101,7 @@ def test_the_parser_imports_only_the_command_that_runs() -> None:
         assert f"cpgw_tray.{other}" not in loaded, other
 
 
+@pytest.mark.e2e  # paced by the real rate limits (auth/status once a second)
 def test_reauth_never_takes_over_unless_asked(sim: Simulator) -> None:
     """`reauth` sends compete:false (a competing session stays); `--take-over` takes it."""
     sim.set_scenario("competing")
@@ -109,6 +111,7 @@ def test_reauth_never_takes_over_unless_asked(sim: Simulator) -> None:
     assert code == 0 and not sim.session.competing and sim.session.authenticated
 
 
+@pytest.mark.e2e  # paced by the real rate limits (auth/status once a second)
 def test_reauth_says_what_to_do(sim: Simulator) -> None:
     sim.set_scenario("logged_out")
     code, out = run_cli("--url", sim.url, "reauth")

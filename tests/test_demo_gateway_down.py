@@ -8,6 +8,8 @@ import socket
 import ssl
 import time
 
+import pytest
+
 from cpgw_tray.model.status import State
 from cpgw_tray.simulator import SimClock, Simulator
 
@@ -33,6 +35,7 @@ def ended(conn: ssl.SSLSocket) -> bool:
         return True
 
 
+@pytest.mark.e2e  # four checks paced by the real rate limits
 def test_gateway_down_refuses_until_a_scenario_is_chosen() -> None:
     clock = SimClock()
     with Simulator(0, scenario="ready", rate_limit=False, wall=clock) as sim:

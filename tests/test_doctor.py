@@ -202,6 +202,7 @@ def test_our_own_simulator_on_the_port_is_not_a_stranger(tmp_path: Path) -> None
     assert check.ok is True and "simulator" in check.verdict  # type: ignore[attr-defined]
 
 
+@pytest.mark.e2e  # waits out a real 2 s timeout
 def test_save_diagnostics_says_saving_at_once_then_the_path(tmp_path: Path) -> None:
     """The doctor inside waits on the gateway (here one that never answers TLS): the
     menu says at once that it is saving, and the path with a notification after."""

@@ -90,6 +90,7 @@ def ca_sim(tmp_path: Path) -> tuple[Simulator, trustme.CA]:
     return sim.start(), ca
 
 
+@pytest.mark.e2e  # paced by the real rate limits (auth/status once a second)
 @pytest.mark.parametrize("env_var", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
 def test_ca_bundle_verifies_and_rejects(
     ca_sim: tuple[Simulator, trustme.CA],

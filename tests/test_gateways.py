@@ -155,6 +155,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[Simulator, Simulator, Path]]:
         yield live, paper, path
 
 
+@pytest.mark.e2e  # paced by the real rate limits (auth/status once a second)
 def test_status_prints_each_gateway_and_exits_with_the_highest_code(
     pair: tuple[Simulator, Simulator, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -198,6 +199,7 @@ with open(sys.argv[1], "a") as f:
 """
 
 
+@pytest.mark.e2e  # a real watch process
 def test_watch_serves_both_runs_hooks_and_writes_history_per_gateway(
     pair: tuple[Simulator, Simulator, Path], tmp_path: Path
 ) -> None:
@@ -382,6 +384,7 @@ def test_the_tray_with_several_gateways_watches_them_all(
     assert "no display found" in err and "--gateway" not in err
 
 
+@pytest.mark.e2e  # paced by the real rate limits (auth/status once a second)
 def test_doctor_checks_each_gateway_in_the_settings_order(
     pair: tuple[Simulator, Simulator, Path],
 ) -> None:
@@ -399,6 +402,7 @@ def test_doctor_checks_each_gateway_in_the_settings_order(
     ]
 
 
+@pytest.mark.e2e  # a real sim process
 def test_sim_serves_several_gateways_each_its_own_session() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "cpgw_tray", "sim", "--port", "0", "--port", "0"],
@@ -427,6 +431,7 @@ def test_sim_serves_several_gateways_each_its_own_session() -> None:
             proc.stdout.close()
 
 
+@pytest.mark.e2e  # paced by the real rate limits (auth/status once a second)
 def test_one_table_prints_as_today_but_names_it_in_json(tmp_path: Path) -> None:
     with Simulator(0, scenario="ready", rate_limit=False) as sim:
         path = settings(tmp_path, f'[gateways.live]\nurl = "{sim.url}"\n')

@@ -126,6 +126,7 @@ def test_ctrl_c_during_start_wait_stops_what_it_started(gw_dir: Path) -> None:
     assert gateway_in(gw_dir) is None
 
 
+@pytest.mark.e2e  # cpgw-tray runs as a process
 def test_a_conf_yaml_that_is_not_utf8_is_exit_64_naming_it(gw_dir: Path) -> None:
     conf = gw_dir / "root" / "conf.yaml"
     conf.write_bytes(conf.read_bytes() + b"    # caf\xe9\n")
@@ -142,6 +143,7 @@ def test_a_conf_yaml_that_is_not_utf8_is_exit_64_naming_it(gw_dir: Path) -> None
     assert procs_in(gw_dir) == []
 
 
+@pytest.mark.e2e  # cpgw-tray runs as a process
 def test_make_gateway_dir_never_clobbers(tmp_path: Path) -> None:
     folder = tmp_path / "clientportal.gw"
     (folder / "bin").mkdir(parents=True)
@@ -216,6 +218,7 @@ def test_not_permitted_is_exit_3(
     assert other.poll() is None
 
 
+@pytest.mark.e2e  # cpgw-tray runs as a process
 def test_the_readme_table_is_the_commands_table() -> None:
     """The README's exit-code table for `gateway` is exactly the one the code states."""
     text = README.read_text()

@@ -113,6 +113,7 @@ finally:
 """
 
 
+@pytest.mark.e2e  # cpgw-tray runs as a process
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
 def test_gateway_logs_on_a_540_mb_log_uses_little_memory(gw_dir: Path) -> None:
     log = log_for(gw_dir)

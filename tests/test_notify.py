@@ -65,7 +65,9 @@ class Catcher:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # a short poll: shutdown() waits for the loop's next look (0.5 s by default)
+        serve = lambda: self.server.serve_forever(poll_interval=0.02)  # noqa: E731
+        self.thread = threading.Thread(target=serve, daemon=True)
         self.thread.start()
 
     def url(self, path: str = "/hook", auth: str = "") -> str:
@@ -159,6 +161,7 @@ def test_apprise_urls_in_any_text_are_redacted_and_the_gateways_kept() -> None:
     assert "https://127.0.0.1:5000/v1/api/iserver/auth/status" in said
 
 
+@pytest.mark.e2e  # a fresh process's imports
 def test_apprise_is_imported_only_when_a_message_is_sent() -> None:
     """A notifier set up (at the tray's start, before the icon) does not load Apprise."""
     import subprocess

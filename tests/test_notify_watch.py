@@ -118,6 +118,7 @@ def test_a_flapping_gateway_collapses_into_one_message_per_30_seconds(
     assert total + sum(" changes in " not in text for text in said[1:]) == len(watch.events)
 
 
+@pytest.mark.e2e  # real checks a second apart while a catcher hangs
 def test_a_hanging_or_failing_catcher_never_delays_a_check(sim: Simulator) -> None:
     """The same checks, on the same fake clock, as a watch without a phone; and the
     script ends while a send hangs for good (``hook_timeout`` an hour): nothing the
@@ -257,6 +258,7 @@ def test_a_snooze_in_the_tray_silences_the_phone_as_the_desktop(
     tray.client.close()
 
 
+@pytest.mark.e2e  # a real watch process
 def test_the_watch_command_sends_a_login_to_the_phone_and_never_shows_the_secret(
     sim: Simulator, catcher: Catcher, tmp_path: Path
 ) -> None:

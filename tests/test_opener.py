@@ -55,6 +55,7 @@ def run_open(tmp_path: Path, path: str, **more: str) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.e2e  # cpgw-tray runs as a process
 def test_open_prints_the_url_and_the_reason_and_exits_0(tmp_path: Path) -> None:
     failing_xdg_open(tmp_path)
     proc = run_open(tmp_path, f"{tmp_path}:/usr/bin:/bin", DISPLAY=":99")
@@ -65,6 +66,7 @@ def test_open_prints_the_url_and_the_reason_and_exits_0(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.e2e  # cpgw-tray runs as a process
 def test_open_without_a_browser_prints_the_url_and_exits_0(tmp_path: Path) -> None:
     """`cpgw-tray open` with no browser and no xdg-open: the URL and a note, exit 0."""
     proc = run_open(tmp_path, str(tmp_path))  # nothing to open a URL with

@@ -250,6 +250,7 @@ def test_a_tray_and_a_watch_take_over_once_per_5_minutes_between_them(
     assert (events(out_one) + events(out_two)).count("take_over") == 2
 
 
+@pytest.mark.e2e  # paced by the real rate limits (auth/status once a second)
 def test_status_json_says_paused_until(sim: Simulator, isolated_env: Path) -> None:
     code, data = status_json(sim.url)
     assert code == 0 and data["paused_until"] is None

@@ -89,6 +89,7 @@ def stubborn(tmp_path: Path) -> Iterator[tuple[Path, list[int]]]:
 # ------------------------------------------------------------------------ stopping
 
 
+@pytest.mark.e2e  # waits out the real grace before the kill
 def test_windows_stop_terminates_the_tree_then_kills_it(
     windows: None, stubborn: tuple[Path, list[int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -84,6 +84,7 @@ class Watcher:
         return self.link.push
 
 
+@pytest.mark.e2e  # waits out the real rate limit's second
 def test_a_drop_is_seen_within_a_second_by_one_check_and_no_poll(
     ready_sim: Simulator, tmp_path: Path
 ) -> None:
@@ -110,6 +111,7 @@ def test_a_drop_is_seen_within_a_second_by_one_check_and_no_poll(
         assert all(s.state is State.READY for t, s in watcher.published if t < seen)
 
 
+@pytest.mark.e2e  # three real checks a second apart
 def test_push_off_changes_nothing(ready_sim: Simulator, tmp_path: Path) -> None:
     with Watcher(ready_sim, tmp_path, interval=1) as watcher:
         wait_for(lambda: len(watcher.published) >= 3, timeout=10)
@@ -192,6 +194,7 @@ def test_watch_json_prints_a_bulletin_once_across_restarts(ready_sim: Simulator)
     assert [r["id"] for r in rows if r.get("event") == "bulletin"] == ["17", "18", "19"]
 
 
+@pytest.mark.e2e  # waits out real heartbeats
 def test_heartbeats_keep_the_socket_and_their_absence_drops_it(ready_sim: Simulator) -> None:
     """The simulator's heartbeat interval is set over its control API: beats every 0.2 s
     hold a socket whose gap is 1 s; beats every 10 s lose it after that gap."""
@@ -230,6 +233,7 @@ def wait_for_nothing(check: Any, seconds: float) -> Any:
     return check()
 
 
+@pytest.mark.e2e  # waits for the simulator's real 10 s heartbeat
 def test_no_socket_without_a_session_paused_or_in_a_restart_window(
     ready_sim: Simulator, tmp_path: Path
 ) -> None:

@@ -138,6 +138,7 @@ def test_default_settings_send_no_more_than_asked() -> None:
     assert paths["/v1/api/iserver/auth/status"] + paths["/v1/api/tickle"] == 40
 
 
+@pytest.mark.e2e  # paced by the real rate limits (auth/status once a second)
 def test_reauthenticate_and_logout_from_the_cli(sim: Simulator) -> None:
     sim.set_scenario("not_authenticated")
     code, out = run_cli("--url", sim.url, "reauth")
@@ -273,6 +274,7 @@ def test_status_json_has_account_fields(sim: Simulator) -> None:
     assert "sso_expires_s" in data
 
 
+@pytest.mark.e2e  # paced by the real rate limits (auth/status once a second)
 def test_tray_actions_reauthenticate_and_logout(sim: Simulator) -> None:
     tray, backend = tray_checked_once(sim, "not_authenticated")  # auto-reauth restarts it
     assert tray.status.state is State.READY

@@ -111,6 +111,7 @@ def test_parse_moment() -> None:
     assert parse_moment("2026-11-25T00:30-05:00") == datetime(2026, 11, 25, 5, 30, tzinfo=UTC)
 
 
+@pytest.mark.e2e  # a real sim process
 def test_sim_command_starts_at_the_given_clock() -> None:
     proc = subprocess.Popen(
         [
@@ -219,6 +220,7 @@ def check(tray: TrayApp, backend: DummyBackend) -> State:
     return tray.status.state
 
 
+@pytest.mark.e2e  # checks paced by the real rate limits
 def test_demo_weekly_reset_shows_the_reset_not_the_restart() -> None:
     clock = SimClock()
     with Simulator(0, scenario="ready", rate_limit=False, wall=clock) as sim:
@@ -230,6 +232,7 @@ def test_demo_weekly_reset_shows_the_reset_not_the_restart() -> None:
         tray.client.close()
 
 
+@pytest.mark.e2e  # checks paced by the real rate limits
 def test_demo_back_to_real_time_undoes_the_restart_quietly() -> None:
     """Turning *nightly restart* off: no "Not back after IBKR's restart" at once, and the
     "Since …" row in real time again."""
@@ -248,6 +251,7 @@ def test_demo_back_to_real_time_undoes_the_restart_quietly() -> None:
         tray.client.close()
 
 
+@pytest.mark.e2e  # checks paced by the real rate limits
 def test_demo_since_rows_move_with_the_clock() -> None:
     """A state that does not change across the jumps (logged out): its "Since" follows
     the clock there and back."""

@@ -64,6 +64,7 @@ def row(rows: Sequence[Entry], text: str) -> Entry:
     return next(entry for entry in rows if entry.text == text)
 
 
+@pytest.mark.e2e  # checks paced by the real rate limits
 def test_live_ready_and_paper_logged_out_show_yellow_marked_and_paper_offers_login(
     two: tuple[Simulator, Simulator],
 ) -> None:

@@ -100,6 +100,7 @@ def test_register_value_reaches_the_shared_redactor() -> None:
     assert "only-this-test-knows-it" not in redact("x only-this-test-knows-it y")
 
 
+@pytest.mark.e2e  # cpgw-tray runs as a process
 @pytest.mark.timeout(60)
 def test_the_bundle_holds_no_planted_secret(isolated_env: Path, tmp_path: Path) -> None:
     home = isolated_env

@@ -84,6 +84,7 @@ History(path, "watch").record(Status(State.LOGGED_OUT, "x", "d" * 200, checked_a
 """
 
 
+@pytest.mark.e2e  # cpgw-tray runs as a process
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
 def test_a_full_disk_leaves_the_file_at_a_row_boundary(
     tmp_path: Path,
@@ -116,6 +117,7 @@ for n in range(300):
 """
 
 
+@pytest.mark.e2e  # two writers run as processes
 def test_two_writers_rotating_lose_no_row(tmp_path: Path) -> None:
     """The tray and `watch` write and rotate the same history at once: every row kept."""
     path = tmp_path / "h.jsonl"

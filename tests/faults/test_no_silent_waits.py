@@ -47,6 +47,7 @@ def run_in_thread(argv: list[str], out: io.StringIO) -> threading.Thread:
     return thread
 
 
+@pytest.mark.e2e  # waits out a real 3 s timeout
 def test_status_says_at_once_what_it_asks_on_a_terminal(
     hostile: Hostile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -71,6 +72,7 @@ def test_status_says_nothing_extra_when_stderr_is_no_terminal(
     assert "asking" not in pipe.getvalue()
 
 
+@pytest.mark.e2e  # waits out a real 2 s timeout
 def test_doctor_prints_each_verdict_as_it_comes(
     hostile: Hostile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -186,6 +186,7 @@ def push_to(server: HostileWs, seen: Seen, gap: float = 1.5) -> Push:
     return push
 
 
+@pytest.mark.e2e  # waits out real websocket deadlines
 @pytest.mark.parametrize(
     ("behaviour", "upgrade", "why"),
     [
@@ -271,6 +272,7 @@ def test_one_thread_reads_the_socket_puts_fragments_together_and_answers_pings(
         push.stop()
 
 
+@pytest.mark.e2e  # waits out the real pauses between reconnections
 def test_a_close_storm_gets_growing_pauses(serve: Callable[..., HostileWs]) -> None:
     server = serve(close_at_once)
     seen = Seen()
@@ -284,6 +286,7 @@ def test_a_close_storm_gets_growing_pauses(serve: Callable[..., HostileWs]) -> N
     assert server.connections <= len(seen.lost) + 1
 
 
+@pytest.mark.e2e  # waits out the real pauses between reconnections
 def test_forged_sts_and_a_close_storm_never_flip_the_verdict(
     serve: Callable[..., HostileWs], tmp_path: Path
 ) -> None:

@@ -72,6 +72,7 @@ def auth_checks(sim: Simulator) -> int:
     return sum(1 for r in sim.requests() if r.path.endswith("/iserver/auth/status"))
 
 
+@pytest.mark.e2e  # a real watch process, flooded in real time
 @pytest.mark.timeout(60)
 def test_a_flood_of_idle_health_clients_never_changes_a_verdict(sim: Simulator) -> None:
     port = free_port()
@@ -116,6 +117,7 @@ def test_a_flood_of_idle_health_clients_never_changes_a_verdict(sim: Simulator) 
         reap(watcher)
 
 
+@pytest.mark.e2e  # a real watch process
 @pytest.mark.timeout(60)
 def test_a_rebinding_host_gets_421_from_a_real_watch(sim: Simulator) -> None:
     port = free_port()

@@ -20,6 +20,7 @@ from .conftest import cli, reap
 from .hostile import Hostile
 
 
+@pytest.mark.e2e  # a real watch process
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_watch_into_a_full_disk_exits_74_with_one_line(hostile: Hostile) -> None:
     with open("/dev/full", "w") as full:
@@ -35,6 +36,7 @@ def test_watch_into_a_full_disk_exits_74_with_one_line(hostile: Hostile) -> None
     assert err.splitlines() == ["cpgw-tray: cannot write the output: No space left on device"]
 
 
+@pytest.mark.e2e  # a real watch process, a real interval
 def test_watch_into_head_ends_within_an_interval_while_nothing_changes(hostile: Hostile) -> None:
     """`watch --json | head -1` against a steady gateway: no change to print, yet watch
     ends (it used to keep running, and tickling, until the next change)."""

@@ -54,6 +54,7 @@ def test_endless_interim_replies_are_an_error(hostile: Hostile, client: GatewayC
     assert client.auth_status().state is State.ERROR
 
 
+@pytest.mark.e2e  # a real status process and its terminal bytes
 @pytest.mark.parametrize(
     "message", ["\ud800", FORGERY, "nul\x00byte"], ids=["surrogate", "esc", "nul"]
 )
@@ -74,6 +75,7 @@ def test_status_prints_one_clean_line_whatever_the_message(hostile: Hostile, mes
     assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in lines[0]), repr(lines[0])
 
 
+@pytest.mark.e2e  # a real watch process
 def test_watch_goes_on_after_a_lone_surrogate(hostile: Hostile) -> None:
     """Human lines: an encoding error used to be taken for a closed pipe (exit 0, no
     checks, no keep-alive)."""
@@ -100,6 +102,7 @@ def test_watch_goes_on_after_a_lone_surrogate(hostile: Hostile) -> None:
         reap(proc)
 
 
+@pytest.mark.e2e  # a real watch process
 def test_a_nul_in_the_message_does_not_stop_the_hook(hostile: Hostile, tmp_path: Path) -> None:
     hostile.set(reply(200, saying("nul\x00byte")))
     out = tmp_path / "hook.txt"

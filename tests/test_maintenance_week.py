@@ -43,7 +43,7 @@ def walk(region: str, week: str, back_after: timedelta) -> Walk:
         status = tray.ibkr.stamp(Status(state, LOOKS[state].label, "d", checked_at=at))
         seen = len(backend.calls)
         tray.apply(status)
-        icon = next(v for k, v in reversed(backend.calls) if k == "icon")
+        icon = backend.icon
         inside = any(start <= at < end for start, end in spans)
         assert (icon == maintenance.ICON) is inside, (region, at)
         notified += [(at, v) for k, v in backend.calls[seen:] if k == "notify"]

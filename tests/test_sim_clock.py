@@ -172,7 +172,7 @@ def test_demo_nightly_restart_shares_one_clock_with_the_tray() -> None:
         status = tray.care.check()  # the simulator plays the window: the session drops
         tray.apply(status)
         assert status.state is State.NOT_AUTHENTICATED and status.maintenance_until == window.end
-        assert [v for k, v in backend.calls if k == "icon"][-1] == maintenance.ICON
+        assert backend.icon == maintenance.ICON
         simulate = next(e for e in backend.menu if e.text == "Simulate")
         restart = next(e for e in simulate.submenu if e.text.startswith("nightly restart:"))
         assert restart.checked is True and restart.action is not None
@@ -228,7 +228,7 @@ def test_demo_weekly_reset_shows_the_reset_not_the_restart() -> None:
         assert check(tray, backend) is State.READY
         simulate(backend, "weekly reset:")
         assert check(tray, backend) is State.LOGGED_OUT  # the full login the reset asks
-        assert [v for k, v in backend.calls if k == "icon"][-1] == State.LOGGED_OUT
+        assert backend.icon == State.LOGGED_OUT
         tray.client.close()
 
 

@@ -437,7 +437,7 @@ def test_a_status_is_judged_once_per_apply(
     at = NOW[0] = coming.start + timedelta(minutes=1)
     tray.apply(tray.ibkr.stamp(replace(snapshot(State.NOT_AUTHENTICATED), checked_at=at)))
     assert calls == ["expected_drop", "window"]
-    assert [v for k, v in backend.calls if k == "icon"][-1] == maintenance.ICON
+    assert backend.icon == maintenance.ICON
 
 
 def test_status_line_says_each_word_once(app: tuple[TrayApp, DummyBackend]) -> None:

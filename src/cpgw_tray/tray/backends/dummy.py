@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 class DummyBackend:
     """Records calls as ``(kind, value)`` in :attr:`calls` ("icon", "title", "menu",
-    "live", "notify"); :attr:`menu` is the last menu set. ``live_menu``: behave as a
-    tray that redraws countdown rows in place (gtk, appindicator)."""
+    "live", "notify"); :attr:`menu` is the last menu set, :attr:`icon` the last icon.
+    ``live_menu``: behave as a tray that redraws countdown rows in place (gtk,
+    appindicator)."""
 
     name = "dummy"
     has_menu = True
@@ -33,6 +34,7 @@ class DummyBackend:
         self.has_notification = has_notification
         self.calls: list[tuple[str, Any]] = []
         self.menu: Sequence[Entry] = ()
+        self.icon: Icon | None = None
         self.stopped = threading.Event()
         self._posted: deque[Callable[[], None]] = deque()
         self._lock = threading.Lock()
@@ -58,6 +60,7 @@ class DummyBackend:
             fn()
 
     def set_icon(self, icon: Icon) -> None:
+        self.icon = icon
         self.calls.append(("icon", icon))
 
     def set_title(self, text: str) -> None:

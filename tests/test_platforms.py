@@ -25,10 +25,9 @@ import pytest
 from cpgw_tray.autostart import MARKER, WINDOWED_EXE, LaunchAgent, launch_command
 from cpgw_tray.model.status import LOOKS, State, Status
 from cpgw_tray.outlets import hooks
-from cpgw_tray.process import children, identity, launcher, preflight
+from cpgw_tray.process import children, identity, launcher, preflight, stopping
 from cpgw_tray.process import folder as gwfolder
 from cpgw_tray.process.identity import Gateway, Record
-from cpgw_tray.process.stopping import stop_gateway
 
 from .conftest import wait_for
 
@@ -99,6 +98,16 @@ def test_windows_stop_terminates_the_tree_then_kills_it(
         raise AssertionError("Windows has no process groups to signal")
 
     monkeypatch.setattr(os, "killpg", no_groups)
+    noted = [Path(f"{pids_file}.term.{pid}") for pid in (parent, child)]
+    real_wait = stopping.wait_gone
+
+    def once_noted(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+        # a busy machine may run the pair's handlers after the grace: the test is about
+        # the order (terminate, then kill), so the grace starts once both noted it
+        wait_for(lambda: all(path.exists() for path in noted))
+        return real_wait(procs, timeout)
+
+    monkeypatch.setattr(stopping, "wait_gone", once_noted)
     ours = Gateway(
         pid=parent,
         folder=None,
@@ -108,7 +117,7 @@ def test_windows_stop_terminates_the_tree_then_kills_it(
         pgid=parent,  # recorded, but not a thing to signal on Windows
         members=(parent, child),
     )
-    stop_gateway(ours, grace=0.5)
+    stopping.stop_gateway(ours, grace=0.5)
     assert gone(parent) and gone(child)
     for pid in (parent, child):  # terminate came first: each noted it, then was killed
         assert Path(f"{pids_file}.term.{pid}").exists()

@@ -71,6 +71,7 @@ class Desktop:
         self.host = host
         self.align = align  # trayer's place on the top edge: left or right
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.host_log = workdir / "host.log"  # the tray host's log (the last started)
         home = workdir / "home"
         runtime = workdir / "xdg-run"
         for d in (home, runtime, workdir / "config", workdir / "cache", workdir / "state"):
@@ -159,43 +160,64 @@ class Desktop:
             ],
         )
         self.env["DBUS_SESSION_BUS_ADDRESS"] = address.splitlines()[0]
+        for attempt in range(3):
+            host = self._host(attempt)
+            wait_for(
+                lambda host=host: self._tray_owned() or host.poll() is not None,
+                30,
+                "the tray selection _NET_SYSTEM_TRAY_S0",
+            )
+            if host.poll() is None:
+                break
+            # seen under load: the host ended at once ("cannot open display") although
+            # the display answers; start it again rather than wait for a dead one
+        else:
+            raise TimeoutError("the tray host ended 3 times before taking the tray")
+        time.sleep(SETTLE)
+        return self
+
+    def _host(self, attempt: int) -> subprocess.Popen[bytes]:
+        """Start the tray host, logging to :attr:`host_log` (``host.log``, then
+        ``host-1.log``… for a host started again)."""
+        log_name = f"host-{attempt}.log" if attempt else "host.log"
+        self.host_log = self.workdir / log_name
         if self.host == "xfce4-panel":
             conf = Path(self.env["XDG_CONFIG_HOME"]) / "xfce4/xfconf/xfce-perchannel-xml"
             conf.mkdir(parents=True, exist_ok=True)
             (conf / "xfce4-panel.xml").write_text(XFCE_PANEL)
-            self._spawn(["xfce4-panel", "--disable-wm-check"], "host.log")
+            panel = self._spawn(["xfce4-panel", "--disable-wm-check"], log_name)
             wait_for(
-                lambda: self._busctl("status", "org.kde.StatusNotifierWatcher").returncode == 0,
+                lambda: (
+                    panel.poll() is not None
+                    or self._busctl("status", "org.kde.StatusNotifierWatcher").returncode == 0
+                ),
                 15,
                 "StatusNotifierWatcher",
                 step=0.1,
             )
-        else:
-            self._spawn(
-                [
-                    "trayer",
-                    "--edge",
-                    "top",
-                    "--align",
-                    self.align,
-                    "--widthtype",
-                    "request",
-                    "--height",
-                    "64",
-                    "--heighttype",
-                    "pixel",
-                    "--SetDockType",
-                    "true",
-                    "--transparent",
-                    "false",
-                    "--tint",
-                    "0x000000",
-                ],
-                "host.log",
-            )
-        wait_for(self._tray_owned, 30, "the tray selection _NET_SYSTEM_TRAY_S0")
-        time.sleep(SETTLE)
-        return self
+            return panel
+        return self._spawn(
+            [
+                "trayer",
+                "--edge",
+                "top",
+                "--align",
+                self.align,
+                "--widthtype",
+                "request",
+                "--height",
+                "64",
+                "--heighttype",
+                "pixel",
+                "--SetDockType",
+                "true",
+                "--transparent",
+                "false",
+                "--tint",
+                "0x000000",
+            ],
+            log_name,
+        )
 
     def _display(self) -> str:
         """Start Xvfb on a display number of its own. Never the lowest free one: with

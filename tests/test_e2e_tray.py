@@ -444,8 +444,8 @@ HOST_CRASH = re.compile(
 
 
 def host_crash(desktop: Desktop) -> str | None:
-    """The line where xfce4-panel's systray plugin crashed, if it did (host.log)."""
-    text = (desktop.workdir / "host.log").read_text(errors="replace")
+    """The line where xfce4-panel's systray plugin crashed, if it did (its log)."""
+    text = desktop.host_log.read_text(errors="replace")
     found = HOST_CRASH.search(text)
     return found.group(0)[:160] if found else None
 

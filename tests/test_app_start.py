@@ -148,3 +148,23 @@ def test_the_icon_shows_before_requests_starts_importing(tmp_path: Path) -> None
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.split() == ["visible", "requests"], probe.stderr
+
+
+@pytest.mark.e2e  # a fresh process's imports
+def test_the_websocket_library_is_imported_only_when_push_opens_a_socket() -> None:
+    """Push is off by default: the tray and watch do not carry the websocket library
+    (about 1 MB) until a socket is opened."""
+    code = (
+        "import sys, cpgw_tray.app, cpgw_tray.cli.watch, cpgw_tray.tray.tray_app\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'websockets'))"
+    )
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    probe = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": src},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "[]"

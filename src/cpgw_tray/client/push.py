@@ -13,7 +13,9 @@ protocol, read on this one thread, so a heartbeat wakes one thread): messages ca
 :data:`MAX_MESSAGE` bytes, the opening handshake bounded by the client's timeout, each
 read (and the pongs it sends) bounded by the heartbeat deadline, the same TLS context as
 the HTTP client (:func:`.transport.build_context`), never a proxy. The session is sent
-as the cookie ``api={"session":"ID"}``. ``ntf`` messages are ignored.
+as the cookie ``api={"session":"ID"}``. ``ntf`` messages are ignored. The library is
+imported when the first socket opens: push is off by default, and a tray or ``watch``
+without it does not carry it.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from websockets.exceptions import WebSocketException
+from typing import TYPE_CHECKING, Any
 
 from ..model.strictjson import loads_or_none
 from ..model.urls import api_base, is_loopback
 from ..model.wording import excerpt
 from .transport import build_context
-from .websocket import Closed, WebSocket
+
+if TYPE_CHECKING:
+    from .websocket import WebSocket
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +192,8 @@ class Push:
         if session is None or not self._allowed() or self._broken is not None:
             self._set(OFF)
             return LOOK_EVERY if self._broken is None else MAX_PAUSE
+        from websockets.exceptions import WebSocketException
+
         self._set(CONNECTING)
         opened = self._clock()
         try:
@@ -209,6 +213,8 @@ class Push:
         return self.pause_after_failure()
 
     def _open(self, session: str) -> WebSocket:
+        from .websocket import WebSocket
+
         return WebSocket.open(
             self.url,
             context=self._context,
@@ -222,6 +228,8 @@ class Push:
 
     def _read(self, socket: WebSocket, session: str) -> str | None:
         """Read until the socket is lost (the reason) or no longer wanted (None)."""
+        from .websocket import Closed
+
         beat = self._clock()
         while True:
             now = self._clock()

@@ -139,7 +139,7 @@ _IN_E2E = [True]  # whether the running test is marked e2e (True between tests)
 _SHELL_WORD = re.compile(r"(^|[\s/;&|(])cpgw-tray(\s|$)")
 
 
-def _starts_cpgw_tray(argv: list[str]) -> bool:
+def starts_cpgw_tray(argv: list[str]) -> bool:
     """``python -m cpgw_tray …``, ``python -c '…cpgw_tray…'``, the ``cpgw-tray`` script,
     or a shell command line that runs it."""
     if argv and os.path.basename(argv[0]) == "cpgw-tray":
@@ -160,7 +160,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     words = [os.fsdecode(w) if isinstance(w, bytes) else str(w) for w in words]
     if len(words) == 1:  # a shell command line
         words = ["sh", "-c", words[0]]
-    if _starts_cpgw_tray(words):
+    if starts_cpgw_tray(words):
         _SPAWNED.append(" ".join(words)[:160])
 
 
